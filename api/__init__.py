@@ -1,0 +1,1 @@
+"""API stage: REST API, dashboard, health and metrics."""

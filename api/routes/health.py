@@ -1,0 +1,46 @@
+"""Liveness, readiness and Prometheus metrics (no auth: scraped by infrastructure)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from otelspend.api.deps import Context
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process is up")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: the store answers and the pipeline accepts spans")
+def readyz(ctx: Context) -> Response:
+    checks: dict[str, str] = {}
+    ready = True
+    try:
+        ctx.store.scalar("SELECT 1")
+        checks["store"] = "ok"
+    except Exception as exc:  # any driver error means not ready
+        checks["store"] = f"error: {exc}"[:300]
+        ready = False
+    app = ctx.app
+    if app is not None:
+        pipeline = app.pipeline
+        if not pipeline.store_healthy:
+            checks["pipeline"] = f"store failing: {pipeline.last_store_error}"[:300]
+            ready = False
+        elif pipeline.queued_spans >= pipeline.capacity:
+            checks["pipeline"] = "ingest queue full"
+            ready = False
+        else:
+            checks["pipeline"] = "ok"
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+def metrics(ctx: Context) -> PlainTextResponse:
+    return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,1 @@
+"""Storage stage: ClickHouse client, migrations, columnar writer and queries."""

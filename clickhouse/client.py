@@ -1,0 +1,126 @@
+"""The one way into ClickHouse: clickhouse-connect, over chDB (embedded) or HTTP (server).
+
+``Store`` hands each thread its own client (a chDB handle or an HTTP session is not meant
+to be shared by concurrent calls) and closes them all on ``close()``. chDB allows one data
+path per process: every Store in a process must use the same ``chdb://`` directory until
+all clients of the previous one are closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+EMBEDDED_PREFIX = "chdb://"
+
+
+class StoreUnavailable(RuntimeError):
+    """The store could not take or answer a call; retryable."""
+
+
+def chdb_path(dsn: str) -> Path | None:
+    """``chdb://./data/chdb`` -> absolute Path; None for a server DSN.
+
+    Parsed here rather than by clickhouse-connect, whose URL parsing reads the first
+    segment of a relative path as a host and the next as a database name.
+    """
+    if not dsn.startswith(EMBEDDED_PREFIX):
+        return None
+    return Path(dsn[len(EMBEDDED_PREFIX) :]).expanduser().resolve()
+
+
+class Store:
+    def __init__(self, dsn: str, database: str, *, timeout_seconds: float = 30.0) -> None:
+        self.dsn = dsn
+        self.database = database
+        self.timeout_seconds = timeout_seconds
+        self.path = chdb_path(dsn)
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def embedded(self) -> bool:
+        return self.path is not None
+
+    def describe(self) -> str:
+        if self.path is not None:
+            return f"chdb://{self.path} database {self.database}"
+        return f"{self.dsn.split('@')[-1]} database {self.database}"
+
+    def _connect(self, database: str | None) -> Client:
+        if self.path is not None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            return clickhouse_connect.get_client(interface="chdb", path=str(self.path), database=database)
+        return clickhouse_connect.get_client(
+            dsn=self.dsn,
+            database=database or "default",
+            send_receive_timeout=int(self.timeout_seconds),
+            connect_timeout=min(10, int(self.timeout_seconds)),
+            query_retries=0,
+        )
+
+    def client(self) -> Client:
+        """This thread's client, bound to the otelspend database."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self._closed:
+                raise StoreUnavailable("store is closed")
+            try:
+                client = self._connect(self.database)
+            except Exception as exc:  # driver errors vary by backend
+                raise StoreUnavailable(f"cannot connect to {self.describe()}: {exc}") from exc
+            with self._lock:
+                self._clients.append(client)
+            self._local.client = client
+        return client
+
+    def ensure_database(self) -> None:
+        client = self._connect(None)
+        try:
+            client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        finally:
+            client.close()
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        return self.client().command(sql, parameters=dict(parameters or {}))
+
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.client().query(sql, parameters=dict(parameters or {})).result_rows
+
+    def dicts(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        result = self.client().query(sql, parameters=dict(parameters or {}))
+        names = result.column_names
+        return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
+    def scalar(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        rows = self.rows(sql, parameters)
+        return rows[0][0] if rows else None
+
+    def insert_arrow(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
+        if data.num_rows:
+            self.client().insert_arrow(table, data, settings=dict(settings or {}))
+
+    def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
+        if rows:
+            self.client().insert(table, list(rows), column_names=list(column_names))
+
+    def close(self) -> None:
+        """Close every thread's client; safe to call twice."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+            self._closed = True
+        for client in clients:
+            try:
+                client.close()
+            except Exception:
+                pass
+        self._local = threading.local()

@@ -1,0 +1,96 @@
+"""Ordered, idempotent schema migrations shipped as package data.
+
+``migrations/NNNN_name.sql`` files run in order; ``{db}`` is the database name. Each
+statement is ``CREATE ... IF NOT EXISTS`` (or otherwise safe to repeat), and every applied
+file is recorded with its checksum in ``schema_migrations``, so a restart applies nothing
+twice and an edited, already-applied file stops the start (add a new file instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from otelspend.clickhouse.client import Store
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+    def statements(self, database: str) -> list[str]:
+        text = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        text = text.replace("{db}", database)
+        return [statement.strip() for statement in text.split(";") if statement.strip()]
+
+
+def load_migrations() -> list[Migration]:
+    folder = resources.files("otelspend.clickhouse").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise MigrationError(f"migration versions must be 1..N without gaps, found {versions}")
+    return found
+
+
+def applied_migrations(store: Store) -> dict[int, str]:
+    rows = store.rows(
+        f"SELECT version, argMax(checksum, applied_at) FROM {store.database}.schema_migrations GROUP BY version"
+    )
+    return {int(version): checksum for version, checksum in rows}
+
+
+def migrate(store: Store) -> list[Migration]:
+    """Apply pending migrations; returns the ones applied now."""
+    store.ensure_database()
+    db = store.database
+    store.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+        "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC')) "
+        "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
+    )
+    done = applied_migrations(store)
+    applied = []
+    for migration in load_migrations():
+        if migration.version in done:
+            if done[migration.version] != migration.checksum:
+                raise MigrationError(
+                    f"migration {migration.version:04d}_{migration.name} changed after it was applied "
+                    f"(checksum {done[migration.version]} -> {migration.checksum}); add a new migration instead"
+                )
+            continue
+        for statement in migration.statements(db):
+            store.command(statement)
+        store.command(
+            f"INSERT INTO {db}.schema_migrations (version, name, checksum, applied_at) "
+            "VALUES ({v:UInt32}, {n:String}, {c:String}, now64(3))",
+            {"v": migration.version, "n": migration.name, "c": migration.checksum},
+        )
+        applied.append(migration)
+    return applied
+
+
+def apply_spans_ttl(store: Store, days: int | None) -> None:
+    """Keep raw spans ``days`` days (runs and rollups are unaffected); None keeps them."""
+    if days is None:
+        return
+    store.command(f"ALTER TABLE {store.database}.spans MODIFY TTL toDateTime(start_time) + INTERVAL {int(days)} DAY")

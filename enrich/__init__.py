@@ -1,0 +1,1 @@
+"""Enrich stage: pricing, ownership attribution, run stitching."""

@@ -1,0 +1,291 @@
+"""User rate cards: YAML that overrides or extends the genai-prices default.
+
+An entry matches a provider and model (glob by default, ``re:`` for a regular expression,
+no wildcard = exact; case-insensitive) during ``[effective_from, effective_to)``. Entries
+are tried in file order and the first match wins, so put specific entries first. Kinds:
+
+* token prices (USD per million tokens per kind, optional per-request fee),
+* self-hosted compute (USD per GPU-second, GPUs from the span or the entry),
+* adjustments only (``discount_pct`` and/or ``tier`` multipliers, no prices): applied to
+  the genai-prices price of whatever the entry matches.
+
+A ``tier`` multiplies the price by a factor chosen by a span attribute's value (batch,
+flex, priority ...). The whole file is validated at load; errors name file, entry, field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+from genai_prices.types import ModelPrice
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from otelspend.enrich.compiled import CompiledPrice
+from otelspend.enrich.genai_prices_card import compile_model_price
+
+
+class RateCardError(ValueError):
+    """The rate card is invalid; the message names file, entry and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenPrices(_Strict):
+    """USD per million tokens."""
+
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+    cache_read: Decimal | None = Field(None, ge=0)
+    """Omit only if cache reads really bill at the input rate."""
+    cache_write: Decimal | None = Field(None, ge=0)
+    cache_write_1h: Decimal | None = Field(None, ge=0)
+    reasoning: Decimal | None = Field(None, ge=0)
+    """Omit when reasoning tokens bill as output tokens (the usual case)."""
+
+    @model_validator(mode="after")
+    def _write_1h_needs_write(self) -> TokenPrices:
+        if self.cache_write_1h is not None and self.cache_write is None:
+            raise ValueError("cache_write_1h needs cache_write (1h writes are a subset of cache writes)")
+        return self
+
+
+class Tier(_Strict):
+    attribute: str = Field(min_length=1)
+    """Span attribute (or canonical column such as service_tier, processing) selecting the factor."""
+    multipliers: dict[str, Decimal]
+
+    @field_validator("multipliers")
+    @classmethod
+    def _positive(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        if not value:
+            raise ValueError("give at least one value: multiplier pair")
+        for key, factor in value.items():
+            if factor < 0:
+                raise ValueError(f"multiplier for {key!r} must be >= 0")
+        return value
+
+
+class Entry(_Strict):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:/\-]+$")
+    provider: str = "*"
+    model: str = Field(min_length=1)
+    effective_from: dt.datetime | dt.date | None = None
+    effective_to: dt.datetime | dt.date | None = None
+    prices: TokenPrices | None = None
+    request_fee: Decimal | None = Field(None, ge=0)
+    """USD per call."""
+    discount_pct: Decimal = Field(Decimal(0), ge=0, le=100)
+    tier: Tier | None = None
+    gpu_second: Decimal | None = Field(None, ge=0)
+    """USD per GPU-second of a self-hosted model."""
+    gpus: float = Field(1.0, gt=0)
+    """GPUs serving one call when the span does not say (otelspend.gpu.count)."""
+
+    @field_validator("provider", "model")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        if value.startswith("re:"):
+            try:
+                re.compile(value[3:])
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Entry:
+        start, end = _as_ns(self.effective_from), _as_ns(self.effective_to)
+        if start is not None and end is not None and end <= start:
+            raise ValueError("effective_to must be after effective_from")
+        if self.prices is None and self.gpu_second is None and self.request_fee is not None:
+            raise ValueError("request_fee needs prices (token prices of the same entry)")
+        if self.prices is None and self.gpu_second is None and not self.discount_pct and self.tier is None:
+            raise ValueError("give prices, gpu_second, discount_pct or tier")
+        return self
+
+    @property
+    def adjusts_default(self) -> bool:
+        """No prices of its own: it discounts / tiers the genai-prices price."""
+        return self.prices is None and self.gpu_second is None
+
+
+class RateCardFile(_Strict):
+    version: int = 1
+    currency: str = Field("USD", pattern=r"^USD$")
+    """Only USD: genai-prices is in USD and mixing currencies in one ledger is a bug."""
+    entries: list[Entry]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RateCardFile:
+        seen: set[str] = set()
+        for entry in self.entries:
+            if entry.id in seen:
+                raise ValueError(f"duplicate entry id {entry.id!r}")
+            seen.add(entry.id)
+        return self
+
+
+@dataclass(frozen=True)
+class CardEntry:
+    """An entry compiled for matching and pricing."""
+
+    entry: Entry
+    source: str
+    provider_match: re.Pattern[str]
+    model_match: re.Pattern[str]
+    start_ns: int | None
+    end_ns: int | None
+    compiled: CompiledPrice | None
+
+    def matches(self, provider: str, model: str) -> bool:
+        return bool(self.provider_match.fullmatch(provider or "")) and bool(self.model_match.fullmatch(model))
+
+    def active(self, start_ns: int) -> bool:
+        return (self.start_ns is None or start_ns >= self.start_ns) and (self.end_ns is None or start_ns < self.end_ns)
+
+    def multiplier(self, tier_value: str | None) -> Fraction:
+        factor = Fraction(100 - self.entry.discount_pct) / 100
+        tier = self.entry.tier
+        if tier is not None and tier_value is not None and tier_value in tier.multipliers:
+            factor *= Fraction(tier.multipliers[tier_value])
+        return factor
+
+    @property
+    def effective_from(self) -> str:
+        value = self.entry.effective_from
+        return value.isoformat() if value is not None else ""
+
+
+@dataclass(frozen=True)
+class RateCard:
+    path: Path | None
+    entries: tuple[CardEntry, ...]
+
+    def candidates(self, provider: str, models: tuple[str, ...]) -> tuple[tuple[CardEntry, str], ...]:
+        """Entries matching (provider, any of models), in file order, with the model matched."""
+        found = []
+        for card_entry in self.entries:
+            for model in models:
+                if model and card_entry.matches(provider, model):
+                    found.append((card_entry, model))
+                    break
+        return tuple(found)
+
+
+def load_rate_card(path: str | Path) -> RateCard:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RateCardError(f"rate card {path}: cannot read ({exc.strerror})") from None
+    return parse_rate_card(text, source=path)
+
+
+def parse_rate_card(text: str, source: Path | None = None) -> RateCard:
+    label = str(source) if source else "<rate card>"
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RateCardError(f"rate card {label}: not valid YAML ({exc})") from None
+    if not isinstance(doc, dict):
+        raise RateCardError(f"rate card {label}: expected a mapping with an 'entries' list")
+    try:
+        card = RateCardFile.model_validate(doc)
+    except ValidationError as exc:
+        raise RateCardError(_describe(label, doc, exc)) from None
+    source_name = f"user:{source.name if source else 'inline'}"
+    return RateCard(source, tuple(_compile_entry(entry, source_name) for entry in card.entries))
+
+
+def _compile_entry(entry: Entry, source: str) -> CardEntry:
+    compiled = None
+    if entry.prices is not None or entry.gpu_second is not None:
+        prices: dict[str, Decimal] = {}
+        if entry.prices is not None:
+            p = entry.prices
+            prices = {"input_mtok": p.input, "output_mtok": p.output}
+            for key, value in (
+                ("cache_read_mtok", p.cache_read),
+                ("cache_write_mtok", p.cache_write),
+                ("cache_write_1h_mtok", p.cache_write_1h),
+                ("output_reasoning_mtok", p.reasoning),
+            ):
+                if value is not None:
+                    prices[key] = value
+            if entry.request_fee:
+                prices["requests_kcount"] = entry.request_fee * 1000
+        compiled = compile_model_price(
+            ModelPrice(**prices),
+            source=source,
+            entry=entry.id,
+            effective_from=entry.effective_from.isoformat() if entry.effective_from else "",
+        )
+        if entry.gpu_second is not None:
+            from otelspend.enrich.compiled import femto_per_unit
+
+            compiled = CompiledPrice(
+                source=compiled.source,
+                entry=compiled.entry,
+                effective_from=compiled.effective_from,
+                units=compiled.units,
+                gpu_second_femto=femto_per_unit(Fraction(entry.gpu_second), 1),
+                default_gpus=entry.gpus,
+                rates_usd_per_mtok={**compiled.rates_usd_per_mtok, "gpu_second": str(entry.gpu_second)},
+            )
+    return CardEntry(
+        entry=entry,
+        source=source,
+        provider_match=_pattern(entry.provider),
+        model_match=_pattern(entry.model),
+        start_ns=_as_ns(entry.effective_from),
+        end_ns=_as_ns(entry.effective_to),
+        compiled=compiled,
+    )
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    if text.startswith("re:"):
+        return re.compile(text[3:], re.IGNORECASE)
+    return re.compile(fnmatch.translate(text), re.IGNORECASE)
+
+
+def _as_ns(value: dt.datetime | dt.date | None) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp()) * 10**9 + value.microsecond * 1000
+
+
+def _describe(label: str, doc: Mapping[str, Any], exc: ValidationError) -> str:
+    lines = []
+    entries = doc.get("entries") if isinstance(doc.get("entries"), list) else []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "entries" and isinstance(loc[1], int):
+            index = loc[1]
+            raw = entries[index] if index < len(entries) else None
+            entry_id = raw.get("id") if isinstance(raw, dict) else None
+            where = f"entry {index + 1}" + (f" (id {entry_id!r})" if entry_id else "")
+            loc = loc[2:]
+        field = ".".join(str(part) for part in loc if not str(part).startswith(("function-", "union[")))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        value = f" = {error['input']!r}" if error["type"] != "missing" and not isinstance(error["input"], dict) else ""
+        parts = [part for part in (where, field) if part]
+        lines.append(f"{', '.join(parts) or 'top level'}{value}: {message}")
+    return f"rate card {label}: " + "; ".join(lines)

@@ -1,0 +1,574 @@
+"""Compute a run from its spans: a pure function, used live, on reopen and on recovery.
+
+A run is every span of one trace. ``compute_run`` decides, from the span tree:
+
+* **Calls, each counted once.** Inference spans that nest (an instrumentor's span around
+  the provider SDK's own span) or share a ``gen_ai.response.id`` are one call: the deepest
+  span carrying usage is counted (role ``call``), the others are ``view``s. An agent /
+  workflow / tool span with usage counts only if no inference span lies below it,
+  otherwise it is an ``aggregate`` (a run total, not a call).
+* **Retries**, per call: the largest of ``http.request.resend_count``, an explicit retry
+  attribute and per-attempt HTTP child spans minus one; plus, across calls, each failed
+  call followed by a successful call of the same operation and model under the same
+  parent.
+* **Attribution**: each business key from the root span, else the earliest span that has
+  it; ownership rules then fill team / cost center / product / feature / owner.
+* **Outcome**: the latest of span-borne outcomes and outcomes posted over the API.
+* **Breakdown** rows by (model, provider, agent, tool, operation, payload band), each
+  carrying the run's attribution and a mask telling which rows are the first of the run
+  for every subset of those dimensions (exact distinct-run counts in any grouping).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+from otelspend.record import CALL_DIMENSIONS, RUN_CALL_COLUMNS, RUN_COLUMNS, F
+
+# -- the compact span the stitcher keeps (a tuple, fields below) --------------------------
+
+LITE_FIELDS: tuple[str, ...] = (
+    "trace_id", "span_id", "parent_span_id", "name", "start_time", "end_time", "duration_ns",
+    "status_code", "status_message", "service_name", "span_class", "operation", "provider", "model",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+    "agent_name", "tool_name", "response_id", "error_type", "resend_count", "retry_count",
+    "http_method", "reported_cost_usd", "outcome", "outcome_score", "outcome_label", "outcome_time",
+    "workflow_id", "workflow_type", "tenant", "customer", "feature", "user", "environment",
+    "prompt_version", "payload_bytes", "ingest_token", "cost_usd", "unpriced_reason", "call_role",
+    "version", "resource_id", "attributes", "scope_name",
+)  # fmt: skip
+
+
+class _Lite:
+    pass
+
+
+L: Any = _Lite()
+for _index, _name in enumerate(LITE_FIELDS):
+    setattr(L, _name, _index)
+
+lite_from_row: Callable[[Sequence[Any]], tuple[Any, ...]] = operator.itemgetter(
+    *(getattr(F, name) for name in LITE_FIELDS)
+)
+"""Span row -> compact tuple (C speed)."""
+
+BUSINESS_KEYS = (
+    "workflow_id",
+    "workflow_type",
+    "tenant",
+    "customer",
+    "feature",
+    "user",
+    "environment",
+    "prompt_version",
+)
+OWNED_FIELDS = ("team", "cost_center", "product", "owner", "feature", "tenant", "customer")
+"""Fields ownership rules may set; the value already on the run wins unless a rule overrides."""
+PAYLOAD_BANDS: tuple[tuple[int, str], ...] = (
+    (1_000, "<1k"),
+    (4_000, "1k-4k"),
+    (16_000, "4k-16k"),
+    (64_000, "16k-64k"),
+    (128_000, "64k-128k"),
+)
+LAST_BAND = "128k+"
+NO_BAND = "none"
+
+_SUBSETS: tuple[tuple[int, tuple[int, ...]], ...] = tuple(
+    (sum(1 << i for i in combo), combo)
+    for size in range(len(CALL_DIMENSIONS) + 1)
+    for combo in combinations(range(len(CALL_DIMENSIONS)), size)
+)
+"""(subset id, dimension indexes): subset id is the bitmask of its dimensions."""
+
+
+def payload_band(input_tokens: int | None) -> str:
+    if input_tokens is None:
+        return NO_BAND
+    for limit, name in PAYLOAD_BANDS:
+        if input_tokens < limit:
+            return name
+    return LAST_BAND
+
+
+@dataclass(frozen=True)
+class ApiOutcome:
+    outcome: str
+    score: float | None
+    label: str
+    recorded_ns: int
+
+
+@dataclass
+class RunOptions:
+    retry_loop_threshold: int = 3
+    repeat_call_threshold: int = 10
+    ownership: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None
+    """Ownership rules: match context (with the current OWNED_FIELDS values) -> final OWNED_FIELDS."""
+    resource_attributes: Callable[[int], Mapping[str, str]] | None = None
+
+
+@dataclass
+class RunResult:
+    run: dict[str, Any]
+    """RUN_COLUMNS values except version, sign, written_at, node."""
+    calls: list[dict[str, Any]]
+    roles: dict[str, str] = field(default_factory=dict)
+    """span_id -> role, for every span whose role differs from the stored one."""
+
+
+@dataclass
+class _Call:
+    span: tuple[Any, ...]
+    members: list[tuple[Any, ...]]
+    retries: int = 0
+    failed: bool = False
+
+
+def compute_run(
+    spans: Iterable[tuple[Any, ...]], api_outcomes: Sequence[ApiOutcome] = (), options: RunOptions | None = None
+) -> RunResult:
+    options = options or RunOptions()
+    by_id: dict[str, tuple[Any, ...]] = {}
+    for span in spans:
+        known = by_id.get(span[L.span_id])
+        if known is None or span[L.version] > known[L.version]:
+            by_id[span[L.span_id]] = span
+    ordered = sorted(by_id.values(), key=lambda s: (s[L.start_time], s[L.span_id]))
+    if not ordered:
+        raise ValueError("a run needs at least one span")
+    run_id = ordered[0][L.trace_id]
+
+    roots = [s for s in ordered if not s[L.parent_span_id]]
+    root = roots[0] if roots else None
+    depth_of = _depths(by_id)
+    roles: dict[str, str] = {}
+
+    calls, aggregates = _calls(ordered, by_id, depth_of, roles)
+    _count_retries(calls, by_id, ordered)
+    agent_of = _agent_resolver(by_id)
+
+    attribution = _attribution(root, ordered)
+    service = (root or ordered[0])[L.service_name]
+    ingest_token = next((s[L.ingest_token] for s in ([root] if root else []) + ordered if s[L.ingest_token]), "")
+    context = _ownership_context(options, attribution, root or ordered[0], service, ingest_token, ordered, agent_of)
+    owned = options.ownership(context) if options.ownership else context
+    for key in OWNED_FIELDS:
+        attribution[key] = owned.get(key, "")
+
+    status = "unknown" if root is None else ("error" if root[L.status_code] == "ERROR" else "success")
+    outcome = _outcome(ordered, api_outcomes)
+    start = ordered[0][L.start_time]
+    end = max(s[L.end_time] for s in ordered)
+    duration_ns = root[L.duration_ns] if root is not None else end - start
+
+    counted = [c.span for c in calls] + aggregates["counted"]
+    tools = [s for s in ordered if s[L.span_class] == "tool"]
+    agents = [s for s in ordered if s[L.span_class] == "agent"]
+    unpriced = sum(1 for c in calls if _is_unpriced(c))
+    priced = sum(1 for c in calls if c.span[L.cost_usd] is not None)
+    cost = sum(c.span[L.cost_usd] for c in calls if c.span[L.cost_usd] is not None)
+    reported = [r for r in (_reported(c) for c in calls) if r is not None]
+    retries = sum(c.retries for c in calls)
+    repeats = defaultdict(int)
+    for c in calls:
+        repeats[(c.span[L.parent_span_id], c.span[L.operation], c.span[L.model])] += 1
+    views = sum(1 for role in roles.values() if role == "view")
+    errors = sum(1 for s in ordered if s[L.status_code] == "ERROR" and roles.get(s[L.span_id]) != "view")
+
+    run = {
+        "run_id": run_id,
+        "start_time": start,
+        "end_time": end,
+        "duration_ms": duration_ns // 1_000_000,
+        "complete": 1 if root is not None else 0,
+        "status": status,
+        "status_message": root[L.status_message] if root is not None else "",
+        "root_span_id": root[L.span_id] if root is not None else "",
+        "root_name": root[L.name] if root is not None else "",
+        "service": service,
+        **{key: attribution[key] for key in BUSINESS_KEYS},
+        **{key: attribution[key] for key in ("team", "cost_center", "product", "owner")},
+        "ingest_token": ingest_token,
+        "outcome": outcome[0],
+        "outcome_score": outcome[1],
+        "outcome_label": outcome[2],
+        "outcome_source": outcome[3],
+        "spans": len(ordered),
+        "llm_calls": len(calls),
+        "duplicate_views": views,
+        "tool_calls": len(tools),
+        "tool_failures": sum(1 for s in tools if s[L.status_code] == "ERROR"),
+        "agent_invocations": len(agents),
+        "errors": errors,
+        "retries": retries,
+        "retry_loop": int(
+            retries >= options.retry_loop_threshold or max(repeats.values(), default=0) >= options.repeat_call_threshold
+        ),
+        "input_tokens": sum(s[L.input_tokens] or 0 for s in counted),
+        "output_tokens": sum(s[L.output_tokens] or 0 for s in counted),
+        "cache_read_tokens": sum(s[L.cache_read_tokens] or 0 for s in counted),
+        "cache_write_tokens": sum(s[L.cache_write_tokens] or 0 for s in counted),
+        "reasoning_tokens": sum(s[L.reasoning_tokens] or 0 for s in counted),
+        "payload_bytes": sum(s[L.payload_bytes] for s in ordered if roles.get(s[L.span_id]) != "view"),
+        "cost_usd": None if calls and priced == 0 and unpriced else cost,
+        "reported_cost_usd": sum(reported) if reported else None,
+        "priced_calls": priced,
+        "unpriced_calls": unpriced,
+        "models": sorted({c.span[L.model] for c in calls if c.span[L.model]}),
+        "providers": sorted({c.span[L.provider] for c in calls if c.span[L.provider]}),
+        "agents": sorted({a for s in ordered if (a := s[L.agent_name])}),
+        "tools": sorted({s[L.tool_name] for s in tools if s[L.tool_name]}),
+    }
+    breakdown = _breakdown(run, calls, tools, agent_of)
+    # Only role changes against what is stored are returned (they are re-written).
+    for span in ordered:
+        roles.setdefault(span[L.span_id], initial_role(span[L.span_class]))
+    changed = {sid: role for sid, role in roles.items() if by_id[sid][L.call_role] != role}
+    return RunResult(run, breakdown, changed)
+
+
+def initial_role(span_class: str) -> str:
+    """The role a span is stored with at ingest, before its run is complete."""
+    return {"llm": "call", "tool": "tool", "agent": "agent"}.get(span_class, "other")
+
+
+# -- calls ---------------------------------------------------------------------------------
+
+
+def _depths(by_id: Mapping[str, tuple[Any, ...]]) -> dict[str, int]:
+    depth: dict[str, int] = {}
+    for span_id in by_id:
+        chain = []
+        current = span_id
+        while current in by_id and current not in depth and len(chain) < 10_000:
+            chain.append(current)
+            current = by_id[current][L.parent_span_id]
+        base = depth.get(current, -1) if current in by_id else -1
+        for offset, sid in enumerate(reversed(chain), start=1):
+            depth[sid] = base + offset
+    return depth
+
+
+def _has_usage(span: tuple[Any, ...]) -> bool:
+    return span[L.input_tokens] is not None or span[L.output_tokens] is not None
+
+
+def _calls(
+    ordered: list[tuple[Any, ...]],
+    by_id: Mapping[str, tuple[Any, ...]],
+    depth_of: Mapping[str, int],
+    roles: dict[str, str],
+) -> tuple[list[_Call], dict[str, list[tuple[Any, ...]]]]:
+    inference = [s for s in ordered if s[L.span_class] == "llm"]
+    inference_ids = {s[L.span_id] for s in inference}
+    parent = {s[L.span_id]: s[L.span_id] for s in inference}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    by_response: dict[str, str] = {}
+    for span in inference:
+        sid = span[L.span_id]
+        ancestor = _nearest(by_id, span, inference_ids)
+        if ancestor is not None:
+            union(ancestor, sid)
+        response_id = span[L.response_id]
+        if response_id:
+            if response_id in by_response:
+                union(by_response[response_id], sid)
+            else:
+                by_response[response_id] = sid
+
+    groups: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for span in inference:
+        groups[find(span[L.span_id])].append(span)
+
+    calls = []
+    for members in groups.values():
+        with_usage = [s for s in members if _has_usage(s)]
+        pool = with_usage or members
+        chosen = max(pool, key=lambda s: (depth_of.get(s[L.span_id], 0), _usage_fields(s), -s[L.start_time]))
+        for span in members:
+            if span is not chosen:
+                roles[span[L.span_id]] = "view"
+        roles[chosen[L.span_id]] = "call"
+        calls.append(_Call(chosen, members))
+    calls.sort(key=lambda c: (c.span[L.start_time], c.span[L.span_id]))
+
+    # Usage on an agent / workflow / tool span: a run total when an inference span lies
+    # below it (e.g. gen_ai.usage.* on an agent span), otherwise the only record of a call.
+    below_inference = set()
+    for span in inference:
+        current = span[L.parent_span_id]
+        hops = 0
+        while current in by_id and current not in below_inference and hops < 10_000:
+            below_inference.add(current)
+            current = by_id[current][L.parent_span_id]
+            hops += 1
+    aggregates: dict[str, list[tuple[Any, ...]]] = {"counted": [], "aggregate": []}
+    for span in ordered:
+        if span[L.span_class] != "llm" and _has_usage(span):
+            if span[L.span_id] in below_inference:
+                roles[span[L.span_id]] = "aggregate"
+                aggregates["aggregate"].append(span)
+            else:
+                roles[span[L.span_id]] = "call"
+                aggregates["counted"].append(span)
+                calls.append(_Call(span, [span]))
+    return calls, aggregates
+
+
+def _usage_fields(span: tuple[Any, ...]) -> int:
+    return sum(
+        span[i] is not None
+        for i in (L.input_tokens, L.output_tokens, L.cache_read_tokens, L.cache_write_tokens, L.reasoning_tokens)
+    )
+
+
+def _nearest(by_id: Mapping[str, tuple[Any, ...]], span: tuple[Any, ...], wanted: set[str]) -> str | None:
+    current = span[L.parent_span_id]
+    hops = 0
+    while current and current in by_id and hops < 10_000:
+        if current in wanted:
+            return current
+        current = by_id[current][L.parent_span_id]
+        hops += 1
+    return None
+
+
+def _count_retries(calls: list[_Call], by_id: Mapping[str, tuple[Any, ...]], ordered: list[tuple[Any, ...]]) -> None:
+    member_of: dict[str, _Call] = {}
+    for call in calls:
+        for span in call.members:
+            member_of[span[L.span_id]] = call
+    attempts: dict[int, int] = defaultdict(int)
+    for span in ordered:
+        if span[L.span_class] == "http":
+            owner = None
+            current = span[L.parent_span_id]
+            hops = 0
+            while current in by_id and hops < 10_000:
+                if current in member_of:
+                    owner = member_of[current]
+                    break
+                current = by_id[current][L.parent_span_id]
+                hops += 1
+            if owner is not None:
+                attempts[id(owner)] += 1
+    for call in calls:
+        resend = max((s[L.resend_count] for s in call.members), default=0)
+        explicit = max((s[L.retry_count] for s in call.members), default=0)
+        call.retries = max(resend, explicit, attempts.get(id(call), 0) - 1, 0)
+        chosen = call.span
+        call.failed = chosen[L.status_code] == "ERROR" or (
+            not _has_usage(chosen) and any(s[L.status_code] == "ERROR" for s in call.members)
+        )
+    # A failed call followed by a later call of the same operation and model under the
+    # same parent is a retry the application made itself.
+    siblings: dict[tuple[str, str, str], list[_Call]] = defaultdict(list)
+    for call in calls:
+        s = call.span
+        siblings[(s[L.parent_span_id], s[L.operation], s[L.model])].append(call)
+    for group in siblings.values():
+        pending_failures: list[_Call] = []
+        for call in group:
+            if call.failed:
+                pending_failures.append(call)
+            elif pending_failures:
+                call.retries += len(pending_failures)
+                pending_failures = []
+
+
+def _is_unpriced(call: _Call) -> bool:
+    span = call.span
+    if span[L.cost_usd] is not None:
+        return False
+    # A failed call that reported no usage was not billed: nothing is missing.
+    return not (span[L.unpriced_reason] in ("no_usage", "") and call.failed)
+
+
+def _reported(call: _Call) -> int | None:
+    if call.span[L.reported_cost_usd] is not None:
+        return call.span[L.reported_cost_usd]
+    return next((s[L.reported_cost_usd] for s in call.members if s[L.reported_cost_usd] is not None), None)
+
+
+# -- attribution, outcome, ownership ----------------------------------------------------------
+
+
+def _attribution(root: tuple[Any, ...] | None, ordered: list[tuple[Any, ...]]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key in BUSINESS_KEYS:
+        index = getattr(L, key)
+        value = root[index] if root is not None else ""
+        if not value:
+            value = next((s[index] for s in ordered if s[index]), "")
+        values[key] = value
+    return values
+
+
+def _outcome(ordered: list[tuple[Any, ...]], api: Sequence[ApiOutcome]) -> tuple[str, float | None, str, str]:
+    best: tuple[int, str, float | None, str, str] | None = None
+    for span in ordered:
+        if span[L.outcome] or span[L.outcome_score] is not None or span[L.outcome_label]:
+            candidate = (span[L.outcome_time], span[L.outcome], span[L.outcome_score], span[L.outcome_label], "span")
+            if best is None or candidate[0] >= best[0]:
+                best = candidate
+    for item in api:
+        if best is None or item.recorded_ns >= best[0]:
+            best = (item.recorded_ns, item.outcome, item.score, item.label, "api")
+    if best is None:
+        return "", None, "", ""
+    return best[1], best[2], best[3], best[4]
+
+
+def _ownership_context(
+    options: RunOptions,
+    attribution: Mapping[str, str],
+    top: tuple[Any, ...],
+    service: str,
+    ingest_token: str,
+    ordered: list[tuple[Any, ...]],
+    agent_of: Callable[[tuple[Any, ...]], str],
+) -> dict[str, str]:
+    """What ownership rules match on: resource and root-span attributes, then the run's keys."""
+    context: dict[str, str] = {}
+    if options.resource_attributes is not None:
+        context.update(options.resource_attributes(top[L.resource_id]))
+    keys, values = top[L.attributes] or ((), ())
+    context.update(zip(keys, values, strict=False))
+    context.update({k: v for k, v in attribution.items() if v})
+    context["service.name"] = context["service"] = service
+    context["ingest_token"] = ingest_token
+    context["agent"] = next((a for s in ordered if (a := agent_of(s))), "")
+    for key in OWNED_FIELDS:
+        context.setdefault(key, "")
+    return context
+
+
+def _agent_resolver(by_id: Mapping[str, tuple[Any, ...]]) -> Callable[[tuple[Any, ...]], str]:
+    cache: dict[str, str] = {}
+
+    def agent(span: tuple[Any, ...]) -> str:
+        sid = span[L.span_id]
+        if sid in cache:
+            return cache[sid]
+        chain = []
+        current: tuple[Any, ...] | None = span
+        found = ""
+        while current is not None and len(chain) < 10_000:
+            csid = current[L.span_id]
+            if csid in cache:
+                found = cache[csid]
+                break
+            chain.append(csid)
+            if current[L.agent_name]:
+                found = current[L.agent_name]
+                break
+            current = by_id.get(current[L.parent_span_id])
+        for item in chain:
+            cache[item] = found
+        return found
+
+    return agent
+
+
+# -- breakdown ---------------------------------------------------------------------------------
+
+_RUN_DIMENSIONS_IN_CALLS = tuple(
+    c.name
+    for c in RUN_CALL_COLUMNS
+    if c.name
+    in (
+        "workflow_id", "workflow_type", "service", "environment", "tenant", "customer", "feature", "user",
+        "prompt_version", "team", "cost_center", "product", "owner", "status", "outcome",
+    )
+)  # fmt: skip
+
+
+def _breakdown(
+    run: Mapping[str, Any], calls: list[_Call], tools: list[tuple[Any, ...]], agent_of: Callable[[tuple[Any, ...]], str]
+) -> list[dict[str, Any]]:
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+
+    def row_for(key: tuple[str, ...]) -> dict[str, Any]:
+        row = rows.get(key)
+        if row is None:
+            row = {
+                **dict(zip(CALL_DIMENSIONS, key, strict=True)),
+                "calls": 0, "errors": 0, "retries": 0, "tool_calls": 0, "tool_failures": 0,
+                "unpriced_calls": 0, "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0,
+                "cache_write_tokens": 0, "reasoning_tokens": 0, "payload_bytes": 0, "cost_usd": 0,
+                "reported_cost_usd": 0, "latencies_ms": [],
+            }  # fmt: skip
+            rows[key] = row
+        return row
+
+    for call in calls:
+        s = call.span
+        agent = agent_of(s) or next((agent_of(m) for m in call.members if agent_of(m)), "")
+        key = (s[L.model], s[L.provider], agent, "", s[L.operation], payload_band(s[L.input_tokens]))
+        row = row_for(key)
+        row["calls"] += 1
+        row["errors"] += call.failed
+        row["retries"] += call.retries
+        row["unpriced_calls"] += _is_unpriced(call)
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+            row[name] += s[getattr(L, name)] or 0
+        row["payload_bytes"] += s[L.payload_bytes]
+        row["cost_usd"] += s[L.cost_usd] or 0
+        row["reported_cost_usd"] += _reported(call) or 0
+        row["latencies_ms"].append(s[L.duration_ns] // 1_000_000)
+    for s in tools:
+        key = ("", "", agent_of(s), s[L.tool_name], s[L.operation] or "execute_tool", "")
+        row = row_for(key)
+        row["tool_calls"] += 1
+        failed = s[L.status_code] == "ERROR"
+        row["tool_failures"] += failed
+        row["errors"] += failed
+        row["payload_bytes"] += s[L.payload_bytes]
+        row["latencies_ms"].append(s[L.duration_ns] // 1_000_000)
+    if not rows:
+        row_for(("",) * len(CALL_DIMENSIONS))
+
+    ordered_keys = sorted(rows)
+    masks = dict.fromkeys(ordered_keys, 0)
+    for subset_id, dims in _SUBSETS:
+        seen: set[tuple[str, ...]] = set()
+        for key in ordered_keys:
+            projection = tuple(key[i] for i in dims)
+            if projection not in seen:
+                seen.add(projection)
+                masks[key] |= 1 << subset_id
+    shared = {name: run[name] for name in _RUN_DIMENSIONS_IN_CALLS}
+    successful = int(run["status"] == "success")
+    accepted = int(run["outcome"] == "accepted")
+    out = []
+    for key in ordered_keys:
+        row = rows[key]
+        row.update(shared)
+        row["run_id"] = run["run_id"]
+        row["start_time"] = run["start_time"]
+        row["run_mask"] = masks[key]
+        row["successful"] = successful
+        row["accepted"] = accepted
+        out.append(row)
+    return out
+
+
+RUN_FIELD_NAMES = tuple(c.name for c in RUN_COLUMNS)
+CALL_FIELD_NAMES = tuple(c.name for c in RUN_CALL_COLUMNS)

@@ -1,0 +1,197 @@
+"""Run stitching state: spans grouped by trace id until their run can be emitted.
+
+Data flow (one owner thread, the pipeline's; nothing here does I/O):
+
+    add(spans) ──► open runs (bounded) ──due()──► emission (otelspend.emission)
+        ▲               │ root seen + settle_seconds quiet, or root_wait_seconds quiet,
+        │               │ or over max_open_runs (oldest first)
+        └── reopen ◄── closed cache (recently emitted: span ids + emitted rows, bounded)
+
+A span whose trace is neither open nor cached may belong to a run emitted long ago (a late
+span) or before a restart: its run starts ``partial`` with an unknown previous emission,
+and emission asks the store before computing. Exact duplicates of known spans are dropped
+here (``is_known``) before they cost a write. Memory: open runs and the closed cache are
+capped by count; evictions are counted, never silent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from otelspend.enrich.runs import ApiOutcome, L
+
+UNKNOWN: Any = object()
+"""Previous emission not known in memory: the store must be asked."""
+
+
+@dataclass
+class OpenRun:
+    run_id: str
+    spans: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    has_root: bool = False
+    last_activity: float = 0.0
+    dirty_since_ns: int = 0
+    """Ingest time of the earliest span not yet reflected in an emission (crash recovery)."""
+    previous: Any = None
+    """Emitted rows currently stored, None if never emitted, UNKNOWN if not known here."""
+    partial: bool = False
+    """``spans`` may not hold the whole run: load the stored spans before computing."""
+    outcomes: list[ApiOutcome] = field(default_factory=list)
+    load_outcomes: bool = False
+
+
+@dataclass
+class ClosedRun:
+    previous: Any
+    span_ids: frozenset[str]
+
+
+@dataclass
+class StitchStats:
+    duplicates_dropped: int = 0
+    evicted_open: int = 0
+    evicted_closed: int = 0
+    reopened: int = 0
+
+
+class Stitcher:
+    def __init__(
+        self,
+        *,
+        settle_seconds: float = 3.0,
+        root_wait_seconds: float = 300.0,
+        max_open_runs: int = 100_000,
+        max_spans_per_run: int = 50_000,
+        closed_cache_runs: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settle = settle_seconds
+        self.root_wait = root_wait_seconds
+        self.max_open = max_open_runs
+        self.max_spans = max_spans_per_run
+        self.closed_cap = closed_cache_runs
+        self.clock = clock
+        self.rooted: OrderedDict[str, OpenRun] = OrderedDict()
+        self.unrooted: OrderedDict[str, OpenRun] = OrderedDict()
+        self.closed: OrderedDict[str, ClosedRun] = OrderedDict()
+        self.stats = StitchStats()
+        self.forced: OrderedDict[str, OpenRun] = OrderedDict()
+        """Runs to emit at the next due(): over a cap, or reopened by an outcome."""
+
+    # -- queries ------------------------------------------------------------------------
+
+    def open_count(self) -> int:
+        return len(self.rooted) + len(self.unrooted) + len(self.forced)
+
+    def _open(self, run_id: str) -> OpenRun | None:
+        return self.rooted.get(run_id) or self.unrooted.get(run_id) or self.forced.get(run_id)
+
+    def is_known(self, trace_id: str, span_id: str) -> bool:
+        """True for an exact duplicate of a span this process already holds or emitted."""
+        run = self._open(trace_id)
+        if run is not None:
+            return span_id in run.spans
+        closed = self.closed.get(trace_id)
+        return closed is not None and span_id in closed.span_ids
+
+    def low_water_mark_ns(self) -> int | None:
+        """Earliest ingest time not yet reflected in an emission, if any run is open."""
+        marks = [run.dirty_since_ns for q in (self.rooted, self.unrooted, self.forced) for run in q.values()]
+        return min(marks) if marks else None
+
+    # -- input --------------------------------------------------------------------------
+
+    def add(self, spans: Iterable[tuple[Any, ...]], ingested_ns: int) -> None:
+        now = self.clock()
+        for span in spans:
+            run_id = span[L.trace_id]
+            run = self._get_or_reopen(run_id, ingested_ns)
+            if span[L.span_id] in run.spans:
+                self.stats.duplicates_dropped += 1
+                continue
+            run.spans[span[L.span_id]] = span
+            run.last_activity = now
+            if run_id in self.forced:
+                run.has_root = run.has_root or not span[L.parent_span_id]
+            elif not span[L.parent_span_id] and not run.has_root:
+                run.has_root = True
+                self.unrooted.pop(run_id, None)
+                self.rooted[run_id] = run
+            else:
+                (self.rooted if run.has_root else self.unrooted).move_to_end(run_id)
+            if len(run.spans) >= self.max_spans:
+                self._force(run)
+        self._enforce_cap()
+
+    def add_outcome(self, run_id: str, outcome: ApiOutcome, ingested_ns: int) -> None:
+        run = self._open(run_id)
+        if run is None:
+            # Not open: re-emit it at once with the outcome (nothing else is awaited).
+            run = self._get_or_reopen(run_id, ingested_ns)
+            run.partial = True
+            self._force(run)
+        run.outcomes.append(outcome)
+        run.load_outcomes = True
+
+    def _get_or_reopen(self, run_id: str, ingested_ns: int) -> OpenRun:
+        run = self._open(run_id)
+        if run is not None:
+            return run
+        closed = self.closed.pop(run_id, None)
+        if closed is not None:
+            self.stats.reopened += 1
+            run = OpenRun(run_id, previous=closed.previous, partial=True, load_outcomes=True)
+        else:
+            run = OpenRun(run_id, previous=UNKNOWN)
+        run.dirty_since_ns = ingested_ns
+        self.unrooted[run_id] = run
+        return run
+
+    def restore(self, run_id: str, spans: Iterable[tuple[Any, ...]], ingested_ns: int) -> None:
+        """Re-open a run from stored spans after a restart (previous emission asked at close)."""
+        run = self._get_or_reopen(run_id, ingested_ns)
+        run.previous = UNKNOWN
+        run.load_outcomes = True
+        self.add(spans, ingested_ns)
+
+    # -- output -------------------------------------------------------------------------
+
+    def due(self, *, now: float | None = None, everything: bool = False) -> list[OpenRun]:
+        """Pop the runs ready to emit (all of them with ``everything``)."""
+        now = self.clock() if now is None else now
+        ready = list(self.forced.values())
+        self.forced.clear()
+        for queue, wait in ((self.rooted, self.settle), (self.unrooted, self.root_wait)):
+            while queue:
+                run = next(iter(queue.values()))
+                if not everything and run.last_activity + wait > now:
+                    break  # queues are ordered by last activity
+                queue.popitem(last=False)
+                ready.append(run)
+        return ready
+
+    def emitted(self, run: OpenRun, previous: Any) -> None:
+        """Remember a just-emitted run so late spans and duplicates need no store lookup."""
+        if self.closed_cap <= 0:
+            return
+        self.closed[run.run_id] = ClosedRun(previous, frozenset(run.spans))
+        self.closed.move_to_end(run.run_id)
+        while len(self.closed) > self.closed_cap:
+            self.closed.popitem(last=False)
+            self.stats.evicted_closed += 1
+
+    def _force(self, run: OpenRun) -> None:
+        self.rooted.pop(run.run_id, None)
+        self.unrooted.pop(run.run_id, None)
+        self.forced[run.run_id] = run
+
+    def _enforce_cap(self) -> None:
+        while len(self.rooted) + len(self.unrooted) > self.max_open:
+            queue = self.unrooted if self.unrooted else self.rooted
+            _, run = queue.popitem(last=False)
+            self.forced[run.run_id] = run
+            self.stats.evicted_open += 1

@@ -1,0 +1,297 @@
+"""Assemble and run one otelspend process: receivers, pipeline, API.
+
+``OtelSpend.start()`` applies migrations, recovers from a previous crash (reopens runs
+whose spans were stored but not yet emitted, repairs rollup hours a crash may have left
+half-written, replays the write-ahead log), then opens the receivers and the API. Port 0
+picks a free port; the chosen addresses are logged in one parseable line:
+
+    otelspend listening otlp_grpc=127.0.0.1:4317 otlp_http=127.0.0.1:4318 api=127.0.0.1:8000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from otelspend.api.deps import ApiContext
+from otelspend.api.main import create_app
+from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.migrate import apply_spans_ttl, migrate
+from otelspend.clickhouse.rollups import rebuild_hours
+from otelspend.clickhouse.runstore import RunStore
+from otelspend.clickhouse.writer import SpanWriter
+from otelspend.emission import Emitter
+from otelspend.enrich.genai_prices_card import GenaiPricesCard
+from otelspend.enrich.ownership import OwnershipRules, load_ownership
+from otelspend.enrich.pricing import PriceBook
+from otelspend.enrich.runs import RunOptions
+from otelspend.enrich.stitcher import Stitcher
+from otelspend.metrics import Metrics
+from otelspend.pipeline import Pipeline, read_state
+from otelspend.receiver.conventions import load_conventions
+from otelspend.receiver.grpc_server import OtlpGrpcServer
+from otelspend.receiver.http_server import OtlpHttpApp
+from otelspend.receiver.ingest import Ingest
+from otelspend.receiver.normalize import NormalizeOptions, Normalizer
+from otelspend.reloadable import Reloadable
+from otelspend.settings import Settings, split_address
+from otelspend.wal import FORMAT_JSON, WriteAheadLog
+
+log = logging.getLogger("otelspend")
+RECOVERY_MARGIN_NS = 2 * 10**9
+
+
+@dataclass(frozen=True)
+class Addresses:
+    otlp_grpc: str
+    otlp_http: str
+    api: str
+
+    def line(self) -> str:
+        return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}"
+
+
+class ResourceAttributes:
+    """resource_id -> attributes, from recent batches, else from the store (bounded)."""
+
+    def __init__(self, store: Store, capacity: int = 50_000) -> None:
+        self.store = store
+        self.capacity = capacity
+        self._cache: OrderedDict[int, dict[str, str]] = OrderedDict()
+
+    def remember(self, resources: Mapping[int, tuple[str, list[tuple[str, str]]]]) -> None:
+        for resource_id, (_, pairs) in resources.items():
+            if resource_id not in self._cache:
+                self._cache[resource_id] = dict(pairs)
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+
+    def __call__(self, resource_id: int) -> Mapping[str, str]:
+        found = self._cache.get(resource_id)
+        if found is None:
+            rows = self.store.rows(
+                f"SELECT attributes FROM {self.store.database}.resources WHERE resource_id = {{r:UInt64}} LIMIT 1",
+                {"r": resource_id},
+            )
+            found = dict(rows[0][0]) if rows else {}
+            self._cache[resource_id] = found
+        return found
+
+
+class OtelSpend:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store = Store(
+            settings.clickhouse.dsn,
+            settings.clickhouse.database,
+            timeout_seconds=settings.clickhouse.insert_timeout_seconds,
+        )
+        self.addresses: Addresses | None = None
+        self._http_thread: threading.Thread | None = None
+        self._uvicorn: list[uvicorn.Server] = []
+        self._grpc: OtlpGrpcServer | None = None
+        self._otlp_http: OtlpHttpApp | None = None
+        self._stopped = threading.Event()
+
+    # -- start --------------------------------------------------------------------------------
+
+    def start(self) -> Addresses:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        applied = migrate(self.store)
+        apply_spans_ttl(self.store, s.clickhouse.spans_ttl_days)
+        if applied:
+            log.info("applied migrations %s", ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
+
+        genai = GenaiPricesCard()
+        self.pricing: Reloadable[PriceBook] = Reloadable(
+            "rate card", s.rate_card, lambda path: PriceBook.from_file(path, genai)
+        )
+        self.ownership: Reloadable[OwnershipRules] = Reloadable(
+            "ownership rules", s.ownership, lambda path: load_ownership(path) if path else OwnershipRules()
+        )
+        self.resources = ResourceAttributes(self.store)
+        self.stitcher = Stitcher(
+            settle_seconds=s.runs.settle_seconds,
+            root_wait_seconds=s.runs.root_wait_seconds,
+            max_open_runs=s.runs.max_open_runs,
+            max_spans_per_run=s.runs.max_spans_per_run,
+            closed_cache_runs=s.runs.closed_cache_runs,
+        )
+        self.runstore = RunStore(self.store)
+        self.emitter = Emitter(
+            self.runstore,
+            node=s.node_id,
+            options=self._run_options,
+            late_horizon_ns=int(s.runs.late_horizon_hours * 3600 * 10**9),
+        )
+        self.wal = WriteAheadLog(s.wal_dir, fsync=s.wal.fsync, segment_bytes=s.wal.segment_bytes)
+        pending = self.wal.open()
+        self.pipeline = Pipeline(
+            writer=SpanWriter(self.store, on_resources=self.resources.remember),
+            pricing=self.pricing,
+            stitcher=self.stitcher,
+            emitter=self.emitter,
+            wal=self.wal,
+            metrics=self.metrics,
+            node=s.node_id,
+            data_dir=s.data_dir,
+            queue_spans=s.pipeline.queue_spans,
+            batch_rows=s.clickhouse.batch_rows,
+            flush_interval=s.clickhouse.flush_interval_ms / 1000,
+            reloadables=(self.ownership,),
+        )
+        self.normalizer = Normalizer(
+            load_conventions(),
+            NormalizeOptions(
+                keep_content=s.otlp.keep_content,
+                max_value_chars=s.otlp.max_attribute_value_bytes,
+                max_attributes=s.otlp.max_attributes_per_span,
+            ),
+        )
+        self.ingest = Ingest(
+            normalizer=self.normalizer,
+            pipeline=self.pipeline,
+            wal=self.wal,
+            metrics=self.metrics,
+            tokens=s.otlp.ingest_tokens,
+            retry_after_seconds=s.pipeline.retry_after_seconds,
+        )
+        self._recover(pending)
+        self.pipeline.start()
+        self._grpc = OtlpGrpcServer(
+            self.ingest, s.otlp.grpc_address, max_request_bytes=s.otlp.max_request_bytes, workers=s.otlp.grpc_workers
+        )
+        self._grpc.start()
+        self._otlp_http = OtlpHttpApp(self.ingest, max_request_bytes=s.otlp.max_request_bytes, workers=4)
+        api = create_app(ApiContext(settings=s, store=self.store, metrics=self.metrics, app=self))
+        otlp_sock, otlp_address = _listen(s.otlp.http_address)
+        api_sock, api_address = _listen(s.api.address)
+        self._start_http([(self._otlp_http, otlp_sock), (api, api_sock)])
+        self.addresses = Addresses(self._grpc.address, otlp_address, api_address)
+        log.info("%s store=%s", self.addresses.line(), self.store.describe())
+        return self.addresses
+
+    def _run_options(self) -> RunOptions:
+        runs = self.settings.runs
+        return RunOptions(
+            retry_loop_threshold=runs.retry_loop_threshold,
+            ownership=self.ownership.current,
+            resource_attributes=self.resources,
+        )
+
+    def _recover(self, pending: list[Any]) -> None:
+        """Bring memory back to where a crash left it, before any new span is accepted."""
+        s = self.settings
+        state = read_state(s.data_dir)
+        now = time.time_ns()
+        horizon = int(s.runs.late_horizon_hours * 3600 * 10**9)
+        runs, workflows = self.runstore.outcome_keys_since(now - horizon - 3600 * 10**9)
+        self.emitter.outcome_runs |= runs
+        self.emitter.outcome_workflows |= workflows
+        if state is not None and state.get("node") == s.node_id:
+            since = int(state["lwm_ns"]) - RECOVERY_MARGIN_NS
+            traces = self.runstore.traces_ingested_since(s.node_id, since)
+            for start in range(0, len(traces), 5000):
+                chunk = traces[start : start + 5000]
+                stored = self.runstore.spans(chunk)
+                for trace_id in chunk:
+                    self.stitcher.restore(trace_id, stored.get(trace_id, ()), now)
+            reopened, _ = self.runstore.outcome_keys_since(since)
+            for run_id in reopened:
+                if self.stitcher._open(run_id) is None:
+                    self.stitcher.restore(run_id, (), now)
+            if not state.get("clean"):
+                hours = self.runstore.hours_written_since(
+                    s.node_id, int(state["emit_checkpoint_ns"]) - RECOVERY_MARGIN_NS
+                )
+                if hours:
+                    rebuild_hours(self.store, hours)
+                log.info(
+                    "recovered after an unclean stop: %d open run(s) restored, %d rollup hour(s) rebuilt, "
+                    "%d logged request(s) to replay",
+                    self.stitcher.open_count(),
+                    len(hours),
+                    len(pending),
+                )
+        for record in pending:
+            submission = self.ingest.replay(
+                record.payload, json_body=record.format == FORMAT_JSON, token=record.token, seq=record.seq
+            )
+            if submission is not None and submission.rows:
+                self.pipeline.process([submission])
+            else:
+                self.wal.checkpoint(record.seq, len(record.payload))
+
+    def _start_http(self, apps: list[tuple[Any, socket.socket]]) -> None:
+        ready = threading.Event()
+        for app, _ in apps:
+            config = uvicorn.Config(
+                app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5
+            )
+            self._uvicorn.append(uvicorn.Server(config))
+
+        async def main() -> None:
+            tasks = [
+                asyncio.create_task(server.serve(sockets=[sock]))
+                for server, (_, sock) in zip(self._uvicorn, apps, strict=True)
+            ]
+            while not all(server.started for server in self._uvicorn):
+                if any(task.done() for task in tasks):
+                    break
+                await asyncio.sleep(0.01)
+            ready.set()
+            await asyncio.gather(*tasks)
+
+        self._http_thread = threading.Thread(target=lambda: asyncio.run(main()), name="otelspend-http", daemon=True)
+        self._http_thread.start()
+        if not ready.wait(30) or not all(server.started for server in self._uvicorn):
+            raise RuntimeError("HTTP servers did not start")
+
+    # -- stop -----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Graceful: stop accepting, store everything accepted, emit runs. Safe to call twice."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._grpc is not None:
+            self._grpc.shutdown(5)
+        for server in self._uvicorn:
+            server.should_exit = True
+        if self._http_thread is not None:
+            self._http_thread.join(15)
+        if self._otlp_http is not None:
+            self._otlp_http.shutdown()
+        if hasattr(self, "pipeline"):
+            self.pipeline.shutdown()
+            self.wal.close()
+        self.store.close()
+        log.info("otelspend stopped")
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+def _listen(address: str) -> tuple[socket.socket, str]:
+    host, port = split_address(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    infos = socket.getaddrinfo(host, port, family if ":" in host else socket.AF_UNSPEC, socket.SOCK_STREAM)
+    family, _, _, _, sockaddr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(sockaddr)
+    sock.listen(1024)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
+    return sock, f"{shown}:{bound_port}"

@@ -1,0 +1,116 @@
+"""Self-observability: counters and gauges rendered as Prometheus text at /metrics.
+
+Counting is a dict update under the GIL; nothing is logged per span.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass
+class _Histogram:
+    counts: list[int] = field(default_factory=lambda: [0] * (len(_BUCKETS_SECONDS) + 1))
+    total: float = 0.0
+    n: int = 0
+
+    def observe(self, seconds: float) -> None:
+        for index, bound in enumerate(_BUCKETS_SECONDS):
+            if seconds <= bound:
+                self.counts[index] += 1
+                break
+        else:
+            self.counts[-1] += 1
+        self.total += seconds
+        self.n += 1
+
+
+HELP: dict[str, str] = {
+    "otelspend_spans_received_total": "Spans in export requests that reached a receiver.",
+    "otelspend_spans_accepted_total": "Spans accepted (durable in the write-ahead log) and acknowledged.",
+    "otelspend_spans_rejected_total": "Spans rejected as invalid (partial success), by reason class.",
+    "otelspend_spans_written_total": "Spans written to ClickHouse.",
+    "otelspend_spans_duplicate_total": "Exact duplicate spans dropped before storage.",
+    "otelspend_requests_total": "Export requests by transport and outcome.",
+    "otelspend_requests_refused_total": "Export requests answered UNAVAILABLE/503 (back-pressure or store down).",
+    "otelspend_calls_unpriced_total": "Model calls stored without a price, by reason.",
+    "otelspend_runs_emitted_total": "Run emissions written (first emission or update).",
+    "otelspend_runs_unchanged_total": "Closed runs whose stored figures were already right.",
+    "otelspend_late_spans_ignored_total": "Spans for runs emitted longer ago than the late horizon.",
+    "otelspend_store_errors_total": "Failed store calls (retried).",
+    "otelspend_queue_spans": "Spans accepted but not yet stored.",
+    "otelspend_open_runs": "Runs held open in memory.",
+    "otelspend_wal_pending_bytes": "Write-ahead log bytes not yet checkpointed.",
+    "otelspend_insert_seconds": "Latency of span inserts into ClickHouse.",
+    "otelspend_emit_seconds": "Latency of run emissions into ClickHouse.",
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._histograms: dict[str, _Histogram] = {}
+        self._gauges: dict[str, Callable[[], float]] = {}
+
+    def inc(self, name: str, value: float = 1, **labels: str) -> None:
+        key = (name, tuple(sorted(labels.items())))
+        with self._lock:
+            self._counters[key] = self._counters.get(key, 0) + value
+
+    def value(self, name: str, **labels: str) -> float:
+        return self._counters.get((name, tuple(sorted(labels.items()))), 0)
+
+    def total(self, name: str) -> float:
+        return sum(v for (n, _), v in self._counters.items() if n == name)
+
+    def observe(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self._histograms.setdefault(name, _Histogram()).observe(seconds)
+
+    def gauge(self, name: str, read: Callable[[], float]) -> None:
+        self._gauges[name] = read
+
+    def render(self) -> str:
+        lines: list[str] = []
+        with self._lock:
+            counters = dict(self._counters)
+            histograms = {k: (list(v.counts), v.total, v.n) for k, v in self._histograms.items()}
+        names = sorted({n for n, _ in counters} | set(HELP) - set(self._gauges) - set(histograms))
+        for name in names:
+            if name not in HELP or name.endswith("_seconds") or name in self._gauges:
+                continue
+            lines += [f"# HELP {name} {HELP[name]}", f"# TYPE {name} counter"]
+            series = [(labels, v) for (n, labels), v in counters.items() if n == name] or [((), 0)]
+            for labels, value in sorted(series):
+                lines.append(f"{name}{_labels(labels)} {_number(value)}")
+        for name, read in sorted(self._gauges.items()):
+            lines += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} gauge", f"{name} {_number(read())}"]
+        for name, (counts, total, n) in sorted(histograms.items()):
+            lines += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} histogram"]
+            cumulative = 0
+            for bound, count in zip(_BUCKETS_SECONDS, counts, strict=False):
+                cumulative += count
+                lines.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
+            lines.append(f'{name}_bucket{{le="+Inf"}} {n}')
+            lines += [f"{name}_sum {total:.6f}", f"{name}_count {n}"]
+        return "\n".join(lines) + "\n"
+
+
+def _labels(labels: tuple[tuple[str, str], ...]) -> str:
+    if not labels:
+        return ""
+    body = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+    return "{" + body + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.6f}"

@@ -1,0 +1,327 @@
+"""One validated settings model for the whole process.
+
+Sources, lowest precedence first: field defaults, an optional YAML file (``--config`` or
+``OTELSPEND_CONFIG``), ``OTELSPEND_*`` environment variables, ``serve`` flags. Every
+section rejects unknown keys; every problem is reported at once, naming the key, where it
+came from, the value and what was expected.
+
+Environment names are derived, not listed: ``OTELSPEND_<SECTION>_<FIELD>`` for a field of
+a section (``OTELSPEND_CLICKHOUSE_DSN``), ``OTELSPEND_<FIELD>`` for a top-level field
+(``OTELSPEND_RATE_CARD``). Lists are comma separated.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "OTELSPEND_"
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """Configuration is invalid; the message lists every problem."""
+
+
+def _check_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError("expected host:port, e.g. 127.0.0.1:4317 (port 0 picks a free port)")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected a port number from 0 to 65535 after the colon")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        if not all(part and part.replace("-", "").isalnum() for part in bare.split(".")):
+            raise ValueError("expected an IP address or host name before the port") from None
+    return value
+
+
+Address = Annotated[str, AfterValidator(_check_address)]
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``'127.0.0.1:4317'`` -> ``('127.0.0.1', 4317)``; brackets stripped from IPv6 hosts."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestToken(Section):
+    """A bearer token accepted on OTLP; ``name`` is what gets stored and matched by ownership rules."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    token: str = Field(min_length=8)
+
+
+class OtlpSettings(Section):
+    grpc_address: Address = "127.0.0.1:4317"
+    """OTLP/gRPC listen address (TraceService/Export). Default loopback only."""
+    http_address: Address = "127.0.0.1:4318"
+    """OTLP/HTTP listen address (POST /v1/traces and /api/public/otel/v1/traces)."""
+    max_request_bytes: int = Field(16 * MIB, ge=1024, le=1024 * MIB)
+    """Largest request accepted, compressed or not (RESOURCE_EXHAUSTED / 413 above it)."""
+    ingest_tokens: list[IngestToken] = []
+    """Bearer tokens accepted on OTLP. Empty = no auth. Env form: ``name:token,name2:token2``."""
+    keep_content: bool = False
+    """Keep prompt/completion content attributes. Default drops them and keeps their byte size."""
+    max_attribute_value_bytes: int = Field(4096, ge=64, le=MIB)
+    """Longer attribute values are truncated before storage (the payload size is measured first)."""
+    max_attributes_per_span: int = Field(256, ge=8, le=10_000)
+    """Attributes beyond this count are dropped from the stored map (canonical fields still read)."""
+    grpc_workers: int = Field(8, ge=1, le=256)
+    """Threads serving gRPC exports."""
+
+    @field_validator("ingest_tokens", mode="before")
+    @classmethod
+    def _parse_token_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [item.strip() for item in value.split(",") if item.strip()]
+            parsed = []
+            for pair in pairs:
+                name, sep, token = pair.partition(":")
+                if not sep:
+                    raise ValueError("expected name:token pairs separated by commas")
+                parsed.append({"name": name, "token": token})
+            return parsed
+        return value
+
+
+class ApiSettings(Section):
+    address: Address = "127.0.0.1:8000"
+    """REST API and web dashboard listen address."""
+    tokens: list[str] = []
+    """Bearer tokens accepted by the API and dashboard. Empty = no auth (loopback default)."""
+    max_rows: int = Field(10_000, ge=1, le=1_000_000)
+    """Upper bound of ``limit`` on list and rollup endpoints."""
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("tokens")
+    @classmethod
+    def _long_enough(cls, value: list[str]) -> list[str]:
+        for token in value:
+            if len(token) < 8:
+                raise ValueError("each API token must be at least 8 characters")
+        return value
+
+
+class ClickHouseSettings(Section):
+    dsn: str = "chdb://./data/chdb"
+    """``chdb://<dir>`` for embedded chDB (relative paths resolve from the working directory),
+    ``http(s)://user:password@host:8123`` for a ClickHouse server."""
+    database: str = Field("otelspend", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Database holding every otelspend table."""
+    batch_rows: int = Field(20_000, ge=1, le=1_000_000)
+    """Spans per columnar insert (the size trigger)."""
+    flush_interval_ms: int = Field(250, ge=1, le=60_000)
+    """Longest a span waits in the pipeline before an insert (the time trigger)."""
+    spans_ttl_days: int | None = Field(None, ge=1)
+    """Drop raw spans older than this many days (runs and rollups are kept). Default: keep."""
+    insert_timeout_seconds: float = Field(30.0, gt=0)
+    """A store call slower than this counts as a failure and is retried."""
+
+    @field_validator("dsn")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value.startswith("chdb://"):
+            if not value[len("chdb://") :]:
+                raise ValueError("expected chdb://<directory>, e.g. chdb://./data/chdb")
+            return value
+        if value.startswith(("http://", "https://")):
+            return value
+        raise ValueError("expected a chdb://<directory> or http(s)://host:port DSN")
+
+
+class WalSettings(Section):
+    dir: Path | None = None
+    """Write-ahead log directory. Default ``<data_dir>/wal``."""
+    fsync: bool = True
+    """fsync before acknowledging (group commit). Off survives process crashes, not power loss."""
+    segment_bytes: int = Field(64 * MIB, ge=MIB)
+    """Size at which the log rolls to a new segment file."""
+
+
+class PipelineSettings(Section):
+    queue_spans: int = Field(200_000, ge=1_000)
+    """Spans accepted but not yet stored. Above it, exporters get UNAVAILABLE / 503 + Retry-After."""
+    retry_after_seconds: int = Field(2, ge=1, le=300)
+    """Retry hint sent with UNAVAILABLE / 503."""
+
+
+class RunsSettings(Section):
+    settle_seconds: float = Field(3.0, ge=0)
+    """A run whose root has arrived is emitted after this long without new spans."""
+    root_wait_seconds: float = Field(300.0, ge=0)
+    """A run whose root never arrives is emitted as incomplete after this long without new spans."""
+    late_horizon_hours: float = Field(24.0, ge=0)
+    """Late spans up to this age (by span end time) update their run; older ones are stored only."""
+    max_open_runs: int = Field(100_000, ge=10)
+    """Open runs held in memory; above it the longest-idle run is emitted early."""
+    max_spans_per_run: int = Field(50_000, ge=10)
+    """Spans one open run may hold in memory; a bigger trace is emitted in place and reopened."""
+    closed_cache_runs: int = Field(20_000, ge=0)
+    """Recently emitted runs kept in memory so late spans need no store lookup."""
+    retry_loop_threshold: int = Field(3, ge=1)
+    """A run with at least this many retries, or this many repeats of one call, is a retry loop."""
+
+
+class Settings(Section):
+    data_dir: Path = Path("./data")
+    """Where the WAL (and the default embedded chDB) live."""
+    node_id: str = Field(default_factory=socket.gethostname, min_length=1)
+    """Identifies this replica in stored rows (crash recovery only rebuilds its own runs)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    rate_card: Path | None = None
+    """YAML rate card overriding / extending genai-prices."""
+    ownership: Path | None = None
+    """YAML ownership rules (team, cost center, product, feature, owner)."""
+    otlp: OtlpSettings = OtlpSettings()
+    api: ApiSettings = ApiSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    wal: WalSettings = WalSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    runs: RunsSettings = RunsSettings()
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.wal.dir or self.data_dir / "wal"
+
+    @field_validator("rate_card", "ownership")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("expected a readable YAML file; none exists at that path")
+        return value
+
+
+def env_names() -> dict[str, tuple[str, ...]]:
+    """Every accepted ``OTELSPEND_*`` variable and the settings path it sets."""
+    names: dict[str, tuple[str, ...]] = {}
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            for sub in annotation.model_fields:
+                names[f"{ENV_PREFIX}{name}_{sub}".upper()] = (name, sub)
+        else:
+            names[f"{ENV_PREFIX}{name}".upper()] = (name,)
+    return names
+
+
+def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    target[path[-1]] = value
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from file, environment and ``overrides`` (nested dict, e.g. flags).
+
+    Raises ConfigError listing every invalid or unknown key with its source.
+    """
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    sources: dict[tuple[str, ...], str] = {}
+    raw: dict[str, Any] = {}
+
+    config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
+    if config_file:
+        path = Path(config_file)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
+        raw = loaded
+        _record_sources(loaded, (), f"config file {path}", sources)
+
+    known = env_names()
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        path_ = known.get(name)
+        if path_ is None:
+            hint = difflib.get_close_matches(name, known, n=1)
+            problems.append(f"{name}: unknown setting" + (f" (did you mean {hint[0]}?)" if hint else ""))
+            continue
+        _set_path(raw, path_, value)
+        sources[path_] = f"env {name}"
+
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+        _record_sources(overrides, (), "flag", sources)
+
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(str(part) for part in error["loc"])
+            problems.append(_describe(loc, error, sources))
+        settings = None
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    assert settings is not None
+    return settings
+
+
+def _record_sources(
+    tree: Mapping[str, Any], prefix: tuple[str, ...], label: str, sources: dict[tuple[str, ...], str]
+) -> None:
+    for key, value in tree.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping):
+            _record_sources(value, path, label, sources)
+        else:
+            sources[path] = label
+
+
+def _describe(loc: tuple[str, ...], error: Mapping[str, Any], sources: dict[tuple[str, ...], str]) -> str:
+    key = ".".join(loc)
+    source = next((sources[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in sources), "default")
+    if error["type"] == "extra_forbidden":
+        parent = Settings
+        for part in loc[:-1]:
+            field = parent.model_fields.get(part)
+            annotation = field.annotation if field else None
+            if not (isinstance(annotation, type) and issubclass(annotation, Section)):
+                break
+            parent = annotation
+        hint = difflib.get_close_matches(loc[-1], parent.model_fields, n=1)
+        return f"{key} ({source}): unknown key" + (f" (did you mean {hint[0]}?)" if hint else "")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key} ({source}) = {error.get('input')!r}: {message}"

@@ -1,0 +1,1 @@
+"""Receiver stage: OTLP gRPC/HTTP servers, decoding, normalisation to the canonical span record."""

@@ -1,0 +1,102 @@
+"""What both transports do with a request body: authenticate, decode, normalise, make it
+durable, hand it to the pipeline, and say how it went (OTLP partial success)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from otelspend.metrics import Metrics
+from otelspend.pipeline import Pipeline, Submission
+from otelspend.receiver import errors
+from otelspend.receiver.decode import Decoded, UndecodableRequest, decode_json, decode_protobuf
+from otelspend.receiver.normalize import NormalizedBatch, Normalizer
+from otelspend.settings import IngestToken
+from otelspend.wal import FORMAT_JSON, FORMAT_PROTOBUF, WriteAheadLog
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    accepted: int
+    rejected: int
+    message: str
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        normalizer: Normalizer,
+        pipeline: Pipeline,
+        wal: WriteAheadLog,
+        metrics: Metrics,
+        tokens: Sequence[IngestToken] = (),
+        retry_after_seconds: int = 2,
+    ) -> None:
+        self.normalizer = normalizer
+        self.pipeline = pipeline
+        self.wal = wal
+        self.metrics = metrics
+        self.tokens = tuple(tokens)
+        self.retry_after = retry_after_seconds
+
+    def authenticate(self, authorization: str | None) -> str:
+        """Token name for an ``Authorization`` header value; '' when auth is off."""
+        if not self.tokens:
+            return ""
+        scheme, _, secret = (authorization or "").partition(" ")
+        if scheme.lower() == "bearer" and secret:
+            for token in self.tokens:
+                if hmac.compare_digest(token.token.encode(), secret.strip().encode()):
+                    return token.name
+        raise errors.unauthenticated()
+
+    def decode(self, payload: bytes, *, json_body: bool) -> Decoded:
+        try:
+            return decode_json(payload) if json_body else decode_protobuf(payload)
+        except UndecodableRequest as exc:
+            raise errors.undecodable(str(exc)) from None
+
+    def export(self, payload: bytes, *, json_body: bool, token: str, transport: str) -> ExportResult:
+        """Accept one export request; raises ExportError for a whole-request failure."""
+        try:
+            decoded = self.decode(payload, json_body=json_body)
+        except errors.ExportError:
+            self.metrics.inc("otelspend_requests_total", transport=transport, result="undecodable")
+            raise
+        batch = self.normalizer.normalize(decoded.request, ingest_token=token)
+        received = len(batch.rows) + batch.rejected + decoded.rejected
+        self.metrics.inc("otelspend_spans_received_total", received, transport=transport)
+        if batch.rows:
+            self._accept(payload, json_body, token, batch, transport)
+        rejected = decoded.rejected + batch.rejected
+        if rejected:
+            self.metrics.inc("otelspend_spans_rejected_total", rejected, transport=transport)
+        self.metrics.inc("otelspend_requests_total", transport=transport, result="ok" if not rejected else "partial")
+        message = "; ".join(part for part in ("; ".join(decoded.errors), batch.error_message) if part)
+        return ExportResult(len(batch.rows), rejected, message)
+
+    def _accept(self, payload: bytes, json_body: bool, token: str, batch: NormalizedBatch, transport: str) -> None:
+        count = len(batch.rows)
+        if not self.pipeline.reserve(count):
+            self.metrics.inc("otelspend_requests_refused_total", transport=transport)
+            reason = "store unavailable" if not self.pipeline.store_healthy else "ingest queue full"
+            raise errors.unavailable(reason, self.retry_after)
+        try:
+            seq = self.wal.append(payload, format=FORMAT_JSON if json_body else FORMAT_PROTOBUF, token=token)
+        except OSError as exc:
+            self.pipeline.release(count)
+            self.metrics.inc("otelspend_requests_refused_total", transport=transport)
+            raise errors.unavailable(f"write-ahead log: {exc.strerror}", self.retry_after) from None
+        self.pipeline.submit(Submission(seq, batch.rows, batch.resources, len(payload)))
+        self.metrics.inc("otelspend_spans_accepted_total", count, transport=transport)
+
+    def replay(self, payload: bytes, *, json_body: bool, token: str, seq: int) -> Submission | None:
+        """Rebuild the submission of a logged request (crash recovery)."""
+        try:
+            decoded = self.decode(payload, json_body=json_body)
+        except errors.ExportError:
+            return None
+        batch = self.normalizer.normalize(decoded.request, ingest_token=token)
+        return Submission(seq, batch.rows, batch.resources, len(payload))
