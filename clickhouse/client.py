@@ -119,8 +119,6 @@ class Store:
             clients, self._clients = self._clients, []
             self._closed = True
         for client in clients:
-            try:
+            with contextlib.suppress(Exception):
                 client.close()
-            except Exception:
-                pass
         self._local = threading.local()
