@@ -98,6 +98,15 @@ class Stitcher:
         closed = self.closed.get(trace_id)
         return closed is not None and span_id in closed.span_ids
 
+    def open_runs_of_workflow(self, workflow_id: str) -> list[str]:
+        """Open runs with a span carrying this workflow id (for outcomes posted by workflow)."""
+        return [
+            run.run_id
+            for queue in (self.rooted, self.unrooted, self.forced)
+            for run in queue.values()
+            if any(span[L.workflow_id] == workflow_id for span in run.spans.values())
+        ]
+
     def low_water_mark_ns(self) -> int | None:
         """Earliest ingest time not yet reflected in an emission, if any run is open."""
         marks = [run.dirty_since_ns for q in (self.rooted, self.unrooted, self.forced) for run in q.values()]

@@ -33,7 +33,7 @@ from otelspend.emission import Emitter
 from otelspend.enrich.genai_prices_card import GenaiPricesCard
 from otelspend.enrich.ownership import OwnershipRules, load_ownership
 from otelspend.enrich.pricing import PriceBook
-from otelspend.enrich.runs import RunOptions
+from otelspend.enrich.runs import ApiOutcome, RunOptions
 from otelspend.enrich.stitcher import Stitcher
 from otelspend.metrics import Metrics
 from otelspend.pipeline import Pipeline, read_state
@@ -258,6 +258,58 @@ class OtelSpend:
         if not ready.wait(30) or not all(server.started for server in self._uvicorn):
             raise RuntimeError("HTTP servers did not start")
 
+    # -- commands from the API ---------------------------------------------------------------
+
+    def record_outcome(
+        self,
+        *,
+        run_id: str = "",
+        workflow_id: str = "",
+        outcome: str,
+        score: float | None = None,
+        label: str = "",
+        recorded_ns: int | None = None,
+        note: str = "",
+    ) -> list[str]:
+        """Store an outcome (history kept), then re-emit the runs it applies to.
+
+        By ``run_id``, or by ``workflow_id`` for every run of that workflow, including runs
+        that have not arrived yet. Returns the run ids updated now. Durable before return.
+        """
+        if not run_id and not workflow_id:
+            raise ValueError("give a run_id or a workflow_id")
+        now = time.time_ns()
+        recorded = recorded_ns or now
+        self.store.insert_rows(
+            f"{self.store.database}.outcomes",
+            [[run_id, workflow_id if not run_id else "", outcome, score, label, "api",
+              _utc(recorded), _utc(now), note]],
+            ["run_id", "workflow_id", "outcome", "score", "label", "source", "recorded_at", "received_at", "note"],
+        )  # fmt: skip
+        item = ApiOutcome(outcome, score, label, recorded)
+        if run_id:
+            targets = [run_id]
+        else:
+            targets = [
+                row[0]
+                for row in self.store.rows(
+                    f"SELECT DISTINCT run_id FROM {self.store.database}.runs FINAL WHERE workflow_id = {{w:String}}",
+                    {"w": workflow_id},
+                )
+            ]
+
+        def apply() -> list[str]:
+            if workflow_id and not run_id:
+                self.emitter.outcome_workflows.add(workflow_id)
+                targets.extend(self.stitcher.open_runs_of_workflow(workflow_id))
+            else:
+                self.emitter.outcome_runs.add(run_id)
+            for target in dict.fromkeys(targets):
+                self.stitcher.add_outcome(target, item, now)
+            return list(dict.fromkeys(targets))
+
+        return self.pipeline.call(apply)
+
     # -- stop -----------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -281,6 +333,12 @@ class OtelSpend:
 
     def wait(self) -> None:
         self._stopped.wait()
+
+
+def _utc(ns: int) -> Any:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ns // 10**9, tz=dt.UTC).replace(microsecond=(ns // 1000) % 10**6)
 
 
 def _listen(address: str) -> tuple[socket.socket, str]:

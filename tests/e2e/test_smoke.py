@@ -50,3 +50,36 @@ def test_agent_run_is_stored_priced_and_stitched(server, transport):
     assert str(run["cost_usd"]) == "0.000165000000000"
     rollup = server.rows("SELECT sum(runs), sum(cost_usd), sum(calls) FROM {db}.rollup_runs_hourly")
     assert rollup == [(1, run["cost_usd"], 1)]
+
+
+def test_outcome_posted_later_updates_run_and_rollups(server):
+    with tracer_provider(server, "grpc") as provider:
+        tracer = provider.get_tracer("app")
+        with tracer.start_as_current_span("agent run") as root:
+            root.set_attribute("workflow.id", "wf-outcome")
+            with tracer.start_as_current_span("chat") as span:
+                span.set_attributes(
+                    {
+                        "gen_ai.provider.name": "anthropic",
+                        "gen_ai.operation.name": "chat",
+                        "gen_ai.request.model": "claude-sonnet-4-5",
+                        "gen_ai.usage.input_tokens": 3570,
+                        "gen_ai.usage.output_tokens": 120,
+                        "gen_ai.usage.cache_read.input_tokens": 3000,
+                        "gen_ai.usage.cache_write.input_tokens": 500,
+                    }
+                )
+    server.wait_idle()
+    run_id = server.scalar("SELECT run_id FROM {db}.runs FINAL")
+    assert server.scalar("SELECT outcome FROM {db}.runs FINAL") == ""
+    updated = server.app.record_outcome(workflow_id="wf-outcome", outcome="accepted", score=0.9, label="good")
+    assert updated == [run_id]
+    server.wait_idle()
+    run = server.dicts("SELECT * FROM {db}.runs FINAL")[0]
+    assert (run["outcome"], run["outcome_score"], run["outcome_label"], run["outcome_source"]) == (
+        "accepted", 0.9, "good", "api"
+    )
+    # claude-sonnet-4-5: 70 input x $3 + 3000 cache read x $0.30 + 500 cache write x $3.75 + 120 output x $15 per MTok
+    assert str(run["cost_usd"]) == "0.004785000000000"
+    rollup = server.rows("SELECT sum(runs), sum(accepted_runs), sum(cost_usd) FROM {db}.rollup_runs_hourly")
+    assert rollup == [(1, 1, run["cost_usd"])]

@@ -1,0 +1,3 @@
+from otelspend.cli import main
+
+raise SystemExit(main())

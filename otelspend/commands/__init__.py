@@ -1,0 +1,42 @@
+"""One module per ``otelspend`` subcommand. Each exposes ``register(subparsers)``, which adds
+its parser and sets ``func(args) -> int`` as the handler."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from otelspend.settings import Settings, load_settings
+
+# flag dest -> settings path; every such flag is also an OTELSPEND_* variable
+STORE_FLAGS: dict[str, tuple[str, ...]] = {
+    "clickhouse_dsn": ("clickhouse", "dsn"),
+    "database": ("clickhouse", "database"),
+    "data_dir": ("data_dir",),
+}
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML settings file (also OTELSPEND_CONFIG)")
+    parser.add_argument("--clickhouse-dsn", help="chdb://<dir> or http(s)://host:8123 (OTELSPEND_CLICKHOUSE_DSN)")
+    parser.add_argument("--database", help="ClickHouse database (OTELSPEND_CLICKHOUSE_DATABASE)")
+    parser.add_argument("--data-dir", help="write-ahead log and embedded data directory (OTELSPEND_DATA_DIR)")
+
+
+def settings_from_args(args: argparse.Namespace, flags: Mapping[str, tuple[str, ...]] = STORE_FLAGS) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name, path in flags.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        target = overrides
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return load_settings(overrides, config_file=getattr(args, "config", None))
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

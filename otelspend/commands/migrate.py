@@ -1,0 +1,29 @@
+"""``otelspend migrate``: apply schema migrations (serve applies them too)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from otelspend.commands import add_config_flags, settings_from_args, setup_logging
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("migrate", help="apply schema migrations (serve does this too)")
+    add_config_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from otelspend.clickhouse.client import Store
+    from otelspend.clickhouse.migrate import migrate
+
+    settings = settings_from_args(args)
+    setup_logging(settings.log_level)
+    store = Store(settings.clickhouse.dsn, settings.clickhouse.database)
+    try:
+        applied = migrate(store)
+    finally:
+        store.close()
+    print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.version:04d}_{m.name}" for m in applied))
+    return 0
