@@ -196,9 +196,13 @@ def decode_json(body: bytes) -> Decoded:
                 continue
             for span in _list(ss, "spans"):
                 try:
-                    json_format.ParseDict(
-                        _hex_ids_to_base64(span), scope_target.spans.add(), ignore_unknown_fields=True
-                    )
+                    converted = _hex_ids_to_base64(span)
+                except (ValueError, TypeError) as exc:
+                    result.reject(1, f"span invalid: {_short(exc)}")
+                    continue
+                target_span = scope_target.spans.add()
+                try:
+                    json_format.ParseDict(converted, target_span, ignore_unknown_fields=True)
                 except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
                     del scope_target.spans[-1]
                     result.reject(1, f"span invalid: {_short(exc)}")

@@ -77,7 +77,10 @@ def test_outcome_posted_later_updates_run_and_rollups(server):
     server.wait_idle()
     run = server.dicts("SELECT * FROM {db}.runs FINAL")[0]
     assert (run["outcome"], run["outcome_score"], run["outcome_label"], run["outcome_source"]) == (
-        "accepted", 0.9, "good", "api"
+        "accepted",
+        0.9,
+        "good",
+        "api",
     )
     # claude-sonnet-4-5: 70 input x $3 + 3000 cache read x $0.30 + 500 cache write x $3.75 + 120 output x $15 per MTok
     assert str(run["cost_usd"]) == "0.004785000000000"
