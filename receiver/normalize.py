@@ -200,6 +200,8 @@ class Normalizer:
             payload += self._events(span, row, prio)
         if span.links:
             self._links(span, row, prio)
+        if not row[F.outcome_time] and (row[F.outcome] or row[F.outcome_score] is not None or row[F.outcome_label]):
+            row[F.outcome_time] = end  # an outcome attribute is recorded when its span ends
         if json_docs:
             self._json_fields(json_docs, row)
 

@@ -89,3 +89,41 @@ def request(
     scope_spans.scope.version = scope_version
     scope_spans.spans.extend(spans)
     return out
+
+
+def post(server: Any, req: ExportTraceServiceRequest, headers: Mapping[str, str] | None = None) -> Any:
+    """POST a protobuf request to the server's OTLP/HTTP receiver; raises on a non-2xx answer."""
+    import httpx
+
+    response = httpx.post(
+        f"{server.http_url}/v1/traces",
+        content=req.SerializeToString(),
+        headers={"content-type": "application/x-protobuf", **(headers or {})},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response
+
+
+class Trace:
+    """Spans of one trace built in parent/child order, exported in any order."""
+
+    def __init__(self, start_ns: int | None = None) -> None:
+        self.trace_id = os.urandom(16)
+        self.start_ns = start_ns or time.time_ns()
+        self.offset_ms = 0.0
+
+    @property
+    def run_id(self) -> str:
+        return self.trace_id.hex()
+
+    def span(self, parent: Span | None = None, *, offset_ms: float | None = None, **kwargs: Any) -> Span:
+        if offset_ms is None:
+            self.offset_ms += 1
+            offset_ms = self.offset_ms
+        return span(
+            trace_id=self.trace_id,
+            parent=parent.span_id if parent is not None else b"",
+            start_ns=self.start_ns + int(offset_ms * 1e6),
+            **kwargs,
+        )
