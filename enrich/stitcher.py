@@ -48,6 +48,7 @@ class OpenRun:
 class ClosedRun:
     previous: Any
     span_ids: frozenset[str]
+    had_root: bool
 
 
 @dataclass
@@ -153,11 +154,12 @@ class Stitcher:
         closed = self.closed.pop(run_id, None)
         if closed is not None:
             self.stats.reopened += 1
-            run = OpenRun(run_id, previous=closed.previous, partial=True, load_outcomes=True)
+            # Its root was seen before: a late span waits settle_seconds, not root_wait_seconds.
+            run = OpenRun(run_id, has_root=closed.had_root, previous=closed.previous, partial=True, load_outcomes=True)
         else:
             run = OpenRun(run_id, previous=UNKNOWN)
         run.dirty_since_ns = ingested_ns
-        self.unrooted[run_id] = run
+        (self.rooted if run.has_root else self.unrooted)[run_id] = run
         return run
 
     def restore(self, run_id: str, spans: Iterable[tuple[Any, ...]], ingested_ns: int) -> None:
@@ -187,7 +189,7 @@ class Stitcher:
         """Remember a just-emitted run so late spans and duplicates need no store lookup."""
         if self.closed_cap <= 0:
             return
-        self.closed[run.run_id] = ClosedRun(previous, frozenset(run.spans))
+        self.closed[run.run_id] = ClosedRun(previous, frozenset(run.spans), run.has_root)
         self.closed.move_to_end(run.run_id)
         while len(self.closed) > self.closed_cap:
             self.closed.popitem(last=False)
