@@ -25,7 +25,6 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
 from typing import Any
 
 from otelspend.record import CALL_DIMENSIONS, RUN_CALL_COLUMNS, RUN_COLUMNS, F
@@ -79,12 +78,12 @@ PAYLOAD_BANDS: tuple[tuple[int, str], ...] = (
 LAST_BAND = "128k+"
 NO_BAND = "none"
 
-_SUBSETS: tuple[tuple[int, tuple[int, ...]], ...] = tuple(
-    (sum(1 << i for i in combo), combo)
-    for size in range(len(CALL_DIMENSIONS) + 1)
-    for combo in combinations(range(len(CALL_DIMENSIONS)), size)
+_NDIMS = len(CALL_DIMENSIONS)
+_ALL_SUBSETS = (1 << (1 << _NDIMS)) - 1
+_SUBSETS_OF: tuple[int, ...] = tuple(
+    sum(1 << subset for subset in range(1 << _NDIMS) if subset & ~agree == 0) for agree in range(1 << _NDIMS)
 )
-"""(subset id, dimension indexes): subset id is the bitmask of its dimensions."""
+"""For a set of dimensions (bitmask), the bitmask of all its subsets (subset ids are bitmasks too)."""
 
 
 def payload_band(input_tokens: int | None) -> str:
@@ -546,14 +545,7 @@ def _breakdown(
         row_for(("",) * len(CALL_DIMENSIONS))
 
     ordered_keys = sorted(rows)
-    masks = dict.fromkeys(ordered_keys, 0)
-    for subset_id, dims in _SUBSETS:
-        seen: set[tuple[str, ...]] = set()
-        for key in ordered_keys:
-            projection = tuple(key[i] for i in dims)
-            if projection not in seen:
-                seen.add(projection)
-                masks[key] |= 1 << subset_id
+    masks = _first_row_masks(ordered_keys)
     shared = {name: run[name] for name in _RUN_DIMENSIONS_IN_CALLS}
     successful = int(run["status"] == "success")
     accepted = int(run["outcome"] == "accepted")
@@ -568,6 +560,25 @@ def _breakdown(
         row["accepted"] = accepted
         out.append(row)
     return out
+
+
+def _first_row_masks(keys: list[tuple[str, ...]]) -> dict[tuple[str, ...], int]:
+    """Bit s of a row's mask: no earlier row has the same values on the dimensions of subset s.
+
+    A row is not first for s exactly when an earlier row agrees with it on every dimension of
+    s, i.e. when s is a subset of the dimensions the two rows agree on.
+    """
+    masks = {}
+    for index, key in enumerate(keys):
+        covered = 0
+        for other in keys[:index]:
+            agree = 0
+            for dim in range(_NDIMS):
+                if key[dim] == other[dim]:
+                    agree |= 1 << dim
+            covered |= _SUBSETS_OF[agree]
+        masks[key] = _ALL_SUBSETS & ~covered
+    return masks
 
 
 RUN_FIELD_NAMES = tuple(c.name for c in RUN_COLUMNS)

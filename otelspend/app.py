@@ -11,6 +11,7 @@ picks a free port; the chosen addresses are logged in one parseable line:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import threading
@@ -179,6 +180,7 @@ class OtelSpend:
         api_sock, api_address = _listen(s.api.address)
         self._start_http([(self._otlp_http, otlp_sock), (api, api_sock)])
         self.addresses = Addresses(self._grpc.address, otlp_address, api_address)
+        _tune_garbage_collector()
         log.info("%s store=%s", self.addresses.line(), self.store.describe())
         return self.addresses
 
@@ -333,6 +335,19 @@ class OtelSpend:
 
     def wait(self) -> None:
         self._stopped.wait()
+
+
+def _tune_garbage_collector() -> None:
+    """Keep the cyclic GC off the hot path.
+
+    The pipeline holds millions of live rows and tuples and allocates a few per span; with
+    default thresholds the collector rescans them constantly (measured: ~20 of ~60 us per
+    span). The code creates no reference cycles on the hot path, so collect rarely, and
+    freeze everything loaded at start (genai-prices data, conventions) out of the scans.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 def _utc(ns: int) -> Any:
