@@ -83,10 +83,11 @@ class Store:
             self._local.client = client
         return client
 
-    def ensure_database(self) -> None:
+    def ensure_database(self, cluster: str | None = None) -> None:
         client = self._connect(None)
+        on_cluster = f" ON CLUSTER '{cluster}'" if cluster else ""
         try:
-            client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}{on_cluster}")
         finally:
             client.close()
 

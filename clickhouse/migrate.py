@@ -59,18 +59,31 @@ def applied_migrations(store: Store) -> dict[int, str]:
     return {int(version): checksum for version, checksum in rows}
 
 
-def migrate(store: Store) -> list[Migration]:
-    """Apply pending migrations; returns the ones applied now."""
-    store.ensure_database()
+def migrate(store: Store, cluster: str | None = None) -> list[Migration]:
+    """Apply pending migrations; returns the ones applied now.
+
+    With ``cluster``, the replicated ON CLUSTER rendering is applied instead
+    (otelspend.clickhouse.cluster).
+    """
+    from otelspend.clickhouse import cluster as cluster_ddl
+
     db = store.database
-    store.command(
-        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
-        "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC')) "
-        "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
-    )
+    migrations = load_migrations()
+    tables = set(cluster_ddl.table_names(migrations))
+    if cluster:
+        store.ensure_database(cluster)
+        for statement in cluster_ddl.schema_migrations_statements(db, cluster):
+            store.command(statement)
+    else:
+        store.ensure_database()
+        store.command(
+            f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+            "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC')) "
+            "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
+        )
     done = applied_migrations(store)
     applied = []
-    for migration in load_migrations():
+    for migration in migrations:
         if migration.version in done:
             if done[migration.version] != migration.checksum:
                 raise MigrationError(
@@ -78,7 +91,11 @@ def migrate(store: Store) -> list[Migration]:
                     f"(checksum {done[migration.version]} -> {migration.checksum}); add a new migration instead"
                 )
             continue
-        for statement in migration.statements(db):
+        if cluster:
+            statements = cluster_ddl.migration_statements(migration, tables, db, cluster)
+        else:
+            statements = migration.statements(db)
+        for statement in statements:
             store.command(statement)
         store.command(
             f"INSERT INTO {db}.schema_migrations (version, name, checksum, applied_at) "

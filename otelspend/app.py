@@ -109,8 +109,8 @@ class OtelSpend:
     def start(self) -> Addresses:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        applied = migrate(self.store)
-        apply_spans_ttl(self.store, s.clickhouse.spans_ttl_days)
+        applied = migrate(self.store, s.clickhouse.cluster)
+        apply_spans_ttl(self.store, s.clickhouse.spans_ttl_days, s.clickhouse.cluster)
         if applied:
             log.info("applied migrations %s", ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
 

@@ -1,0 +1,110 @@
+"""Render the migrations for a ClickHouse cluster (the scale-out path).
+
+The same migration files, rewritten statement by statement:
+
+* every table ``T`` becomes ``T_local`` created ``ON CLUSTER`` with the Replicated variant of
+  its engine (``/clickhouse/tables/{shard}/<db>/T_local``, ``{replica}`` macros), plus a
+  ``Distributed`` table named ``T`` over it, so the application keeps using the names it
+  always uses;
+* rows are sharded by trace: ``cityHash64(trace_id)`` for spans, ``cityHash64(run_id)`` for
+  runs, run breakdowns and outcomes — a run and all its spans live on one shard, so
+  ReplacingMergeTree / VersionedCollapsingMergeTree collapse correctly and FINAL is exact;
+* Null feed tables and materialized views stay local to each shard (an insert through the
+  Distributed table lands on the shard's local table, whose views fill the shard's local
+  rollups); reading the Distributed rollups merges the aggregate states of every shard.
+
+Pair it with several otelspend replicas behind the Collector's loadbalancing exporter
+(``routing_key: traceID``), so every span of a trace reaches the same replica.
+"""
+
+from __future__ import annotations
+
+import re
+
+from otelspend.clickhouse.migrate import Migration
+
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\b", re.IGNORECASE)
+_CREATE_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS \{db\}\.(\w+)\b", re.IGNORECASE)
+_ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
+_SHARDING_KEYS = {"spans": "trace_id", "resources": "resource_id", "schema_migrations": "version"}
+
+
+def table_names(migrations: list[Migration]) -> list[str]:
+    names = []
+    for migration in migrations:
+        for statement in migration.statements("{db}"):
+            match = _CREATE_TABLE.match(statement)
+            if match:
+                names.append(match.group(1))
+    return names
+
+
+def render_cluster(migrations: list[Migration], database: str, cluster: str) -> list[str]:
+    """Every statement creating the otelspend schema on ``cluster`` (each safe to repeat)."""
+    tables = set(table_names(migrations))
+    statements = [f"CREATE DATABASE IF NOT EXISTS {database} ON CLUSTER '{cluster}'"]
+    statements += schema_migrations_statements(database, cluster)
+    for migration in migrations:
+        statements += migration_statements(migration, tables, database, cluster)
+    return statements
+
+
+def schema_migrations_statements(database: str, cluster: str) -> list[str]:
+    return _table(_SCHEMA_MIGRATIONS, {"schema_migrations"}, database, cluster)
+
+
+def migration_statements(migration: Migration, tables: set[str], database: str, cluster: str) -> list[str]:
+    """One migration's statements for the cluster; ``tables`` names every otelspend table."""
+    out = []
+    for statement in migration.statements("{db}"):
+        if _CREATE_TABLE.match(statement):
+            out += _table(statement, tables, database, cluster)
+        elif _CREATE_VIEW.match(statement):
+            out.append(_local(_on_cluster(statement, cluster, view=True), tables, database))
+        else:
+            out.append(_local(_on_cluster(statement, cluster), tables, database))
+    return out
+
+
+_SCHEMA_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+    "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC')) "
+    "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
+)
+
+
+def _table(statement: str, tables: set[str], database: str, cluster: str) -> list[str]:
+    name = _CREATE_TABLE.match(statement).group(1)  # type: ignore[union-attr]
+    local = _local(_on_cluster(statement, cluster), tables, database)
+    engine = _ENGINE.search(local)
+    if engine is None:  # Null feeds: local only, never written through a Distributed table
+        return [local]
+    family, args = engine.group(1), engine.group(2)
+    path = f"'/clickhouse/tables/{{shard}}/{database}/{name}_local', '{{replica}}'"
+    replicated = f"ENGINE = Replicated{family}({path}{', ' + args if args else ''})"
+    local = local[: engine.start()] + replicated + local[engine.end() :]
+    key = _SHARDING_KEYS.get(name, "run_id" if name.startswith(("run", "outcome")) else "rand()")
+    sharding = key if key.endswith(")") else f"cityHash64({key})"
+    distributed = (
+        f"CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER '{cluster}' AS {database}.{name}_local "
+        f"ENGINE = Distributed('{cluster}', '{database}', '{name}_local', {sharding})"
+    )
+    return [local, distributed]
+
+
+def _on_cluster(statement: str, cluster: str, *, view: bool = False) -> str:
+    pattern = _CREATE_VIEW if view else _CREATE_TABLE
+    match = pattern.match(statement)
+    if match is None:
+        return statement
+    return statement[: match.end()] + f" ON CLUSTER '{cluster}'" + statement[match.end() :]
+
+
+def _local(statement: str, tables: set[str], database: str) -> str:
+    """Point every reference to an otelspend table at its shard-local table."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"{database}.{name}_local" if name in tables else f"{database}.{name}"
+
+    return re.sub(r"\{db\}\.(\w+)", replace, statement)
