@@ -188,6 +188,7 @@ class OtelSpend:
         runs = self.settings.runs
         return RunOptions(
             retry_loop_threshold=runs.retry_loop_threshold,
+            repeat_call_threshold=runs.repeat_call_threshold,
             ownership=self.ownership.current,
             resource_attributes=self.resources,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import itertools
 import os
 import socket
 from collections.abc import Mapping
@@ -78,7 +79,8 @@ class OtlpSettings(Section):
     keep_content: bool = False
     """Keep prompt/completion content attributes. Default drops them and keeps their byte size."""
     max_attribute_value_bytes: int = Field(4096, ge=64, le=MIB)
-    """Longer attribute values are truncated before storage (the payload size is measured first)."""
+    """Attribute values longer than this many characters are truncated before storage (content
+    size is measured first)."""
     max_attributes_per_span: int = Field(256, ge=8, le=10_000)
     """Attributes beyond this count are dropped from the stored map (canonical fields still read)."""
     grpc_workers: int = Field(8, ge=1, le=256)
@@ -175,7 +177,8 @@ class RunsSettings(Section):
     root_wait_seconds: float = Field(300.0, ge=0)
     """A run whose root never arrives is emitted as incomplete after this long without new spans."""
     late_horizon_hours: float = Field(24.0, ge=0)
-    """Late spans up to this age (by span end time) update their run; older ones are stored only."""
+    """A late span updates its run if the run was emitted less than this long ago; a later one is
+    stored but leaves the run as it is."""
     max_open_runs: int = Field(100_000, ge=10)
     """Open runs held in memory; above it the longest-idle run is emitted early."""
     max_spans_per_run: int = Field(50_000, ge=10)
@@ -183,7 +186,10 @@ class RunsSettings(Section):
     closed_cache_runs: int = Field(20_000, ge=0)
     """Recently emitted runs kept in memory so late spans need no store lookup."""
     retry_loop_threshold: int = Field(3, ge=1)
-    """A run with at least this many retries, or this many repeats of one call, is a retry loop."""
+    """A run with at least this many retries is flagged as a retry loop."""
+    repeat_call_threshold: int = Field(10, ge=2)
+    """A run calling the same model and operation under the same parent this many times is
+    flagged as a retry loop too (an agent stuck re-asking)."""
 
 
 class Settings(Section):
@@ -192,6 +198,7 @@ class Settings(Section):
     node_id: str = Field(default_factory=socket.gethostname, min_length=1)
     """Identifies this replica in stored rows (crash recovery only rebuilds its own runs)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log verbosity. Start and stop are logged once; nothing is logged per span."""
     rate_card: Path | None = None
     """YAML rate card overriding / extending genai-prices."""
     ownership: Path | None = None
@@ -328,3 +335,51 @@ def _describe(loc: tuple[str, ...], error: Mapping[str, Any], sources: dict[tupl
         return f"{key} ({source}): unknown key" + (f" (did you mean {hint[0]}?)" if hint else "")
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{key} ({source}) = {error.get('input')!r}: {message}"
+
+
+def reference_markdown() -> str:
+    """The configuration reference table (README), generated from the model."""
+    rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+    docs = _field_docs(Settings)
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            section_docs = _field_docs(annotation)
+            for sub, sub_field in annotation.model_fields.items():
+                rows.append(_reference_row(f"{name}.{sub}", f"{name}_{sub}", sub_field, section_docs.get(sub, "")))
+        else:
+            rows.append(_reference_row(name, name, field, docs.get(name, "")))
+    return "\n".join(rows)
+
+
+def _reference_row(key: str, env: str, field: Any, doc: str) -> str:
+    if field.default_factory is not None:
+        default = "host name"
+    elif field.default is None or field.default == []:
+        default = ""
+    else:
+        default = str(field.default)
+    shown = f"`{default}`" if default else ""
+    doc = " ".join(doc.split()).replace("|", "\\|")
+    return f"| `{key}` | `{ENV_PREFIX}{env.upper()}` | {shown} | {doc} |"
+
+
+def _field_docs(model: type[BaseModel]) -> dict[str, str]:
+    """Attribute docstrings (the string literal after each field) of a model class."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(model)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for previous, node in itertools.pairwise(body):
+        if (
+            isinstance(previous, ast.AnnAssign)
+            and isinstance(previous.target, ast.Name)
+            and isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            docs[previous.target.id] = node.value.value
+    return docs
