@@ -106,8 +106,12 @@ def migrate(store: Store, cluster: str | None = None) -> list[Migration]:
     return applied
 
 
-def apply_spans_ttl(store: Store, days: int | None) -> None:
-    """Keep raw spans ``days`` days (runs and rollups are unaffected); None keeps them."""
+def apply_spans_ttl(store: Store, days: int | None, cluster: str | None = None) -> None:
+    """Keep raw spans ``days`` days (runs and rollups are unaffected); None keeps them.
+
+    With ``cluster`` the TTL goes on the replicated ``spans_local`` tables, ON CLUSTER.
+    """
     if days is None:
         return
-    store.command(f"ALTER TABLE {store.database}.spans MODIFY TTL toDateTime(start_time) + INTERVAL {int(days)} DAY")
+    target = f"{store.database}.spans" if not cluster else f"{store.database}.spans_local ON CLUSTER '{cluster}'"
+    store.command(f"ALTER TABLE {target} MODIFY TTL toDateTime(start_time) + INTERVAL {int(days)} DAY")

@@ -1,0 +1,255 @@
+"""Send a planned demo through the official OpenTelemetry SDK, then report what was sent.
+
+``send`` replays ``otelspend.demo`` plans through ``TracerProvider`` +
+``BatchSpanProcessor`` + the OTLP exporter (gRPC or HTTP), one provider per service, with
+the planned start and end times. Spans are ended children first, so, as with a real SDK,
+a run's children reach the receiver before its root. ``post_outcomes`` sends the outcomes
+kept off the spans over the REST API, as a review tool would after the fact.
+
+The SDK is imported inside ``send``: it is needed only when a demo actually runs.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from otelspend import __version__
+from otelspend.demo import MODELS, PlannedRun, PlannedSpan
+
+OUTCOME_PATHS = ("/v1/runs/{run_id}/outcome",)
+"""REST routes ``--api`` posts outcomes to, when the running API publishes one of them."""
+SDK_PACKAGES = "opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http"
+
+
+@dataclass
+class SendResult:
+    """What the exporters reported: spans the receiver acknowledged, and failed exports."""
+
+    exported_spans: int = 0
+    failed_spans: int = 0
+    failed_batches: int = 0
+
+
+def grpc_target(endpoint: str) -> str:
+    """``http://host:4317`` or ``host:4317`` -> ``host:4317`` (what the gRPC exporter dials)."""
+    return endpoint.split("://", 1)[-1].rstrip("/")
+
+
+def http_traces_url(endpoint: str) -> str:
+    """``host:4318`` or ``http://host:4318`` -> ``http://host:4318/v1/traces``."""
+    url = endpoint if "://" in endpoint else f"http://{endpoint}"
+    url = url.rstrip("/")
+    return url if url.endswith("/v1/traces") else f"{url}/v1/traces"
+
+
+def send(
+    plans: Sequence[PlannedRun],
+    endpoint: str,
+    protocol: str = "grpc",
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout_seconds: float = 10.0,
+) -> SendResult:
+    """Emit every planned span through the OpenTelemetry SDK and flush.
+
+    One TracerProvider per service (its ``service.name`` resource), each with a
+    BatchSpanProcessor sized to hold the whole plan so nothing is dropped, and the OTLP
+    exporter of ``protocol``. Returns once every processor has flushed and shut down.
+    """
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+    except ImportError as exc:  # the SDK is an optional dependency of the server
+        raise RuntimeError(
+            f"otelspend demo needs the OpenTelemetry SDK and OTLP exporters: pip install {SDK_PACKAGES}"
+        ) from exc
+
+    result = SendResult()
+    kinds = {"server": SpanKind.SERVER, "client": SpanKind.CLIENT, "internal": SpanKind.INTERNAL}
+
+    class CountingExporter(SpanExporter):
+        """Counts what the real exporter reports: the demo's exit status depends on it."""
+
+        def __init__(self, inner: SpanExporter) -> None:
+            self.inner = inner
+
+        def export(self, spans: Sequence[Any]) -> Any:
+            outcome = self.inner.export(spans)
+            if outcome == SpanExportResult.SUCCESS:
+                result.exported_spans += len(spans)
+            else:
+                result.failed_spans += len(spans)
+                result.failed_batches += 1
+            return outcome
+
+        def shutdown(self) -> None:
+            self.inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return self.inner.force_flush(timeout_millis)
+
+    def exporter() -> SpanExporter:
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+            return GrpcExporter(
+                endpoint=grpc_target(endpoint), insecure=True, headers=dict(headers or {}), timeout=timeout_seconds
+            )
+        if protocol == "http":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+            return HttpExporter(
+                endpoint=http_traces_url(endpoint), headers=dict(headers or {}), timeout=timeout_seconds
+            )
+        raise ValueError(f"protocol must be grpc or http, not {protocol!r}")
+
+    total = sum(len(plan.spans()) for plan in plans)
+    providers: dict[str, Any] = {}
+    for plan in plans:
+        provider = providers.get(plan.service)
+        if provider is None:
+            resource = Resource.create(
+                {"service.name": plan.service, "service.version": "2026.11.0", "telemetry.sdk.name": "opentelemetry"}
+            )
+            provider = TracerProvider(resource=resource)
+            provider.add_span_processor(
+                BatchSpanProcessor(
+                    CountingExporter(exporter()),
+                    max_queue_size=max(2048, total + 1),
+                    max_export_batch_size=512,
+                    schedule_delay_millis=200,
+                )
+            )
+            providers[plan.service] = provider
+        tracer = provider.get_tracer("otelspend.demo", __version__)
+
+        def emit(node: PlannedSpan, parent: Any, tracer: Any = tracer) -> Any:
+            span = tracer.start_span(
+                node.name, context=parent, kind=kinds[node.kind], attributes=node.attributes, start_time=node.start_ns
+            )
+            context = trace.set_span_in_context(span)
+            for child in node.children:
+                emit(child, context)
+            for name, attributes, at_ns in node.events:
+                span.add_event(name, attributes, timestamp=at_ns)
+            if node.error_type:
+                span.set_attribute("error.type", node.error_type)
+                span.set_status(Status(StatusCode.ERROR, node.error_type))
+            span.end(end_time=node.end_ns)  # children ended first: exported before their parent
+            return span
+
+        root = emit(plan.root, None)
+        plan.run_id = format(root.get_span_context().trace_id, "032x")
+    for provider in providers.values():
+        provider.force_flush()
+        provider.shutdown()
+    return result
+
+
+def outcome_route(api_url: str, token: str = "", timeout_seconds: float = 5.0) -> str | None:
+    """The outcome route the running API publishes in its OpenAPI document, or None."""
+    try:
+        document = _request("GET", f"{api_url.rstrip('/')}/openapi.json", token, None, timeout_seconds)
+    except (OSError, ValueError):
+        return None
+    paths = document.get("paths", {}) if isinstance(document, dict) else {}
+    return next((path for path in OUTCOME_PATHS if "post" in paths.get(path, {})), None)
+
+
+def post_outcomes(
+    plans: Sequence[PlannedRun], api_url: str, route: str, token: str = "", timeout_seconds: float = 10.0
+) -> tuple[int, int]:
+    """POST the outcomes that were kept off the spans; returns (accepted, failed)."""
+    accepted = failed = 0
+    for plan in plans:
+        if plan.outcome is None or plan.outcome_on_spans:
+            continue
+        outcome, score = plan.outcome
+        if not plan.run_id:
+            raise ValueError("post_outcomes needs runs that send() has emitted")
+        url = api_url.rstrip("/") + route.replace("{run_id}", plan.run_id)
+        body = {"outcome": outcome, "score": score, "label": "human_review"}
+        try:
+            _request("POST", url, token, body, timeout_seconds)
+            accepted += 1
+        except (OSError, ValueError):
+            failed += 1
+    return accepted, failed
+
+
+def _request(method: str, url: str, token: str, body: Any, timeout_seconds: float) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
+            payload = response.read()
+    except urllib.error.HTTPError as exc:
+        raise ValueError(f"{method} {url}: HTTP {exc.code}") from exc
+    return json.loads(payload) if payload else None
+
+
+# -- summary --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """Facts about a plan, counted the way otelspend counts them."""
+
+    runs: int
+    spans: int
+    services: int
+    calls: int
+    failed_calls: int
+    unpriced_calls: int
+    resends: int
+    tool_calls: int
+    failed_runs: int
+    outcomes: int
+    outcomes_for_api: int
+    first_start_ns: int
+    last_end_ns: int
+
+
+def summarize(plans: Sequence[PlannedRun]) -> PlanSummary:
+    """Count what a plan will send (for the command's report and for tests)."""
+    calls = failed = unpriced = resends = tools = 0
+    unpriced_models = {m.request_model for m in MODELS.values() if not m.public_price}
+    for plan in plans:
+        for span in plan.spans():
+            operation = span.attributes.get("gen_ai.operation.name")
+            if operation == "execute_tool":
+                tools += 1
+            elif span.kind == "client":
+                calls += 1
+                failed += bool(span.error_type)
+                # Failed attempts on an unpriceable model count too: otelspend cannot tell they were free.
+                unpriced += span.attributes.get("gen_ai.request.model") in unpriced_models
+                resends += bool(span.attributes.get("http.request.resend_count"))
+    return PlanSummary(
+        runs=len(plans),
+        spans=sum(len(plan.spans()) for plan in plans),
+        services=len({plan.service for plan in plans}),
+        calls=calls,
+        failed_calls=failed,
+        unpriced_calls=unpriced,
+        resends=resends,
+        tool_calls=tools,
+        failed_runs=sum(1 for plan in plans if plan.root.error_type),
+        outcomes=sum(1 for plan in plans if plan.outcome is not None),
+        outcomes_for_api=sum(1 for plan in plans if plan.outcome is not None and not plan.outcome_on_spans),
+        first_start_ns=min(plan.root.start_ns for plan in plans),
+        last_end_ns=max(plan.root.end_ns for plan in plans),
+    )
