@@ -19,6 +19,13 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@ $(RUN_STAMP)
 
+# The dashboard's browser tests drive Debian's headless Chromium (Debian registry only).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
 install: $(RUN_STAMP)
 
 ## Serve OTLP (4317 gRPC, 4318 HTTP) and the API/dashboard (8000) on embedded chDB under ./data.
@@ -26,7 +33,7 @@ run: $(RUN_STAMP)
 	$(BIN)/otelspend serve $(ARGS)
 
 ## Lint, then the whole suite (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) | $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
