@@ -104,7 +104,9 @@ class RunStore:
                 found[record["run_id"]] = Emitted(record["version"], row, [], record["written_at"])
             for record in self._records("run_calls", call_names, chunk):
                 emitted = found.get(record["run_id"])
-                if record["sign"] == 1 and emitted is not None and record["version"] == emitted.version:
+                # Every uncancelled row counts, whatever its version: a re-emission rewrites only
+                # the breakdown rows that changed, so rows kept from earlier versions stay in force.
+                if record["sign"] == 1 and emitted is not None:
                     emitted.calls.append([_stored(name, record[name]) for name in call_names])
         return found
 

@@ -3,8 +3,10 @@
 A run is every span of one trace. ``compute_run`` decides, from the span tree:
 
 * **Calls, each counted once.** Inference spans that nest (an instrumentor's span around
-  the provider SDK's own span) or share a ``gen_ai.response.id`` are one call: the deepest
-  span carrying usage is counted (role ``call``), the others are ``view``s. An agent /
+  the provider SDK's own span), share a ``gen_ai.response.id``, are sibling views of one
+  request by two libraries, or are a request plus its after-the-stream usage record, are
+  one call: the span with the most complete usage (then the deepest) is counted (role
+  ``call``), the others are ``view``s. An agent /
   workflow / tool span with usage counts only if no inference span lies below it,
   otherwise it is an ``aggregate`` (a run total, not a call).
 * **Retries**, per call: the largest of ``http.request.resend_count``, an explicit retry
@@ -22,9 +24,11 @@ A run is every span of one trace. ``compute_run`` decides, from the span tree:
 from __future__ import annotations
 
 import operator
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from otelspend.record import CALL_DIMENSIONS, RUN_CALL_COLUMNS, RUN_COLUMNS, F
@@ -178,7 +182,9 @@ def compute_run(
     for c in calls:
         repeats[(c.span[L.parent_span_id], c.span[L.operation], c.span[L.model])] += 1
     views = sum(1 for role in roles.values() if role == "view")
-    errors = sum(1 for s in ordered if s[L.status_code] == "ERROR" and roles.get(s[L.span_id]) != "view")
+    # Failed calls and failed tool executions (per-attempt HTTP spans are retries, not errors):
+    # the same count the breakdown rows carry, so run-level and call-level rollups agree.
+    errors = sum(c.failed for c in calls) + sum(1 for s in tools if s[L.status_code] == "ERROR")
 
     run = {
         "run_id": run_id,
@@ -264,43 +270,45 @@ def _calls(
     depth_of: Mapping[str, int],
     roles: dict[str, str],
 ) -> tuple[list[_Call], dict[str, list[tuple[Any, ...]]]]:
+    """Group inference spans into provider calls and pick the span each call is counted by.
+
+    Spans are one call when they nest, share a ``gen_ai.response.id``, are sibling views of
+    one request by two libraries (:func:`_sibling_views`), or are a request plus the usage
+    record a library emits once a stream has been read (:func:`_usage_reports`). The counted
+    span is the one with the most complete usage, then the deepest (nearest the wire), then
+    the latest to start (the inner of two nested-in-time siblings).
+    """
     inference = [s for s in ordered if s[L.span_class] == "llm"]
     inference_ids = {s[L.span_id] for s in inference}
-    parent = {s[L.span_id]: s[L.span_id] for s in inference}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(a: str, b: str) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[rb] = ra
+    groups = _CallGroups(inference)
 
     by_response: dict[str, str] = {}
     for span in inference:
         sid = span[L.span_id]
         ancestor = _nearest(by_id, span, inference_ids)
         if ancestor is not None:
-            union(ancestor, sid)
+            groups.union(ancestor, sid)
         response_id = span[L.response_id]
         if response_id:
             if response_id in by_response:
-                union(by_response[response_id], sid)
+                groups.union(by_response[response_id], sid)
             else:
                 by_response[response_id] = sid
-
-    groups: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    siblings: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for span in inference:
-        groups[find(span[L.span_id])].append(span)
+        siblings[span[L.parent_span_id]].append(span)
+    for group in siblings.values():
+        if len(group) > 1:
+            _sibling_views(group, groups)
+            _usage_reports(group, groups)
 
     calls = []
-    for members in groups.values():
+    for members in groups.members().values():
         with_usage = [s for s in members if _has_usage(s)]
         pool = with_usage or members
-        chosen = max(pool, key=lambda s: (depth_of.get(s[L.span_id], 0), _usage_fields(s), -s[L.start_time]))
+        chosen = max(
+            pool, key=lambda s: (_usage_fields(s), depth_of.get(s[L.span_id], 0), s[L.start_time], s[L.span_id])
+        )
         for span in members:
             if span is not chosen:
                 roles[span[L.span_id]] = "view"
@@ -329,6 +337,114 @@ def _calls(
                 aggregates["counted"].append(span)
                 calls.append(_Call(span, [span]))
     return calls, aggregates
+
+
+class _CallGroups:
+    """Union-find over inference span ids; a group remembers the response id it answers to."""
+
+    def __init__(self, spans: list[tuple[Any, ...]]) -> None:
+        self.spans = spans
+        self.parent = {s[L.span_id]: s[L.span_id] for s in spans}
+        self.response = {s[L.span_id]: s[L.response_id] for s in spans}
+
+    def find(self, x: str) -> str:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+            self.response[ra] = self.response[ra] or self.response[rb]
+
+    def may_join(self, a: str, b: str) -> bool:
+        """Whether a heuristic may merge a and b: never two different provider responses."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        first, second = self.response[ra], self.response[rb]
+        return not (first and second and first != second)
+
+    def members(self) -> dict[str, list[tuple[Any, ...]]]:
+        out: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for span in self.spans:
+            out[self.find(span[L.span_id])].append(span)
+        return out
+
+
+def _sibling_views(siblings: list[tuple[Any, ...]], groups: _CallGroups) -> None:
+    """Two libraries wrapping the same SDK method without nesting their spans (Traceloop
+    next to the Anthropic SDK's own span) report one request as two siblings, the inner
+    inside the outer in time. Failed calls carry no response id, so time is what ties them:
+    a sibling from another instrumentation scope, for the same provider, operation and model,
+    lying within the other's interval, is the same call (the tightest such container)."""
+    ordered = sorted(siblings, key=lambda s: (s[L.start_time], -s[L.end_time]))
+    open_spans: list[tuple[Any, ...]] = []
+    for span in ordered:
+        # Two libraries' views of one request start microseconds apart: looking back over
+        # the latest few spans still open bounds the work on wide parallel fan-outs.
+        open_spans = [s for s in open_spans[-_SIBLING_WINDOW:] if s[L.end_time] >= span[L.start_time]]
+        best = None
+        for outer in open_spans:
+            if (
+                outer[L.end_time] >= span[L.end_time]
+                and outer[L.scope_name] != span[L.scope_name]
+                and outer[L.scope_name]
+                and span[L.scope_name]
+                and _same_request(outer, span)
+                and groups.may_join(outer[L.span_id], span[L.span_id])
+                and (best is None or outer[L.duration_ns] < best[L.duration_ns])
+            ):
+                best = outer
+        if best is not None:
+            groups.union(best[L.span_id], span[L.span_id])
+        open_spans.append(span)
+
+
+def _usage_reports(siblings: list[tuple[Any, ...]], groups: _CallGroups) -> None:
+    """A streamed call's usage reported after the fact (logfire: a zero-length log record
+    emitted once the stream is read, next to the request span that carried no usage) belongs
+    to the immediately preceding request of the same library and model."""
+    by_scope: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for span in siblings:
+        by_scope[span[L.scope_name]].append(span)
+    for scope, spans in by_scope.items():
+        if not scope:
+            continue  # unknown library: nothing says two spans come from the same one
+        spans.sort(key=lambda s: (s[L.start_time], s[L.span_id]))
+        for previous, span in pairwise(spans):
+            if (
+                span[L.duration_ns] == 0
+                and _has_usage(span)
+                and not _has_usage(previous)
+                and previous[L.status_code] != "ERROR"
+                and _same_request(previous, span)
+                and groups.may_join(previous[L.span_id], span[L.span_id])
+            ):
+                groups.union(previous[L.span_id], span[L.span_id])
+
+
+def _same_request(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Nothing tells two spans apart as different requests (provider, operation, model)."""
+    for index in (L.provider, L.operation):
+        if a[index] and b[index] and a[index] != b[index]:
+            return False
+    return _same_model(a[L.model], b[L.model])
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Equal, unknown on one side, or a dated snapshot of the other (gpt-4o-mini-2024-07-18)."""
+    if not a or not b or a == b:
+        return True
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return long.startswith(short + "-") and _SNAPSHOT_SUFFIX.fullmatch(long[len(short) + 1 :]) is not None
+
+
+_SNAPSHOT_SUFFIX = re.compile(r"\d{4}-?\d{2}-?\d{2}|latest|v\d+(:\d+)?")
+_SIBLING_WINDOW = 64
 
 
 def _usage_fields(span: tuple[Any, ...]) -> int:
@@ -378,18 +494,28 @@ def _count_retries(calls: list[_Call], by_id: Mapping[str, tuple[Any, ...]], ord
         )
     # A failed call followed by a later call of the same operation and model under the
     # same parent is a retry the application made itself.
-    siblings: dict[tuple[str, str, str], list[_Call]] = defaultdict(list)
+    # A retry the application made: the call right after one or more failed calls of the same
+    # operation and model under the same parent (any other call in between breaks the chain).
+    # The failed attempt knows only the model asked for (gpt-5), the success the dated model
+    # that answered (gpt-5-2025-08-07): _same_model treats them as one.
+    by_parent: dict[str, list[_Call]] = defaultdict(list)
     for call in calls:
-        s = call.span
-        siblings[(s[L.parent_span_id], s[L.operation], s[L.model])].append(call)
-    for group in siblings.values():
-        pending_failures: list[_Call] = []
+        by_parent[call.span[L.parent_span_id]].append(call)
+    for group in by_parent.values():
+        failures: list[_Call] = []
         for call in group:
+            last = failures[-1].span if failures else None
+            continues = (
+                last is not None
+                and last[L.operation] == call.span[L.operation]
+                and _same_model(last[L.model], call.span[L.model])
+            )
             if call.failed:
-                pending_failures.append(call)
-            elif pending_failures:
-                call.retries += len(pending_failures)
-                pending_failures = []
+                failures = [*failures, call] if continues else [call]
+            else:
+                if continues:
+                    call.retries += len(failures)
+                failures = []
 
 
 def _is_unpriced(call: _Call) -> bool:

@@ -232,6 +232,8 @@ class Normalizer:
         row[F.model] = row[F.response_model] or row[F.request_model]
         row[F.attributes] = (keys_out, values_out)
         self._normalise_tokens(row, scope_name, keys_out, values_out)
+        if row[F.error_type].startswith("<class '"):
+            row[F.error_type] = _unwrap_class_repr(row[F.error_type])
         row[F.span_class] = self._classify(row)
         reported = row[F.reported_cost_usd]
         if reported is not None and reported == 0 and (row[F.input_tokens] or row[F.output_tokens]):
@@ -343,6 +345,13 @@ class Normalizer:
         if row[F.http_method]:
             return "http"
         return "other"
+
+
+def _unwrap_class_repr(text: str) -> str:
+    """``<class 'openai.RateLimitError'>`` (openai-v2 puts ``str(type(exc))`` in error.type)
+    -> ``openai.RateLimitError``, the form the other libraries send."""
+    inner = text[len("<class '") :]
+    return inner[: -len("'>")] if inner.endswith("'>") else text
 
 
 # -- value conversion ---------------------------------------------------------------------

@@ -164,3 +164,30 @@ def test_duplicate_span_versions_keep_the_newest():
     new = call("c", "r", cost=9, version=2)
     assert compute_run([lite("r"), new, old]).run["cost_usd"] == 9
     assert L.version >= 0
+
+
+def test_a_failed_call_retried_against_a_dated_snapshot_counts_as_a_retry():
+    run = compute_run(
+        [
+            lite("r"),
+            call("f", "r", model="gpt-5", tokens=None, cost=None, unpriced_reason="no_usage", status_code="ERROR"),
+            call("ok", "r", model="gpt-5-2025-08-07", start_time=2_000_000_000),
+            call("other", "r", model="gpt-4o", start_time=3_000_000_000),
+        ]
+    ).run
+    assert (run["retries"], run["llm_calls"], run["errors"]) == (1, 3, 1)
+
+
+def test_per_attempt_http_errors_are_retries_not_run_errors():
+    run = compute_run(
+        [
+            lite("r"),
+            call("c", "r"),
+            lite("a1", "c", span_class="http", http_method="POST", status_code="ERROR"),
+            lite("a2", "c", span_class="http", http_method="POST", status_code="ERROR"),
+            lite("a3", "c", span_class="http", http_method="POST"),
+            lite("t", "r", span_class="tool", tool_name="search", status_code="ERROR"),
+        ]
+    )
+    assert (run.run["retries"], run.run["errors"], run.run["tool_failures"]) == (2, 1, 1)
+    assert sum(row["errors"] for row in run.calls) == run.run["errors"]

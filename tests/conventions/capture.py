@@ -1,0 +1,114 @@
+"""Captured GenAI instrumentation traffic: the spans a library really exported for one scripted
+agent run, and the fake provider's ledger of what it really answered.
+
+The files in ``captures/`` are verbatim copies of ``shared/conventions/captures/*.json``
+(see ``shared/conventions/README.md`` for how they were recorded). Each holds every span
+(ids, parent, kind, status, scope, attributes, events, start, duration), the resource, the
+ledger (one entry per HTTP request the provider received, failed attempts and retries
+included) and the business keys of each run's root span.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+CAPTURES_DIR = Path(__file__).parent / "captures"
+APP_SCOPE = "rc.app"
+"""Instrumentation scope of the harness's own spans (the agent root and the tool span)."""
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One library's captured run (or a run constructed in the same shape)."""
+
+    library: str
+    family: str
+    """Provider client the library instruments: ``openai`` or ``anthropic`` (or ``both``)."""
+    versions: dict[str, str]
+    resource: dict[str, Any]
+    spans: tuple[dict[str, Any], ...]
+    ledger: tuple[dict[str, Any], ...]
+    runs: tuple[dict[str, Any], ...]
+    constructed: bool = False
+    """True when the spans were built from the documented conventions, not captured."""
+
+    @property
+    def trace_ids(self) -> tuple[str, ...]:
+        return tuple(run["trace_id"] for run in self.runs)
+
+    @property
+    def service(self) -> str:
+        return str(self.resource["service.name"])
+
+    def library_spans(self) -> list[dict[str, Any]]:
+        """Spans emitted by instrumentation (not by the application itself), by start time."""
+        return sorted((s for s in self.spans if s["scope"]["name"] != APP_SCOPE), key=_start)
+
+
+def captured_libraries() -> list[str]:
+    return sorted(path.stem for path in CAPTURES_DIR.glob("*.json"))
+
+
+@cache
+def load_capture(library: str) -> Capture:
+    doc = json.loads((CAPTURES_DIR / f"{library}.json").read_text())
+    return Capture(
+        library=doc["library"],
+        family=doc["family"],
+        versions=dict(doc["versions"]),
+        resource=dict(doc["resource"]),
+        spans=tuple(doc["spans"]),
+        ledger=tuple(doc["provider_ledger"]),
+        runs=tuple(doc["runs"]),
+    )
+
+
+def end_ns(span: dict[str, Any]) -> int:
+    return span["start_unix_nano"] + round(span["duration_ms"] * 1_000_000)
+
+
+def _start(span: dict[str, Any]) -> int:
+    return span["start_unix_nano"]
+
+
+def call_groups(capture: Capture) -> list[list[dict[str, Any]]]:
+    """The library's spans grouped per provider call, in call order.
+
+    A call is seen as one outer library span plus its descendants, another library's
+    sibling inside it in time (the provider SDK's span next to Traceloop's) and logfire's
+    streaming log-span. The scripted runs make calls one after another, so this is
+    unambiguous here; it is test bookkeeping, not the product's rule.
+    """
+    groups: list[list[dict[str, Any]]] = []
+    for span in capture.library_spans():
+        if span["attributes"].get("gen_ai.operation.name") in NOT_CALLS:
+            continue
+        if groups and _same_call(groups[-1], span):
+            groups[-1].append(span)
+        else:
+            groups.append([span])
+    return groups
+
+
+def _same_call(group: list[dict[str, Any]], span: dict[str, Any]) -> bool:
+    outer = group[0]
+    if span["parent_span_id"] in {s["span_id"] for s in group}:
+        return True  # nested: the SDK's span, per-attempt HTTP spans
+    if _is_log_span(span):
+        # logfire's streaming summary is a log-span emitted once the stream has been read,
+        # after the request span closed: it belongs to that call.
+        return True
+    # Another library's sibling span within the outer span's time (Traceloop + the SDK).
+    return span["scope"]["name"] != outer["scope"]["name"] and end_ns(span) <= end_ns(outer)
+
+
+NOT_CALLS = frozenset({"invoke_agent", "execute_tool"})
+"""Library spans that are not provider calls (a framework's agent and tool spans)."""
+
+
+def _is_log_span(span: dict[str, Any]) -> bool:
+    return span["attributes"].get("logfire.span_type") == "log"
