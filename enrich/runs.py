@@ -131,6 +131,9 @@ class _Call:
     members: list[tuple[Any, ...]]
     retries: int = 0
     failed: bool = False
+    agent: str = ""
+    reported: int | None = None
+    unpriced: bool = False
 
 
 def compute_run(
@@ -145,49 +148,77 @@ def compute_run(
     ordered = sorted(by_id.values(), key=lambda s: (s[L.start_time], s[L.span_id]))
     if not ordered:
         raise ValueError("a run needs at least one span")
-    run_id = ordered[0][L.trace_id]
+    root = next((s for s in ordered if not s[L.parent_span_id]), None)
+    top = root or ordered[0]
 
-    roots = [s for s in ordered if not s[L.parent_span_id]]
-    root = roots[0] if roots else None
-    depth_of = _depths(by_id)
     roles: dict[str, str] = {}
-
-    calls, aggregates = _calls(ordered, by_id, depth_of, roles)
+    calls = _calls(ordered, by_id, roles)
     _count_retries(calls, by_id, ordered)
     agent_of = _agent_resolver(by_id)
+    for call in calls:
+        call.agent = agent_of(call.span) or next((a for m in call.members if (a := agent_of(m))), "")
+        call.reported = _reported(call)
+        call.unpriced = _is_unpriced(call)
+
+    tools: list[tuple[Any, ...]] = []
+    agent_invocations = tool_failures = payload = 0
+    end = top[L.end_time]
+    agent_names: set[str] = set()
+    for span in ordered:
+        span_class = span[L.span_class]
+        if span_class == "tool":
+            tools.append(span)
+            tool_failures += span[L.status_code] == "ERROR"
+        elif span_class == "agent":
+            agent_invocations += 1
+        if span[L.agent_name]:
+            agent_names.add(span[L.agent_name])
+        if span[L.end_time] > end:
+            end = span[L.end_time]
+        if roles.get(span[L.span_id]) != "view":
+            payload += span[L.payload_bytes]
+
+    tokens = [0, 0, 0, 0, 0]
+    cost = priced = unpriced = retries = failed = 0
+    reported: int | None = None
+    models: set[str] = set()
+    providers: set[str] = set()
+    repeats: dict[tuple[str, str, str], int] = defaultdict(int)
+    for call in calls:
+        s = call.span
+        for index, slot in enumerate(_TOKEN_SLOTS):
+            tokens[index] += s[slot] or 0
+        if s[L.cost_usd] is not None:
+            priced += 1
+            cost += s[L.cost_usd]
+        unpriced += call.unpriced
+        if call.reported is not None:
+            reported = (reported or 0) + call.reported
+        retries += call.retries
+        failed += call.failed
+        if s[L.model]:
+            models.add(s[L.model])
+        if s[L.provider]:
+            providers.add(s[L.provider])
+        repeats[(s[L.parent_span_id], s[L.operation], s[L.model])] += 1
 
     attribution = _attribution(root, ordered)
-    service = (root or ordered[0])[L.service_name]
-    ingest_token = next((s[L.ingest_token] for s in ([root] if root else []) + ordered if s[L.ingest_token]), "")
-    context = _ownership_context(options, attribution, root or ordered[0], service, ingest_token, ordered, agent_of)
-    owned = options.ownership(context) if options.ownership else context
-    for key in OWNED_FIELDS:
-        attribution[key] = owned.get(key, "")
+    service = top[L.service_name]
+    ingest_token = (root[L.ingest_token] if root is not None else "") or next(
+        (s[L.ingest_token] for s in ordered if s[L.ingest_token]), ""
+    )
+    if options.ownership is not None:
+        context = _ownership_context(options, attribution, top, service, ingest_token, ordered, agent_of)
+        attribution.update({key: value for key, value in options.ownership(context).items() if key in OWNED_FIELDS})
+    else:
+        attribution.update(_owned_from_attributes(options, attribution, top))
 
     status = "unknown" if root is None else ("error" if root[L.status_code] == "ERROR" else "success")
     outcome = _outcome(ordered, api_outcomes)
     start = ordered[0][L.start_time]
-    end = max(s[L.end_time] for s in ordered)
     duration_ns = root[L.duration_ns] if root is not None else end - start
-
-    counted = [c.span for c in calls] + aggregates["counted"]
-    tools = [s for s in ordered if s[L.span_class] == "tool"]
-    agents = [s for s in ordered if s[L.span_class] == "agent"]
-    unpriced = sum(1 for c in calls if _is_unpriced(c))
-    priced = sum(1 for c in calls if c.span[L.cost_usd] is not None)
-    cost = sum(c.span[L.cost_usd] for c in calls if c.span[L.cost_usd] is not None)
-    reported = [r for r in (_reported(c) for c in calls) if r is not None]
-    retries = sum(c.retries for c in calls)
-    repeats = defaultdict(int)
-    for c in calls:
-        repeats[(c.span[L.parent_span_id], c.span[L.operation], c.span[L.model])] += 1
-    views = sum(1 for role in roles.values() if role == "view")
-    # Failed calls and failed tool executions (per-attempt HTTP spans are retries, not errors):
-    # the same count the breakdown rows carry, so run-level and call-level rollups agree.
-    errors = sum(c.failed for c in calls) + sum(1 for s in tools if s[L.status_code] == "ERROR")
-
     run = {
-        "run_id": run_id,
+        "run_id": top[L.trace_id],
         "start_time": start,
         "end_time": end,
         "duration_ms": duration_ns // 1_000_000,
@@ -206,57 +237,63 @@ def compute_run(
         "outcome_source": outcome[3],
         "spans": len(ordered),
         "llm_calls": len(calls),
-        "duplicate_views": views,
+        "duplicate_views": sum(1 for role in roles.values() if role == "view"),
         "tool_calls": len(tools),
-        "tool_failures": sum(1 for s in tools if s[L.status_code] == "ERROR"),
-        "agent_invocations": len(agents),
-        "errors": errors,
+        "tool_failures": tool_failures,
+        "agent_invocations": agent_invocations,
+        # Failed calls and failed tool executions (per-attempt HTTP spans are retries, not
+        # errors): the same count the breakdown rows carry, so both rollups agree.
+        "errors": failed + tool_failures,
         "retries": retries,
         "retry_loop": int(
             retries >= options.retry_loop_threshold or max(repeats.values(), default=0) >= options.repeat_call_threshold
         ),
-        "input_tokens": sum(s[L.input_tokens] or 0 for s in counted),
-        "output_tokens": sum(s[L.output_tokens] or 0 for s in counted),
-        "cache_read_tokens": sum(s[L.cache_read_tokens] or 0 for s in counted),
-        "cache_write_tokens": sum(s[L.cache_write_tokens] or 0 for s in counted),
-        "reasoning_tokens": sum(s[L.reasoning_tokens] or 0 for s in counted),
-        "payload_bytes": sum(s[L.payload_bytes] for s in ordered if roles.get(s[L.span_id]) != "view"),
+        "input_tokens": tokens[0],
+        "output_tokens": tokens[1],
+        "cache_read_tokens": tokens[2],
+        "cache_write_tokens": tokens[3],
+        "reasoning_tokens": tokens[4],
+        "payload_bytes": payload,
         "cost_usd": None if calls and priced == 0 and unpriced else cost,
-        "reported_cost_usd": sum(reported) if reported else None,
+        "reported_cost_usd": reported,
         "priced_calls": priced,
         "unpriced_calls": unpriced,
-        "models": sorted({c.span[L.model] for c in calls if c.span[L.model]}),
-        "providers": sorted({c.span[L.provider] for c in calls if c.span[L.provider]}),
-        "agents": sorted({a for s in ordered if (a := s[L.agent_name])}),
+        "models": sorted(models),
+        "providers": sorted(providers),
+        "agents": sorted(agent_names),
         "tools": sorted({s[L.tool_name] for s in tools if s[L.tool_name]}),
     }
     breakdown = _breakdown(run, calls, tools, agent_of)
     # Only role changes against what is stored are returned (they are re-written).
+    changed = {}
     for span in ordered:
-        roles.setdefault(span[L.span_id], initial_role(span[L.span_class]))
-    changed = {sid: role for sid, role in roles.items() if by_id[sid][L.call_role] != role}
+        span_id = span[L.span_id]
+        role = roles.get(span_id) or initial_role(span[L.span_class])
+        if span[L.call_role] != role:
+            changed[span_id] = role
     return RunResult(run, breakdown, changed)
+
+
+_TOKEN_NAMES = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+_TOKEN_SLOTS = tuple(getattr(L, name) for name in _TOKEN_NAMES)
+_INITIAL_ROLES = {"llm": "call", "tool": "tool", "agent": "agent"}
 
 
 def initial_role(span_class: str) -> str:
     """The role a span is stored with at ingest, before its run is complete."""
-    return {"llm": "call", "tool": "tool", "agent": "agent"}.get(span_class, "other")
+    return _INITIAL_ROLES.get(span_class, "other")
 
 
 # -- calls ---------------------------------------------------------------------------------
 
 
-def _depths(by_id: Mapping[str, tuple[Any, ...]]) -> dict[str, int]:
-    depth: dict[str, int] = {}
-    for span_id in by_id:
-        chain = []
-        current = span_id
-        while current in by_id and current not in depth and len(chain) < 10_000:
-            chain.append(current)
-            current = by_id[current][L.parent_span_id]
-        base = depth.get(current, -1) if current in by_id else -1
-        for offset, sid in enumerate(reversed(chain), start=1):
-            depth[sid] = base + offset
+def _depth(by_id: Mapping[str, tuple[Any, ...]], span: tuple[Any, ...]) -> int:
+    """Known ancestors above a span (only asked for when a call has several views)."""
+    depth = 0
+    current = span[L.parent_span_id]
+    while current in by_id and depth < 10_000:
+        depth += 1
+        current = by_id[current][L.parent_span_id]
     return depth
 
 
@@ -267,9 +304,8 @@ def _has_usage(span: tuple[Any, ...]) -> bool:
 def _calls(
     ordered: list[tuple[Any, ...]],
     by_id: Mapping[str, tuple[Any, ...]],
-    depth_of: Mapping[str, int],
     roles: dict[str, str],
-) -> tuple[list[_Call], dict[str, list[tuple[Any, ...]]]]:
+) -> list[_Call]:
     """Group inference spans into provider calls and pick the span each call is counted by.
 
     Spans are one call when they nest, share a ``gen_ai.response.id``, are sibling views of
@@ -304,14 +340,14 @@ def _calls(
 
     calls = []
     for members in groups.members().values():
-        with_usage = [s for s in members if _has_usage(s)]
-        pool = with_usage or members
-        chosen = max(
-            pool, key=lambda s: (_usage_fields(s), depth_of.get(s[L.span_id], 0), s[L.start_time], s[L.span_id])
-        )
-        for span in members:
-            if span is not chosen:
-                roles[span[L.span_id]] = "view"
+        if len(members) == 1:
+            chosen = members[0]
+        else:
+            pool = [s for s in members if _has_usage(s)] or members
+            chosen = max(pool, key=lambda s: (_usage_fields(s), _depth(by_id, s), s[L.start_time], s[L.span_id]))
+            for span in members:
+                if span is not chosen:
+                    roles[span[L.span_id]] = "view"
         roles[chosen[L.span_id]] = "call"
         calls.append(_Call(chosen, members))
     calls.sort(key=lambda c: (c.span[L.start_time], c.span[L.span_id]))
@@ -326,17 +362,14 @@ def _calls(
             below_inference.add(current)
             current = by_id[current][L.parent_span_id]
             hops += 1
-    aggregates: dict[str, list[tuple[Any, ...]]] = {"counted": [], "aggregate": []}
     for span in ordered:
         if span[L.span_class] != "llm" and _has_usage(span):
             if span[L.span_id] in below_inference:
                 roles[span[L.span_id]] = "aggregate"
-                aggregates["aggregate"].append(span)
             else:
                 roles[span[L.span_id]] = "call"
-                aggregates["counted"].append(span)
                 calls.append(_Call(span, [span]))
-    return calls, aggregates
+    return calls
 
 
 class _CallGroups:
@@ -585,6 +618,19 @@ def _ownership_context(
     return context
 
 
+def _owned_from_attributes(options: RunOptions, attribution: Mapping[str, str], top: tuple[Any, ...]) -> dict[str, str]:
+    """Without ownership rules: the run's own values, else the root span's, else its resource's."""
+    keys, values = top[L.attributes] or ((), ())
+    resource = options.resource_attributes(top[L.resource_id]) if options.resource_attributes else {}
+    owned = {}
+    for key in OWNED_FIELDS:
+        value = attribution.get(key, "")
+        if not value and key in keys:
+            value = values[keys.index(key)]
+        owned[key] = value or resource.get(key, "")
+    return owned
+
+
 def _agent_resolver(by_id: Mapping[str, tuple[Any, ...]]) -> Callable[[tuple[Any, ...]], str]:
     cache: dict[str, str] = {}
 
@@ -645,18 +691,17 @@ def _breakdown(
 
     for call in calls:
         s = call.span
-        agent = agent_of(s) or next((agent_of(m) for m in call.members if agent_of(m)), "")
-        key = (s[L.model], s[L.provider], agent, "", s[L.operation], payload_band(s[L.input_tokens]))
+        key = (s[L.model], s[L.provider], call.agent, "", s[L.operation], payload_band(s[L.input_tokens]))
         row = row_for(key)
         row["calls"] += 1
         row["errors"] += call.failed
         row["retries"] += call.retries
-        row["unpriced_calls"] += _is_unpriced(call)
-        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
-            row[name] += s[getattr(L, name)] or 0
+        row["unpriced_calls"] += call.unpriced
+        for name, slot in zip(_TOKEN_NAMES, _TOKEN_SLOTS, strict=True):
+            row[name] += s[slot] or 0
         row["payload_bytes"] += s[L.payload_bytes]
         row["cost_usd"] += s[L.cost_usd] or 0
-        row["reported_cost_usd"] += _reported(call) or 0
+        row["reported_cost_usd"] += call.reported or 0
         row["latencies_ms"].append(s[L.duration_ns] // 1_000_000)
     for s in tools:
         key = ("", "", agent_of(s), s[L.tool_name], s[L.operation] or "execute_tool", "")

@@ -189,7 +189,7 @@ class OtelSpend:
         return RunOptions(
             retry_loop_threshold=runs.retry_loop_threshold,
             repeat_call_threshold=runs.repeat_call_threshold,
-            ownership=self.ownership.current,
+            ownership=self.ownership.current if self.ownership.current.rules else None,
             resource_attributes=self.resources,
         )
 
