@@ -61,12 +61,19 @@ class CompiledPrice:
     default_gpus: float = 1.0
     description: str = ""
     rates_usd_per_mtok: dict[str, str] = field(default_factory=dict)
+    scaled: bool = field(init=False, repr=False, compare=False)
+    """multiplier != 1, computed once (a Fraction comparison per unit is measurable per span)."""
 
-    def cost(self, usage: Sequence[int], *, compute_seconds: float | None = None) -> list[int]:
-        """Femto-USD per component (``COMPONENTS`` order). Raises UsageInconsistent."""
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scaled", self.multiplier != 1)
+
+    def cost(self, usage: Sequence[int], *, compute_seconds: Fraction | float | None = None) -> list[int]:
+        """Femto-USD per component (``COMPONENTS`` order), each rounded half-even to a whole
+        femto-USD. Raises UsageInconsistent."""
         out = [0] * len(COMPONENTS)
         total_input = usage[U_INPUT]
         multiplier = self.multiplier
+        scaled = self.scaled
         for unit in self.units:
             if unit.per_request:
                 count = 1
@@ -81,12 +88,13 @@ class CompiledPrice:
                 if not count:
                     continue
             price = unit.femto_per_unit
-            for threshold, tier_price in reversed(unit.tiers):
-                if total_input > threshold:
-                    price = tier_price
-                    break
+            if unit.tiers:
+                for threshold, tier_price in reversed(unit.tiers):
+                    if total_input > threshold:
+                        price = tier_price
+                        break
             value = price * count
-            if multiplier != 1:
+            if scaled:
                 value = value * multiplier
             out[unit.component] += value if isinstance(value, int) else _round(value)
         if self.gpu_second_femto is not None and compute_seconds:

@@ -4,12 +4,15 @@ Resolution mirrors ``genai_prices.calc_price``: provider (semconv names mapped t
 genai-prices ids), model matching (dated snapshots included), the conditional price in
 force at the call's start (date or time-of-day constraints), request-context variants
 (service tier, batch processing) and the unit decomposition. The compiled result is
-cached per (model, price period, context), so a span costs two dict lookups and a few
-integer multiplications; a property test holds it equal to ``calc_price``.
+cached per (model, price period, context), where a price period is a UTC day, split at
+the model's time-of-day boundaries when it has any (off-peak prices). A span therefore
+costs two dict lookups and a few integer multiplications; tests/pricing holds it equal
+to ``calc_price`` for every model genai-prices knows.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +22,14 @@ from typing import Any
 import genai_prices
 from genai_prices import data_snapshot
 from genai_prices.data_units import unit_data
-from genai_prices.types import ModelInfo, ModelPrice, Provider, StartDateConstraint, TieredPrices
+from genai_prices.types import (
+    ModelInfo,
+    ModelPrice,
+    Provider,
+    StartDateConstraint,
+    TieredPrices,
+    TimeOfDateConstraint,
+)
 
 from otelspend.enrich.compiled import (
     C_CACHE_READ,
@@ -36,6 +46,8 @@ from otelspend.enrich.compiled import (
 
 SOURCE = f"genai-prices {genai_prices.__version__}"
 DAY_NS = 86_400 * 10**9
+MAX_CACHED = 100_000
+"""Cache bound: model names come from spans, so distinct ones are attacker-controlled."""
 
 # OTel semconv provider names (gen_ai.provider.name) -> genai-prices provider ids.
 PROVIDER_IDS: Mapping[str, str] = {
@@ -64,10 +76,20 @@ _UNITS_BY_PRICE_KEY = {spec["price_key"]: (key, spec) for key, spec in unit_data
 
 @dataclass(frozen=True)
 class Resolved:
+    """A (provider, model) found in genai-prices, with where its prices may change within a day."""
+
     provider: Provider
     model: ModelInfo
-    date_only: bool
-    """True when every price and variant constraint is a start date (prices change at UTC midnight)."""
+    boundaries_us: tuple[int, ...] = ()
+    """UTC microseconds of the day where a time-of-day price starts or ends (empty: prices
+    change only at UTC midnight, by start date)."""
+
+    def period(self, start_ns: int) -> tuple[int, int]:
+        """(UTC day, slice of the day): the same period always has the same prices."""
+        day, in_day = divmod(start_ns, DAY_NS)
+        if not self.boundaries_us:
+            return day, 0
+        return day, bisect.bisect_right(self.boundaries_us, in_day // 1000)
 
 
 class UnknownPrice(LookupError):
@@ -78,49 +100,77 @@ class UnknownPrice(LookupError):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A cached negative lookup. Cached as a value, not as an exception: re-raising one
+    exception object grows its traceback (and keeps every frame on it alive) per raise."""
+
+    reason: str
+    detail: str
+
+
 class GenaiPricesCard:
+    """genai-prices resolved and compiled, cached per (provider, model) and price period.
+
+    Shared by every PriceBook of a process (a rate-card reload keeps the compiled prices).
+    """
+
     def __init__(self) -> None:
         self._snapshot = data_snapshot.get_snapshot()
-        self._resolved: dict[tuple[str, str], Resolved | UnknownPrice] = {}
+        self._resolved: dict[tuple[str, str], Resolved | Unknown] = {}
         self._compiled: dict[tuple[Any, ...], CompiledPrice] = {}
 
     def resolve(self, provider: str, model: str) -> Resolved:
+        """The genai-prices model for a semconv provider name and a model name; raises UnknownPrice."""
+        found = self.lookup(provider, model)
+        if isinstance(found, Unknown):
+            raise UnknownPrice(found.reason, found.detail)
+        return found
+
+    def lookup(self, provider: str, model: str) -> Resolved | Unknown:
+        """Like ``resolve``, without raising (the hot path)."""
         key = (provider, model)
         found = self._resolved.get(key)
         if found is None:
             found = self._resolve(provider, model)
+            if len(self._resolved) >= MAX_CACHED:
+                self._resolved.clear()
             self._resolved[key] = found
-        if isinstance(found, UnknownPrice):
-            raise found
         return found
 
-    def _resolve(self, provider: str, model: str) -> Resolved | UnknownPrice:
+    def _resolve(self, provider: str, model: str) -> Resolved | Unknown:
         provider_id = PROVIDER_IDS.get(provider, provider) or None
         try:
             found_provider, found_model = self._snapshot.find_provider_model(model, None, provider_id, None)
         except LookupError as exc:
-            reason = "unknown_provider" if "find provider" in str(exc) else "unknown_model"
-            return UnknownPrice(reason, str(exc))
+            # A named provider genai-prices does not know is unknown_provider; with no provider
+            # named, genai-prices looks the provider up by model name, so the model is unknown.
+            reason = "unknown_provider" if provider_id and "find provider" in str(exc) else "unknown_model"
+            return Unknown(reason, str(exc))
         constraints = []
         if not isinstance(found_model.prices, ModelPrice):
             constraints.extend(price.constraint for price in found_model.prices)
         constraints.extend(variant.constraint for variant in found_model.price_variants or ())
-        date_only = all(c is None or isinstance(c, StartDateConstraint) for c in constraints)
-        return Resolved(found_provider, found_model, date_only)
+        boundaries = set()
+        for constraint in constraints:
+            if isinstance(constraint, TimeOfDateConstraint):
+                boundaries.add(_utc_microsecond_of_day(constraint.start_time))
+                boundaries.add(_utc_microsecond_of_day(constraint.end_time))
+        return Resolved(found_provider, found_model, tuple(sorted(boundaries)))
 
     def compiled(self, resolved: Resolved, start_ns: int, context: tuple[tuple[str, str], ...]) -> CompiledPrice:
-        bucket = start_ns // DAY_NS if resolved.date_only else start_ns // 10**9
-        key = (id(resolved.model), resolved.provider.id, bucket, context)
+        """The compiled price in force at ``start_ns`` for a request context (cached per period)."""
+        key = (id(resolved.model), resolved.provider.id, resolved.period(start_ns), context)
         found = self._compiled.get(key)
         if found is None:
-            if len(self._compiled) > 200_000:
+            if len(self._compiled) >= MAX_CACHED:
                 self._compiled.clear()
             found = self._compile(resolved, start_ns, context)
             self._compiled[key] = found
         return found
 
     def _compile(self, resolved: Resolved, start_ns: int, context: tuple[tuple[str, str], ...]) -> CompiledPrice:
-        when = dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.UTC)
+        when = utc_datetime(start_ns)
         model, provider = resolved.model, resolved.provider
         ctx = dict(context) or None
         # calc_price ignores the request context for a model found through a fallback provider.
@@ -133,6 +183,19 @@ class GenaiPricesCard:
             entry=f"{provider.id}/{model.id}",
             effective_from=_effective_from(model, when),
         )
+
+
+def utc_datetime(ns: int) -> dt.datetime:
+    """ns since the epoch -> aware UTC datetime, exact to the microsecond (no float rounding)."""
+    seconds, rest = divmod(ns, 10**9)
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).replace(microsecond=rest // 1000)
+
+
+def _utc_microsecond_of_day(value: dt.time) -> int:
+    """A constraint's time of day in UTC (naive times are UTC, as genai-prices reads them)."""
+    if value.tzinfo is not None:
+        value = dt.datetime.combine(dt.date(1970, 1, 2), value).astimezone(dt.UTC).time()
+    return ((value.hour * 60 + value.minute) * 60 + value.second) * 10**6 + value.microsecond
 
 
 def _effective_from(model: ModelInfo, when: dt.datetime) -> str:

@@ -2,12 +2,23 @@
 
 ``PriceBook`` is immutable once built; reloading a rate card builds a new book and swaps
 the reference, so a batch is priced entirely by one card version.
+
+Lookup order for a call (provider, response model, request model, start time):
+
+1. the user card's entries matching provider and either model, in file order, active at
+   the start time: the first one with prices of its own (tokens or GPU-seconds) wins,
+   with its discount and tier multiplier applied;
+2. otherwise genai-prices (response model first, then request model), adjusted by the
+   first matching adjustment-only entry (discount / tier without prices), if any;
+3. otherwise the call is unpriced: cost NULL and ``unpriced_reason`` says why.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +34,7 @@ from otelspend.enrich.compiled import (
     CompiledPrice,
     UsageInconsistent,
 )
-from otelspend.enrich.genai_prices_card import GenaiPricesCard, UnknownPrice
+from otelspend.enrich.genai_prices_card import MAX_CACHED, GenaiPricesCard, Unknown
 from otelspend.enrich.ratecard import CardEntry, RateCard, load_rate_card
 from otelspend.record import F
 
@@ -33,6 +44,13 @@ NO_MODEL = "no_model"
 UNKNOWN_MODEL = "unknown_model"
 UNKNOWN_PROVIDER = "unknown_provider"
 INCONSISTENT_USAGE = "inconsistent_usage"
+UNPRICED_REASONS: dict[str, str] = {
+    NO_USAGE: "the span names a model but reports no token counts (and no GPU time to price)",
+    NO_MODEL: "a model call (or usage) without a model name",
+    UNKNOWN_MODEL: "neither the rate card nor genai-prices knows the model",
+    UNKNOWN_PROVIDER: "genai-prices does not know the provider, and no rate-card entry matched",
+    INCONSISTENT_USAGE: "usage that cannot be decomposed (e.g. more cached tokens than input tokens)",
+}
 
 _COST_SLOTS = {
     C_INPUT: F.cost_input_usd,
@@ -44,6 +62,15 @@ _COST_SLOTS = {
     C_COMPUTE: F.cost_compute_usd,
 }
 _COMPONENT_SLOTS = tuple(_COST_SLOTS[index] for index in range(len(COMPONENTS)))
+PRICING_SLOTS: tuple[int, ...] = (
+    *_COMPONENT_SLOTS,
+    F.cost_usd,
+    F.price_source,
+    F.price_entry,
+    F.price_effective_from,
+    F.unpriced_reason,
+)
+"""Every slot price_row writes (what a reprice compares)."""
 
 
 @dataclass(frozen=True)
@@ -52,23 +79,30 @@ class Quote:
 
     compiled: CompiledPrice
     model: str
+    """The model name that matched (response or request model)."""
     note: str = ""
 
 
 class Unpriced(LookupError):
+    """No price for a call; ``reason`` is one of UNPRICED_REASONS."""
+
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(detail or reason)
         self.reason = reason
 
 
 class PriceBook:
+    """A user rate card (optional) over the genai-prices default; prices rows in place."""
+
     def __init__(self, card: RateCard | None = None, genai: GenaiPricesCard | None = None) -> None:
         self.card = card
         self.genai = genai or GenaiPricesCard()
         self._candidates: dict[tuple[str, str, str], tuple[tuple[CardEntry, str], ...]] = {}
+        self._adjusted: dict[tuple[int, int, Fraction], tuple[CompiledPrice, CompiledPrice]] = {}
 
     @classmethod
     def from_file(cls, path: str | Path | None, genai: GenaiPricesCard | None = None) -> PriceBook:
+        """Load (and validate) the user card at ``path``; None means genai-prices only."""
         return cls(load_rate_card(path) if path else None, genai)
 
     # -- lookup -----------------------------------------------------------------------------
@@ -80,40 +114,72 @@ class PriceBook:
         request_model: str,
         start_ns: int,
         context: tuple[tuple[str, str], ...] = (),
-        attributes: Any = None,
+        row: list[Any] | None = None,
     ) -> Quote:
-        """The compiled price for a call, or raise Unpriced."""
+        """The compiled price for a call, or raise Unpriced.
+
+        ``context`` holds the genai-prices request context (``processing``, ``service_tier``);
+        ``row`` (a span row) is where tier attributes are read from, when given.
+        """
+        compiled, model, note = self._find(provider, response_model, request_model, start_ns, context, row)
+        return Quote(compiled, model, note)
+
+    def _find(
+        self,
+        provider: str,
+        response_model: str,
+        request_model: str,
+        start_ns: int,
+        context: tuple[tuple[str, str], ...],
+        row: list[Any] | None,
+    ) -> tuple[CompiledPrice, str, str]:
+        """(compiled price, model name that matched, note); raises Unpriced."""
         if not (response_model or request_model):
             raise Unpriced(NO_MODEL, "the span names no model")
         adjust: CardEntry | None = None
         if self.card is not None:
-            key = (provider, response_model, request_model)
-            candidates = self._candidates.get(key)
-            if candidates is None:
-                candidates = self.card.candidates(provider, (response_model, request_model))
-                self._candidates[key] = candidates
-            for card_entry, model in candidates:
+            for card_entry, model in self._card_candidates(provider, response_model, request_model):
                 if not card_entry.active(start_ns):
                     continue
-                tier_value = _tier_value(card_entry, context, attributes)
                 if card_entry.compiled is not None:
-                    compiled = card_entry.compiled
-                    factor = card_entry.multiplier(tier_value)
-                    if factor != 1:
-                        compiled = replace(compiled, multiplier=factor)
-                    return Quote(compiled, model)
+                    factor = card_entry.multiplier(_tier_value(card_entry, context, row))
+                    return self._with_factor(card_entry.compiled, factor), model, ""
                 if adjust is None:
                     adjust = card_entry
-        quote = self._default(provider, response_model, request_model, start_ns, context)
+        compiled, model = self._default(provider, response_model, request_model, start_ns, context)
         if adjust is not None:
-            factor = adjust.multiplier(_tier_value(adjust, context, attributes))
-            compiled = replace(
-                quote.compiled,
-                multiplier=quote.compiled.multiplier * factor,
-                source=f"{quote.compiled.source} + {adjust.source}#{adjust.entry.id}",
-            )
-            return Quote(compiled, quote.model, f"adjusted by {adjust.entry.id}")
-        return quote
+            factor = adjust.multiplier(_tier_value(adjust, context, row))
+            return self._with_factor(compiled, factor, adjust), model, f"adjusted by {adjust.entry.id}"
+        return compiled, model, ""
+
+    def _card_candidates(
+        self, provider: str, response_model: str, request_model: str
+    ) -> tuple[tuple[CardEntry, str], ...]:
+        assert self.card is not None
+        key = (provider, response_model, request_model)
+        candidates = self._candidates.get(key)
+        if candidates is None:
+            candidates = self.card.candidates(provider, (response_model, request_model))
+            if len(self._candidates) >= MAX_CACHED:
+                self._candidates.clear()
+            self._candidates[key] = candidates
+        return candidates
+
+    def _with_factor(self, compiled: CompiledPrice, factor: Fraction, adjust: CardEntry | None = None) -> CompiledPrice:
+        """``compiled`` with a discount / tier multiplier (and, for an adjustment of the default,
+        both sources named), built once per combination."""
+        if factor == 1 and adjust is None:
+            return compiled
+        key = (id(compiled), id(adjust), factor)
+        found = self._adjusted.get(key)
+        # The base object is kept in the value and compared, so a recycled id never matches.
+        if found is None or found[0] is not compiled:
+            source = f"{compiled.source} + {adjust.source}#{adjust.entry.id}" if adjust else compiled.source
+            adjusted = replace(compiled, multiplier=compiled.multiplier * factor, source=source)
+            if len(self._adjusted) >= MAX_CACHED:
+                self._adjusted.clear()
+            found = self._adjusted[key] = (compiled, adjusted)
+        return found[1]
 
     def _default(
         self,
@@ -122,40 +188,44 @@ class PriceBook:
         request_model: str,
         start_ns: int,
         context: tuple[tuple[str, str], ...],
-    ) -> Quote:
-        first_error: UnknownPrice | None = None
+    ) -> tuple[CompiledPrice, str]:
+        first_unknown: Unknown | None = None
         for model in (response_model, request_model):
             if not model:
                 continue
-            try:
-                resolved = self.genai.resolve(provider, model)
-            except UnknownPrice as exc:
-                first_error = first_error or exc
-                if exc.reason == UNKNOWN_PROVIDER:
+            found = self.genai.lookup(provider, model)
+            if isinstance(found, Unknown):
+                first_unknown = first_unknown or found
+                if found.reason == UNKNOWN_PROVIDER:
                     break
                 continue
-            return Quote(self.genai.compiled(resolved, start_ns, context), model)
-        assert first_error is not None
-        raise Unpriced(first_error.reason, str(first_error))
+            return self.genai.compiled(found, start_ns, context), model
+        assert first_unknown is not None
+        raise Unpriced(first_unknown.reason, first_unknown.detail)
 
     # -- pricing rows -------------------------------------------------------------------------
 
     def price_rows(self, rows: list[list[Any]]) -> None:
+        """Price every row in place (see ``price_row``)."""
         for row in rows:
             self.price_row(row)
 
     def price_row(self, row: list[Any]) -> None:
+        """Fill the cost and provenance slots of one span row, or its unpriced reason.
+
+        Spans that are not model calls (no usage, not an LLM span, no GPU time) are left
+        alone: nothing to price and nothing missing.
+        """
         inp = row[F.input_tokens]
         out = row[F.output_tokens]
         has_usage = inp is not None or out is not None
         if not has_usage and row[F.span_class] != "llm" and row[F.compute_seconds] is None:
-            return  # not a model call: nothing to price, nothing missing
-        context = _context(row)
+            return
+        context = request_context(row)
         try:
-            quote = self.quote(
+            compiled = self._find(
                 row[F.provider], row[F.response_model], row[F.request_model], row[F.start_time], context, row
-            )
-            compiled = quote.compiled
+            )[0]
             compute = _compute_seconds(row, compiled)
             if not has_usage and not compute:
                 raise Unpriced(NO_USAGE, "no token counts reported")
@@ -192,7 +262,8 @@ def clear_cost(row: list[Any]) -> None:
     row[F.price_source] = row[F.price_entry] = row[F.price_effective_from] = row[F.unpriced_reason] = ""
 
 
-def _context(row: list[Any]) -> tuple[tuple[str, str], ...]:
+def request_context(row: list[Any]) -> tuple[tuple[str, str], ...]:
+    """The genai-prices request context of a span (batch processing, service tier)."""
     tier = row[F.service_tier]
     processing = row[F.processing]
     if not tier and not processing:
@@ -205,31 +276,48 @@ def _context(row: list[Any]) -> tuple[tuple[str, str], ...]:
     return tuple(items)
 
 
-def _tier_value(card_entry: CardEntry, context: tuple[tuple[str, str], ...], row: Any) -> str | None:
+def _tier_value(card_entry: CardEntry, context: tuple[tuple[str, str], ...], row: list[Any] | None) -> str | None:
     tier = card_entry.entry.tier
     if tier is None:
         return None
-    for key, value in context:
-        if key == tier.attribute:
-            return value
-    if isinstance(row, list):
+    column = card_entry.tier_column
+    if row is not None:
+        if column is not None:
+            return row[column] or None
         keys, values = row[F.attributes] or ((), ())
         if tier.attribute in keys:
             return values[keys.index(tier.attribute)]
+        return None
+    # No span row (CLI, API): the context names canonical fields.
+    for key, value in context:
+        if key == tier.attribute or (column is not None and F.__dict__.get(key) == column):
+            return value
     return None
 
 
-def _compute_seconds(row: list[Any], compiled: CompiledPrice) -> float | None:
+def _compute_seconds(row: list[Any], compiled: CompiledPrice) -> Fraction | None:
+    """GPU-seconds of a self-hosted call: the explicit attribute, else duration x GPUs."""
     if compiled.gpu_second_femto is None:
         return None
     explicit = row[F.compute_seconds]
     if explicit is not None:
-        return explicit
-    gpus = row[F.gpu_count] or compiled.default_gpus
-    return row[F.duration_ns] / 1e9 * gpus
+        return _exact(explicit)
+    gpus = row[F.gpu_count]
+    return Fraction(row[F.duration_ns], 10**9) * (_exact(gpus) if gpus else _exact(compiled.default_gpus))
 
 
-def at_ns(when: dt.datetime) -> int:
+def _exact(value: float) -> Fraction:
+    """A float attribute as the decimal it was written as (0.1 -> 1/10, not the nearest binary)."""
+    return Fraction(Decimal(repr(value)))
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def at_ns(when: dt.datetime | dt.date) -> int:
+    """A datetime (naive = UTC) or a date (UTC midnight) -> ns since the epoch, exactly."""
+    if not isinstance(when, dt.datetime):
+        when = dt.datetime(when.year, when.month, when.day, tzinfo=dt.UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    return int(when.timestamp()) * 10**9 + when.microsecond * 1000
+    return (when - _EPOCH) // dt.timedelta(microseconds=1) * 1000

@@ -2,24 +2,33 @@
 
 An entry matches a provider and model (glob by default, ``re:`` for a regular expression,
 no wildcard = exact; case-insensitive) during ``[effective_from, effective_to)``. Entries
-are tried in file order and the first match wins, so put specific entries first. Kinds:
+are tried in file order, so put specific entries first. Kinds:
 
 * token prices (USD per million tokens per kind, optional per-request fee),
 * self-hosted compute (USD per GPU-second, GPUs from the span or the entry),
 * adjustments only (``discount_pct`` and/or ``tier`` multipliers, no prices): applied to
   the genai-prices price of whatever the entry matches.
 
+The first matching entry with prices of its own (tokens or GPU-seconds) prices the call;
+if none matches, genai-prices does, adjusted by the first matching adjustment-only entry.
+
 A ``tier`` multiplies the price by a factor chosen by a span attribute's value (batch,
-flex, priority ...). The whole file is validated at load; errors name file, entry, field.
+flex, priority ...): a canonical column (``processing``, ``service_tier``, ``tenant`` ...),
+any attribute key the convention table reads into one (``otelspend.pricing.tier`` ->
+``processing``), or another span attribute. The whole file is validated at load; errors
+name file, entry and field. The source recorded on priced spans is ``user:<file>@<hash>``
+(first 8 hex digits of the file's SHA-256), so every edit of the card is traceable.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
+import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -29,8 +38,11 @@ import yaml
 from genai_prices.types import ModelPrice
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from otelspend.enrich.compiled import CompiledPrice
+from otelspend.enrich.compiled import CompiledPrice, femto_per_unit
 from otelspend.enrich.genai_prices_card import compile_model_price
+from otelspend.record import SPAN_COLUMNS
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class RateCardError(ValueError):
@@ -121,18 +133,26 @@ class Entry(_Strict):
 
 class RateCardFile(_Strict):
     version: int = 1
-    currency: str = Field("USD", pattern=r"^USD$")
+    currency: str = "USD"
     """Only USD: genai-prices is in USD and mixing currencies in one ledger is a bug."""
     entries: list[Entry]
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> RateCardFile:
-        seen: set[str] = set()
-        for entry in self.entries:
+    @field_validator("currency")
+    @classmethod
+    def _usd_only(cls, value: str) -> str:
+        if value != "USD":
+            raise ValueError("only USD is supported (genai-prices is in USD; one ledger, one currency)")
+        return value
+
+    @field_validator("entries")
+    @classmethod
+    def _unique_ids(cls, value: list[Entry]) -> list[Entry]:
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(value, start=1):
             if entry.id in seen:
-                raise ValueError(f"duplicate entry id {entry.id!r}")
-            seen.add(entry.id)
-        return self
+                raise ValueError(f"duplicate entry id {entry.id!r} (entries {seen[entry.id]} and {index})")
+            seen[entry.id] = index
+        return value
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,12 @@ class CardEntry:
     start_ns: int | None
     end_ns: int | None
     compiled: CompiledPrice | None
+    tier_column: int | None = None
+    """Span row column holding the tier value, when the tier attribute is (read into) one."""
+    base_factor: Fraction = Fraction(1)
+    """1 - discount, exact."""
+    tier_factors: Mapping[str, Fraction] = field(default_factory=dict)
+    """Tier value -> base_factor x the tier's multiplier, exact."""
 
     def matches(self, provider: str, model: str) -> bool:
         return bool(self.provider_match.fullmatch(provider or "")) and bool(self.model_match.fullmatch(model))
@@ -154,11 +180,10 @@ class CardEntry:
         return (self.start_ns is None or start_ns >= self.start_ns) and (self.end_ns is None or start_ns < self.end_ns)
 
     def multiplier(self, tier_value: str | None) -> Fraction:
-        factor = Fraction(100 - self.entry.discount_pct) / 100
-        tier = self.entry.tier
-        if tier is not None and tier_value is not None and tier_value in tier.multipliers:
-            factor *= Fraction(tier.multipliers[tier_value])
-        return factor
+        """Discount x the tier multiplier of ``tier_value`` (1 for a value the tier does not list)."""
+        if tier_value is None:
+            return self.base_factor
+        return self.tier_factors.get(tier_value, self.base_factor)
 
     @property
     def effective_from(self) -> str:
@@ -168,8 +193,11 @@ class CardEntry:
 
 @dataclass(frozen=True)
 class RateCard:
+    """A validated user rate card: entries in file order."""
+
     path: Path | None
     entries: tuple[CardEntry, ...]
+    source: str = "user:inline"
 
     def candidates(self, provider: str, models: tuple[str, ...]) -> tuple[tuple[CardEntry, str], ...]:
         """Entries matching (provider, any of models), in file order, with the model matched."""
@@ -183,6 +211,7 @@ class RateCard:
 
 
 def load_rate_card(path: str | Path) -> RateCard:
+    """Read and validate a YAML rate card; raises RateCardError naming file, entry and field."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -192,19 +221,39 @@ def load_rate_card(path: str | Path) -> RateCard:
 
 
 def parse_rate_card(text: str, source: Path | None = None) -> RateCard:
+    """Validate rate-card YAML text (``source`` names the file in errors and provenance)."""
     label = str(source) if source else "<rate card>"
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RateCardError(f"rate card {label}: not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RateCardError(f"rate card {label}: not valid YAML{where}: {problem}") from None
     if not isinstance(doc, dict):
         raise RateCardError(f"rate card {label}: expected a mapping with an 'entries' list")
     try:
         card = RateCardFile.model_validate(doc)
     except ValidationError as exc:
         raise RateCardError(_describe(label, doc, exc)) from None
-    source_name = f"user:{source.name if source else 'inline'}"
-    return RateCard(source, tuple(_compile_entry(entry, source_name) for entry in card.entries))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    source_name = f"user:{source.name if source else 'inline'}@{digest}"
+    return RateCard(source, tuple(_compile_entry(entry, source_name) for entry in card.entries), source_name)
+
+
+def card_warnings(card: RateCard) -> list[str]:
+    """Valid but probably unintended: shown by ``otelspend rates check``."""
+    warnings = []
+    for card_entry in card.entries:
+        entry = card_entry.entry
+        if entry.prices is not None and entry.prices.cache_read is None:
+            warnings.append(f"entry {entry.id!r}: no cache_read price, so cache hits are priced at the full input rate")
+        if entry.tier is not None and card_entry.tier_column is None:
+            warnings.append(
+                f"entry {entry.id!r}: tier attribute {entry.tier.attribute!r} is not a canonical field; "
+                "it must arrive as a span attribute"
+            )
+    return warnings
 
 
 def _compile_entry(entry: Entry, source: str) -> CardEntry:
@@ -231,17 +280,13 @@ def _compile_entry(entry: Entry, source: str) -> CardEntry:
             effective_from=entry.effective_from.isoformat() if entry.effective_from else "",
         )
         if entry.gpu_second is not None:
-            from otelspend.enrich.compiled import femto_per_unit
-
-            compiled = CompiledPrice(
-                source=compiled.source,
-                entry=compiled.entry,
-                effective_from=compiled.effective_from,
-                units=compiled.units,
+            compiled = replace(
+                compiled,
                 gpu_second_femto=femto_per_unit(Fraction(entry.gpu_second), 1),
                 default_gpus=entry.gpus,
                 rates_usd_per_mtok={**compiled.rates_usd_per_mtok, "gpu_second": str(entry.gpu_second)},
             )
+    base = Fraction(100 - entry.discount_pct) / 100
     return CardEntry(
         entry=entry,
         source=source,
@@ -250,7 +295,30 @@ def _compile_entry(entry: Entry, source: str) -> CardEntry:
         start_ns=_as_ns(entry.effective_from),
         end_ns=_as_ns(entry.effective_to),
         compiled=compiled,
+        tier_column=_tier_column(entry.tier.attribute) if entry.tier is not None else None,
+        base_factor=base,
+        tier_factors={value: base * Fraction(f) for value, f in (entry.tier.multipliers if entry.tier else {}).items()},
     )
+
+
+def _tier_column(attribute: str) -> int | None:
+    return _canonical_columns().get(attribute)
+
+
+@functools.cache
+def _canonical_columns() -> dict[str, int]:
+    """Text column names, and the attribute keys the convention table reads into them (those
+    keys are not kept in the span's attribute map), -> column index."""
+    from otelspend.receiver.conventions import load_conventions
+
+    text_columns = {column.name: index for index, column in enumerate(SPAN_COLUMNS) if column.kind == "str"}
+    found: dict[str, int] = {}
+    for name, keys in load_conventions().field_keys.items():
+        if name in text_columns:
+            for key in keys:
+                found.setdefault(key, text_columns[name])
+    found.update(text_columns)
+    return found
 
 
 def _pattern(text: str) -> re.Pattern[str]:
@@ -266,7 +334,7 @@ def _as_ns(value: dt.datetime | dt.date | None) -> int | None:
         value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     elif value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp()) * 10**9 + value.microsecond * 1000
+    return (value - _EPOCH) // dt.timedelta(microseconds=1) * 1000
 
 
 def _describe(label: str, doc: Mapping[str, Any], exc: ValidationError) -> str:
@@ -285,7 +353,11 @@ def _describe(label: str, doc: Mapping[str, Any], exc: ValidationError) -> str:
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field"
-        value = f" = {error['input']!r}" if error["type"] != "missing" and not isinstance(error["input"], dict) else ""
+        value = (
+            f" = {error['input']!r}"
+            if error["type"] != "missing" and not isinstance(error["input"], dict | list)
+            else ""
+        )
         parts = [part for part in (where, field) if part]
         lines.append(f"{', '.join(parts) or 'top level'}{value}: {message}")
     return f"rate card {label}: " + "; ".join(lines)

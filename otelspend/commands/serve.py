@@ -48,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
         log.error("cannot start: %s", exc)
         app.stop()
         return 1
-    print(addresses.line(), flush=True)
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
@@ -61,5 +60,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload)
+    # Announce readiness only once the handlers are in place: a supervisor that sends
+    # SIGHUP as soon as it reads this line must not hit the default action (terminate).
+    print(addresses.line(), flush=True)
     app.wait()
     return 0
