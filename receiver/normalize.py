@@ -36,6 +36,8 @@ _STATUS_NAMES = ("UNSET", "OK", "ERROR")
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _NO_PRIORITY = 1 << 30
+_CONTENT, _JSON, _PLAIN = object(), object(), object()
+_MAX_REMEMBERED_KEYS = 20_000
 
 
 class SpanRejected(ValueError):
@@ -81,6 +83,20 @@ class Normalizer:
         self.options = options or NormalizeOptions()
         self._business = frozenset(table.business_columns)
         self._prio_template = [_NO_PRIORITY] * NCOLS
+        self._key_kinds: dict[str, object] = {}
+
+    def _key_kind(self, key: str) -> object:
+        """Content, JSON document or plain attribute; remembered per key (keys repeat a lot)."""
+        table = self.table
+        if key in table.content_keys or key.startswith(table.content_prefixes):
+            kind = _CONTENT
+        elif key in table.json_fields:
+            kind = _JSON
+        else:
+            kind = _PLAIN
+        if len(self._key_kinds) < _MAX_REMEMBERED_KEYS:  # bounded: keys may be unbounded (ids in keys)
+            self._key_kinds[key] = kind
+        return kind
 
     def normalize(
         self,
@@ -157,14 +173,10 @@ class Normalizer:
 
         row = ROW_TEMPLATE.copy()
         prio = self._prio_template.copy()
-        options = self.options
-        table = self.table
-        rules_by_key = table.rules
-        content_keys = table.content_keys
-        content_prefixes = table.content_prefixes
-        json_fields = table.json_fields
-        max_chars = options.max_value_chars
-        keep_content = options.keep_content
+        rules_by_key = self.table.rules
+        key_kinds = self._key_kinds
+        max_chars = self.options.max_value_chars
+        max_attributes = self.options.max_attributes
         keys_out: list[str] = []
         values_out: list[str] = []
         json_docs: list[tuple[str, str]] = []
@@ -183,16 +195,26 @@ class Normalizer:
                             row[column] = converted
                             prio[column] = rule.priority
                 continue
-            if key in content_keys or key.startswith(content_prefixes):
-                payload += _content_bytes(kv.value)
-                if keep_content:
-                    keys_out.append(key)
-                    values_out.append(_as_text(kv.value, max_chars))
-                continue
-            text = _as_text(kv.value, max_chars)
-            if key in json_fields:
+            kind = key_kinds.get(key)
+            if kind is None:
+                kind = self._key_kind(key)
+            value = kv.value
+            if kind is _CONTENT:
+                payload += _content_bytes(value)
+                if not self.options.keep_content:
+                    continue
+            which = value.WhichOneof("value")
+            if which == "string_value":
+                text = value.string_value
+                if len(text) > max_chars:
+                    text = text[:max_chars]
+            elif which == "int_value":
+                text = str(value.int_value)
+            else:
+                text = _as_text(value, max_chars)
+            if kind is _JSON:
                 json_docs.append((key, text))
-            if len(keys_out) < options.max_attributes:
+            if len(keys_out) < max_attributes:
                 keys_out.append(key)
                 values_out.append(text)
 
@@ -360,6 +382,13 @@ def _unwrap_class_repr(text: str) -> str:
 def _convert(value: Any, rule: KeyRule, key: str) -> Any:
     which = value.WhichOneof("value")
     kind = rule.kind
+    # The two cases that make up nearly every mapped attribute, first.
+    if which == "int_value" and kind == "tokens":
+        number = value.int_value
+        if 0 <= number <= MAX_TOKENS:
+            return number
+    elif which == "string_value" and kind == "str" and rule.values is None:
+        return value.string_value or None
     if kind == "str":
         if which == "string_value":
             text = value.string_value
@@ -456,9 +485,24 @@ def _as_text(value: Any, max_chars: int, depth: int = 0) -> str:
         return repr(value.double_value)
     elif which is None:
         return ""
+    elif depth == 0:
+        # Arrays and maps repeat (finish_reasons ["stop"] on every call): encode each distinct
+        # value once, keyed by its wire bytes.
+        wire = value.SerializeToString()
+        text = _ENCODED.get(wire)
+        if text is None:
+            text = _ENCODE(_plain(value, depth))
+            if len(_ENCODED) < _MAX_ENCODED and len(wire) <= 256:
+                _ENCODED[wire] = text
     else:
-        text = json.dumps(_plain(value, depth), separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+        text = _ENCODE(_plain(value, depth))
     return text if len(text) <= max_chars else text[:max_chars]
+
+
+_ENCODED: dict[bytes, str] = {}
+_MAX_ENCODED = 10_000
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+"""One encoder for every array / map value (json.dumps with options builds one per call)."""
 
 
 def _plain(value: Any, depth: int) -> Any:
