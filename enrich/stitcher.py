@@ -82,6 +82,8 @@ class Stitcher:
         self.stats = StitchStats()
         self.forced: OrderedDict[str, OpenRun] = OrderedDict()
         """Runs to emit at the next due(): over a cap, or reopened by an outcome."""
+        self.emitting: dict[str, OpenRun] = {}
+        """Runs handed out by due() and not yet reported back by emitted()."""
 
     # -- queries ------------------------------------------------------------------------
 
@@ -93,9 +95,9 @@ class Stitcher:
 
     def is_known(self, trace_id: str, span_id: str) -> bool:
         """True for an exact duplicate of a span this process already holds or emitted."""
-        run = self._open(trace_id)
-        if run is not None:
-            return span_id in run.spans
+        for run in (self._open(trace_id), self.emitting.get(trace_id)):
+            if run is not None and span_id in run.spans:
+                return True
         closed = self.closed.get(trace_id)
         return closed is not None and span_id in closed.span_ids
 
@@ -110,7 +112,9 @@ class Stitcher:
 
     def low_water_mark_ns(self) -> int | None:
         """Earliest ingest time not yet reflected in an emission, if any run is open."""
-        marks = [run.dirty_since_ns for q in (self.rooted, self.unrooted, self.forced) for run in q.values()]
+        marks = [
+            run.dirty_since_ns for q in (self.rooted, self.unrooted, self.forced, self.emitting) for run in q.values()
+        ]
         return min(marks) if marks else None
 
     # -- input --------------------------------------------------------------------------
@@ -151,6 +155,14 @@ class Stitcher:
         run = self._open(run_id)
         if run is not None:
             return run
+        emitting = self.emitting.get(run_id)
+        if emitting is not None:
+            # Being written right now: the writer stores it before this one is emitted, so
+            # this one reads it back from the store (and waits like a run whose root came).
+            run = OpenRun(run_id, has_root=emitting.has_root, previous=UNKNOWN, partial=True, load_outcomes=True)
+            run.dirty_since_ns = ingested_ns
+            (self.rooted if run.has_root else self.unrooted)[run_id] = run
+            return run
         closed = self.closed.pop(run_id, None)
         if closed is not None:
             self.stats.reopened += 1
@@ -183,10 +195,15 @@ class Stitcher:
                     break  # queues are ordered by last activity
                 queue.popitem(last=False)
                 ready.append(run)
+        for run in ready:
+            self.emitting[run.run_id] = run
         return ready
 
     def emitted(self, run: OpenRun, previous: Any) -> None:
-        """Remember a just-emitted run so late spans and duplicates need no store lookup."""
+        """A run handed out by due() is stored (or needed no write): remember it, so late
+        spans and duplicates need no store lookup."""
+        if self.emitting.get(run.run_id) is run:
+            del self.emitting[run.run_id]
         if self.closed_cap <= 0:
             return
         self.closed[run.run_id] = ClosedRun(previous, frozenset(run.spans), run.has_root)

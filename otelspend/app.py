@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +151,8 @@ class OtelSpend:
             batch_rows=s.clickhouse.batch_rows,
             flush_interval=s.clickhouse.flush_interval_ms / 1000,
             reloadables=(self.ownership,),
+            emit_batch_runs=s.runs.emit_batch_runs,
+            emit_interval=s.runs.emit_interval_seconds,
         )
         self.normalizer = Normalizer(
             load_conventions(),
@@ -168,7 +170,9 @@ class OtelSpend:
             tokens=s.otlp.ingest_tokens,
             retry_after_seconds=s.pipeline.retry_after_seconds,
         )
+        self.pipeline.start_store()
         self._recover(pending)
+        self.pipeline.store.drain()
         self.pipeline.start()
         self._grpc = OtlpGrpcServer(
             self.ingest, s.otlp.grpc_address, max_request_bytes=s.otlp.max_request_bytes, workers=s.otlp.grpc_workers
@@ -234,7 +238,13 @@ class OtelSpend:
             if submission is not None and submission.rows:
                 self.pipeline.process([submission])
             else:
-                self.wal.checkpoint(record.seq, len(record.payload))
+                # Checkpoint in order with the inserts queued before it, never ahead of them.
+                self.pipeline.store.submit(
+                    lambda _attempt: None, "otelspend_insert_seconds", self._checkpointer(record)
+                )
+
+    def _checkpointer(self, record: Any) -> Callable[[Any], None]:
+        return lambda _: self.wal.checkpoint(record.seq, len(record.payload))
 
     def _start_http(self, apps: list[tuple[Any, socket.socket]]) -> None:
         ready = threading.Event()

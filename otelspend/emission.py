@@ -25,7 +25,7 @@ from otelspend.enrich.runs import (
     RunOptions,
     compute_run,
 )
-from otelspend.enrich.stitcher import UNKNOWN, OpenRun, Stitcher
+from otelspend.enrich.stitcher import UNKNOWN, OpenRun
 
 _BOOKKEEPING = {"version", "sign", "written_at", "node"}
 _RUN_COMPARE = tuple(i for i, n in enumerate(RUN_FIELD_NAMES) if n not in _BOOKKEEPING)
@@ -66,7 +66,8 @@ class Emitter:
         self.outcome_workflows: set[str] = set()
         """Run / workflow ids with API outcomes that a closing run must pick up."""
 
-    def emit(self, runs: list[OpenRun], stitcher: Stitcher) -> EmitStats:
+    def emit(self, runs: list[OpenRun], remember: Callable[[OpenRun, Emitted | None], None]) -> EmitStats:
+        """Write the runs; ``remember(run, stored_rows)`` is called for each one written or checked."""
         stats = EmitStats()
         if not runs:
             return stats
@@ -79,15 +80,16 @@ class Emitter:
         run_rows: list[list[Any]] = []
         call_rows: list[list[Any]] = []
         roles: list[tuple[str, str, str]] = []
-        remember: list[tuple[OpenRun, Emitted | None]] = []
+        remembered: list[tuple[OpenRun, Emitted | None]] = []
         for run in runs:
             if not run.spans:
                 stats.outcome_pending += 1  # an outcome for a run not seen yet: stays in the store
+                remembered.append((run, None))
                 continue
             previous: Emitted | None = run.previous
             if previous is not None and previous.written_ns < now - self.late_horizon_ns:
                 stats.late_ignored += 1
-                remember.append((run, previous))
+                remembered.append((run, previous))
                 continue
             result = compute_run(run.spans.values(), run.outcomes, options)
             version = max(now, (previous.version + 1) if previous else 0)
@@ -104,7 +106,7 @@ class Emitter:
                 roles.append((run.run_id, span_id, role))
             if previous is not None and _same(previous, new_run, new_calls) and not result.roles:
                 stats.unchanged += 1
-                remember.append((run, previous))
+                remembered.append((run, previous))
                 continue
             if previous is not None:
                 if _key(previous.run, _RUN_COMPARE) != _key(new_run, _RUN_COMPARE):
@@ -127,7 +129,7 @@ class Emitter:
                 run_rows.append(new_run)
                 call_rows.extend(new_calls)
             stats.emitted += 1
-            remember.append((run, Emitted(version, new_run, new_calls, now)))
+            remembered.append((run, Emitted(version, new_run, new_calls, now)))
 
         # Cancels and new rows of a table go in one insert: one block, one atomic part.
         if run_rows:
@@ -137,8 +139,8 @@ class Emitter:
         if roles:
             self.runstore.update_roles(roles, now)
             stats.role_changes = len(roles)
-        for run, emitted in remember:
-            stitcher.emitted(run, emitted)
+        for run, emitted in remembered:
+            remember(run, emitted)
         return stats
 
     # -- loading what memory does not hold ---------------------------------------------------

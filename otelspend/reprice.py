@@ -244,7 +244,7 @@ def _reemit(target: RepriceTarget, run_ids: Sequence[str], now: int, result: Rep
         stored = target.runstore.spans(chunk)
         for run_id in chunk:
             stitcher.restore(run_id, stored.get(run_id, ()), now)
-        stats = emitter.emit(stitcher.due(everything=True), stitcher)
+        stats = emitter.emit(stitcher.due(everything=True), stitcher.emitted)
         result.runs_reemitted += stats.emitted
         result.runs_unchanged += stats.unchanged
         live = target.live

@@ -165,7 +165,7 @@ class WalSettings(Section):
 
 
 class PipelineSettings(Section):
-    queue_spans: int = Field(200_000, ge=1_000)
+    queue_spans: int = Field(50_000, ge=1_000)
     """Spans accepted but not yet stored. Above it, exporters get UNAVAILABLE / 503 + Retry-After."""
     retry_after_seconds: int = Field(2, ge=1, le=300)
     """Retry hint sent with UNAVAILABLE / 503."""
@@ -183,6 +183,11 @@ class RunsSettings(Section):
     """Open runs held in memory; above it the longest-idle run is emitted early."""
     max_spans_per_run: int = Field(50_000, ge=10)
     """Spans one open run may hold in memory; a bigger trace is emitted in place and reopened."""
+    emit_batch_runs: int = Field(5_000, ge=1)
+    """Closed runs are written in batches of this many (or after ``emit_interval_seconds``):
+    every insert through the rollup views has a large fixed cost."""
+    emit_interval_seconds: float = Field(1.0, ge=0)
+    """Longest a closed run waits for its batch before it is written."""
     closed_cache_runs: int = Field(20_000, ge=0)
     """Recently emitted runs kept in memory so late spans need no store lookup."""
     retry_loop_threshold: int = Field(3, ge=1)

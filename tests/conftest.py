@@ -30,7 +30,7 @@ def make_settings(chdb_path: Path, data_dir: Path, database: str, **overrides: A
         "clickhouse": {"dsn": f"chdb://{chdb_path}", "database": database, "flush_interval_ms": 20},
         "otlp": {"grpc_address": "127.0.0.1:0", "http_address": "127.0.0.1:0"},
         "api": {"address": "127.0.0.1:0"},
-        "runs": {"settle_seconds": 0.3, "root_wait_seconds": 2.0},
+        "runs": {"settle_seconds": 0.3, "root_wait_seconds": 2.0, "emit_interval_seconds": 0.05},
         "wal": {"fsync": False},
     }
     for key, value in overrides.items():
@@ -74,7 +74,9 @@ class Running:
     def wait_idle(self, timeout: float = 20.0) -> None:
         """Until every accepted span is stored and no run is left open."""
         wait_for(
-            lambda: self.app.pipeline.queued_spans == 0 and self.app.stitcher.open_count() == 0,
+            lambda: self.app.pipeline.queued_spans == 0
+            and self.app.stitcher.open_count() == 0
+            and self.app.pipeline.pending_runs == 0,
             timeout,
             "pipeline idle",
         )

@@ -198,7 +198,7 @@ def test_duplicate_deliveries_are_counted_once(server):
 
 
 def test_store_unavailable_answers_retryable_with_a_delay(server):
-    server.app.pipeline.store_healthy = False
+    server.app.pipeline.store.healthy = False
     try:
         payload = request([chat()]).SerializeToString()
         response = httpx.post(f"{server.http_url}/v1/traces", content=payload, headers=PROTOBUF)
@@ -211,7 +211,7 @@ def test_store_unavailable_answers_retryable_with_a_delay(server):
         retry = error_details_pb2.RetryInfo()
         assert status.details[0].Unpack(retry) and retry.retry_delay.seconds == 2
     finally:
-        server.app.pipeline.store_healthy = True
+        server.app.pipeline.store.healthy = True
     assert stored(server) == 0
 
 

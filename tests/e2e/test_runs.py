@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from tests.conftest import wait_for
 from tests.otlp import Trace, post, request
 
 OPENAI = {"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
@@ -234,3 +235,19 @@ def test_outcome_posted_before_the_run_arrives_by_workflow_id(server):
     post(server, request([trace.span(attrs={**usage(10, 1), "workflow.id": "wf-future"})]))
     server.wait_idle(timeout=30)
     assert run_row(server, trace.run_id)["outcome"] == "escalated"
+
+
+def test_outcome_and_late_span_while_the_run_waits_for_its_batch_count_once(start_server):
+    server = start_server(runs={"settle_seconds": 0.1, "emit_interval_seconds": 1.5})
+    trace = Trace()
+    root = trace.span(attrs={"workflow.id": "wf-batch"})
+    post(server, request([trace.span(root, attrs=usage(100, 10)), root]))
+    wait_for(lambda: trace.run_id in server.app.stitcher.emitting, what="run waiting for its batch")
+    server.app.record_outcome(run_id=trace.run_id, outcome="accepted")
+    post(server, request([trace.span(root, attrs=usage(200, 20))]))  # a straggler
+    server.wait_idle()
+    rows = server.rows("SELECT sum(sign), count() FROM {db}.runs WHERE run_id = {r:String}", r=trace.run_id)
+    assert rows[0][0] == 1
+    run = run_row(server, trace.run_id)
+    assert (run["llm_calls"], run["input_tokens"], run["outcome"]) == (2, 300, "accepted")
+    assert server.rows("SELECT sum(runs), sum(accepted_runs), sum(calls) FROM {db}.rollup_runs_hourly") == [(1, 1, 2)]

@@ -30,7 +30,11 @@ def test_rooted_runs_wait_to_settle_and_rootless_runs_wait_longer():
     clock.now = 59
     assert stitcher.due() == []
     clock.now = 61
-    assert [run.run_id for run in stitcher.due()] == ["b"]
+    (late,) = stitcher.due()
+    assert late.run_id == "b"
+    assert stitcher.low_water_mark_ns() == 5  # handed out, not yet reported stored
+    for run in stitcher.emitting.copy().values():
+        stitcher.emitted(run, previous=None)
     assert stitcher.low_water_mark_ns() is None
 
 
@@ -86,3 +90,21 @@ def test_closed_cache_is_bounded():
     for run in stitcher.due():
         stitcher.emitted(run, previous=None)
     assert list(stitcher.closed) == ["t2", "t3", "t4"] and stitcher.stats.evicted_closed == 2
+
+
+def test_a_straggler_for_a_run_being_written_reopens_as_rooted_and_reads_the_store():
+    clock = Clock()
+    stitcher = Stitcher(settle_seconds=1, root_wait_seconds=300, clock=clock)
+    stitcher.add([lite("a", "1", "0"), lite("a", "0")], ingested_ns=1)
+    clock.now = 1
+    (writing,) = stitcher.due()
+    assert stitcher.emitting == {"a": writing} and stitcher.low_water_mark_ns() == 1
+    stitcher.add([lite("a", "2", "0")], ingested_ns=5)  # arrives while "a" is being written
+    assert stitcher.is_known("a", "0")
+    clock.now = 2
+    (straggler,) = stitcher.due()
+    assert straggler is not writing and straggler.previous is UNKNOWN and straggler.partial
+    stitcher.emitted(writing, previous="rows")  # the earlier write finishes
+    assert stitcher.emitting == {"a": straggler}
+    stitcher.emitted(straggler, previous="rows v2")
+    assert stitcher.emitting == {} and stitcher.low_water_mark_ns() is None
