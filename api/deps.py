@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from otelspend.clickhouse.client import Store
+from otelspend.enrich.pricing import PriceBook
 from otelspend.metrics import Metrics
 from otelspend.settings import Settings
 
@@ -23,6 +25,17 @@ class ApiContext:
     metrics: Metrics
     app: Any = None
     """The running OtelSpend (pipeline, pricing, readiness); None when serving read-only."""
+    _book: PriceBook | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def price_book(self) -> PriceBook:
+        """The rate cards in force: the running app's, else loaded once from the settings."""
+        if self.app is not None:
+            return self.app.pricing.current
+        with self._lock:
+            if self._book is None:
+                self._book = PriceBook.from_file(self.settings.rate_card)
+            return self._book
 
 
 def get_context(request: Request) -> ApiContext:

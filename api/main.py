@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from otelspend import __version__
 from otelspend.api.deps import ApiContext
-from otelspend.api.routes import health
+from otelspend.api.errors import QueryError, query_error_handler
+from otelspend.api.routes import admin, catalog, dashboard, health, maintenance, outcomes, rollups, runs
 
 DESCRIPTION = """\
 otelspend serves the AI-spend ledger built from OpenTelemetry traces: rollups by workflow,
@@ -14,6 +15,11 @@ agent, model, tool, tenant, feature and more; runs with their span trees and per
 outliers; unpriced calls; the rate cards in force; outcomes.
 
 Authenticate with `Authorization: Bearer <token>` when `api.tokens` is configured.
+
+Windows are `[from, to)` over run start times (RFC 3339, UTC); money is a decimal string
+with 15 decimals (exact to 1e-15 USD); an unknown dimension, metric, parameter or a bad
+window is a 422 naming the parameter and the allowed values. `GET /v1/vocabulary` lists
+every dimension and metric.
 """
 
 
@@ -21,4 +27,9 @@ def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(title="otelspend", version=__version__, description=DESCRIPTION)
     app.state.context = context
     app.include_router(health.router)
+    app.include_router(admin.router)
+    for module in (rollups, runs, outcomes, catalog, maintenance):
+        app.include_router(module.router)
+    app.include_router(dashboard.router)
+    app.add_exception_handler(QueryError, query_error_handler)
     return app

@@ -306,7 +306,7 @@ def _plan_run(rng: random.Random, workflow: WorkflowSpec, start_ns: int, now_ns:
     # A prompt change shipped yesterday doubled the support context: the "spend jump" to find.
     bloat = 1.0
     if workflow.type == "support_triage" and recent:
-        prompt_version, bloat = "v5", 1.9
+        prompt_version, bloat = "v5", 3.0
     workflow_id = f"wf-{rng.getrandbits(48):012x}"
     clock = _Clock(start_ns)
     route = f"/v1/{workflow.type.replace('_', '-')}"

@@ -1,0 +1,108 @@
+"""Request bodies and response shapes, for validation and the OpenAPI document.
+
+Query responses are built as plain dicts by ``otelspend.api.query`` (and friends) and
+returned as JSON directly; these models describe them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from otelspend.api.vocabulary import OUTCOMES
+
+Value = str | int | float | None
+"""A dimension value (string) or a metric value (money as a decimal string, counts, rates)."""
+
+
+class Source(BaseModel):
+    level: Literal["run", "call"] = Field(description="Run level or call level (a call dimension is involved).")
+    tables: list[str] = Field(description="Tables that answered (informational).")
+
+
+class RollupResponse(BaseModel):
+    group_by: list[str]
+    metrics: list[str]
+    from_: str = Field(alias="from", description="Window start (RFC 3339, inclusive).")
+    to: str = Field(description="Window end (RFC 3339, exclusive).")
+    filters: dict[str, list[str]]
+    order_by: str
+    order: Literal["asc", "desc"]
+    source: Source
+    rows: list[dict[str, Value]] = Field(
+        description="One object per group: each group_by dimension, then each metric. Money is a decimal "
+        "string with 15 decimals."
+    )
+
+
+class Series(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    points: list[dict[str, Value]] = Field(description="`t` (bucket start, RFC 3339) and each metric.")
+
+
+class TimeseriesResponse(BaseModel):
+    group_by: list[str]
+    metrics: list[str]
+    bucket: Literal["hour", "day"]
+    from_: str = Field(alias="from")
+    to: str
+    filters: dict[str, list[str]]
+    source: Source
+    buckets: list[str] = Field(description="Every bucket start in the window (fill gaps with these).")
+    series: list[Series] = Field(description="One per group (its group_by values plus `points`).")
+
+
+class VocabularyItem(BaseModel):
+    name: str
+    description: str
+    level: Literal["run", "call", "raw"] | None = None
+    kind: Literal["usd", "int", "float"] | None = None
+    unit: str | None = None
+
+
+class VocabularyResponse(BaseModel):
+    dimensions: list[VocabularyItem]
+    metrics: list[VocabularyItem]
+
+
+class OutcomeIn(BaseModel):
+    """An outcome for a run or a workflow (history is kept; the latest ``recorded_at`` wins)."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal[OUTCOMES] = Field(description="accepted, edited, rejected or escalated.")  # type: ignore[valid-type]
+    score: float | None = Field(None, allow_inf_nan=False, description="Optional evaluation score.")
+    label: str = Field("", max_length=500, description="Optional evaluation label.")
+    recorded_at: dt.datetime | None = Field(
+        None, description="When the outcome happened (RFC 3339). Default: now. The latest one wins on the run."
+    )
+    note: str = Field("", max_length=2000, description="Free text kept with the outcome history.")
+
+
+class OutcomeAccepted(BaseModel):
+    run_id: str | None = None
+    workflow_id: str | None = None
+    outcome: str
+    recorded_at: str
+    updated_runs: list[str] = Field(
+        description="Runs updated now; runs still open or not arrived yet pick the outcome up when they close."
+    )
+
+
+class RebuildIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_: dt.datetime = Field(alias="from", description="Window start (RFC 3339), widened to the hour.")
+    to: dt.datetime = Field(description="Window end (RFC 3339), widened to the hour.")
+
+
+class RebuildDone(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    hours: int
+
+
+class Page(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    runs: list[dict[str, Any]]
+    next_offset: int | None = Field(description="Offset of the next page, null on the last page.")

@@ -1,0 +1,298 @@
+"""Build the SQL of aggregate queries from the vocabulary: identifiers from its tables only,
+every request value a bound parameter.
+
+Shape of a query (``aggregate_query``)::
+
+    SELECT g0, ..., <Metric.expr over the merged partials a_*>
+    FROM (
+        SELECT g0, ..., sum(p_runs) AS a_runs, quantiles...Merge(p_q) AS a_latency_q, ...
+        FROM (
+            SELECT <dims> AS g0, ..., <row partials> AS p_*      -- whole hours: a rollup
+            FROM rollup_*_hourly WHERE hour in full hours AND filters
+            UNION ALL
+            SELECT <dims> AS g0, ..., <aggregate partials> AS p_* -- edge hours: raw rows
+            FROM runs | run_calls WHERE start_time in edge ranges AND filters GROUP BY g0, ...
+        )
+        GROUP BY g0, ...
+    )
+    ORDER BY ... LIMIT ...
+
+Raw rows are summed with their sign (``VersionedCollapsingMergeTree``: a cancelled
+emission is a -1 row), exactly what the rollup materialized views did, so both parts
+produce identical partials and a figure is the same whichever part answered it.
+
+One case needs more than sums: distinct runs at call level when a call-dimension filter
+has several values on a dimension not grouped by (``filter.model=a&filter.model=b``
+grouped by tenant: a run calling both models is one run). The run counts then come from
+the raw breakdown rows, per (group, run), joined to the other partials by group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from otelspend.api.requests import Filters
+from otelspend.api.vocabulary import CALL_BITS, DIMENSIONS, METRICS, PARTIALS, Source, metric_partials
+from otelspend.api.window import Window
+
+ROLLUP_TABLE: dict[str, str] = {"runs_rollup": "rollup_runs_hourly", "calls_rollup": "rollup_calls_hourly"}
+RAW_TABLE: dict[str, str] = {"runs": "runs", "run_calls": "run_calls"}
+BucketExpr = Literal["hour", "day"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which tables answer a query, decided by the dimensions it touches."""
+
+    level: Literal["run", "call"]
+    raw_only: bool
+    subset: int
+    """Bitmask of the call dimensions involved (the run_counts key for distinct runs)."""
+    distinct_runs: bool = False
+    """Run counts need true distinct counting over raw run_calls: a call-dimension filter
+    with several values on a dimension not grouped by (a run with calls of two matching
+    models is one run, but it is first-of-its-projection once per model)."""
+
+    @property
+    def rollup(self) -> Source:
+        return "calls_rollup" if self.level == "call" else "runs_rollup"
+
+    @property
+    def raw(self) -> Source:
+        return "run_calls" if self.level == "call" else "runs"
+
+    def describe(self) -> dict[str, Any]:
+        """For responses: where the figures came from (documented, not part of the contract)."""
+        tables = [RAW_TABLE[self.raw]] if self.raw_only else [ROLLUP_TABLE[self.rollup], RAW_TABLE[self.raw]]
+        return {"level": self.level, "tables": tables}
+
+
+def plan_for(group_by: Sequence[str], filters: Filters) -> Plan:
+    touched = set(group_by) | {name for name, _ in filters}
+    levels = {DIMENSIONS[name].level for name in touched}
+    subset = sum(CALL_BITS[name] for name in touched if name in CALL_BITS)
+    distinct = any(name in CALL_BITS and len(values) > 1 and name not in group_by for name, values in filters)
+    return Plan("call" if "call" in levels else "run", "raw" in levels, subset, distinct)
+
+
+RUN_COUNTS: dict[str, str] = {
+    "runs": "sum(toInt64(sign))",
+    "successful_runs": "sum(toInt64(sign) * successful)",
+    "accepted_runs": "sum(toInt64(sign) * accepted)",
+    "rated_runs": "sum(toInt64(sign) * (outcome != ''))",
+}
+"""Per (group, run): the net count of current matching breakdown rows, and of those that are
+successful / accepted / rated; the run counts in the group when it is positive."""
+
+
+def needed_partials(metrics: Sequence[str], level: Literal["run", "call"]) -> list[str]:
+    names: list[str] = []
+    for metric in metrics:
+        for partial in metric_partials(METRICS[metric], level):
+            if partial not in names:
+                names.append(partial)
+    return names
+
+
+class Params:
+    """Collects bound parameters under generated names."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def bind(self, prefix: str, value: Any, type_: str) -> str:
+        name = f"{prefix}{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{type_}}}"
+
+
+def _filter_sql(filters: Filters, params: Params) -> list[str]:
+    return [
+        f"{DIMENSIONS[name].column} IN {params.bind('f', list(values), 'Array(String)')}" for name, values in filters
+    ]
+
+
+def _bucket_sql(bucket: BucketExpr | None, *, rollup: bool) -> str | None:
+    if bucket is None:
+        return None
+    column = "hour" if rollup else "start_time"
+    if bucket == "hour":
+        return f"toUnixTimestamp({column})" if rollup else f"toUnixTimestamp(toStartOfHour({column}))"
+    return f"toUnixTimestamp(toStartOfDay({column}))"
+
+
+def aggregate_query(
+    database: str,
+    plan: Plan,
+    window: Window,
+    group_by: Sequence[str],
+    metrics: Sequence[str],
+    filters: Filters,
+    *,
+    bucket: BucketExpr | None = None,
+    keys: Sequence[tuple[str, ...]] | None = None,
+    order: Sequence[tuple[str, bool]] = (),
+    limit: int | None = None,
+    nonempty_groups: bool = False,
+    minimum: tuple[str, int] | None = None,
+) -> tuple[str, dict[str, Any], list[str]]:
+    """SQL, bound parameters and output column names (``g<i>`` dims, ``b`` bucket, metrics).
+
+    ``keys`` restricts the groups to these group_by value tuples (top series of a
+    timeseries). ``order`` is ``(metric or dimension name, descending)`` pairs.
+    ``nonempty_groups`` drops groups with an empty dimension value; ``minimum`` is
+    ``(partial, value)``: drop groups whose partial is below the value (outliers).
+    """
+    params = Params()
+    params.values["subset"] = plan.subset
+    groups = [f"g{i}" for i in range(len(group_by))] + (["b"] if bucket else [])
+    partials = needed_partials(metrics, plan.level)
+    if minimum is not None and minimum[0] not in partials:
+        partials.append(PARTIALS[minimum[0]].name)
+    if groups and "latency_count" not in partials:
+        partials.append("latency_count")  # cheap; tells live groups from cancelled ones
+
+    common_where = _filter_sql(filters, params)
+    if keys is not None:
+        columns = ", ".join(DIMENSIONS[name].column for name in group_by)
+        tuple_type = ", ".join("String" for _ in group_by)
+        key_values = [tuple(k) for k in keys]
+        common_where.append(f"tuple({columns}) IN {params.bind('k', key_values, f'Array(Tuple({tuple_type}))')}")
+
+    counted = [p for p in partials if p in RUN_COUNTS] if plan.distinct_runs else []
+    summed = [p for p in partials if p not in counted]
+    sources = []
+    if summed or not counted:
+        sources.append(_merged(database, plan, window, group_by, bucket, summed, common_where, params))
+    if counted:
+        sources.append(_distinct_runs(database, window, group_by, bucket, counted, common_where, params))
+    if len(sources) == 1:
+        inner = sources[0]
+    elif groups:
+        inner = f"SELECT * FROM ({sources[0]}) AS s FULL OUTER JOIN ({sources[1]}) AS r USING ({', '.join(groups)})"
+    else:
+        inner = f"SELECT * FROM ({sources[0]}) AS s CROSS JOIN ({sources[1]}) AS r"
+
+    metric_columns = [f"{METRICS[m].expr} AS m_{m}" for m in metrics]
+    select = ", ".join([*groups, *metric_columns])
+    sql = f"SELECT {select} FROM (\n{inner}\n)"
+    having = [f"g{i} != ''" for i in range(len(group_by))] if nonempty_groups else []
+    if groups:
+        # A group whose rows were all cancelled (e.g. a run first emitted before its root
+        # span named its workflow) nets to zero everywhere: not a group any more. A live
+        # group has runs, or at call level at least calls or tool executions.
+        having.append("(a_latency_count != 0" + (" OR a_runs != 0)" if "runs" in partials else ")"))
+    if minimum is not None:
+        having.append(f"a_{PARTIALS[minimum[0]].name} >= {params.bind('m', minimum[1], 'Int64')}")
+    if having:
+        sql += f" WHERE {' AND '.join(having)}"
+    order_terms = []
+    for name, descending in order:
+        column = f"m_{name}" if name in METRICS else f"g{list(group_by).index(name)}"
+        order_terms.append(f"{column} {'DESC' if descending else 'ASC'} NULLS LAST")
+    order_terms.extend(f"{g} ASC" for g in groups if all(not t.startswith(f"{g} ") for t in order_terms))
+    if order_terms:
+        sql += f"\nORDER BY {', '.join(order_terms)}"
+    if limit is not None:
+        sql += f"\nLIMIT {params.bind('n', limit, 'UInt32')}"
+    return sql, params.values, [*groups, *(f"m_{m}" for m in metrics)]
+
+
+def _merged(
+    database: str,
+    plan: Plan,
+    window: Window,
+    group_by: Sequence[str],
+    bucket: BucketExpr | None,
+    partials: Sequence[str],
+    common_where: Sequence[str],
+    params: Params,
+) -> str:
+    """Partials per group: whole hours from the rollup UNION ALL edge hours from raw rows, merged."""
+    groups = [f"g{i}" for i in range(len(group_by))] + (["b"] if bucket else [])
+    parts: list[str] = []
+    hours = None if plan.raw_only else window.full_hours
+    if hours is not None:
+        where = [
+            f"hour >= toDateTime({params.bind('h', hours[0], 'Int64')}, 'UTC')",
+            f"hour < toDateTime({params.bind('h', hours[1], 'Int64')}, 'UTC')",
+            *common_where,
+        ]
+        parts.append(_part(database, plan.rollup, group_by, bucket, partials, where, rollup=True))
+    raw_ranges = [(window.start_ns, window.end_ns)] if plan.raw_only else window.edges
+    if raw_ranges:
+        where = [_time_ranges(raw_ranges, params), *common_where]
+        parts.append(_part(database, plan.raw, group_by, bucket, partials, where, rollup=False))
+    merged = ", ".join([*groups, *(f"{PARTIALS[p].outer.format('p_' + p)} AS a_{_alias(p)}" for p in partials)])
+    group_clause = f" GROUP BY {', '.join(groups)}" if groups else ""
+    union = "\nUNION ALL\n".join(parts)
+    return f"SELECT {merged} FROM (\n{union}\n){group_clause}"
+
+
+def _distinct_runs(
+    database: str,
+    window: Window,
+    group_by: Sequence[str],
+    bucket: BucketExpr | None,
+    partials: Sequence[str],
+    common_where: Sequence[str],
+    params: Params,
+) -> str:
+    """Exact distinct run counts per group from the signed raw breakdown rows."""
+    groups = [f"g{i}" for i in range(len(group_by))] + (["b"] if bucket else [])
+    columns = [f"{DIMENSIONS[name].column} AS g{i}" for i, name in enumerate(group_by)]
+    bucket_sql = _bucket_sql(bucket, rollup=False)
+    if bucket_sql:
+        columns.append(f"{bucket_sql} AS b")
+    columns.extend(f"{RUN_COUNTS[p]} AS n_{p}" for p in partials)
+    where = [_time_ranges([(window.start_ns, window.end_ns)], params), *common_where]
+    per_run = (
+        f"SELECT {', '.join(columns)} FROM {database}.run_calls WHERE {' AND '.join(where)} "
+        f"GROUP BY {', '.join([*groups, 'run_id'])}"
+    )
+    counts = ", ".join([*groups, *(f"toInt64(countIf(n_{p} > 0)) AS a_{p}" for p in partials)])
+    group_clause = f" GROUP BY {', '.join(groups)}" if groups else ""
+    return f"SELECT {counts} FROM ({per_run}){group_clause}"
+
+
+def _time_ranges(ranges: Sequence[tuple[int, int]], params: Params) -> str:
+    return (
+        "("
+        + " OR ".join(
+            f"(start_time >= fromUnixTimestamp64Nano({params.bind('t', a, 'Int64')}) "
+            f"AND start_time < fromUnixTimestamp64Nano({params.bind('t', b, 'Int64')}))"
+            for a, b in ranges
+        )
+        + ")"
+    )
+
+
+def _alias(partial: str) -> str:
+    # Both levels' quantile states answer to the one name Metric.expr uses.
+    return "latency_q" if partial.startswith("latency_q_") else partial
+
+
+def _part(
+    database: str,
+    source: Source,
+    group_by: Sequence[str],
+    bucket: BucketExpr | None,
+    partials: Sequence[str],
+    where: Sequence[str],
+    *,
+    rollup: bool,
+) -> str:
+    table = ROLLUP_TABLE[source] if rollup else RAW_TABLE[source]
+    columns = [f"{DIMENSIONS[name].column} AS g{i}" for i, name in enumerate(group_by)]
+    bucket_sql = _bucket_sql(bucket, rollup=rollup)
+    if bucket_sql:
+        columns.append(f"{bucket_sql} AS b")
+    columns.extend(f"{PARTIALS[p].expression(source)} AS p_{p}" for p in partials)
+    sql = f"SELECT {', '.join(columns)} FROM {database}.{table} WHERE {' AND '.join(where)}"
+    if not rollup:
+        groups = [f"g{i}" for i in range(len(group_by))] + (["b"] if bucket_sql else [])
+        if groups:
+            sql += f" GROUP BY {', '.join(groups)}"
+    return sql
