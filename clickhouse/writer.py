@@ -24,7 +24,8 @@ class SpanWriter:
         self.on_resources = on_resources
         self._known_resources: set[int] = set()
 
-    def write(self, rows: list[list[Any]], resources: Resources) -> None:
+    def write(self, rows: list[list[Any]], resources: Resources, spans: pa.Table | None = None) -> None:
+        """Insert new resources, then the spans (``spans``: the rows already in Arrow form)."""
         if self.on_resources is not None:
             self.on_resources(resources)
         fresh = [(rid, value) for rid, value in resources.items() if rid not in self._known_resources]
@@ -40,8 +41,9 @@ class SpanWriter:
                 names=["resource_id", "service_name", "attributes", "first_seen"],
             )
             self.store.insert_arrow(f"{self.store.database}.resources", table)
-        if rows:
-            self.store.insert_arrow(f"{self.store.database}.spans", table_from_rows(SPAN_COLUMNS, rows))
+        if spans is None:
+            spans = table_from_rows(SPAN_COLUMNS, rows)
+        self.store.insert_arrow(f"{self.store.database}.spans", spans)
         if len(self._known_resources) > _MAX_KNOWN_RESOURCES:
             self._known_resources.clear()
         self._known_resources.update(rid for rid, _ in fresh)

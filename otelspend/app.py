@@ -153,6 +153,7 @@ class OtelSpend:
             reloadables=(self.ownership,),
             emit_batch_runs=s.runs.emit_batch_runs,
             emit_interval=s.runs.emit_interval_seconds,
+            store_maintenance=self.store.release_memory if self.store.embedded else None,
         )
         self.normalizer = Normalizer(
             load_conventions(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from otelspend.clickhouse.runstore import Emitted, RunStore
@@ -36,6 +36,30 @@ _RUN_WRITTEN = RUN_FIELD_NAMES.index("written_at")
 _CALL_VERSION = CALL_FIELD_NAMES.index("version")
 _CALL_SIGN = CALL_FIELD_NAMES.index("sign")
 _CALL_WRITTEN = CALL_FIELD_NAMES.index("written_at")
+_RUN_NODE = RUN_FIELD_NAMES.index("node")
+_CALL_NODE = CALL_FIELD_NAMES.index("node")
+
+
+@dataclass
+class _Decision:
+    run: OpenRun
+    stored: Emitted | None
+    """What will be in force once written (the previous rows when nothing changes)."""
+    kind: str
+    """An EmitStats counter: emitted, unchanged, late_ignored, outcome_pending."""
+    run_rows: list[list[Any]] = field(default_factory=list)
+    call_rows: list[list[Any]] = field(default_factory=list)
+    roles: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class EmitPlan:
+    ready: list[_Decision] = field(default_factory=list)
+    """Computed against a previous emission memory knows (or knows there was none)."""
+    tentative: list[_Decision] = field(default_factory=list)
+    """Computed as new runs; the store must confirm it has never seen them."""
+    deferred: list[OpenRun] = field(default_factory=list)
+    """Need stored spans or API outcomes: computed by commit."""
 
 
 @dataclass
@@ -68,69 +92,66 @@ class Emitter:
 
     def emit(self, runs: list[OpenRun], remember: Callable[[OpenRun, Emitted | None], None]) -> EmitStats:
         """Write the runs; ``remember(run, stored_rows)`` is called for each one written or checked."""
-        stats = EmitStats()
-        if not runs:
-            return stats
-        self._resolve_previous(runs)
-        self._load_partial(runs)
-        self._load_outcomes(runs)
+        return self.commit(self.plan(runs), remember)
 
-        now = self.clock_ns()
+    def plan(self, runs: list[OpenRun]) -> EmitPlan:
+        """Compute, without the store, every run memory knows enough about (pipeline thread).
+
+        A run whose previous emission memory does not know is computed as new, tentatively:
+        ``commit`` checks the store first. Runs needing stored spans or API outcomes wait
+        for ``commit``.
+        """
+        plan = EmitPlan()
         options = self.options()
+        now = self.clock_ns()
+        for run in runs:
+            if run.partial or self._needs_outcomes(run):
+                plan.deferred.append(run)
+            elif run.previous is UNKNOWN:
+                plan.tentative.append(self._decide(run, None, options, now))
+            else:
+                plan.ready.append(self._decide(run, run.previous, options, now))
+        return plan
+
+    def commit(self, plan: EmitPlan, remember: Callable[[OpenRun, Emitted | None], None]) -> EmitStats:
+        """Verify, finish and write a plan (writer thread); the store sees every earlier write."""
+        decisions = plan.ready
+        deferred = plan.deferred
+        if plan.tentative:
+            existing = self.runstore.existing([d.run.run_id for d in plan.tentative])
+            for decision in plan.tentative:
+                if decision.run.run_id in existing:
+                    decision.run.previous = UNKNOWN
+                    deferred.append(decision.run)
+                else:
+                    decision.run.previous = None
+                    decisions.append(decision)
+        if deferred:
+            self._resolve_previous(deferred)
+            self._load_partial(deferred)
+            self._load_outcomes(deferred)
+            options = self.options()
+            now = self.clock_ns()
+            decisions.extend(self._decide(run, run.previous, options, now) for run in deferred)
+
+        stats = EmitStats()
+        now = self.clock_ns()
         run_rows: list[list[Any]] = []
         call_rows: list[list[Any]] = []
         roles: list[tuple[str, str, str]] = []
-        remembered: list[tuple[OpenRun, Emitted | None]] = []
-        for run in runs:
-            if not run.spans:
-                stats.outcome_pending += 1  # an outcome for a run not seen yet: stays in the store
-                remembered.append((run, None))
-                continue
-            previous: Emitted | None = run.previous
-            if previous is not None and previous.written_ns < now - self.late_horizon_ns:
-                stats.late_ignored += 1
-                remembered.append((run, previous))
-                continue
-            result = compute_run(run.spans.values(), run.outcomes, options)
-            version = max(now, (previous.version + 1) if previous else 0)
-            new_run = [result.run.get(name) for name in RUN_FIELD_NAMES]
-            new_run[_RUN_VERSION], new_run[_RUN_SIGN], new_run[_RUN_WRITTEN] = version, 1, now
-            new_run[RUN_FIELD_NAMES.index("node")] = self.node
-            new_calls = []
-            for call in result.calls:
-                row = [call.get(name) for name in CALL_FIELD_NAMES]
-                row[_CALL_VERSION], row[_CALL_SIGN], row[_CALL_WRITTEN] = version, 1, now
-                row[CALL_FIELD_NAMES.index("node")] = self.node
-                new_calls.append(row)
-            for span_id, role in result.roles.items():
-                roles.append((run.run_id, span_id, role))
-            if previous is not None and _same(previous, new_run, new_calls) and not result.roles:
-                stats.unchanged += 1
-                remembered.append((run, previous))
-                continue
-            if previous is not None:
-                if _key(previous.run, _RUN_COMPARE) != _key(new_run, _RUN_COMPARE):
-                    run_rows.append(_cancel(previous.run, _RUN_SIGN, _RUN_WRITTEN, now))
-                    run_rows.append(new_run)
-                else:
-                    new_run = previous.run
-                old_calls = {_key(r, _CALL_COMPARE): r for r in previous.calls}
-                kept = []
-                for row in new_calls:
-                    same = old_calls.pop(_key(row, _CALL_COMPARE), None)
-                    if same is not None:
-                        kept.append(same)
-                    else:
-                        call_rows.append(row)
-                        kept.append(row)
-                call_rows.extend(_cancel(r, _CALL_SIGN, _CALL_WRITTEN, now) for r in old_calls.values())
-                new_calls = kept
-            else:
-                run_rows.append(new_run)
-                call_rows.extend(new_calls)
-            stats.emitted += 1
-            remembered.append((run, Emitted(version, new_run, new_calls, now)))
-
+        for decision in decisions:
+            setattr(stats, decision.kind, getattr(stats, decision.kind) + 1)
+            run_rows.extend(decision.run_rows)
+            call_rows.extend(decision.call_rows)
+            roles.extend(decision.roles)
+            if decision.stored is not None and decision.kind == "emitted":
+                decision.stored.written_ns = now
+        # written_at is the moment of writing: after a crash, the hours of rows written since
+        # the last finished emission are rebuilt (otelspend.app recovery).
+        for row in run_rows:
+            row[_RUN_WRITTEN] = now
+        for row in call_rows:
+            row[_CALL_WRITTEN] = now
         # Cancels and new rows of a table go in one insert: one block, one atomic part.
         if run_rows:
             self.runstore.insert_runs(run_rows)
@@ -139,9 +160,54 @@ class Emitter:
         if roles:
             self.runstore.update_roles(roles, now)
             stats.role_changes = len(roles)
-        for run, emitted in remembered:
-            remember(run, emitted)
+        for decision in decisions:
+            remember(decision.run, decision.stored)
         return stats
+
+    def _needs_outcomes(self, run: OpenRun) -> bool:
+        if run.load_outcomes or run.run_id in self.outcome_runs:
+            return True
+        workflow = _workflow_id(run) if self.outcome_workflows else ""
+        return bool(workflow) and workflow in self.outcome_workflows
+
+    def _decide(self, run: OpenRun, previous: Emitted | None, options: RunOptions, now: int) -> _Decision:
+        """What to write for one run, given what is stored for it (pure apart from compute_run)."""
+        if not run.spans:
+            # An outcome for a run not seen yet: it stays in the store until the run arrives.
+            return _Decision(run, previous, "outcome_pending")
+        if previous is not None and previous.written_ns < now - self.late_horizon_ns:
+            return _Decision(run, previous, "late_ignored")
+        result = compute_run(run.spans.values(), run.outcomes, options)
+        version = max(now, (previous.version + 1) if previous else 0)
+        new_run = [result.run.get(name) for name in RUN_FIELD_NAMES]
+        new_run[_RUN_VERSION], new_run[_RUN_SIGN], new_run[_RUN_NODE] = version, 1, self.node
+        new_calls = []
+        for call in result.calls:
+            row = [call.get(name) for name in CALL_FIELD_NAMES]
+            row[_CALL_VERSION], row[_CALL_SIGN], row[_CALL_NODE] = version, 1, self.node
+            new_calls.append(row)
+        roles = [(run.run_id, span_id, role) for span_id, role in result.roles.items()]
+        if previous is None:
+            return _Decision(run, Emitted(version, new_run, new_calls, now), "emitted", [new_run], new_calls, roles)
+        if _same(previous, new_run, new_calls) and not roles:
+            return _Decision(run, previous, "unchanged")
+        run_rows: list[list[Any]] = []
+        if _key(previous.run, _RUN_COMPARE) != _key(new_run, _RUN_COMPARE):
+            run_rows = [_cancel(previous.run, _RUN_SIGN), new_run]
+        else:
+            new_run = previous.run
+        old_calls = {_key(r, _CALL_COMPARE): r for r in previous.calls}
+        call_rows: list[list[Any]] = []
+        kept = []
+        for row in new_calls:
+            same = old_calls.pop(_key(row, _CALL_COMPARE), None)
+            if same is not None:
+                kept.append(same)
+            else:
+                call_rows.append(row)
+                kept.append(row)
+        call_rows.extend(_cancel(r, _CALL_SIGN) for r in old_calls.values())
+        return _Decision(run, Emitted(version, new_run, kept, now), "emitted", run_rows, call_rows, roles)
 
     # -- loading what memory does not hold ---------------------------------------------------
 
@@ -214,8 +280,7 @@ def _same(previous: Emitted, run_row: list[Any], call_rows: list[list[Any]]) -> 
     return Counter(_key(r, _CALL_COMPARE) for r in previous.calls) == Counter(_key(r, _CALL_COMPARE) for r in call_rows)
 
 
-def _cancel(row: list[Any], sign_index: int, written_index: int, now: int) -> list[Any]:
+def _cancel(row: list[Any], sign_index: int) -> list[Any]:
     cancel = list(row)
     cancel[sign_index] = -1
-    cancel[written_index] = now
     return cancel

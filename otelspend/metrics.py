@@ -47,6 +47,7 @@ HELP: dict[str, str] = {
     "otelspend_wal_pending_bytes": "Write-ahead log bytes not yet checkpointed.",
     "otelspend_insert_seconds": "Latency of span inserts into ClickHouse.",
     "otelspend_emit_seconds": "Latency of run emissions into ClickHouse.",
+    "otelspend_maintenance_seconds": "Latency of periodic store maintenance (embedded memory release).",
 }
 
 

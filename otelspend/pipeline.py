@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otelspend.clickhouse.columnar import table_from_rows
 from otelspend.clickhouse.writer import SpanWriter
 from otelspend.emission import EmitStats, Emitter
 from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.runs import initial_role, lite_from_row
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun, Stitcher
 from otelspend.metrics import Metrics
-from otelspend.record import F
+from otelspend.record import SPAN_COLUMNS, F
 from otelspend.reloadable import Reloadable
 from otelspend.store_writer import StoreWriter
 from otelspend.wal import WriteAheadLog
@@ -40,6 +41,8 @@ from otelspend.wal import WriteAheadLog
 log = logging.getLogger("otelspend")
 
 STATE_FILE = "state.json"
+_PURGE_SECONDS = 5.0
+"""How often the embedded engine hands memory freed by its allocator back to the OS."""
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Pipeline:
         reloadables: tuple[Reloadable[Any], ...] = (),
         emit_batch_runs: int = 5_000,
         emit_interval: float = 1.0,
+        store_maintenance: Callable[[], None] | None = None,
     ) -> None:
         self.writer = writer
         self.pricing = pricing
@@ -89,7 +93,7 @@ class Pipeline:
         self.reloadables = reloadables
         self.emit_batch_runs = emit_batch_runs
         self.emit_interval = emit_interval
-        self.store = StoreWriter(metrics, max_jobs=4)
+        self.store = StoreWriter(metrics, max_jobs=2)
         self._queue: deque[Submission] = deque()
         self._commands: deque[_Command] = deque()
         self._cond = threading.Condition()
@@ -103,6 +107,8 @@ class Pipeline:
         self._emit_checkpoint_ns = time.time_ns()
         self._last_state = 0.0
         self._last_reload_check = 0.0
+        self._last_purge = 0.0
+        self.store_maintenance = store_maintenance
         metrics.gauge("otelspend_queue_spans", lambda: self._reserved)
         metrics.gauge("otelspend_open_runs", stitcher.open_count)
         metrics.gauge("otelspend_wal_pending_bytes", lambda: wal.pending_bytes)
@@ -241,23 +247,29 @@ class Pipeline:
                 row[F.call_role] = initial_role(row[F.span_class])
                 rows.append(row)
         self.pricing.current.price_rows(rows)
+        table = table_from_rows(SPAN_COLUMNS, rows)  # Arrow built here; the writer only inserts
+        for row in rows:
+            if row[F.parent_span_id]:
+                row[F.attributes] = None  # stored now; runs only ever read their root's attributes
         self.stitcher.add(map(lite_from_row, rows), now_ns)
-        last = max(item.seq for item in items)
-        payload = sum(item.payload_bytes for item in items)
-        accepted = sum(len(item.rows) for item in items)
-
-        def stored(_: Any) -> None:
-            self.wal.checkpoint(last, payload)
-            self.release(accepted)
-            self.metrics.inc("otelspend_spans_written_total", len(rows))
-
-        self.store.submit(lambda _attempt: self.writer.write(rows, resources), "otelspend_insert_seconds", stored)
-        if duplicates:
-            self.metrics.inc("otelspend_spans_duplicate_total", duplicates)
         for row in rows:
             reason = row[F.unpriced_reason]
             if reason:
                 self.metrics.inc("otelspend_calls_unpriced_total", reason=reason)
+        if duplicates:
+            self.metrics.inc("otelspend_spans_duplicate_total", duplicates)
+        last = max(item.seq for item in items)
+        payload = sum(item.payload_bytes for item in items)
+        accepted = sum(len(item.rows) for item in items)
+        written = len(rows)
+
+        def stored(_: Any) -> None:
+            self.wal.checkpoint(last, payload)
+            self.release(accepted)
+            self.metrics.inc("otelspend_spans_written_total", written)
+
+        # The writer job holds the Arrow table only; the rows die with this batch.
+        self.store.submit(lambda _attempt: self.writer.write([], resources, table), "otelspend_insert_seconds", stored)
 
     def _collect_due(self) -> None:
         """Gather runs ready to emit; write them in large batches.
@@ -285,14 +297,17 @@ class Pipeline:
         for run in runs:  # a merged run stands for the ones folded into it
             self.stitcher.emitting[run.run_id] = run
         started: list[int] = []
+        plan = self.emitter.plan(runs)  # here, on the pipeline thread: the writer only writes
 
         def emit(attempt: int) -> EmitStats:
-            if attempt > 1:
-                # A failed attempt may have written part of it: reconcile against the store.
-                for run in runs:
-                    run.previous, run.partial, run.load_outcomes = UNKNOWN, True, True
             started.append(time.time_ns())
-            return self.emitter.emit(runs, lambda run, previous: self._emitted.append((run, previous)))
+            remember = self._emitted.append
+            if attempt == 1:
+                return self.emitter.commit(plan, lambda run, stored: remember((run, stored)))
+            # A failed attempt may have written part of it: reconcile everything against the store.
+            for run in runs:
+                run.previous, run.partial, run.load_outcomes = UNKNOWN, True, True
+            return self.emitter.emit(runs, lambda run, stored: remember((run, stored)))
 
         def done(stats: EmitStats) -> None:
             self._emit_checkpoint_ns = started[-1]
@@ -325,6 +340,9 @@ class Pipeline:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
+        if self.store_maintenance is not None and now - self._last_purge >= _PURGE_SECONDS:
+            self._last_purge = now
+            self.store.submit(lambda _attempt: self.store_maintenance(), "otelspend_maintenance_seconds")
         if now - self._last_reload_check >= 2.0:
             self._last_reload_check = now
             for reloadable in (self.pricing, *self.reloadables):

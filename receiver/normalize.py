@@ -83,10 +83,11 @@ class Normalizer:
         self.options = options or NormalizeOptions()
         self._business = frozenset(table.business_columns)
         self._prio_template = [_NO_PRIORITY] * NCOLS
-        self._key_kinds: dict[str, object] = {}
+        self._key_kinds: dict[str, tuple[object, str]] = {}
 
-    def _key_kind(self, key: str) -> object:
-        """Content, JSON document or plain attribute; remembered per key (keys repeat a lot)."""
+    def _key_kind(self, key: str) -> tuple[object, str]:
+        """Content, JSON document or plain attribute, and one shared string for the key:
+        remembered per key (keys repeat in every span; one copy of each saves memory)."""
         table = self.table
         if key in table.content_keys or key.startswith(table.content_prefixes):
             kind = _CONTENT
@@ -94,9 +95,10 @@ class Normalizer:
             kind = _JSON
         else:
             kind = _PLAIN
+        entry = (kind, key)
         if len(self._key_kinds) < _MAX_REMEMBERED_KEYS:  # bounded: keys may be unbounded (ids in keys)
-            self._key_kinds[key] = kind
-        return kind
+            self._key_kinds[key] = entry
+        return entry
 
     def normalize(
         self,
@@ -195,9 +197,8 @@ class Normalizer:
                             row[column] = converted
                             prio[column] = rule.priority
                 continue
-            kind = key_kinds.get(key)
-            if kind is None:
-                kind = self._key_kind(key)
+            known = key_kinds.get(key)
+            kind, key = known if known is not None else self._key_kind(key)
             value = kv.value
             if kind is _CONTENT:
                 payload += _content_bytes(value)
