@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otelspend.clickhouse.migrate import load_migrations
+from tests.conftest import wait_for
 from tests.otlp import request, span
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -198,11 +199,21 @@ def test_duplicate_deliveries_are_counted_once(server):
 
 
 def test_store_unavailable_answers_retryable_with_a_delay(server):
-    server.app.pipeline.store.healthy = False
+    writer = server.app.pipeline.writer
+    real_write = writer.write
+
+    def failing_write(*args, **kwargs):
+        raise RuntimeError("injected: store down")
+
+    writer.write = failing_write
     try:
+        accepted = request([chat()]).SerializeToString()
+        assert httpx.post(f"{server.http_url}/v1/traces", content=accepted, headers=PROTOBUF).status_code == 200
+        wait_for(lambda: not server.app.pipeline.store_healthy, what="the write to fail")
         payload = request([chat()]).SerializeToString()
         response = httpx.post(f"{server.http_url}/v1/traces", content=payload, headers=PROTOBUF)
         assert response.status_code == 503 and response.headers["retry-after"] == "2"
+        assert "store unavailable" in status_pb2.Status.FromString(response.content).message
         with pytest.raises(grpc.RpcError) as info:
             grpc_export(server, payload)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -210,9 +221,10 @@ def test_store_unavailable_answers_retryable_with_a_delay(server):
         status = status_pb2.Status.FromString(details)
         retry = error_details_pb2.RetryInfo()
         assert status.details[0].Unpack(retry) and retry.retry_delay.seconds == 2
+        assert httpx.get(f"{server.api_url}/readyz").status_code == 503
     finally:
-        server.app.pipeline.store.healthy = True
-    assert stored(server) == 0
+        writer.write = real_write
+    assert stored(server) == 1  # the span acknowledged before the failure is stored once it recovers
 
 
 def test_ingest_tokens_authenticate_and_are_recorded(start_server):
