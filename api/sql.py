@@ -49,7 +49,7 @@ class Plan:
     level: Literal["run", "call"]
     raw_only: bool
     subset: int
-    """Bitmask of the call dimensions involved (the run_counts key for distinct runs)."""
+    """Bitmask of the call dimensions involved (a run_mask bit index)."""
     distinct_runs: bool = False
     """Run counts need true distinct counting over raw run_calls: a call-dimension filter
     with several values on a dimension not grouped by (a run with calls of two matching
@@ -74,6 +74,9 @@ def plan_for(group_by: Sequence[str], filters: Filters) -> Plan:
     levels = {DIMENSIONS[name].level for name in touched}
     subset = sum(CALL_BITS[name] for name in touched if name in CALL_BITS)
     distinct = any(name in CALL_BITS and len(values) > 1 and name not in group_by for name, values in filters)
+    # The calls rollup counts distinct runs per single call dimension only: over two or
+    # more, run counts come from the raw breakdown rows.
+    distinct = distinct or subset.bit_count() > 1
     return Plan("call" if "call" in levels else "run", "raw" in levels, subset, distinct)
 
 
@@ -220,7 +223,7 @@ def _merged(
             f"hour < toDateTime({params.bind('h', hours[1], 'Int64')}, 'UTC')",
             *common_where,
         ]
-        parts.append(_part(database, plan.rollup, group_by, bucket, partials, where, rollup=True))
+        parts.append(_part(database, plan.rollup, group_by, bucket, partials, where, rollup=True, subset=plan.subset))
     raw_ranges = [(window.start_ns, window.end_ns)] if plan.raw_only else window.edges
     if raw_ranges:
         where = [_time_ranges(raw_ranges, params), *common_where]
@@ -283,13 +286,20 @@ def _part(
     where: Sequence[str],
     *,
     rollup: bool,
+    subset: int = 0,
 ) -> str:
     table = ROLLUP_TABLE[source] if rollup else RAW_TABLE[source]
     columns = [f"{DIMENSIONS[name].column} AS g{i}" for i, name in enumerate(group_by)]
     bucket_sql = _bucket_sql(bucket, rollup=rollup)
     if bucket_sql:
         columns.append(f"{bucket_sql} AS b")
-    columns.extend(f"{PARTIALS[p].expression(source)} AS p_{p}" for p in partials)
+    dimension = next((name for name, bit in CALL_BITS.items() if bit == subset), "")
+    for p in partials:
+        expression = PARTIALS[p].expression(source)
+        if "@dim@" in expression:
+            # Names come from the vocabulary's fixed list, never from the request.
+            expression = expression.replace("@dim@", dimension)
+        columns.append(f"{expression} AS p_{p}")
     sql = f"SELECT {', '.join(columns)} FROM {database}.{table} WHERE {' AND '.join(where)}"
     if not rollup:
         groups = [f"g{i}" for i in range(len(group_by))] + (["b"] if bucket_sql else [])

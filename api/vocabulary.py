@@ -54,7 +54,8 @@ class Partial:
 
     ``runs_rollup`` / ``calls_rollup`` are row expressions over rollup rows (summed or
     merged by ``outer``); ``runs`` / ``run_calls`` are aggregate expressions over the
-    signed raw rows. ``{subset}`` is the bound call-dimension subset id (see run_counts).
+    signed raw rows. ``{subset}`` is the bound call-dimension subset id (run_mask bit) and
+    ``@dim@`` the call dimension of a single-dimension call-level query.
     """
 
     name: str
@@ -87,9 +88,10 @@ def _signed_sum(run_column: str, call_column: str | None = None) -> Partial:
     )
 
 
-# Distinct runs at call level: run_counts key s counts runs for call-dimension subset s,
-# s + 64 the successful ones, s + 128 the accepted ones (see clickhouse/migrations/0003).
-_RUN_COUNT = "toInt64(run_counts.2[indexOf(run_counts.1, toUInt8({subset:UInt8} + %d))])"
+# Distinct runs at call level: rollup_calls_hourly has runs_by_<dim>, successful_by_<dim> and
+# accepted_by_<dim> per call dimension (clickhouse/migrations/0004); "@dim@" is the one call
+# dimension a query involves (queries over two or more count distinct runs from raw rows).
+_RUN_COUNT = "toInt64(%s_by_@dim@)"
 _RAW_RUN_COUNT = "sum(toInt64(sign) * bitTest(run_mask, {subset:UInt8})%s)"
 _USD = "Decimal(38, 15)"
 
@@ -100,7 +102,7 @@ PARTIALS: dict[str, Partial] = {
             "runs",
             "sum({})",
             "toInt64(runs)",
-            _RUN_COUNT % 0,
+            _RUN_COUNT % "runs",
             "sum(toInt64(sign))",
             _RAW_RUN_COUNT % "",
         ),
@@ -108,7 +110,7 @@ PARTIALS: dict[str, Partial] = {
             "successful_runs",
             "sum({})",
             "toInt64(successful_runs)",
-            _RUN_COUNT % 64,
+            _RUN_COUNT % "successful",
             "sum(toInt64(sign) * (status = 'success'))",
             _RAW_RUN_COUNT % " * successful",
         ),
@@ -116,7 +118,7 @@ PARTIALS: dict[str, Partial] = {
             "accepted_runs",
             "sum({})",
             "toInt64(accepted_runs)",
-            _RUN_COUNT % 128,
+            _RUN_COUNT % "accepted",
             "sum(toInt64(sign) * (outcome = 'accepted'))",
             _RAW_RUN_COUNT % " * accepted",
         ),
@@ -124,7 +126,7 @@ PARTIALS: dict[str, Partial] = {
             "rated_runs",
             "sum({})",
             "if(outcome != '', toInt64(runs), 0)",
-            f"if(outcome != '', {_RUN_COUNT % 0}, 0)",
+            f"if(outcome != '', {_RUN_COUNT % 'runs'}, 0)",
             "sum(toInt64(sign) * (outcome != ''))",
             _RAW_RUN_COUNT % " * (outcome != '')",
         ),
@@ -451,7 +453,8 @@ DIMENSIONS: dict[str, Dimension] = {
 
 assert {d.name for d in DIMENSIONS.values() if d.level == "call"} == set(CALL_DIMENSIONS)
 CALL_BITS: dict[str, int] = {name: 1 << index for index, name in enumerate(CALL_DIMENSIONS)}
-"""Bit of each call dimension in the run_counts subset id (bit 0 = model ... bit 5 = payload_band)."""
+"""Bit of each call dimension in a subset id (bit 0 = model ... bit 5 = payload_band); run_mask
+has one bit per subset id."""
 
 DEFAULT_METRICS: tuple[str, ...] = ("cost_usd", "runs", "calls")
 OUTCOMES: tuple[str, ...] = ("accepted", "edited", "rejected", "escalated")

@@ -25,6 +25,10 @@ from otelspend.clickhouse.migrate import Migration
 
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\b", re.IGNORECASE)
 _CREATE_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS \{db\}\.(\w+)\b", re.IGNORECASE)
+_OTHER_DDL = re.compile(
+    r"^(?:ALTER TABLE|DROP VIEW IF EXISTS|DROP TABLE IF EXISTS|TRUNCATE TABLE IF EXISTS) \{db\}\.(\w+)\b",
+    re.IGNORECASE,
+)
 _ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
 _SHARDING_KEYS = {"spans": "trace_id", "resources": "resource_id", "schema_migrations": "version"}
 
@@ -93,8 +97,11 @@ def _table(statement: str, tables: set[str], database: str, cluster: str) -> lis
 
 
 def _on_cluster(statement: str, cluster: str, *, view: bool = False) -> str:
+    """Add ON CLUSTER after the object name of a DDL statement. Data statements (INSERT ...
+    SELECT in a migration that rebuilds a rollup) stay local: they act on the shard of the
+    node running the migration, so on an existing cluster run them on every shard."""
     pattern = _CREATE_VIEW if view else _CREATE_TABLE
-    match = pattern.match(statement)
+    match = pattern.match(statement) or _OTHER_DDL.match(statement)
     if match is None:
         return statement
     return statement[: match.end()] + f" ON CLUSTER '{cluster}'" + statement[match.end() :]
