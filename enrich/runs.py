@@ -218,6 +218,7 @@ def compute_run(
     start = ordered[0][L.start_time]
     duration_ns = root[L.duration_ns] if root is not None else end - start
     run = {
+        **_BOOKKEEPING,
         "run_id": top[L.trace_id],
         "start_time": start,
         "end_time": end,
@@ -274,6 +275,8 @@ def compute_run(
     return RunResult(run, breakdown, changed)
 
 
+_BOOKKEEPING = {"version": 0, "sign": 1, "written_at": 0, "node": ""}
+"""Keys the emitter fills; present so a record converts to a row in one itemgetter call."""
 _TOKEN_NAMES = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 _TOKEN_SLOTS = tuple(getattr(L, name) for name in _TOKEN_NAMES)
 _INITIAL_ROLES = {"llm": "call", "tool": "tool", "agent": "agent"}
@@ -335,8 +338,11 @@ def _calls(
         siblings[span[L.parent_span_id]].append(span)
     for group in siblings.values():
         if len(group) > 1:
-            _sibling_views(group, groups)
-            _usage_reports(group, groups)
+            # Both heuristics need two libraries, or a zero-length usage record: usually neither.
+            if len({span[L.scope_name] for span in group}) > 1:
+                _sibling_views(group, groups)
+            if any(span[L.duration_ns] == 0 for span in group):
+                _usage_reports(group, groups)
 
     calls = []
     for members in groups.members().values():
@@ -680,6 +686,7 @@ def _breakdown(
         row = rows.get(key)
         if row is None:
             row = {
+                **_BOOKKEEPING,
                 **dict(zip(CALL_DIMENSIONS, key, strict=True)),
                 "calls": 0, "errors": 0, "retries": 0, "tool_calls": 0, "tool_failures": 0,
                 "unpriced_calls": 0, "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0,
@@ -739,18 +746,23 @@ def _first_row_masks(keys: list[tuple[str, ...]]) -> dict[tuple[str, ...], int]:
     A row is not first for s exactly when an earlier row agrees with it on every dimension of
     s, i.e. when s is a subset of the dimensions the two rows agree on.
     """
+    assert _NDIMS == 6, "the agreement bits below are written out for six call dimensions"
     masks = {}
+    subsets_of = _SUBSETS_OF
     for index, key in enumerate(keys):
         covered = 0
-        for other in keys[:index]:
-            agree = 0
-            for dim in range(_NDIMS):
-                if key[dim] == other[dim]:
-                    agree |= 1 << dim
-            covered |= _SUBSETS_OF[agree]
+        k0, k1, k2, k3, k4, k5 = key
+        for o0, o1, o2, o3, o4, o5 in keys[:index]:
+            covered |= subsets_of[
+                (k0 == o0) | (k1 == o1) << 1 | (k2 == o2) << 2 | (k3 == o3) << 3 | (k4 == o4) << 4 | (k5 == o5) << 5
+            ]
         masks[key] = _ALL_SUBSETS & ~covered
     return masks
 
 
 RUN_FIELD_NAMES = tuple(c.name for c in RUN_COLUMNS)
 CALL_FIELD_NAMES = tuple(c.name for c in RUN_CALL_COLUMNS)
+run_row_of: Callable[[Mapping[str, Any]], tuple[Any, ...]] = operator.itemgetter(*RUN_FIELD_NAMES)
+"""Run record (compute_run's dict) -> values in RUN_COLUMNS order."""
+call_row_of: Callable[[Mapping[str, Any]], tuple[Any, ...]] = operator.itemgetter(*CALL_FIELD_NAMES)
+"""Breakdown record -> values in RUN_CALL_COLUMNS order."""

@@ -23,7 +23,9 @@ from otelspend.enrich.runs import (
     ApiOutcome,
     L,
     RunOptions,
+    call_row_of,
     compute_run,
+    run_row_of,
 )
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun
 
@@ -179,11 +181,11 @@ class Emitter:
             return _Decision(run, previous, "late_ignored")
         result = compute_run(run.spans.values(), run.outcomes, options)
         version = max(now, (previous.version + 1) if previous else 0)
-        new_run = [result.run.get(name) for name in RUN_FIELD_NAMES]
+        new_run = list(run_row_of(result.run))
         new_run[_RUN_VERSION], new_run[_RUN_SIGN], new_run[_RUN_NODE] = version, 1, self.node
         new_calls = []
         for call in result.calls:
-            row = [call.get(name) for name in CALL_FIELD_NAMES]
+            row = list(call_row_of(call))
             row[_CALL_VERSION], row[_CALL_SIGN], row[_CALL_NODE] = version, 1, self.node
             new_calls.append(row)
         roles = [(run.run_id, span_id, role) for span_id, role in result.roles.items()]
