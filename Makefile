@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-query install clean
+.PHONY: run test lint bench bench-query screenshot install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +35,24 @@ run: $(RUN_STAMP)
 ## Lint, then the whole suite (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
 test: $(TEST_STAMP) | $(CHROMIUM)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Ingest benchmark: serve on a temp dir, drive the load generator, verify every total, append to bench/RESULTS.md.
+bench: $(TEST_STAMP)
+	$(BIN)/python -m bench.ingest $(ARGS)
+
+## API latency over a large synthetic ledger (p50/p95 per query), appended to bench/RESULTS.md.
+bench-query: $(TEST_STAMP)
+	$(BIN)/python -m bench.query_bench $(ARGS)
+
+## Refresh docs/img/dashboard-overview.png from the browser test's screenshot.
+screenshot: $(TEST_STAMP) | $(CHROMIUM)
+	OTELSPEND_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/dashboard/test_pages.py -k screenshot
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -106,14 +106,15 @@ class OtelSpend:
 
     # -- start --------------------------------------------------------------------------------
 
-    def start(self) -> Addresses:
+    def start(self, *, wait_for_store: float = 60.0) -> Addresses:
+        """Open the receivers and the API, then bring the store up.
+
+        The receivers listen at once; until migrations and crash recovery have run against
+        the store they answer UNAVAILABLE / 503 (an unreachable ClickHouse server is retried
+        with backoff in the background). Waits up to ``wait_for_store`` seconds for that.
+        """
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        applied = migrate(self.store, s.clickhouse.cluster)
-        apply_spans_ttl(self.store, s.clickhouse.spans_ttl_days, s.clickhouse.cluster)
-        if applied:
-            log.info("applied migrations %s", ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
-
         genai = GenaiPricesCard()
         self.pricing: Reloadable[PriceBook] = Reloadable(
             "rate card", s.rate_card, lambda path: PriceBook.from_file(path, genai)
@@ -171,10 +172,6 @@ class OtelSpend:
             tokens=s.otlp.ingest_tokens,
             retry_after_seconds=s.pipeline.retry_after_seconds,
         )
-        self.pipeline.start_store()
-        self._recover(pending)
-        self.pipeline.store.drain()
-        self.pipeline.start()
         self._grpc = OtlpGrpcServer(
             self.ingest, s.otlp.grpc_address, max_request_bytes=s.otlp.max_request_bytes, workers=s.otlp.grpc_workers
         )
@@ -185,9 +182,42 @@ class OtelSpend:
         api_sock, api_address = _listen(s.api.address)
         self._start_http([(self._otlp_http, otlp_sock), (api, api_sock)])
         self.addresses = Addresses(self._grpc.address, otlp_address, api_address)
+        self._bootstrap = threading.Thread(
+            target=self._bring_up_store, args=(pending,), name="otelspend-bootstrap", daemon=True
+        )
+        self._bootstrap.start()
+        self._bootstrap.join(wait_for_store)
+        if self._bootstrap.is_alive():
+            log.warning("store %s not reachable yet: answering 503 until it is", self.store.describe())
         _tune_garbage_collector()
         log.info("%s store=%s", self.addresses.line(), self.store.describe())
         return self.addresses
+
+    def _bring_up_store(self, pending: list[Any]) -> None:
+        """Migrate, recover, start the pipeline; retried with backoff while the store is down."""
+        s = self.settings
+        delay = 0.5
+        while not self._stopped.is_set():
+            try:
+                applied = migrate(self.store, s.clickhouse.cluster)
+                apply_spans_ttl(self.store, s.clickhouse.spans_ttl_days, s.clickhouse.cluster)
+                break
+            except Exception as exc:  # the driver's connection errors vary by backend
+                self.pipeline.store.healthy = False
+                self.pipeline.store.last_error = f"cannot reach the store: {exc}"[:500]
+                log.warning("store not reachable (%s); retrying in %.1fs", str(exc)[:200], delay)
+                self._stopped.wait(delay)
+                delay = min(delay * 2, 10.0)
+        else:
+            return
+        if applied:
+            log.info("applied migrations %s", ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
+        self.pipeline.store.healthy = True
+        self.pipeline.store.last_error = ""
+        self.pipeline.start_store()
+        self._recover(pending)
+        self.pipeline.store.drain()
+        self.pipeline.start()
 
     def _run_options(self) -> RunOptions:
         runs = self.settings.runs
@@ -207,7 +237,7 @@ class OtelSpend:
         runs, workflows = self.runstore.outcome_keys_since(now - horizon - 3600 * 10**9)
         self.emitter.outcome_runs |= runs
         self.emitter.outcome_workflows |= workflows
-        if state is not None and state.get("node") == s.node_id:
+        if state is not None and state.get("node") == s.node_id and not state.get("clean"):
             since = int(state["lwm_ns"]) - RECOVERY_MARGIN_NS
             traces = self.runstore.traces_ingested_since(s.node_id, since)
             for start in range(0, len(traces), 5000):
@@ -237,6 +267,7 @@ class OtelSpend:
                 record.payload, json_body=record.format == FORMAT_JSON, token=record.token, seq=record.seq
             )
             if submission is not None and submission.rows:
+                self.pipeline.claim(len(submission.rows))  # released once stored, like live traffic
                 self.pipeline.process([submission])
             else:
                 # Checkpoint in order with the inserts queued before it, never ahead of them.

@@ -42,6 +42,7 @@ HELP: dict[str, str] = {
     "otelspend_runs_unchanged_total": "Closed runs whose stored figures were already right.",
     "otelspend_late_spans_ignored_total": "Spans for runs emitted longer ago than the late horizon.",
     "otelspend_store_errors_total": "Failed store calls (retried).",
+    "otelspend_pipeline_errors_total": "Batches the pipeline could not process (a bug: see the log).",
     "otelspend_queue_spans": "Spans accepted but not yet stored.",
     "otelspend_open_runs": "Runs held open in memory.",
     "otelspend_wal_pending_bytes": "Write-ahead log bytes not yet checkpointed.",

@@ -116,12 +116,22 @@ class Pipeline:
     # -- receiver side ------------------------------------------------------------------
 
     def reserve(self, spans: int) -> bool:
-        """Claim room for ``spans``; False means answer UNAVAILABLE (full, store down, stopping)."""
+        """Claim room for ``spans``; False means answer UNAVAILABLE (starting, full, store down, stopping)."""
         with self._cond:
-            if self._stopping or not self.store.healthy or self._reserved + spans > self.capacity:
+            if (
+                self._thread is None
+                or self._stopping
+                or not self.store.healthy
+                or self._reserved + spans > self.capacity
+            ):
                 return False
             self._reserved += spans
             return True
+
+    def claim(self, spans: int) -> None:
+        """Count spans that are already accepted (write-ahead-log replay) against the queue."""
+        with self._cond:
+            self._reserved += spans
 
     def release(self, spans: int) -> None:
         with self._cond:
@@ -140,6 +150,10 @@ class Pipeline:
             self._commands.append(command)
             self._cond.notify()
         return command.future.result(timeout)
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
 
     @property
     def store_healthy(self) -> bool:
@@ -188,7 +202,14 @@ class Pipeline:
         while True:
             items = self._take()
             if items:
-                self.process(items)
+                try:
+                    self.process(items)
+                except Exception:
+                    # A bug, not bad input (the normaliser rejects that): keep serving. The
+                    # batch stays in the write-ahead log, unchecked, for the next start.
+                    log.exception("could not process a batch of %d span(s)", sum(len(i.rows) for i in items))
+                    self.metrics.inc("otelspend_pipeline_errors_total")
+                    self.release(sum(len(item.rows) for item in items))
             self._remember_emitted()
             self._run_commands()
             self._collect_due()

@@ -139,6 +139,9 @@ class ClickHouseSettings(Section):
     """Drop raw spans older than this many days (runs and rollups are kept). Default: keep."""
     insert_timeout_seconds: float = Field(30.0, gt=0)
     """A store call slower than this counts as a failure and is retried."""
+    startup_wait_seconds: float = Field(20.0, ge=0, le=3600)
+    """``serve`` waits this long for the store (migrations, crash recovery) before announcing
+    it is listening; past it, ingest answers 503 until the store is up (retried with backoff)."""
     cluster: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-{}]+$")
     """ClickHouse cluster name: create replicated ``*_local`` tables ON CLUSTER with Distributed
     tables over them (server DSN only; see ``otelspend migrate --print-cluster-ddl``)."""

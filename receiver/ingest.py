@@ -81,7 +81,12 @@ class Ingest:
         count = len(batch.rows)
         if not self.pipeline.reserve(count):
             self.metrics.inc("otelspend_requests_refused_total", transport=transport)
-            reason = "store unavailable" if not self.pipeline.store_healthy else "ingest queue full"
+            if not self.pipeline.started:
+                reason = "starting: the store is not ready yet"
+            elif not self.pipeline.store_healthy:
+                reason = "store unavailable"
+            else:
+                reason = "ingest queue full"
             raise errors.unavailable(reason, self.retry_after)
         try:
             seq = self.wal.append(payload, format=FORMAT_JSON if json_body else FORMAT_PROTOBUF, token=token)

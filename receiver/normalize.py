@@ -27,6 +27,10 @@ MAX_TOKENS = 10**9
 """A token count above this in one call is treated as corrupt, not as usage."""
 MAX_COUNT = 10**6
 MIN_START_NS = 946_684_800 * 10**9  # 2000-01-01T00:00:00Z
+MAX_DURATION_NS = 30 * 86_400 * 10**9
+MAX_REPORTED_USD = 10**9
+"""A reported cost above this for one call is corrupt, not spend (and would not fit the column)."""
+MAX_NUMBER_CHARS = 32
 FUTURE_SLACK_NS = 86_400 * 10**9
 MAX_REPORTED_ERRORS = 5
 MAX_NESTING = 8
@@ -119,6 +123,9 @@ class Normalizer:
                     except SpanRejected as exc:
                         batch.reject(bytes(span.span_id), str(exc))
                         continue
+                    except Exception as exc:  # never let one span fail the request
+                        batch.reject(bytes(span.span_id), f"could not be normalised ({type(exc).__name__})")
+                        continue
                     row[F.ingest_token] = ingest_token
                     batch.rows.append(row)
         return batch
@@ -172,6 +179,8 @@ class Normalizer:
             raise SpanRejected(f"start_time_unix_nano {start} is not between year 2000 and tomorrow")
         if end < start:
             raise SpanRejected(f"end_time_unix_nano {end} is before start_time_unix_nano {start}")
+        if end - start > MAX_DURATION_NS:
+            raise SpanRejected(f"end_time_unix_nano {end} is more than 30 days after start_time_unix_nano {start}")
 
         row = ROW_TEMPLATE.copy()
         prio = self._prio_template.copy()
@@ -183,6 +192,7 @@ class Normalizer:
         values_out: list[str] = []
         json_docs: list[tuple[str, str]] = []
         payload = 0
+        rejected: dict[int, tuple[int, SpanRejected]] | None = None
 
         for kv in span.attributes:
             key = kv.key
@@ -192,7 +202,14 @@ class Normalizer:
                 for rule in rules:
                     column = rule.column
                     if rule.priority < prio[column]:
-                        converted = _convert(value, rule, key)
+                        try:
+                            converted = _convert(value, rule, key)
+                        except SpanRejected as exc:
+                            # Rejects the span only if no better-ranked key gives the value
+                            # (decided after the loop, so attribute order does not matter).
+                            rejected = rejected or {}
+                            rejected.setdefault(column, (rule.priority, exc))
+                            continue
                         if converted is not None:
                             row[column] = converted
                             prio[column] = rule.priority
@@ -219,6 +236,10 @@ class Normalizer:
                 keys_out.append(key)
                 values_out.append(text)
 
+        if rejected:
+            for column, (priority, exc) in rejected.items():
+                if priority < prio[column]:
+                    raise exc
         if span.events:
             payload += self._events(span, row, prio)
         if span.links:
@@ -282,7 +303,10 @@ class Normalizer:
                             converted = _convert(kv.value, rule, kv.key)
                             if converted is not None:
                                 row[rule.column] = converted
-                row[F.outcome_time] = event.time_unix_nano or span.end_time_unix_nano
+                at = event.time_unix_nano
+                end = span.end_time_unix_nano
+                # An event outside its span's life (give or take a day) is a clock error: use the end.
+                row[F.outcome_time] = at if MIN_START_NS <= at <= end + FUTURE_SLACK_NS else end
             elif name in content_events:
                 for kv in event.attributes:
                     payload += _content_bytes(kv.value)
@@ -418,7 +442,7 @@ def _convert(value: Any, rule: KeyRule, key: str) -> Any:
         if number is None or not math.isfinite(number):
             return None
         if rule.column == F.reported_cost_usd:
-            return None if number < 0 else int(Decimal(repr(number)) * FEMTO_PER_USD)
+            return None if number < 0 or number > MAX_REPORTED_USD else int(Decimal(repr(number)) * FEMTO_PER_USD)
         return number
     if kind == "bool":
         if which == "bool_value":
@@ -454,6 +478,8 @@ def _tokens(value: Any, which: str | None, key: str) -> int | None:
         number = int(raw)
     elif which == "string_value":
         text = value.string_value.strip()
+        if len(text) > MAX_NUMBER_CHARS:
+            raise SpanRejected(f"{key}={text[:40]!r}…: not a plausible token count")
         try:
             number = int(text)
         except ValueError:
@@ -463,6 +489,8 @@ def _tokens(value: Any, which: str | None, key: str) -> int | None:
                 raise SpanRejected(f"{key}={text[:40]!r}: token counts must be numbers") from None
             if not parsed.is_finite() or parsed != parsed.to_integral_value():
                 raise SpanRejected(f"{key}={text[:40]!r}: token counts must be whole numbers") from None
+            if not 0 <= parsed <= MAX_TOKENS:
+                raise SpanRejected(f"{key}={text[:40]!r}: token counts must be between 0 and {MAX_TOKENS}") from None
             number = int(parsed)
     elif which is None:
         return None

@@ -74,9 +74,11 @@ class Running:
     def wait_idle(self, timeout: float = 20.0) -> None:
         """Until every accepted span is stored and no run is left open."""
         wait_for(
-            lambda: self.app.pipeline.queued_spans == 0
-            and self.app.stitcher.open_count() == 0
-            and self.app.pipeline.pending_runs == 0,
+            lambda: (
+                self.app.pipeline.queued_spans == 0
+                and self.app.stitcher.open_count() == 0
+                and self.app.pipeline.pending_runs == 0
+            ),
             timeout,
             "pipeline idle",
         )

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level)
     app = OtelSpend(settings)
     try:
-        addresses = app.start()
+        addresses = app.start(wait_for_store=settings.clickhouse.startup_wait_seconds)
     except OSError as exc:
         log.error("cannot start: %s", exc)
         app.stop()
