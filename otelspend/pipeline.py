@@ -105,6 +105,7 @@ class Pipeline:
         self._emitted: deque[tuple[OpenRun, Any]] = deque()
         """Emissions the writer finished, to be remembered by the stitcher (pipeline thread)."""
         self._emit_checkpoint_ns = time.time_ns()
+        self._checkpoint_ceiling = 2**63  # lowered below a batch that failed to process
         self._last_state = 0.0
         self._last_reload_check = 0.0
         self._last_purge = 0.0
@@ -205,10 +206,12 @@ class Pipeline:
                 try:
                     self.process(items)
                 except Exception:
-                    # A bug, not bad input (the normaliser rejects that): keep serving. The
-                    # batch stays in the write-ahead log, unchecked, for the next start.
+                    # A bug, not bad input (the normaliser rejects that): keep serving, and keep
+                    # the batch in the write-ahead log (checkpoints stop below it) for the next start.
                     log.exception("could not process a batch of %d span(s)", sum(len(i.rows) for i in items))
                     self.metrics.inc("otelspend_pipeline_errors_total")
+                    below = min(item.seq for item in items) - 1
+                    self._checkpoint_ceiling = min(self._checkpoint_ceiling, below)
                     self.release(sum(len(item.rows) for item in items))
             self._remember_emitted()
             self._run_commands()
@@ -279,7 +282,7 @@ class Pipeline:
                 self.metrics.inc("otelspend_calls_unpriced_total", reason=reason)
         if duplicates:
             self.metrics.inc("otelspend_spans_duplicate_total", duplicates)
-        last = max(item.seq for item in items)
+        last = min(max(item.seq for item in items), self._checkpoint_ceiling)
         payload = sum(item.payload_bytes for item in items)
         accepted = sum(len(item.rows) for item in items)
         written = len(rows)

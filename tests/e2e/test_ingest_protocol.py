@@ -256,3 +256,30 @@ def test_restart_on_the_same_data_keeps_data_and_applies_no_migration_twice(star
     ]
     httpx.post(f"{second.http_url}/v1/traces", content=request([chat()]).SerializeToString(), headers=PROTOBUF)
     assert stored(second) == 2
+
+
+def test_a_batch_the_pipeline_fails_on_stays_in_the_log_and_is_stored_on_the_next_start(start_server, tmp_path):
+    first = start_server(database="failed_batch_db", data_dir=tmp_path / "data")
+    book = first.app.pipeline.pricing.current
+    real = book.price_rows
+    calls: list[int] = []
+
+    def fail_once(rows):  # a bug in the pipeline, injected once
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise RuntimeError("injected")
+        return real(rows)
+
+    book.price_rows = fail_once
+    lost = chat(tokens=7)
+    post = httpx.post(f"{first.http_url}/v1/traces", content=request([lost]).SerializeToString(), headers=PROTOBUF)
+    assert post.status_code == 200  # durable in the log before the pipeline saw it
+    wait_for(lambda: first.app.metrics.total("otelspend_pipeline_errors_total") == 1, 10, "the failure")
+    httpx.post(f"{first.http_url}/v1/traces", content=request([chat(tokens=9)]).SerializeToString(), headers=PROTOBUF)
+    assert stored(first) == 1  # the server kept serving
+    assert first.app.wal.checkpointed < 1  # but never checkpointed past the failed batch
+    first.app.stop()
+
+    second = start_server(database="failed_batch_db", data_dir=tmp_path / "data")
+    second.wait_idle()
+    assert sorted(r[0] for r in second.rows("SELECT input_tokens FROM {db}.spans FINAL")) == [7, 9]
