@@ -338,7 +338,8 @@ class OtelSpend:
             targets = [
                 row[0]
                 for row in self.store.rows(
-                    f"SELECT DISTINCT run_id FROM {self.store.database}.runs FINAL WHERE workflow_id = {{w:String}}",
+                    f"SELECT run_id FROM {self.store.database}.runs WHERE workflow_id = {{w:String}} "
+                    "GROUP BY run_id HAVING sum(sign) > 0",  # runs in force, without FINAL over the table
                     {"w": workflow_id},
                 )
             ]
