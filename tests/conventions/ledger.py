@@ -172,7 +172,7 @@ class Visibility:
     A library that never reports a token kind, never instruments an API, or hides SDK
     retries makes that part of the truth unknowable from its spans; expectations are the
     ledger projected onto what the library sends, and each gap is listed in
-    docs/conventions.md.
+    the README ("Works with").
     """
 
     unreported: frozenset[str] = frozenset()
