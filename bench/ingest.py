@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,8 +35,9 @@ import psutil
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.loadgen import percentile
+from bench.machine import machine
 from bench.otlp_client import Sender, SendStats
-from bench.server import REPO, ServerProcess
+from bench.server import ServerProcess
 from bench.traces import generate
 from bench.truth import compare, expected
 
@@ -139,44 +137,6 @@ class Figures:
     peak_rss: int
     rss_quarters: list[int]
     """Largest RSS up to 25 / 50 / 75 / 100 % of the requests acknowledged (100 %: drain included)."""
-
-
-def machine() -> dict[str, str]:
-    import chdb
-    import clickhouse_connect
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu or "unknown CPU",
-        "cores": str(psutil.cpu_count(logical=True)),
-        "ram": f"{psutil.virtual_memory().total / 1024**3:.1f} GiB",
-        "os": platform.platform(terse=True),
-        "python": platform.python_version(),
-        "chdb": f"{chdb.__version__} (ClickHouse {getattr(chdb, 'engine_version', '?')})",
-        "clickhouse_connect": clickhouse_connect.__version__,
-        "commit": _commit(),
-        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
-def _commit() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head} + uncommitted changes" if dirty else head
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.machine import machine
 
 TARGET_MS = 150.0
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -88,29 +88,6 @@ def measure(call: Callable[[], Any], repeat: int, warmup: int = 2) -> list[float
         call()
         timings.append((time.perf_counter() - started) * 1000)
     return timings
-
-
-def machine() -> dict[str, str]:
-    import chdb
-    import psutil
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "ram": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
-        "python": platform.python_version(),
-        "chdb": chdb.__version__,
-        "os": platform.platform(),
-        "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
-    }
 
 
 def main() -> int:

@@ -11,20 +11,14 @@ store is opened directly: do that only while no otelspend writes to it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import json
 import math
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
 from otelspend.commands import add_config_flags, settings_from_args, setup_logging
-from otelspend.settings import Settings, split_address
-
-HTTP_TIMEOUT_SECONDS = 3700.0
-"""The server allows a rebuild an hour on its pipeline; wait a little longer than that."""
+from otelspend.commands.server_api import ApiError, add_server_flags, ask_server
+from otelspend.settings import Settings
 
 
 def parse_when(text: str) -> dt.datetime:
@@ -42,9 +36,7 @@ def register(sub: Any) -> None:
     rebuild = actions.add_parser("rebuild", help="recompute the rollups of a window (widened to whole hours)")
     rebuild.add_argument("--from", dest="start", required=True, type=parse_when, help="window start (date or RFC 3339)")
     rebuild.add_argument("--to", dest="end", required=True, type=parse_when, help="window end, exclusive")
-    rebuild.add_argument("--api", help="running server's API base URL (default: http://<api.address>)")
-    rebuild.add_argument("--token", help="API bearer token (default: the first of api.tokens)")
-    rebuild.add_argument("--offline", action="store_true", help="do not try the API; open the store directly")
+    add_server_flags(rebuild)
     add_config_flags(rebuild)
     rebuild.set_defaults(func=run)
 
@@ -56,16 +48,14 @@ def run(args: argparse.Namespace) -> int:
         print("otelspend: --to must be after --from", file=sys.stderr)
         return 2
     if not args.offline:
-        url = (args.api or default_api_url(settings)).rstrip("/")
-        token = args.token or (settings.api.tokens[0] if settings.api.tokens else None)
+        body = {"from": args.start.isoformat(), "to": args.end.isoformat()}
         try:
-            answer = _post(f"{url}/v1/admin/rollups/rebuild", args, token)
-        except ConnectionRefusedError:
-            print(f"no otelspend server answers at {url}; rebuilding offline", file=sys.stderr)
-        except _ApiError as exc:
-            print(f"otelspend: {url} answered {exc}", file=sys.stderr)
+            asked = ask_server(args, settings, "/v1/admin/rollups/rebuild", body, "rebuilding offline")
+        except ApiError as exc:
+            print(f"otelspend: {exc}", file=sys.stderr)
             return 1
-        else:
+        if asked is not None:
+            url, answer = asked
             print(f"rebuilt {answer['hours']} rollup hour(s) [{answer['from']}, {answer['to']}) through {url}")
             return 0
     return _run_offline(settings, args)
@@ -89,33 +79,3 @@ def _run_offline(settings: Settings, args: argparse.Namespace) -> int:
         store.close()
     print(f"rebuilt {hours} rollup hour(s) in {store.describe()}")
     return 0
-
-
-def default_api_url(settings: Settings) -> str:
-    """The configured API address as a URL a client can reach (wildcard binds -> loopback)."""
-    host, port = split_address(settings.api.address)
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-class _ApiError(RuntimeError):
-    pass
-
-
-def _post(url: str, args: argparse.Namespace, token: str | None) -> dict[str, Any]:
-    body = json.dumps({"from": args.start.isoformat(), "to": args.end.isoformat()}).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        with contextlib.suppress(ValueError, AttributeError):
-            detail = json.loads(detail).get("detail", detail)
-        raise _ApiError(f"{exc.code}: {detail}") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
-            raise exc.reason from None
-        raise _ApiError(str(exc.reason)) from None

@@ -1,0 +1,61 @@
+"""Admin commands ask the running server first: chDB opens a data path in one process only,
+and only the server's pipeline may touch its open runs. Nothing listening = work offline."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from otelspend.settings import Settings, split_address
+
+HTTP_TIMEOUT_SECONDS = 3700.0
+"""The server allows an admin job an hour on its pipeline; wait a little longer than that."""
+
+
+class ApiError(RuntimeError):
+    """The server answered, with an error: report it, do not fall back to offline."""
+
+
+def add_server_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api", help="running server's API base URL (default: http://<api.address>)")
+    parser.add_argument("--token", help="API bearer token (default: the first of api.tokens)")
+    parser.add_argument("--offline", action="store_true", help="do not try the API; open the store directly")
+
+
+def default_api_url(settings: Settings) -> str:
+    """The configured API address as a URL a client can reach (wildcard binds -> loopback)."""
+    host, port = split_address(settings.api.address)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def ask_server(
+    args: argparse.Namespace, settings: Settings, path: str, body: dict[str, Any], fallback: str
+) -> tuple[str, dict[str, Any]] | None:
+    """POST ``body`` to the server's ``path``: (base URL, JSON answer), or None when nothing
+    listens (after saying ``fallback`` on stderr). Raises ApiError when the server refuses."""
+    url = (args.api or default_api_url(settings)).rstrip("/")
+    token = args.token or (settings.api.tokens[0] if settings.api.tokens else None)
+    request = urllib.request.Request(
+        f"{url}{path}", data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            return url, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        with contextlib.suppress(ValueError, AttributeError):
+            detail = json.loads(detail).get("detail", detail)
+        raise ApiError(f"{url} answered {exc.code}: {detail}") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):
+            print(f"no otelspend server answers at {url}; {fallback}", file=sys.stderr)
+            return None
+        raise ApiError(f"{url} answered {exc.reason}") from None
