@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from otelspend.api.errors import QueryError
 from otelspend.api.vocabulary import DEFAULT_METRICS, DIMENSIONS, METRICS
@@ -97,19 +97,12 @@ def split_names(values: Iterable[str] | str | None) -> list[str]:
     return names
 
 
-def check_dimensions(parameter: str, names: Iterable[str]) -> tuple[str, ...]:
+def check_names(parameter: str, names: Iterable[str], kind: str, allowed: Mapping[str, Any]) -> tuple[str, ...]:
+    """Names from the vocabulary only (``kind`` is "dimension" or "metric"), else a 422 listing them."""
     found = tuple(names)
     for name in found:
-        if name not in DIMENSIONS:
-            raise QueryError(parameter, f"unknown dimension {name!r}", DIMENSIONS)
-    return found
-
-
-def check_metrics(parameter: str, names: Iterable[str]) -> tuple[str, ...]:
-    found = tuple(names)
-    for name in found:
-        if name not in METRICS:
-            raise QueryError(parameter, f"unknown metric {name!r}", METRICS)
+        if name not in allowed:
+            raise QueryError(parameter, f"unknown {kind} {name!r}", allowed)
     return found
 
 
@@ -151,10 +144,10 @@ def _common(
     now_ns: int,
     default_span_ns: int,
 ) -> Common:
-    dims = check_dimensions("group_by", split_names(group_by))
+    dims = check_names("group_by", split_names(group_by), "dimension", DIMENSIONS)
     if len(dims) > MAX_GROUP_BY:
         raise QueryError("group_by", f"at most {MAX_GROUP_BY} dimensions")
-    chosen = check_metrics("metrics", split_names(metrics)) or DEFAULT_METRICS
+    chosen = check_names("metrics", split_names(metrics), "metric", METRICS) or DEFAULT_METRICS
     ordering = (order_by or "").strip() or chosen[0]
     if ordering not in METRICS and ordering not in dims:
         allowed = [*METRICS, *dims]
