@@ -88,7 +88,7 @@ def rollup(store: Store, request: RollupRequest) -> dict[str, Any]:
         "filters": {name: list(values) for name, values in request.filters},
         "order_by": request.order_by,
         "order": "desc" if request.descending else "asc",
-        "source": plan.describe(),
+        "source": plan.describe(request.window),
         "rows": out,
     }
 
@@ -136,7 +136,7 @@ def timeseries(store: Store, request: TimeseriesRequest) -> dict[str, Any]:
         "bucket": request.bucket,
         **request.window.describe(),
         "filters": {name: list(values) for name, values in request.filters},
-        "source": plan.describe(),
+        "source": plan.describe(request.window, request.bucket),
         "buckets": [rfc3339(b) for b in request.buckets()],
         "series": series,
     }

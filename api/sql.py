@@ -7,8 +7,11 @@ Shape of a query (``aggregate_query``)::
     FROM (
         SELECT g0, ..., sum(p_runs) AS a_runs, quantiles...Merge(p_q) AS a_latency_q, ...
         FROM (
+            SELECT <dims> AS g0, ..., <row partials> AS p_*      -- whole days: a daily rollup
+            FROM rollup_*_daily WHERE day in full days AND filters  -- (its dimensions only)
+            UNION ALL
             SELECT <dims> AS g0, ..., <row partials> AS p_*      -- whole hours: a rollup
-            FROM rollup_*_hourly WHERE hour in full hours AND filters
+            FROM rollup_*_hourly WHERE hour in the other full hours AND filters
             UNION ALL
             SELECT <dims> AS g0, ..., <aggregate partials> AS p_* -- edge hours: raw rows
             FROM runs | run_calls WHERE start_time in edge ranges AND filters GROUP BY g0, ...
@@ -38,6 +41,16 @@ from otelspend.api.vocabulary import CALL_BITS, DIMENSIONS, METRICS, PARTIALS, S
 from otelspend.api.window import Window
 
 ROLLUP_TABLE: dict[str, str] = {"runs_rollup": "rollup_runs_hourly", "calls_rollup": "rollup_calls_hourly"}
+DAILY_ROLLUP: dict[str, tuple[str, frozenset[str]]] = {
+    "runs_rollup": ("rollup_runs_daily", frozenset({"workflow_type", "tenant"})),
+    "calls_rollup": ("rollup_calls_daily", frozenset({"tenant", "model", "provider"})),
+}
+"""The daily rollups (migration 0005) and the only dimensions they keep."""
+DAILY_EXPRESSIONS: dict[tuple[str, str], str] = {
+    ("rated_runs", "runs_rollup"): "toInt64(rated_runs)",
+    ("rated_runs", "calls_rollup"): "toInt64(rated_by_@dim@)",
+}
+"""Partials the daily rollups hold as counts where the hourly ones read a dimension (outcome)."""
 RAW_TABLE: dict[str, str] = {"runs": "runs", "run_calls": "run_calls"}
 BucketExpr = Literal["hour", "day"]
 
@@ -54,6 +67,8 @@ class Plan:
     """Run counts need true distinct counting over raw run_calls: a call-dimension filter
     with several values on a dimension not grouped by (a run with calls of two matching
     models is one run, but it is first-of-its-projection once per model)."""
+    daily: bool = False
+    """Every dimension touched is in the level's daily rollup: whole days can come from it."""
 
     @property
     def rollup(self) -> Source:
@@ -63,9 +78,17 @@ class Plan:
     def raw(self) -> Source:
         return "run_calls" if self.level == "call" else "runs"
 
-    def describe(self) -> dict[str, Any]:
+    def whole_days(self, window: Window, bucket: BucketExpr | None) -> tuple[int, int] | None:
+        """The whole days a daily rollup answers, or None (another dimension, hourly buckets)."""
+        if self.raw_only or not self.daily or bucket == "hour":
+            return None
+        return window.full_days
+
+    def describe(self, window: Window, bucket: BucketExpr | None = None) -> dict[str, Any]:
         """For responses: where the figures came from (documented, not part of the contract)."""
         tables = [RAW_TABLE[self.raw]] if self.raw_only else [ROLLUP_TABLE[self.rollup], RAW_TABLE[self.raw]]
+        if self.whole_days(window, bucket) is not None:
+            tables.insert(0, DAILY_ROLLUP[self.rollup][0])
         return {"level": self.level, "tables": tables}
 
 
@@ -77,7 +100,9 @@ def plan_for(group_by: Sequence[str], filters: Filters) -> Plan:
     # The calls rollup counts distinct runs per single call dimension only: over two or
     # more, run counts come from the raw breakdown rows.
     distinct = distinct or subset.bit_count() > 1
-    return Plan("call" if "call" in levels else "run", "raw" in levels, subset, distinct)
+    level: Literal["run", "call"] = "call" if "call" in levels else "run"
+    daily = touched <= DAILY_ROLLUP["calls_rollup" if level == "call" else "runs_rollup"][1]
+    return Plan(level, "raw" in levels, subset, distinct, daily)
 
 
 RUN_COUNTS: dict[str, str] = {
@@ -117,13 +142,13 @@ def _filter_sql(filters: Filters, params: Params) -> list[str]:
     ]
 
 
-def _bucket_sql(bucket: BucketExpr | None, *, rollup: bool) -> str | None:
+def _bucket_sql(bucket: BucketExpr | None, column: str) -> str | None:
+    """The bucket of a row by its time column: ``start_time`` (raw rows), ``hour`` or ``day``."""
     if bucket is None:
         return None
-    column = "hour" if rollup else "start_time"
-    if bucket == "hour":
-        return f"toUnixTimestamp({column})" if rollup else f"toUnixTimestamp(toStartOfHour({column}))"
-    return f"toUnixTimestamp(toStartOfDay({column}))"
+    if bucket == "hour" and column == "start_time":
+        return f"toUnixTimestamp(toStartOfHour({column}))"
+    return f"toUnixTimestamp(toStartOfDay({column}))" if bucket == "day" else f"toUnixTimestamp({column})"
 
 
 def aggregate_query(
@@ -213,21 +238,26 @@ def _merged(
     common_where: Sequence[str],
     params: Params,
 ) -> str:
-    """Partials per group: whole hours from the rollup UNION ALL edge hours from raw rows, merged."""
+    """Partials per group: whole days from a daily rollup (when the plan allows), the other
+    whole hours from the hourly rollup, the edges from raw rows; merged."""
     groups = [f"g{i}" for i in range(len(group_by))] + (["b"] if bucket else [])
     parts: list[str] = []
     hours = None if plan.raw_only else window.full_hours
+    days = plan.whole_days(window, bucket)
+    if days is not None:
+        table = DAILY_ROLLUP[plan.rollup][0]
+        where = [_time_range("day", days, params), *common_where]
+        parts.append(_part(database, plan.rollup, table, "day", group_by, bucket, partials, where, plan.subset))
     if hours is not None:
-        where = [
-            f"hour >= toDateTime({params.bind('h', hours[0], 'Int64')}, 'UTC')",
-            f"hour < toDateTime({params.bind('h', hours[1], 'Int64')}, 'UTC')",
-            *common_where,
-        ]
-        parts.append(_part(database, plan.rollup, group_by, bucket, partials, where, rollup=True, subset=plan.subset))
+        ranges = [hours] if days is None else [r for r in ((hours[0], days[0]), (days[1], hours[1])) if r[0] < r[1]]
+        if ranges:
+            where = ["(" + " OR ".join(_time_range("hour", r, params) for r in ranges) + ")", *common_where]
+            table = ROLLUP_TABLE[plan.rollup]
+            parts.append(_part(database, plan.rollup, table, "hour", group_by, bucket, partials, where, plan.subset))
     raw_ranges = [(window.start_ns, window.end_ns)] if plan.raw_only else window.edges
     if raw_ranges:
         where = [_time_ranges(raw_ranges, params), *common_where]
-        parts.append(_part(database, plan.raw, group_by, bucket, partials, where, rollup=False))
+        parts.append(_part(database, plan.raw, RAW_TABLE[plan.raw], "start_time", group_by, bucket, partials, where))
     merged = ", ".join([*groups, *(f"{PARTIALS[p].outer.format('p_' + p)} AS a_{_alias(p)}" for p in partials)])
     group_clause = f" GROUP BY {', '.join(groups)}" if groups else ""
     union = "\nUNION ALL\n".join(parts)
@@ -246,7 +276,7 @@ def _distinct_runs(
     """Exact distinct run counts per group from the signed raw breakdown rows."""
     groups = [f"g{i}" for i in range(len(group_by))] + (["b"] if bucket else [])
     columns = [f"{DIMENSIONS[name].column} AS g{i}" for i, name in enumerate(group_by)]
-    bucket_sql = _bucket_sql(bucket, rollup=False)
+    bucket_sql = _bucket_sql(bucket, "start_time")
     if bucket_sql:
         columns.append(f"{bucket_sql} AS b")
     columns.extend(f"{RUN_COUNTS[p]} AS n_{p}" for p in partials)
@@ -258,6 +288,13 @@ def _distinct_runs(
     counts = ", ".join([*groups, *(f"toInt64(countIf(n_{p} > 0)) AS a_{p}" for p in partials)])
     group_clause = f" GROUP BY {', '.join(groups)}" if groups else ""
     return f"SELECT {counts} FROM ({per_run}){group_clause}"
+
+
+def _time_range(column: str, bounds: tuple[int, int], params: Params) -> str:
+    """``column`` (a rollup's hour or day) in [first, end), unix seconds."""
+    first = params.bind("h", bounds[0], "Int64")
+    end = params.bind("h", bounds[1], "Int64")
+    return f"({column} >= toDateTime({first}, 'UTC') AND {column} < toDateTime({end}, 'UTC'))"
 
 
 def _time_ranges(ranges: Sequence[tuple[int, int]], params: Params) -> str:
@@ -280,28 +317,30 @@ def _alias(partial: str) -> str:
 def _part(
     database: str,
     source: Source,
+    table: str,
+    time_column: str,
     group_by: Sequence[str],
     bucket: BucketExpr | None,
     partials: Sequence[str],
     where: Sequence[str],
-    *,
-    rollup: bool,
     subset: int = 0,
 ) -> str:
-    table = ROLLUP_TABLE[source] if rollup else RAW_TABLE[source]
+    """One source's partials: rollup rows as they are, raw rows (``start_time``) grouped."""
     columns = [f"{DIMENSIONS[name].column} AS g{i}" for i, name in enumerate(group_by)]
-    bucket_sql = _bucket_sql(bucket, rollup=rollup)
+    bucket_sql = _bucket_sql(bucket, time_column)
     if bucket_sql:
         columns.append(f"{bucket_sql} AS b")
     dimension = next((name for name, bit in CALL_BITS.items() if bit == subset), "")
     for p in partials:
         expression = PARTIALS[p].expression(source)
+        if time_column == "day":
+            expression = DAILY_EXPRESSIONS.get((p, source), expression)
         if "@dim@" in expression:
             # Names come from the vocabulary's fixed list, never from the request.
             expression = expression.replace("@dim@", dimension)
         columns.append(f"{expression} AS p_{p}")
     sql = f"SELECT {', '.join(columns)} FROM {database}.{table} WHERE {' AND '.join(where)}"
-    if not rollup:
+    if time_column == "start_time":
         groups = [f"g{i}" for i in range(len(group_by))] + (["b"] if bucket_sql else [])
         if groups:
             sql += f" GROUP BY {', '.join(groups)}"

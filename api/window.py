@@ -41,6 +41,15 @@ class Window:
         return first // NS, end // NS
 
     @property
+    def full_days(self) -> tuple[int, int] | None:
+        """The whole UTC days inside the window, as ``(first, end)`` unix seconds, or None."""
+        first = -(-self.start_ns // DAY_NS) * DAY_NS
+        end = self.end_ns // DAY_NS * DAY_NS
+        if first >= end:
+            return None
+        return first // NS, end // NS
+
+    @property
     def edges(self) -> list[tuple[int, int]]:
         """The ns ranges not covered by ``full_hours`` (answered from raw rows)."""
         hours = self.full_hours

@@ -129,11 +129,13 @@ def main() -> int:
         generated = f"generated in {time.monotonic() - started:.0f} s"
         print(f"dataset {generated}: {stats['rows']}", file=sys.stderr)
     db = args.database
+    rollups = [f"rollup_{k}_{p}" for p in ("hourly", "daily") for k in ("runs", "calls")]
+    tables = ("spans", "runs", "run_calls", *rollups)
     counts = {
         table: store.scalar(
             f"SELECT sum(rows) FROM system.parts WHERE database = '{db}' AND table = '{table}' AND active"
         )
-        for table in ("spans", "runs", "run_calls", "rollup_runs_hourly", "rollup_calls_hourly")
+        for table in tables
     }
     sample_run = store.scalar(f"SELECT run_id FROM {db}.runs WHERE start_time > now() - INTERVAL 1 DAY LIMIT 1")
     client = TestClient(create_app(ApiContext(settings=settings, store=store, metrics=Metrics())))

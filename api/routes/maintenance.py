@@ -15,7 +15,7 @@ from otelspend.api.errors import QueryError
 from otelspend.api.params import strict_query
 from otelspend.api.schemas import RebuildDone, RebuildIn
 from otelspend.api.window import NS, check_time, rfc3339
-from otelspend.clickhouse.rollups import HOUR, rebuild_window
+from otelspend.clickhouse.rollups import HOUR, day_bounds, rebuild_window
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Authorized, Depends(strict_query)])
 
@@ -25,7 +25,7 @@ REBUILD_TIMEOUT_SECONDS = 3600.0
 
 @router.post(
     "/rollups/rebuild",
-    summary="Rebuild the hourly rollups for a window (widened to whole hours) from the stored runs",
+    summary="Rebuild the hourly and daily rollups for a window (widened to whole UTC days) from the stored runs",
     response_class=JSONResponse,
     responses={200: {"model": RebuildDone}},
 )
@@ -43,5 +43,5 @@ def rebuild_rollups(ctx: Context, body: RebuildIn) -> JSONResponse:
         return rebuild_window(ctx.store, start_s, end_s)
 
     hours = rebuild() if ctx.app is None else ctx.app.pipeline.call(rebuild, timeout=REBUILD_TIMEOUT_SECONDS)
-    first = start_s - start_s % HOUR
+    first, _ = day_bounds(start_s, end_s)
     return JSONResponse({"from": rfc3339(first * NS), "to": rfc3339((first + hours * HOUR) * NS), "hours": hours})

@@ -33,7 +33,7 @@ def parse_when(text: str) -> dt.datetime:
 def register(sub: Any) -> None:
     parser = sub.add_parser("rollups", help="maintain the hourly rollups")
     actions = parser.add_subparsers(dest="action", required=True)
-    rebuild = actions.add_parser("rebuild", help="recompute the rollups of a window (widened to whole hours)")
+    rebuild = actions.add_parser("rebuild", help="recompute the rollups of a window (widened to whole UTC days)")
     rebuild.add_argument("--from", dest="start", required=True, type=parse_when, help="window start (date or RFC 3339)")
     rebuild.add_argument("--to", dest="end", required=True, type=parse_when, help="window end, exclusive")
     add_server_flags(rebuild)

@@ -131,3 +131,49 @@ def test_rollup_hours_and_raw_rows_give_the_same_figures(loaded: Loaded, group_b
         )
         results.append(store.rows(sql, params))
     assert results[0] and results[0] == results[1]
+
+
+DAILY_GROUPINGS = [
+    pytest.param(("tenant", "model"), (), id="tenant x model"),
+    pytest.param(("provider",), (("tenant", ("acme", "globex")),), id="provider, filter tenant"),
+    pytest.param(("workflow_type",), (), id="workflow_type"),
+    pytest.param(("workflow_type", "tenant"), (), id="workflow_type x tenant"),
+    pytest.param((), (), id="total"),
+]
+
+
+@pytest.mark.parametrize(("group_by", "filters"), DAILY_GROUPINGS)
+@pytest.mark.parametrize("bucket", [None, "day"])
+def test_whole_days_from_the_daily_rollups_give_the_same_figures(loaded: Loaded, group_by, filters, bucket) -> None:
+    """Whole days from a daily rollup + other hours from an hourly one + raw edges, against
+    hourly rollups + raw edges, and against raw rows only: every metric equal."""
+    store = loaded.server.store
+    start, end = _windows(loaded)["everything"]
+    window = Window(start + 13 * 60 * 10**9 + 7, end)  # edges inside hours, at least one whole day
+    plan = plan_for(group_by, filters)
+    assert plan.daily and window.full_days is not None
+    results = []
+    for chosen in (plan, replace(plan, daily=False), replace(plan, raw_only=True)):
+        sql, params, _ = aggregate_query(
+            store.database, chosen, window, group_by, list(METRICS), filters, bucket=bucket, order=[("cost_usd", True)]
+        )
+        daily_table = "rollup_calls_daily" if plan.level == "call" else "rollup_runs_daily"
+        assert (daily_table in sql) == (chosen is plan)
+        results.append(store.rows(sql, params))
+    assert results[0], "the window holds runs"
+    assert results[0] == results[1] == results[2]
+
+
+def test_the_daily_rollups_hold_what_the_hourly_ones_hold(loaded: Loaded) -> None:
+    db = loaded.server.store.database
+    for hourly, daily, dims, columns in (
+        ("rollup_runs_hourly", "rollup_runs_daily", "workflow_type, tenant", "runs, calls, cost_usd, retries"),
+        ("rollup_calls_hourly", "rollup_calls_daily", "tenant, model, provider", "runs_by_model, calls, cost_usd"),
+    ):
+        sums = ", ".join(f"sum({c})" for c in columns.split(", "))
+        by_day = (
+            f"SELECT toStartOfDay({{t}}) AS d, {dims}, {sums} FROM {db}.{{table}} GROUP BY d, {dims} "
+            f"HAVING sum(calls) != 0 OR sum({columns.split(', ')[0]}) != 0 ORDER BY d, {dims}"
+        )
+        want = loaded.server.store.rows(by_day.format(t="hour", table=hourly))
+        assert want and loaded.server.store.rows(by_day.format(t="day", table=daily)) == want

@@ -370,19 +370,27 @@ def test_rollup_rebuild_restores_the_figures(loaded: Loaded, api: httpx.Client) 
     window = _everything(loaded)
     params = {"group_by": "tenant,model", "metrics": ",".join(METRICS), "limit": 10000, **window}
     before = _get(api, "/v1/rollups", **params)["rows"]
-    # Lose some rollup hours (what a crash mid-write could leave), then rebuild them.
+    # Lose some rollup hours and their days' daily rows (what a crash mid-write could leave),
+    # then rebuild: the window widens to whole UTC days.
     hour = (loaded.ledger.runs[10].start // HOUR) * HOUR // 10**9
-    loaded.server.store.command(
-        f"ALTER TABLE {loaded.server.db}.rollup_calls_hourly DELETE WHERE hour >= toDateTime({hour}) "
-        f"AND hour < toDateTime({hour + 6 * 3600}) SETTINGS mutations_sync = 2"
-    )
+    first_day, end_day = hour - hour % 86400, -(-(hour + 6 * 3600) // 86400) * 86400
+    for table, column, start, end in (
+        ("rollup_calls_hourly", "hour", hour, hour + 6 * 3600),
+        ("rollup_calls_daily", "day", first_day, end_day),
+    ):
+        loaded.server.store.command(
+            f"ALTER TABLE {loaded.server.db}.{table} DELETE WHERE {column} >= toDateTime({start}) "
+            f"AND {column} < toDateTime({end}) SETTINGS mutations_sync = 2"
+        )
     assert _get(api, "/v1/rollups", **params)["rows"] != before
     response = api.post(
         "/v1/admin/rollups/rebuild",
         json={"from": _iso(hour * 10**9 + 5000), "to": _iso((hour + 5 * 3600) * 10**9 + 1000)},
     )
     assert response.status_code == 200, response.text
-    assert response.json()["hours"] == 6 and response.json()["from"] == _iso(hour * 10**9).replace(".000000000", "")
+    answer = response.json()
+    assert answer["hours"] == (end_day - first_day) // 3600
+    assert answer["from"] == _iso(first_day * 10**9).replace(".000000000", "")
     assert _get(api, "/v1/rollups", **params)["rows"] == before
     bad = api.post("/v1/admin/rollups/rebuild", json={"from": window["to"], "to": window["from"]})
     assert bad.status_code == 422

@@ -178,3 +178,26 @@ def test_span_tree_nests_sums_and_keeps_orphans_and_cycles() -> None:
     assert [c["span_id"] for c in agent["children"]] == ["view", "call2"]
     assert by_id["orphan"]["subtree_cost_usd"] == "0.050000000000000"
     assert by_id["a"]["subtree_cost_usd"] == "0.003000000000000"
+
+
+def test_whole_days_come_from_the_daily_rollups_only_when_every_dimension_is_theirs() -> None:
+    day = 86_400 * NS
+    midnight = T0 - T0 % day
+    window = Window(midnight - 5 * HOUR_NS - 3, midnight + 2 * day + 90)
+    assert window.full_days == (midnight // NS, (midnight + 2 * day) // NS)
+    assert Window(midnight + 1, midnight + day).full_days is None
+    assert Window(midnight, midnight + day).full_days == (midnight // NS, (midnight + day) // NS)
+    for group_by, filters, daily in (
+        (("tenant", "model"), (("provider", ("openai",)),), True),
+        (("workflow_type", "tenant"), (), True),
+        ((), (), True),
+        (("tenant", "feature"), (), False),
+        (("model", "agent"), (), False),
+        (("tenant",), (("customer", ("c",)),), False),
+    ):
+        plan = plan_for(group_by, filters)
+        assert plan.daily is daily, (group_by, filters)
+        days = plan.whole_days(window, None)
+        assert days == (window.full_days if daily else None)
+        assert plan.whole_days(window, "hour") is None  # hourly buckets cannot come from days
+        assert plan.describe(window)["tables"][0].endswith("_daily") is daily

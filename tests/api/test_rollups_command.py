@@ -30,30 +30,32 @@ def _iso(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns // 10**9, tz=dt.UTC).isoformat()
 
 
-def _lose_hours(loaded: Loaded, hours: int) -> tuple[int, int]:
+def _lose_hours(loaded: Loaded, hours: int) -> tuple[int, int, int]:
+    """Delete some hours of the runs rollup: (start, end, hours a rebuild covers: whole days)."""
     first = loaded.ledger.runs[30].start // HOUR * HOUR // 10**9
     loaded.server.store.command(
         f"ALTER TABLE {loaded.server.db}.rollup_runs_hourly DELETE WHERE hour >= toDateTime({first}) "
         f"AND hour < toDateTime({first + hours * 3600}) SETTINGS mutations_sync = 2"
     )
-    return first, first + hours * 3600
+    end = first + hours * 3600
+    return first, end, (-(-end // 86400) - first // 86400) * 24
 
 
 def test_rebuild_through_the_api(loaded: Loaded, api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
     before = _figures(api, loaded)
-    start, end = _lose_hours(loaded, 3)
+    start, end, rebuilt = _lose_hours(loaded, 3)
     assert _figures(api, loaded) != before
     code = main(
         ["rollups", "rebuild", "--from", _iso(start * 10**9), "--to", _iso(end * 10**9), "--api", str(api.base_url)]
     )
     assert code == 0
-    assert "rebuilt 3 rollup hour(s)" in capsys.readouterr().out
+    assert f"rebuilt {rebuilt} rollup hour(s)" in capsys.readouterr().out
     assert _figures(api, loaded) == before
 
 
 def test_rebuild_offline_on_the_store(loaded: Loaded, api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
     before = _figures(api, loaded)
-    start, end = _lose_hours(loaded, 2)
+    start, end, rebuilt = _lose_hours(loaded, 2)
     store = loaded.server.store
     code = main(
         [
@@ -62,7 +64,7 @@ def test_rebuild_offline_on_the_store(loaded: Loaded, api: httpx.Client, capsys:
         ]
     )  # fmt: skip
     assert code == 0
-    assert "rebuilt 2 rollup hour(s)" in capsys.readouterr().out
+    assert f"rebuilt {rebuilt} rollup hour(s)" in capsys.readouterr().out
     assert _figures(api, loaded) == before
 
 
