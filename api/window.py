@@ -34,20 +34,17 @@ class Window:
     @property
     def full_hours(self) -> tuple[int, int] | None:
         """The whole hours inside the window, as ``(first, end)`` unix seconds, or None."""
-        first = -(-self.start_ns // HOUR_NS) * HOUR_NS
-        end = self.end_ns // HOUR_NS * HOUR_NS
-        if first >= end:
-            return None
-        return first // NS, end // NS
+        return self._whole(HOUR_NS)
 
     @property
     def full_days(self) -> tuple[int, int] | None:
         """The whole UTC days inside the window, as ``(first, end)`` unix seconds, or None."""
-        first = -(-self.start_ns // DAY_NS) * DAY_NS
-        end = self.end_ns // DAY_NS * DAY_NS
-        if first >= end:
-            return None
-        return first // NS, end // NS
+        return self._whole(DAY_NS)
+
+    def _whole(self, unit_ns: int) -> tuple[int, int] | None:
+        first = -(-self.start_ns // unit_ns) * unit_ns
+        end = self.end_ns // unit_ns * unit_ns
+        return (first // NS, end // NS) if first < end else None
 
     @property
     def edges(self) -> list[tuple[int, int]]:
