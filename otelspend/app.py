@@ -253,13 +253,12 @@ class OtelSpend:
                 hours = self.runstore.hours_written_since(
                     s.node_id, int(state["emit_checkpoint_ns"]) - RECOVERY_MARGIN_NS
                 )
-                if hours:
-                    rebuild_hours(self.store, hours)
+                rebuilt = rebuild_hours(self.store, hours) if hours else 0
                 log.info(
-                    "recovered after an unclean stop: %d open run(s) restored, %d rollup hour(s) rebuilt, "
-                    "%d logged request(s) to replay",
+                    "recovered after an unclean stop: %d open run(s) restored, %d rollup hour(s) rebuilt "
+                    "(whole days), %d logged request(s) to replay",
                     self.stitcher.open_count(),
-                    len(hours),
+                    rebuilt,
                     len(pending),
                 )
         for record in pending:
