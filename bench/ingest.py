@@ -11,7 +11,7 @@
    every run emitted. End to end = first send -> all queryable with cost and runs.
 4. Samples the server's RSS and CPU time with psutil throughout.
 5. Stops the server (SIGTERM), reads the stored totals (spans, per model calls, tokens and
-   cost, runs, both rollups) and compares them with the ground truth (``bench.truth``):
+   cost, runs, hourly and daily rollups) and compares them with the ground truth (``bench.truth``):
    any difference prints and exits 1, and nothing is recorded.
 6. Prints the figures and appends them, with the machine, to ``bench/RESULTS.md``.
 """
@@ -308,7 +308,7 @@ def report(
         (
             "ground truth",
             f"exact: {spans:,} spans, {figures.runs:,} runs, {truth['llm_calls']:,} calls, ${cost:,} "
-            "(spans, runs and both rollups)",
+            "(spans, runs, hourly and daily rollups)",
             "",
         ),
     ]

@@ -4,7 +4,7 @@
 requests: every acknowledged span once; per model the calls (failed attempts included),
 tokens and cost, priced independently with ``genai_prices.calc_price`` at each call's
 start time; runs per workflow type; tool calls, failures and retries. ``store_totals``
-reads the same figures from the spans, runs and both rollups, and ``compare`` lists every
+reads the same figures from the spans, runs, hourly and daily rollups, and ``compare`` lists every
 difference (an empty list means the ledger is exact).
 
 Run as a module to read a stopped server's data from a fresh process (chDB allows one
@@ -130,7 +130,8 @@ def _add_call(models: dict[str, dict[str, Any]], fact: tuple[Any, ...], totals: 
 
 
 def store_totals(store: Any) -> dict[str, Any]:
-    """The figures ``expected`` predicts, read from spans, runs and both rollups."""
+    """The figures ``expected`` predicts, read from spans, runs and the hourly and daily rollups
+    (``daily_*`` keys)."""
     db = store.database
     spans_final, distinct = store.rows(f"SELECT count(), uniqExact(trace_id, span_id) FROM {db}.spans FINAL")[0]
     models: dict[str, dict[str, Any]] = {}
@@ -157,40 +158,49 @@ def store_totals(store: Any) -> dict[str, Any]:
             FROM {db}.runs FINAL"""
     )[0]
     runs_by_type = dict(store.rows(f"SELECT workflow_type, count() FROM {db}.runs FINAL GROUP BY workflow_type"))
-    rollup_runs = store.dicts(
-        f"""SELECT sum(runs) AS runs, sum(calls) AS llm_calls, sum(tool_calls) AS tool_calls,
-                   sum(tool_failures) AS tool_failures, sum(retries) AS retries,
-                   sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-                   sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
-                   sum(reasoning_tokens) AS reasoning_tokens, sum(cost_usd) AS cost_usd
-            FROM {db}.rollup_runs_hourly"""
-    )[0]
-    rollup_runs_by_type = dict(
-        store.rows(
-            f"SELECT workflow_type, sum(runs) FROM {db}.rollup_runs_hourly GROUP BY workflow_type HAVING sum(runs) != 0"
-        )
-    )
-    rollup_models = {
-        row.pop("model"): {**row, "cost_usd": str(row["cost_usd"])}
-        for row in store.dicts(
-            f"""SELECT model, sum(calls) AS calls, sum(input_tokens) AS input_tokens,
-                       sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens,
-                       sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens,
-                       sum(cost_usd) AS cost_usd
-                FROM {db}.rollup_calls_hourly WHERE model != '' GROUP BY model HAVING calls != 0"""
-        )
-    }
-    # The calls rollup's runs column (run_mask bit 0) counts each run exactly once.
-    calls_runs = store.scalar(f"SELECT sum(runs) FROM {db}.rollup_calls_hourly")
+    hourly = _rollup_figures(store, db, "hourly")
+    daily = _rollup_figures(store, db, "daily")
     return {
         "spans": spans_final,
         "distinct_spans": distinct,
         "models": models,
         "runs": _plain(runs),
         "runs_by_workflow_type": dict(sorted(runs_by_type.items())),
-        "rollup_runs": _plain(rollup_runs),
-        "rollup_runs_by_workflow_type": dict(sorted(rollup_runs_by_type.items())),
-        "rollup_models": dict(sorted(rollup_models.items())),
+        **hourly,
+        **{f"daily_{key}": value for key, value in daily.items()},
+    }
+
+
+def _rollup_figures(store: Any, db: str, period: str) -> dict[str, Any]:
+    """Totals, runs per workflow type and per-model figures from the hourly or daily rollups."""
+    runs_table, calls_table = f"{db}.rollup_runs_{period}", f"{db}.rollup_calls_{period}"
+    totals = store.dicts(
+        f"""SELECT sum(runs) AS runs, sum(calls) AS llm_calls, sum(tool_calls) AS tool_calls,
+                   sum(tool_failures) AS tool_failures, sum(retries) AS retries,
+                   sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                   sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
+                   sum(reasoning_tokens) AS reasoning_tokens, sum(cost_usd) AS cost_usd
+            FROM {runs_table}"""
+    )[0]
+    by_type = store.rows(
+        f"SELECT workflow_type, sum(runs) FROM {runs_table} GROUP BY workflow_type HAVING sum(runs) != 0"
+    )
+    models = {
+        row.pop("model"): {**row, "cost_usd": str(row["cost_usd"])}
+        for row in store.dicts(
+            f"""SELECT model, sum(calls) AS calls, sum(input_tokens) AS input_tokens,
+                       sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+                       sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+                       sum(cost_usd) AS cost_usd
+                FROM {calls_table} WHERE model != '' GROUP BY model HAVING calls != 0"""
+        )
+    }
+    # The calls rollups' runs column (run_mask bit 0) counts each run exactly once.
+    calls_runs = store.scalar(f"SELECT sum(runs) FROM {calls_table}")
+    return {
+        "rollup_runs": _plain(totals),
+        "rollup_runs_by_workflow_type": dict(sorted(dict(by_type).items())),
+        "rollup_models": dict(sorted(models.items())),
         "rollup_calls_runs": int(calls_runs or 0),
     }
 
@@ -218,7 +228,9 @@ def compare(truth: dict[str, Any], got: dict[str, Any]) -> list[str]:
     same("spans (FINAL)", truth["spans"], got["spans"])
     same("distinct (trace_id, span_id)", truth["spans"], got["distinct_spans"])
     tokens = truth["tokens"]
-    for prefix, runs in (("runs", got["runs"]), ("rollup_runs_hourly", got["rollup_runs"])):
+    periods = (("hourly", ""), ("daily", "daily_"))
+    run_sources = [("runs", got["runs"])] + [(f"rollup_runs_{p}", got[f"{k}rollup_runs"]) for p, k in periods]
+    for prefix, runs in run_sources:
         same(f"{prefix}: runs", truth["runs"], runs["runs"])
         for key in ("llm_calls", "tool_calls", "tool_failures", "retries"):
             same(f"{prefix}: {key}", truth[key], runs[key])
@@ -228,12 +240,16 @@ def compare(truth: dict[str, Any], got: dict[str, Any]) -> list[str]:
     same("runs: complete", truth["complete_runs"], got["runs"]["complete_runs"])
     same("runs: spans", truth["spans"], got["runs"]["spans"])
     same("runs by workflow_type", truth["runs_by_workflow_type"], got["runs_by_workflow_type"])
-    same("rollup_runs_hourly by workflow_type", truth["runs_by_workflow_type"], got["rollup_runs_by_workflow_type"])
-    same("rollup_calls_hourly: distinct runs", truth["runs"], got["rollup_calls_runs"])
-    same("models (spans)", sorted(truth["models"]), sorted(got["models"]))
-    same("models (rollup_calls_hourly)", sorted(truth["models"]), sorted(got["rollup_models"]))
+    model_sources = [("spans", got["models"])]
+    for period, key in periods:
+        by_type = got[f"{key}rollup_runs_by_workflow_type"]
+        same(f"rollup_runs_{period} by workflow_type", truth["runs_by_workflow_type"], by_type)
+        same(f"rollup_calls_{period}: distinct runs", truth["runs"], got[f"{key}rollup_calls_runs"])
+        model_sources.append((f"rollup_calls_{period}", got[f"{key}rollup_models"]))
+    for source, table in model_sources:
+        same(f"models ({source})", sorted(truth["models"]), sorted(table))
     for name, want in truth["models"].items():
-        for source, table in (("spans", got["models"]), ("rollup_calls_hourly", got["rollup_models"])):
+        for source, table in model_sources:
             have = table.get(name)
             if have is None:
                 continue
