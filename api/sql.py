@@ -42,15 +42,11 @@ from otelspend.api.window import Window
 
 ROLLUP_TABLE: dict[str, str] = {"runs_rollup": "rollup_runs_hourly", "calls_rollup": "rollup_calls_hourly"}
 DAILY_ROLLUP: dict[str, tuple[str, frozenset[str]]] = {
-    "runs_rollup": ("rollup_runs_daily", frozenset({"workflow_type", "tenant"})),
-    "calls_rollup": ("rollup_calls_daily", frozenset({"tenant", "model", "provider"})),
+    "runs_rollup": ("rollup_runs_daily", frozenset({"workflow_type", "tenant", "outcome"})),
+    "calls_rollup": ("rollup_calls_daily", frozenset({"tenant", "model", "provider", "outcome"})),
 }
-"""The daily rollups (migration 0005) and the only dimensions they keep."""
-DAILY_EXPRESSIONS: dict[tuple[str, str], str] = {
-    ("rated_runs", "runs_rollup"): "toInt64(rated_runs)",
-    ("rated_runs", "calls_rollup"): "toInt64(rated_by_@dim@)",
-}
-"""Partials the daily rollups hold as counts where the hourly ones read a dimension (outcome)."""
+"""The daily rollups (migration 0005) and the only dimensions they keep; their columns are
+the hourly rollups', so every partial reads them the same way."""
 RAW_TABLE: dict[str, str] = {"runs": "runs", "run_calls": "run_calls"}
 BucketExpr = Literal["hour", "day"]
 
@@ -333,8 +329,6 @@ def _part(
     dimension = next((name for name, bit in CALL_BITS.items() if bit == subset), "")
     for p in partials:
         expression = PARTIALS[p].expression(source)
-        if time_column == "day":
-            expression = DAILY_EXPRESSIONS.get((p, source), expression)
         if "@dim@" in expression:
             # Names come from the vocabulary's fixed list, never from the request.
             expression = expression.replace("@dim@", dimension)

@@ -190,6 +190,7 @@ def test_whole_days_come_from_the_daily_rollups_only_when_every_dimension_is_the
     for group_by, filters, daily in (
         (("tenant", "model"), (("provider", ("openai",)),), True),
         (("workflow_type", "tenant"), (), True),
+        (("outcome",), (("model", ("gpt-4o",)),), True),
         ((), (), True),
         (("tenant", "feature"), (), False),
         (("model", "agent"), (), False),
