@@ -1,4 +1,4 @@
-"""``otelspend rollups rebuild``: recompute the hourly rollups of a window from stored runs.
+"""``otelspend rollups rebuild``: recompute the hourly and daily rollups of whole UTC days from stored runs.
 
     otelspend rollups rebuild --from 2025-03-01 --to 2025-03-02
 
@@ -31,7 +31,7 @@ def parse_when(text: str) -> dt.datetime:
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("rollups", help="maintain the hourly rollups")
+    parser = sub.add_parser("rollups", help="maintain the hourly and daily rollups")
     actions = parser.add_subparsers(dest="action", required=True)
     rebuild = actions.add_parser("rebuild", help="recompute the rollups of a window (widened to whole UTC days)")
     rebuild.add_argument("--from", dest="start", required=True, type=parse_when, help="window start (date or RFC 3339)")
