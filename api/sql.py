@@ -40,13 +40,17 @@ from otelspend.api.requests import Filters
 from otelspend.api.vocabulary import CALL_BITS, DIMENSIONS, METRICS, PARTIALS, Source, metric_partials
 from otelspend.api.window import Window
 
-ROLLUP_TABLE: dict[str, str] = {"runs_rollup": "rollup_runs_hourly", "calls_rollup": "rollup_calls_hourly"}
-DAILY_ROLLUP: dict[str, tuple[str, frozenset[str]]] = {
-    "runs_rollup": ("rollup_runs_daily", frozenset({"workflow_type", "tenant", "outcome"})),
-    "calls_rollup": ("rollup_calls_daily", frozenset({"tenant", "model", "provider", "outcome"})),
+ROLLUP_TABLE: dict[str, str] = {
+    "runs_rollup": "rollup_runs_hourly",
+    "calls_rollup": "rollup_calls_hourly",
+    "runs_daily": "rollup_runs_daily",
+    "calls_daily": "rollup_calls_daily",
 }
-"""The daily rollups (migration 0005) and the only dimensions they keep; their columns are
-the hourly rollups', so every partial reads them the same way."""
+DAILY: dict[str, tuple[Source, frozenset[str]]] = {
+    "runs_rollup": ("runs_daily", frozenset({"workflow_type", "tenant"})),
+    "calls_rollup": ("calls_daily", frozenset({"tenant", "model", "provider"})),
+}
+"""Each hourly rollup's daily counterpart (migration 0005) and the only dimensions it keeps."""
 RAW_TABLE: dict[str, str] = {"runs": "runs", "run_calls": "run_calls"}
 BucketExpr = Literal["hour", "day"]
 
@@ -84,7 +88,7 @@ class Plan:
         """For responses: where the figures came from (documented, not part of the contract)."""
         tables = [RAW_TABLE[self.raw]] if self.raw_only else [ROLLUP_TABLE[self.rollup], RAW_TABLE[self.raw]]
         if self.whole_days(window, bucket) is not None:
-            tables.insert(0, DAILY_ROLLUP[self.rollup][0])
+            tables.insert(0, ROLLUP_TABLE[DAILY[self.rollup][0]])
         return {"level": self.level, "tables": tables}
 
 
@@ -97,7 +101,7 @@ def plan_for(group_by: Sequence[str], filters: Filters) -> Plan:
     # more, run counts come from the raw breakdown rows.
     distinct = distinct or subset.bit_count() > 1
     level: Literal["run", "call"] = "call" if "call" in levels else "run"
-    daily = touched <= DAILY_ROLLUP["calls_rollup" if level == "call" else "runs_rollup"][1]
+    daily = touched <= DAILY["calls_rollup" if level == "call" else "runs_rollup"][1]
     return Plan(level, "raw" in levels, subset, distinct, daily)
 
 
@@ -241,9 +245,9 @@ def _merged(
     hours = None if plan.raw_only else window.full_hours
     days = plan.whole_days(window, bucket)
     if days is not None:
-        table = DAILY_ROLLUP[plan.rollup][0]
+        daily = DAILY[plan.rollup][0]
         where = [_time_range("day", days, params), *common_where]
-        parts.append(_part(database, plan.rollup, table, "day", group_by, bucket, partials, where, plan.subset))
+        parts.append(_part(database, daily, ROLLUP_TABLE[daily], "day", group_by, bucket, partials, where, plan.subset))
     if hours is not None:
         ranges = [hours] if days is None else [r for r in ((hours[0], days[0]), (days[1], hours[1])) if r[0] < r[1]]
         if ranges:

@@ -33,7 +33,8 @@ from otelspend.record import CALL_DIMENSIONS
 Level = Literal["run", "call", "raw"]
 Kind = Literal["usd", "int", "float"]
 """How a metric value is serialised: ``usd`` a decimal string, ``int`` and ``float`` JSON numbers."""
-Source = Literal["runs_rollup", "calls_rollup", "runs", "run_calls"]
+Source = Literal["runs_rollup", "calls_rollup", "runs_daily", "calls_daily", "runs", "run_calls"]
+"""Where partials come from: the hourly rollups, the daily rollups (migration 0005), raw rows."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,11 @@ class Dimension:
 class Partial:
     """An additive piece of a metric, as each source computes it.
 
-    ``runs_rollup`` / ``calls_rollup`` are row expressions over rollup rows (summed or
-    merged by ``outer``); ``runs`` / ``run_calls`` are aggregate expressions over the
-    signed raw rows. ``{subset}`` is the bound call-dimension subset id (run_mask bit) and
-    ``@dim@`` the call dimension of a single-dimension call-level query.
+    ``runs_rollup`` / ``calls_rollup`` are row expressions over hourly rollup rows (summed or
+    merged by ``outer``); ``runs_daily`` / ``calls_daily`` the same over the daily rollups,
+    where they differ (None: as hourly); ``runs`` / ``run_calls`` are aggregate expressions
+    over the signed raw rows. ``{subset}`` is the bound call-dimension subset id (run_mask
+    bit) and ``@dim@`` the call dimension of a single-dimension call-level query.
     """
 
     name: str
@@ -65,11 +67,15 @@ class Partial:
     calls_rollup: str
     runs: str
     run_calls: str
+    runs_daily: str | None = None
+    calls_daily: str | None = None
 
     def expression(self, source: Source) -> str:
         return {
             "runs_rollup": self.runs_rollup,
             "calls_rollup": self.calls_rollup,
+            "runs_daily": self.runs_daily or self.runs_rollup,
+            "calls_daily": self.calls_daily or self.calls_rollup,
             "runs": self.runs,
             "run_calls": self.run_calls,
         }[source]
@@ -129,6 +135,8 @@ PARTIALS: dict[str, Partial] = {
             f"if(outcome != '', {_RUN_COUNT % 'runs'}, 0)",
             "sum(toInt64(sign) * (outcome != ''))",
             _RAW_RUN_COUNT % " * (outcome != '')",
+            runs_daily="toInt64(rated_runs)",  # outcome is not a daily dimension
+            calls_daily=_RUN_COUNT % "rated",
         ),
         _signed_sum("llm_calls", "calls"),
         _signed_sum("tool_calls"),

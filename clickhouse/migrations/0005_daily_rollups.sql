@@ -2,13 +2,14 @@
 -- every run (and call) dimension in their key, so on a ledger whose runs spread over many
 -- combinations they hold about one row per run and a 30-day grouping reads millions of
 -- rows. These keep only the cuts asked for over long windows: workflow type x tenant for
--- runs, tenant x model x provider for calls, each with outcome (a handful of values, which
--- the rated-runs partial reads exactly as on the hourly rollups). Each is filled by a view
--- on its hourly rollup (an insert into the hourly rollup is summed per day, so they always
--- hold the same partials, merged) and backfilled once from the hourly rows already stored;
--- the view's SELECT and the backfill's are the same text. The API answers whole UTC days of
--- a window from them when a query touches only their dimensions; rollup rebuilds work on
--- whole days so both stay in step.
+-- runs, tenant x model x provider for calls. Each is filled by a view on its hourly rollup
+-- (an insert into the hourly rollup is summed per day, so they always hold the same
+-- partials, merged) and backfilled once from the hourly rows already stored; the view's
+-- SELECT and the backfill's are the same text. Runs with an outcome, which the hourly
+-- rollups keep as a dimension, become rated_* counts here (the vocabulary's daily sources
+-- read them; h.x is the hourly column x, not the sum aliased x). The API answers whole UTC
+-- days of a window from these when a query touches only their dimensions; rollup rebuilds
+-- work on whole days so both stay in step.
 
 
 CREATE TABLE IF NOT EXISTS {db}.rollup_runs_daily
@@ -16,11 +17,11 @@ CREATE TABLE IF NOT EXISTS {db}.rollup_runs_daily
     day DateTime('UTC'),
     workflow_type LowCardinality(String),
     tenant LowCardinality(String),
-    outcome LowCardinality(String),
     runs SimpleAggregateFunction(sum, Int64),
     successful_runs SimpleAggregateFunction(sum, Int64),
     accepted_runs SimpleAggregateFunction(sum, Int64),
     retry_loop_runs SimpleAggregateFunction(sum, Int64),
+    rated_runs SimpleAggregateFunction(sum, Int64),
     calls SimpleAggregateFunction(sum, Int64),
     tool_calls SimpleAggregateFunction(sum, Int64),
     tool_failures SimpleAggregateFunction(sum, Int64),
@@ -42,15 +43,16 @@ CREATE TABLE IF NOT EXISTS {db}.rollup_runs_daily
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, workflow_type, tenant, outcome);
+ORDER BY (day, workflow_type, tenant);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.mv_rollup_runs_daily TO {db}.rollup_runs_daily AS
 SELECT
-    toStartOfDay(hour) AS day, workflow_type, tenant, outcome,
+    toStartOfDay(hour) AS day, workflow_type, tenant,
     sum(runs) AS runs,
     sum(successful_runs) AS successful_runs,
     sum(accepted_runs) AS accepted_runs,
     sum(retry_loop_runs) AS retry_loop_runs,
+    sum(if(outcome != '', h.runs, 0)) AS rated_runs,
     sum(calls) AS calls,
     sum(tool_calls) AS tool_calls,
     sum(tool_failures) AS tool_failures,
@@ -69,18 +71,19 @@ SELECT
     CAST(sum(reported_cost_usd) AS Decimal(38, 15)) AS reported_cost_usd,
     quantilesExactWeightedMergeState(0.5, 0.95)(latency_ms_q) AS latency_ms_q,
     sumMap(workflow_types) AS workflow_types
-FROM {db}.rollup_runs_hourly
-GROUP BY day, workflow_type, tenant, outcome;
+FROM {db}.rollup_runs_hourly AS h
+GROUP BY day, workflow_type, tenant;
 
 TRUNCATE TABLE IF EXISTS {db}.rollup_runs_daily;
 
 INSERT INTO {db}.rollup_runs_daily
 SELECT
-    toStartOfDay(hour) AS day, workflow_type, tenant, outcome,
+    toStartOfDay(hour) AS day, workflow_type, tenant,
     sum(runs) AS runs,
     sum(successful_runs) AS successful_runs,
     sum(accepted_runs) AS accepted_runs,
     sum(retry_loop_runs) AS retry_loop_runs,
+    sum(if(outcome != '', h.runs, 0)) AS rated_runs,
     sum(calls) AS calls,
     sum(tool_calls) AS tool_calls,
     sum(tool_failures) AS tool_failures,
@@ -99,8 +102,8 @@ SELECT
     CAST(sum(reported_cost_usd) AS Decimal(38, 15)) AS reported_cost_usd,
     quantilesExactWeightedMergeState(0.5, 0.95)(latency_ms_q) AS latency_ms_q,
     sumMap(workflow_types) AS workflow_types
-FROM {db}.rollup_runs_hourly
-GROUP BY day, workflow_type, tenant, outcome;
+FROM {db}.rollup_runs_hourly AS h
+GROUP BY day, workflow_type, tenant;
 
 CREATE TABLE IF NOT EXISTS {db}.rollup_calls_daily
 (
@@ -108,7 +111,6 @@ CREATE TABLE IF NOT EXISTS {db}.rollup_calls_daily
     tenant LowCardinality(String),
     model LowCardinality(String),
     provider LowCardinality(String),
-    outcome LowCardinality(String),
     runs SimpleAggregateFunction(sum, Int64),
     runs_by_model SimpleAggregateFunction(sum, Int64),
     runs_by_provider SimpleAggregateFunction(sum, Int64),
@@ -128,6 +130,8 @@ CREATE TABLE IF NOT EXISTS {db}.rollup_calls_daily
     accepted_by_tool SimpleAggregateFunction(sum, Int64),
     accepted_by_operation SimpleAggregateFunction(sum, Int64),
     accepted_by_payload_band SimpleAggregateFunction(sum, Int64),
+    rated_by_model SimpleAggregateFunction(sum, Int64),
+    rated_by_provider SimpleAggregateFunction(sum, Int64),
     calls SimpleAggregateFunction(sum, Int64),
     tool_calls SimpleAggregateFunction(sum, Int64),
     tool_failures SimpleAggregateFunction(sum, Int64),
@@ -149,11 +153,11 @@ CREATE TABLE IF NOT EXISTS {db}.rollup_calls_daily
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, tenant, model, provider, outcome);
+ORDER BY (day, tenant, model, provider);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.mv_rollup_calls_daily TO {db}.rollup_calls_daily AS
 SELECT
-    toStartOfDay(hour) AS day, tenant, model, provider, outcome,
+    toStartOfDay(hour) AS day, tenant, model, provider,
     sum(runs) AS runs,
     sum(runs_by_model) AS runs_by_model,
     sum(runs_by_provider) AS runs_by_provider,
@@ -173,6 +177,8 @@ SELECT
     sum(accepted_by_tool) AS accepted_by_tool,
     sum(accepted_by_operation) AS accepted_by_operation,
     sum(accepted_by_payload_band) AS accepted_by_payload_band,
+    sum(if(outcome != '', h.runs_by_model, 0)) AS rated_by_model,
+    sum(if(outcome != '', h.runs_by_provider, 0)) AS rated_by_provider,
     sum(calls) AS calls,
     sum(tool_calls) AS tool_calls,
     sum(tool_failures) AS tool_failures,
@@ -191,14 +197,14 @@ SELECT
     CAST(sum(reported_cost_usd) AS Decimal(38, 15)) AS reported_cost_usd,
     quantilesExactWeightedArrayMergeState(0.5, 0.95)(latency_ms_q) AS latency_ms_q,
     sumMap(workflow_types) AS workflow_types
-FROM {db}.rollup_calls_hourly
-GROUP BY day, tenant, model, provider, outcome;
+FROM {db}.rollup_calls_hourly AS h
+GROUP BY day, tenant, model, provider;
 
 TRUNCATE TABLE IF EXISTS {db}.rollup_calls_daily;
 
 INSERT INTO {db}.rollup_calls_daily
 SELECT
-    toStartOfDay(hour) AS day, tenant, model, provider, outcome,
+    toStartOfDay(hour) AS day, tenant, model, provider,
     sum(runs) AS runs,
     sum(runs_by_model) AS runs_by_model,
     sum(runs_by_provider) AS runs_by_provider,
@@ -218,6 +224,8 @@ SELECT
     sum(accepted_by_tool) AS accepted_by_tool,
     sum(accepted_by_operation) AS accepted_by_operation,
     sum(accepted_by_payload_band) AS accepted_by_payload_band,
+    sum(if(outcome != '', h.runs_by_model, 0)) AS rated_by_model,
+    sum(if(outcome != '', h.runs_by_provider, 0)) AS rated_by_provider,
     sum(calls) AS calls,
     sum(tool_calls) AS tool_calls,
     sum(tool_failures) AS tool_failures,
@@ -236,5 +244,5 @@ SELECT
     CAST(sum(reported_cost_usd) AS Decimal(38, 15)) AS reported_cost_usd,
     quantilesExactWeightedArrayMergeState(0.5, 0.95)(latency_ms_q) AS latency_ms_q,
     sumMap(workflow_types) AS workflow_types
-FROM {db}.rollup_calls_hourly
-GROUP BY day, tenant, model, provider, outcome;
+FROM {db}.rollup_calls_hourly AS h
+GROUP BY day, tenant, model, provider;

@@ -138,7 +138,6 @@ DAILY_GROUPINGS = [
     pytest.param(("provider",), (("tenant", ("acme", "globex")),), id="provider, filter tenant"),
     pytest.param(("workflow_type",), (), id="workflow_type"),
     pytest.param(("workflow_type", "tenant"), (), id="workflow_type x tenant"),
-    pytest.param(("model", "outcome"), (), id="model x outcome"),
     pytest.param((), (), id="total"),
 ]
 
