@@ -17,9 +17,9 @@ What is watched, and why it cannot be skipped quietly:
 - stdout and stderr: each phase's captured output, and whatever a test reads through
   ``capsys`` / ``capfd`` (``readouterr`` is wrapped). Running without capture (``-s``) is
   refused; ``--capture=tee-sys`` shows output live and keeps the check;
-- HTTP answers of every ``httpx`` client (``httpx.get``, ``httpx.Client``, Starlette's
-  ``TestClient``, the bench client): body and headers, except ``set-cookie`` (signing in puts
-  the token the user typed into their own cookie, by design);
+- HTTP answers of every ``httpx`` client (``httpx.get``, ``httpx.Client``, the bench client)
+  and of Starlette's ``TestClient`` (built on the ``httpx2`` fork): body and headers, except
+  ``set-cookie`` (signing in puts the token the user typed into their own cookie, by design);
 - text a fixture hands over with ``check_text`` / ``check_file`` (dashboard pages seen by
   the browser, the log file of an ``otelspend serve`` child).
 A leak fails the phase (setup, call, teardown) in which it was seen; one seen between tests
@@ -182,8 +182,18 @@ def _check_answer(request: httpx.Request, response: httpx.Response) -> None:
     check_text(response.content, where)
 
 
-def _patch_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
-    sync_send, async_send = httpx.Client.send, httpx.AsyncClient.send
+def _http_client_modules() -> list[Any]:
+    """httpx, and httpx2 (the fork Starlette's TestClient is built on) when it is installed."""
+    modules = [httpx]
+    with contextlib.suppress(ImportError):
+        import httpx2
+
+        modules.append(httpx2)
+    return modules
+
+
+def _patch_httpx(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
+    sync_send, async_send = module.Client.send, module.AsyncClient.send
 
     def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         token = _token_for(self, request)
@@ -203,8 +213,8 @@ def _patch_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
             _check_answer(request, response)
         return response
 
-    monkeypatch.setattr(httpx.Client, "send", send)
-    monkeypatch.setattr(httpx.AsyncClient, "send", asend)
+    monkeypatch.setattr(module.Client, "send", send)
+    monkeypatch.setattr(module.AsyncClient, "send", asend)
 
 
 def _patch_readouterr(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,7 +240,8 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     logging.getLogger().addHandler(_handler)
     logging.getLogger("otelspend").setLevel(logging.DEBUG)
-    _patch_httpx(_patches)
+    for module in _http_client_modules():
+        _patch_httpx(_patches, module)
     _patch_readouterr(_patches)
     _patches.setenv("OTEL_EXPORTER_OTLP_HEADERS", OTLP_HEADERS)
 
