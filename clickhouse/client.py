@@ -19,7 +19,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
 
-from otelspend.redact import SecretDsn, redact_url
+from otelspend.redact import SecretDsn, redact_url, scrub, url_secrets
 
 EMBEDDED_PREFIX = "chdb://"
 
@@ -54,6 +54,10 @@ class Store:
     @property
     def embedded(self) -> bool:
         return self.path is not None
+
+    def scrub(self, text: str) -> str:
+        """A driver's message with this store's secrets (DSN password, query tokens) masked."""
+        return scrub(text, list(url_secrets(self.dsn.get_secret_value())))
 
     def describe(self) -> str:
         if self.path is not None:

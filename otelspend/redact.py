@@ -158,12 +158,20 @@ def secret_values(model: BaseModel) -> list[str]:
     return sorted(set(_walk_secrets(model)), key=len, reverse=True)
 
 
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every one of ``secrets`` replaced by ``***`` (longest first)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
 def _walk_secrets(value: Any) -> Iterator[str]:
     if isinstance(value, SecretStr):
         if value.get_secret_value():
             yield value.get_secret_value()
             if isinstance(value, SecretUrl):
-                yield from _url_secrets(value.get_secret_value())
+                yield from url_secrets(value.get_secret_value())
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             yield from _walk_secrets(getattr(value, name))
@@ -172,7 +180,7 @@ def _walk_secrets(value: Any) -> Iterator[str]:
             yield from _walk_secrets(item)
 
 
-def _url_secrets(url: str) -> Iterator[str]:
+def url_secrets(url: str) -> Iterator[str]:
     """The parts of a URL that are secret on their own (a password, a query token)."""
     try:
         parts = urlsplit(url)
@@ -232,10 +240,7 @@ class RedactSecrets(logging.Filter):
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        return scrub(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:

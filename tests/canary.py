@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,14 +41,16 @@ import httpx
 import pytest
 from _pytest.capture import CaptureFixture, CaptureResult
 
-API_TOKEN = "canary-api-token-5b1e0c27"
+_RUN = os.environ.get("CANARY_RUN", "5b1e0c27")
+"""Distinguishes a nested run's canaries (tests/test_canary.py) from the outer run's."""
+API_TOKEN = f"canary-api-token-{_RUN}"
 INGEST_NAME = "canary-team"
-INGEST_TOKEN = "canary-ingest-token-93d7aa41"
-WRONG_TOKEN = "canary-wrong-token-71f2c4e8"
+INGEST_TOKEN = f"canary-ingest-token-{_RUN}"
+WRONG_TOKEN = f"canary-wrong-token-{_RUN}"
 """What a misconfigured client presents: refused, and never repeated anywhere."""
-OTHER_TOKEN = "canary-other-token-2e8a90d3"
+OTHER_TOKEN = f"canary-other-token-{_RUN}"
 """A token a test configures on its own server: watched, but clients are not given it."""
-DSN_PASSWORD = "canary-dsn-password-0d6b5f19"
+DSN_PASSWORD = f"canary-dsn-password-{_RUN}"
 SECRETS: dict[str, str] = {
     "API_TOKEN": API_TOKEN,
     "INGEST_TOKEN": INGEST_TOKEN,

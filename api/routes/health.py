@@ -23,13 +23,13 @@ def readyz(ctx: Context) -> Response:
         ctx.store.scalar("SELECT 1")
         checks["store"] = "ok"
     except Exception as exc:  # any driver error means not ready
-        checks["store"] = f"error: {exc}"[:300]
+        checks["store"] = ctx.store.scrub(f"error: {exc}")[:300]
         ready = False
     app = ctx.app
     if app is not None:
         pipeline = app.pipeline
         if not pipeline.store_healthy:
-            checks["pipeline"] = f"store failing: {pipeline.last_store_error}"[:300]
+            checks["pipeline"] = ctx.store.scrub(f"store failing: {pipeline.last_store_error}")[:300]
             ready = False
         elif pipeline.queued_spans >= pipeline.capacity:
             checks["pipeline"] = "ingest queue full"
