@@ -58,10 +58,7 @@ def redact_url(url: str, *, keep_path: bool = False) -> str:
         user, colon, _password = userinfo.partition(":")
         netloc = f"{user}:{MASK}@{hostport}" if colon else f"{MASK}@{hostport}"
     text = f"{parts.scheme}://{netloc}"
-    if keep_path:
-        text += parts.path
-    elif parts.path not in ("", "/"):
-        text += f"/{MASK}"
+    text += parts.path if keep_path or parts.path in ("", "/") else f"/{MASK}"
     if parts.query:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         text += "?" + "&".join(f"{key}={MASK}" for key, _ in pairs) if pairs else f"?{MASK}"
