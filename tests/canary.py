@@ -12,8 +12,9 @@ to an app whose settings hold ``API_TOKEN`` gets its bearer token unless it carr
 test an anonymous request).
 
 What is watched, and why it cannot be skipped quietly:
-- logs at every level: a handler of our own on the root logger (independent of pytest's
-  log options), with the ``otelspend`` logger at DEBUG so every level is produced;
+- logs at every level: every record is checked as it is made (``Logger.handle``), whatever
+  handlers, propagation or pytest's log options do with it, and ``otelspend`` loggers make
+  records at every level whatever level a test set (``caplog.at_level``, ``logging.disable``);
 - stdout and stderr: each phase's captured output, and whatever a test reads through
   ``capsys`` / ``capfd`` (``readouterr`` is wrapped). Running without capture (``-s``) is
   refused; ``--capture=tee-sys`` shows output live and keeps the check;
@@ -150,18 +151,32 @@ def _drain() -> list[str]:
     return leaks
 
 
-class _LogWatch(logging.Handler):
-    """Every log record, at every level, formatted as a log file would hold it."""
+_FORMAT = logging.Formatter("%(levelname)s %(name)s: %(message)s")
 
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            check_text(self.format(record), f"log record ({record.levelname} {record.name})")
-        except Exception:  # a broken record is the test's problem, not the canary's
-            self.handleError(record)
+def _check_record(record: logging.LogRecord) -> None:
+    try:
+        text = _FORMAT.format(record)
+    except Exception:  # a record that cannot be formatted is the test's problem, not the canary's
+        text = f"{record.msg} {record.args}"
+    check_text(text, f"log record ({record.levelname} {record.name})")
+
+
+def _patch_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every record any logger handles is checked where it is made, before levels of handlers,
+    propagation or filters decide where it goes; our own loggers make records at every level
+    whatever level a test (``caplog.at_level``) or ``logging.disable`` set."""
+    handle, enabled = logging.Logger.handle, logging.Logger.isEnabledFor
+
+    def watched(self: logging.Logger, record: logging.LogRecord) -> None:
+        _check_record(record)
+        handle(self, record)
+
+    def every_level_of_ours(self: logging.Logger, level: int) -> bool:
+        return self.name == "otelspend" or self.name.startswith("otelspend.") or enabled(self, level)
+
+    monkeypatch.setattr(logging.Logger, "handle", watched)
+    monkeypatch.setattr(logging.Logger, "isEnabledFor", every_level_of_ours)
 
 
 # -- hooks into the clients and the capture -----------------------------------------------------
@@ -233,7 +248,6 @@ def _patch_readouterr(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 _patches = pytest.MonkeyPatch()
-_handler = _LogWatch()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -241,8 +255,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "the secret canary reads captured output: run with --capture=tee-sys to see output live (-s turns it off)"
         )
-    logging.getLogger().addHandler(_handler)
-    logging.getLogger("otelspend").setLevel(logging.DEBUG)
+    _patch_logging(_patches)
     for module in _http_client_modules():
         _patch_httpx(_patches, module)
     _patch_readouterr(_patches)
@@ -250,14 +263,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    logging.getLogger().removeHandler(_handler)
     _patches.undo()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report = yield
-    for name, content in report.sections:  # captured logs are watched by _LogWatch already
+    for name, content in report.sections:  # log records are checked as they are made
         if name.startswith(("Captured stdout", "Captured stderr")) and name.endswith(f" {report.when}"):
             check_text(content, name.lower())
     leaks = _drain()

@@ -69,6 +69,28 @@ def test_debug_log(value):
     logging.getLogger("otelspend.receiver").debug("refused a request with %s", value)
 
 
+def test_debug_log_under_a_raised_level(value, caplog):
+    with caplog.at_level(logging.WARNING, logger="otelspend"):
+        logging.getLogger("otelspend.receiver").debug("refused a request with %s", value)
+
+
+def test_log_that_does_not_propagate(value):
+    logger = logging.getLogger("otelspend.quiet")
+    logger.propagate = False
+    try:
+        logger.warning("token %s", value)
+    finally:
+        logger.propagate = True
+
+
+def test_log_while_logging_is_disabled(value):
+    logging.disable(logging.CRITICAL)
+    try:
+        logging.getLogger("otelspend").info("token %s", value)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def test_error_log_with_a_traceback(value):
     try:
         raise RuntimeError(f"cannot connect with {value}")
@@ -139,6 +161,9 @@ def test_cookie_holds_the_token_the_user_typed():
 '''
 LEAKING_TESTS = [
     "test_debug_log",
+    "test_debug_log_under_a_raised_level",
+    "test_log_that_does_not_propagate",
+    "test_log_while_logging_is_disabled",
     "test_error_log_with_a_traceback",
     "test_print",
     "test_stderr_of_a_child_process",
