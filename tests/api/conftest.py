@@ -124,6 +124,9 @@ def client_with(loaded: Loaded, *, pipeline: bool = True, **api_settings: Any) -
     api = ApiSettings.model_validate({**dict(base.api), **api_settings})  # validated: tokens are secrets
     settings = base.model_copy(update={"api": api})
     context = ApiContext(
-        settings=settings, store=loaded.server.store, metrics=Metrics(), app=loaded.server.app if pipeline else None
+        settings=settings,
+        store=loaded.server.store,
+        metrics=Metrics(),
+        commands=loaded.server.app if pipeline else None,
     )
     return TestClient(create_app(context))
