@@ -34,7 +34,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +217,7 @@ def _patch_httpx(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
         token = _token_for(self, request)
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
-        response = sync_send(self, request, **kwargs)
+        response: httpx.Response = sync_send(self, request, **kwargs)
         if not kwargs.get("stream"):
             _check_answer(request, response)
         return response
@@ -226,7 +226,7 @@ def _patch_httpx(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
         token = _token_for(self, request)
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
-        response = await async_send(self, request, **kwargs)
+        response: httpx.Response = await async_send(self, request, **kwargs)
         if not kwargs.get("stream"):
             _check_answer(request, response)
         return response
@@ -267,7 +267,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     for name, content in report.sections:  # log records are checked as they are made
         if name.startswith(("Captured stdout", "Captured stderr")) and name.endswith(f" {report.when}"):

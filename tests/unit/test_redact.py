@@ -63,7 +63,9 @@ def test_secret_types_never_show_the_value() -> None:
         dsn: SecretDsn
         hook: SecretUrl
 
-    model = Model(token=PASSWORD, dsn=f"http://u:{PASSWORD}@ch:8123/db", hook=f"https://h.example/x?t={PASSWORD}")
+    model = Model.model_validate(
+        {"token": PASSWORD, "dsn": f"http://u:{PASSWORD}@ch:8123/db", "hook": f"https://h.example/x?t={PASSWORD}"}
+    )
     for text in (str(model), repr(model), model.model_dump_json(), str(model.model_dump(mode="json"))):
         assert PASSWORD not in text
     assert str(model.dsn) == "http://u:***@ch:8123/db" and str(model.hook) == "https://h.example/***?t=***"
@@ -117,9 +119,11 @@ def test_secret_values_collects_every_secret_and_url_part() -> None:
         outer: Outer
         dsn: SecretDsn
 
-    model = Model(
-        outer=Outer(tokens=["t-one-1234"], items=[Inner(name="n", token="t-two-5678")], key="t-three"),
-        dsn=f"http://u:{PASSWORD}@h:1/?access_token=qtoken-99&x=1",
+    model = Model.model_validate(
+        {
+            "outer": {"tokens": ["t-one-1234"], "items": [{"name": "n", "token": "t-two-5678"}], "key": "t-three"},
+            "dsn": f"http://u:{PASSWORD}@h:1/?access_token=qtoken-99&x=1",
+        }
     )
     values = secret_values(model)
     assert {"t-one-1234", "t-two-5678", "t-three", PASSWORD, "qtoken-99"} <= set(values)
