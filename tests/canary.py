@@ -17,7 +17,8 @@ What is watched, and why it cannot be skipped quietly:
   records at every level whatever level a test set (``caplog.at_level``, ``logging.disable``);
 - stdout and stderr: each phase's captured output, and whatever a test reads through
   ``capsys`` / ``capfd`` (``readouterr`` is wrapped). Running without capture (``-s``) is
-  refused; ``--capture=tee-sys`` shows output live and keeps the check;
+  refused; ``--capture=tee-sys`` shows output live and keeps the check for Python's own
+  output (the run ends saying what it could not check);
 - HTTP answers of every ``httpx`` client (``httpx.get``, ``httpx.Client``, the bench client)
   and of Starlette's ``TestClient`` (built on the ``httpx2`` fork): body and headers, except
   ``set-cookie`` (signing in puts the token the user typed into their own cookie, by design);
@@ -283,6 +284,15 @@ def pytest_runtest_makereport(
             report.outcome = "failed"
             report.longrepr = message
     return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if config.getoption("capture", "fd") != "fd":
+        terminalreporter.write_line(
+            "secret canary: with --capture=sys or tee-sys, output written outside Python (child processes) "
+            "was not checked; the default --capture=fd checks it",
+            yellow=True,
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -17,9 +17,21 @@ from otelspend.app import OtelSpend
 from otelspend.clickhouse.client import Store
 from otelspend.settings import Settings, load_settings
 from tests import canary
-from tests.canary import pytest_configure, pytest_runtest_makereport, pytest_sessionfinish, pytest_unconfigure
+from tests.canary import (
+    pytest_configure,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_unconfigure,
+)
 
-__all__ = ["pytest_configure", "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_unconfigure"]
+__all__ = [
+    "pytest_configure",
+    "pytest_runtest_makereport",
+    "pytest_sessionfinish",
+    "pytest_terminal_summary",
+    "pytest_unconfigure",
+]
 pytest_plugins = ["pytester"]  # tests/test_canary.py runs deliberately leaking suites
 
 

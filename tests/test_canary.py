@@ -15,7 +15,8 @@ from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parents[1]
 CONFTEST = (
-    "from tests.canary import pytest_configure, pytest_runtest_makereport, pytest_sessionfinish, pytest_unconfigure\n"
+    "from tests.canary import pytest_configure, pytest_runtest_makereport, pytest_sessionfinish, "
+    "pytest_terminal_summary, pytest_unconfigure\n"
 )
 LEAKS = '''
 import http.server
@@ -251,7 +252,9 @@ def test_running_without_output_capture_is_refused(suite: pytest.Pytester) -> No
     result = suite.runpytest_subprocess("-s")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*secret canary reads captured output*--capture=tee-sys*"])
-    assert suite.runpytest_subprocess("--capture=tee-sys").ret == pytest.ExitCode.OK
+    watched_live = suite.runpytest_subprocess("--capture=tee-sys")
+    assert watched_live.ret == pytest.ExitCode.OK
+    watched_live.stdout.fnmatch_lines(["*secret canary: with --capture=sys or tee-sys*was not checked*"])
 
 
 def test_the_servers_the_suite_starts_carry_the_canaries(chdb_path: Path, tmp_path: Path) -> None:
