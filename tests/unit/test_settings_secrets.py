@@ -248,3 +248,40 @@ def test_serve_refuses_a_short_token_without_printing_it(capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert "api.tokens.1 (flag) = '***' (6 characters): each API token must be at least 8 characters" in err
     assert "apitok" not in err
+
+
+def test_the_building_blocks_serve_secrets_of_any_shape(tmp_path: Path) -> None:
+    """Sections other stages add (provider keys, webhooks with signing secrets and tokened URLs)
+    get files, masking and the reference from their types alone; shown here on look-alikes."""
+    from pydantic import Field, SecretStr
+
+    from otelspend.redact import holds_secret, is_secret_path
+    from otelspend.settings import SecretUrl, Section, _read_secret_files
+
+    class Webhook(Section):
+        name: str = ""
+        url: SecretUrl = SecretUrl("")
+        secret: SecretStr | None = None
+
+    class Alerts(Section):
+        webhooks: list[Webhook] = Field(default_factory=list)
+        admin_key: SecretStr | None = None
+
+    key = secret_file(tmp_path, canary.API_TOKEN, "key")
+    hook = secret_file(tmp_path, f"https://hooks.example/services/{canary.OTHER_TOKEN}", "hook")
+    problems_found: list[str] = []
+    raw = _read_secret_files(
+        {"admin_key_file": str(key), "webhooks": [{"name": "ops", "url_file": str(hook), "secret": VALID}]},
+        Alerts,
+        ("alerts",),
+        "config file x.yaml",
+        {},
+        problems_found,
+    )
+    alerts = Alerts.model_validate(raw)
+    assert problems_found == []
+    assert alerts.admin_key is not None and alerts.admin_key.get_secret_value() == canary.API_TOKEN
+    assert str(alerts.webhooks[0].url) == "https://hooks.example/***"
+    assert canary.OTHER_TOKEN not in repr(alerts) and VALID not in repr(alerts)
+    assert holds_secret(Alerts) and is_secret_path(Alerts, ("webhooks", "0", "url"))
+    assert not is_secret_path(Alerts, ("webhooks", "0", "name"))
