@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="targets (default: all)")
     parser.add_argument("--keep-going", action="store_true", help="capture the other targets after a failure")
+    parser.add_argument("--install-only", action="store_true", help="prepare the environments, capture nothing")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BY_NAME]
     if unknown:
@@ -240,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     targets = [BY_NAME[n] for n in args.names] if args.names else list(TARGETS)
     failures = []
     for target in targets:
+        if args.install_only:
+            try:
+                print(node_project(target) if target.node else python_env(target))
+            except Exception as exc:
+                log(f"{target.name}: FAILED: {exc}")
+            continue
         try:
             doc = capture(target)
         except Exception as exc:
