@@ -92,7 +92,6 @@ TARGETS: tuple[Target, ...] = (
         (
             "openinference-instrumentation-langchain==0.1.80",
             "langchain-openai==1.7.4",
-            "langchain-core==1.8.4",
             *OTEL_PY,
         ),
         (
@@ -112,7 +111,6 @@ TARGETS: tuple[Target, ...] = (
         (
             "opentelemetry-instrumentation-langchain==0.62.4",
             "langchain-openai==1.7.4",
-            "langchain-core==1.8.4",
             *OTEL_PY,
         ),
         (
