@@ -63,7 +63,9 @@ def check_stored(server: Any, capture: Capture, seen: list[Seen], expected: Expe
 
     _check_each_call(stored.counted_calls(server, trace_id), seen)
     _check_views(server, trace_id, run)
-    assert run["unpriced_calls"] == 0, "a call with usage went unpriced, or a failed call was called unpriced"
+    assert run["unpriced_calls"] == expected.unpriced, (
+        f"unpriced calls {run['unpriced_calls']} != {expected.unpriced} (successful calls reported without usage)"
+    )
     reported = _reported_cost(capture)
     got_reported = None if run["reported_cost_usd"] is None else stored.femto(run["reported_cost_usd"])
     assert got_reported == reported, f"reported cost {got_reported} != what the library reported {reported}"

@@ -144,6 +144,11 @@ TARGETS: tuple[Target, ...] = (
         "litellm_sdk.py",
         ("litellm==1.110.2", *OTEL_PY),
         ("litellm", "openai", "opentelemetry-sdk"),
+        {
+            "OTEL_EXPORTER": "otlp_http",
+            "OTEL_ENDPOINT": "{sink}/v1/traces",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download of the price list at import
+        },
     ),
     Target(
         "openai-agents",
@@ -170,7 +175,7 @@ TARGETS: tuple[Target, ...] = (
         "google_genai_app.py",
         (
             "opentelemetry-instrumentation-google-genai==1.3b0",
-            "google-genai==3.3.0",
+            "google-genai<3",
             "opentelemetry-exporter-otlp-proto-http",
         ),
         ("opentelemetry-instrumentation-google-genai", "google-genai", "opentelemetry-sdk"),
