@@ -25,10 +25,10 @@ from urllib.parse import unquote, urlsplit
 from tests.conventions.harness import wire_anthropic, wire_bedrock, wire_google, wire_openai
 from tests.conventions.harness.answer import Answer
 from tests.conventions.harness.billing import billed, response_model
+from tests.conventions.harness.sink import read_body
 
 FRAME_PAUSE_S = 0.004
 """Pause between streamed frames (a stream takes a few milliseconds, as a real one does)."""
-MAX_BODY = 4 * 1024 * 1024
 
 
 @dataclass
@@ -213,8 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Answer(404, "application/json", b"{}"))
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(min(length, MAX_BODY)) if length else self._read_chunked()
+        raw = read_body(self)
         path = urlsplit(self.path).path
         try:
             request = json.loads(raw or b"{}")
@@ -225,18 +224,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Answer(200, "application/json", b"{}"))
             return
         self._send(self.fake.answer(path, request if isinstance(request, dict) else {}, self.headers))
-
-    def _read_chunked(self) -> bytes:
-        if self.headers.get("transfer-encoding", "").lower() != "chunked":
-            return b""
-        body = b""
-        while True:
-            size = int(self.rfile.readline().strip() or b"0", 16)
-            if size == 0:
-                self.rfile.readline()
-                return body
-            body += self.rfile.read(size)
-            self.rfile.readline()
 
     def _send(self, answer: Answer) -> None:
         self.send_response(answer.status)

@@ -172,7 +172,9 @@ def capture(target: Target) -> dict[str, Any]:
             proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_S)
             took = time.monotonic() - started
             if proc.returncode != 0 or not result_path.exists():
-                raise RuntimeError(f"{target.name}: scenario failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+                raise RuntimeError(
+                    f"{target.name}: scenario failed ({proc.returncode}):\n{proc.stderr[-3000:]}\n{proc.stdout[-2000:]}"
+                )
             result = json.loads(result_path.read_text())
         time.sleep(0.5)  # exporters that flush on shutdown
     finally:

@@ -64,6 +64,22 @@ def spans_of(request: ExportTraceServiceRequest) -> list[tuple[dict[str, Any], d
     return out
 
 
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """The request body, by content-length or chunked (Node's exporter streams it chunked)."""
+    if handler.headers.get("content-length"):
+        return handler.rfile.read(int(handler.headers["content-length"]))
+    if handler.headers.get("transfer-encoding", "").lower() != "chunked":
+        return b""
+    body = b""
+    while True:
+        size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            handler.rfile.readline()
+            return body
+        body += handler.rfile.read(size)
+        handler.rfile.readline()
+
+
 class Sink:
     """Collects every span exported to ``{url}/v1/traces``."""
 
@@ -90,7 +106,7 @@ class Sink:
                 pass
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                body = read_body(self)
                 encoding = (self.headers.get("content-encoding") or "").lower()
                 if encoding == "gzip":
                     body = gzip.decompress(body)

@@ -187,7 +187,14 @@ TARGETS: tuple[Target, ...] = (
         "both",
         "vercel-ai",
         node=True,
-        versions_of=("ai", "@ai-sdk/openai", "@ai-sdk/anthropic", "@opentelemetry/sdk-trace-node"),
+        versions_of=(
+            "ai",
+            "@ai-sdk/openai",
+            "@ai-sdk/anthropic",
+            "@ai-sdk/otel",
+            "@opentelemetry/sdk-node",
+            "@opentelemetry/sdk-trace",
+        ),
     ),
 )
 
