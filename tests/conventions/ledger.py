@@ -205,14 +205,21 @@ class Visibility:
     is missing from the input too."""
     no_usage_when_withheld: bool = True
     """A stream whose usage the provider never sent (no include_usage) is reported with no usage."""
+    no_usage_apis: frozenset[str] = frozenset()
+    """APIs whose calls the library reports with no usage at all (a span, but no tokens)."""
     uninstrumented_apis: frozenset[str] = frozenset()
+    unrecognisable_failures: frozenset[str] = frozenset()
+    """APIs whose failed calls the library reports in a span nothing identifies as a call."""
     retries_visible: bool = False
     """Whether SDK retries show (``http.request.resend_count`` or per-attempt HTTP spans)."""
     alternatives: tuple[Visibility, ...] = ()
     """Other libraries reporting the same calls (a mixed trace): the richest report is counted."""
 
     def sees(self, call: LedgerCall) -> bool:
-        return call.api not in self.uninstrumented_apis or any(v.sees(call) for v in self.alternatives)
+        own = call.api not in self.uninstrumented_apis and not (
+            call.failed and call.api in self.unrecognisable_failures
+        )
+        return own or any(v.sees(call) for v in self.alternatives)
 
     def union(self, other: Visibility) -> Visibility:
         """Two libraries reporting the same calls: the store counts the richer report."""
@@ -224,7 +231,7 @@ class Visibility:
 
     def dropped(self, call: LedgerCall) -> frozenset[str] | None:
         """Token kinds this library alone leaves out of its report of ``call`` (None: no usage)."""
-        if call.usage_withheld and self.no_usage_when_withheld:
+        if (call.usage_withheld and self.no_usage_when_withheld) or call.api in self.no_usage_apis:
             return None
         kinds = set(self.unreported)
         if call.stream:
@@ -235,7 +242,7 @@ class Visibility:
         return frozenset(kinds)
 
     def _own(self, call: LedgerCall) -> tuple[int, LedgerCall]:
-        if call.api in self.uninstrumented_apis:
+        if call.api in self.uninstrumented_apis or (call.failed and call.api in self.unrecognisable_failures):
             return -1, call
         dropped = self.dropped(call)
         if call.tokens is None:

@@ -62,7 +62,12 @@ def control(step: str, fail: Sequence[int] = (), always: int | None = None) -> N
     request = urllib.request.Request(
         f"{FAKE}/_control/step", json.dumps(doc).encode(), {"content-type": "application/json"}
     )
-    urllib.request.urlopen(request, timeout=10).read()
+    # The harness's own request: instrumentations that trace urllib (openlit) must not see it.
+    token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        urllib.request.urlopen(request, timeout=10).read()
+    finally:
+        context.detach(token)
 
 
 @contextmanager
