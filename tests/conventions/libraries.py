@@ -66,7 +66,7 @@ LIBRARIES: dict[str, Library] = {
         Library("otel-genai-anthropic", SDK_RETRIES, True, (("traceloop-anthropic", "nested"),)),
         Library("traceloop-anthropic", SDK_RETRIES, False, (("otel-genai-anthropic", "sibling"),)),
         Library("logfire-openai", Visibility(), False, (("otel-genai-openai", "nested"),)),
-        Library("logfire-anthropic", SDK_RETRIES, False, (("otel-genai-anthropic", "nested"),)),
+        Library("logfire-anthropic", Visibility(), False, (("otel-genai-anthropic", "nested"),)),
         Library("openinference-anthropic", SDK_RETRIES, True, (("traceloop-anthropic", "sibling"),)),
         Library(
             "openlit",
@@ -81,7 +81,9 @@ LIBRARIES: dict[str, Library] = {
             False,
             (("otel-genai-openai", "nested"), ("otel-genai-anthropic", "nested")),
         ),
-        Library("pydantic-ai", SDK_RETRIES, True, (("traceloop-openai", "nested"), ("otel-genai-anthropic", "nested"))),
+        Library(
+            "pydantic-ai", Visibility(), True, (("traceloop-openai", "nested"), ("otel-genai-anthropic", "nested"))
+        ),
         Library(
             "langchain-openinference",
             Visibility(uninstrumented_apis=frozenset({"openai.embeddings"})),  # embeddings: no span

@@ -58,7 +58,9 @@ class Mixed:
 
 
 def signature(call: LedgerCall) -> tuple[Any, ...]:
-    return (call.api, call.request_model, call.stream, call.attempts, call.failed)
+    # A stream sent without include_usage got no usage back: a library that asked for it
+    # made a different request.
+    return (call.api, call.request_model, call.stream, call.attempts, call.failed, call.usage_withheld)
 
 
 def _visible_groups(library: Library, capture: Capture) -> list[tuple[LedgerCall, list[dict[str, Any]]]]:
