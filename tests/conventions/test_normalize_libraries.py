@@ -120,3 +120,32 @@ def test_logfire_raw_usage_keeps_one_hour_cache_writes_apart():
         },
     )
     assert (row[F.cache_write_tokens], row[F.cache_write_1h_tokens], row[F.cache_read_tokens]) == (1500, 1000, 0)
+
+
+LLAMA_INDEX = "openinference.instrumentation.llama_index"
+PREPARE = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "llm.provider": "openai"}
+
+
+@pytest.mark.parametrize(
+    ("scope", "attributes", "status", "span_class"),
+    [
+        pytest.param(LLAMA_INDEX, PREPARE, 0, "other", id="request-building-span-is-not-a-call"),
+        pytest.param(LLAMA_INDEX, {**PREPARE, "llm.finish_reason": "stop"}, 0, "llm", id="stream-without-usage"),
+        pytest.param(LLAMA_INDEX, PREPARE, 2, "llm", id="failed-call"),
+        pytest.param(LLAMA_INDEX, {**PREPARE, "llm.token_count.prompt": 10}, 0, "llm", id="call-with-usage"),
+        pytest.param(
+            LLAMA_INDEX,
+            {"openinference.span.kind": "EMBEDDING", "embedding.model_name": "text-embedding-3-small"},
+            0,
+            "llm",
+            id="embeddings-need-no-finish-reason",
+        ),
+        pytest.param("openinference.instrumentation.langchain", PREPARE, 0, "llm", id="rule-is-per-scope"),
+    ],
+)
+def test_an_llm_span_that_sent_nothing_is_not_a_call(scope, attributes, status, span_class):
+    # LlamaIndex wraps OpenAI._prepare_chat_with_tools (which only builds a request) in an
+    # LLM span: conventions.yaml `inference_evidence` tells it from a call.
+    batch = NORMALIZER.normalize(request([span(attrs=attributes, status=status)], scope=scope))
+    assert batch.rejected == 0, batch.error_message
+    assert batch.rows[0][F.span_class] == span_class
