@@ -29,6 +29,72 @@ class Target:
     node: bool = False
 
 
+def _sdk(name: str, description: str, family: str, packages: tuple[str, ...], **env: str) -> Target:
+    """A raw-SDK capture: the scenario of the captures recorded before this harness existed."""
+    return Target(
+        name,
+        description,
+        family,
+        "sdk_instrumented.py",
+        (*packages, *OTEL_PY),
+        (*(p.split("==")[0] for p in packages), "opentelemetry-sdk"),
+        {"RC_INSTRUMENTOR": name.removesuffix("-latest"), **env},
+    )
+
+
+V2 = ("opentelemetry-instrumentation-openai-v2==2.4b0", "opentelemetry-util-genai==1.1b0", "httpx", "openai==3.54.0")
+SDK_TARGETS = (
+    _sdk("otel-openai-v2", "opentelemetry-instrumentation-openai-v2 (official OTel, contrib repo)", "openai", V2),
+    _sdk(
+        "otel-openai-v2-latest",
+        "opentelemetry-instrumentation-openai-v2 with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental",
+        "openai",
+        V2,
+        OTEL_SEMCONV_STABILITY_OPT_IN="gen_ai_latest_experimental",
+    ),
+    _sdk(
+        "otel-genai-openai",
+        "opentelemetry-instrumentation-genai-openai (official OTel, opentelemetry-python-genai)",
+        "openai",
+        ("opentelemetry-instrumentation-genai-openai==1.3b0", "opentelemetry-util-genai==1.3b0", "openai==3.54.0"),
+    ),
+    _sdk(
+        "otel-genai-anthropic",
+        "opentelemetry-instrumentation-genai-anthropic (official OTel) on the Anthropic SDK (its own spans on)",
+        "anthropic",
+        (
+            "opentelemetry-instrumentation-genai-anthropic==1.3b0",
+            "opentelemetry-util-genai==1.3b0",
+            "anthropic==2.12.0",
+        ),
+    ),
+    _sdk(
+        "openinference-openai",
+        "openinference-instrumentation-openai",
+        "openai",
+        ("openinference-instrumentation-openai==0.1.66", "openai==3.54.0"),
+    ),
+    _sdk(
+        "traceloop-openai",
+        "Traceloop OpenLLMetry opentelemetry-instrumentation-openai",
+        "openai",
+        ("opentelemetry-instrumentation-openai==0.62.4", "openai==3.54.0"),
+    ),
+    _sdk(
+        "traceloop-anthropic",
+        "Traceloop OpenLLMetry opentelemetry-instrumentation-anthropic on the Anthropic SDK (its own spans on)",
+        "anthropic",
+        ("opentelemetry-instrumentation-anthropic==0.62.4", "anthropic==2.12.0"),
+    ),
+    _sdk(
+        "anthropic-native",
+        "anthropic SDK built-in OpenTelemetry spans (anthropic>=2.x), no instrumentor",
+        "anthropic",
+        ("anthropic==2.12.0",),
+    ),
+)
+
+
 TARGETS: tuple[Target, ...] = (
     Target(
         "logfire-openai",
@@ -198,4 +264,5 @@ TARGETS: tuple[Target, ...] = (
     ),
 )
 
+TARGETS = (*SDK_TARGETS, *TARGETS)
 BY_NAME = {target.name: target for target in TARGETS}
