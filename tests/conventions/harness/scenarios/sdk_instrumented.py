@@ -2,9 +2,12 @@
 the captures recorded before this harness existed, so ``make captures`` reproduces them."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import kit
 from kit import agent_run, finish, tracer_provider
+from opentelemetry import context
 from sdk_steps import anthropic_calls, openai_calls
 
 provider = tracer_provider()
@@ -40,15 +43,19 @@ elif which != "anthropic-native":  # the Anthropic SDK's own spans need no instr
     raise SystemExit(f"unknown RC_INSTRUMENTOR {which!r}")
 
 
-def conversation() -> object:
+@contextmanager
+def conversation() -> Iterator[None]:
     """util-genai's ambient conversation id (the genai-* instrumentations read it)."""
     try:
-        from opentelemetry.util.genai.context import conversation_context  # type: ignore[import-not-found]
-    except ImportError:
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return conversation_context(kit.CONVERSATION_ID)
+        from opentelemetry.util.genai._conversation_context import with_conversation_id
+    except ImportError:  # util-genai 1.1b0 (openai-v2) has none
+        yield
+        return
+    token = context.attach(with_conversation_id(kit.CONVERSATION_ID))
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 with agent_run(), session or conversation():
