@@ -30,7 +30,12 @@ elif which == "openinference-openai":
     from openinference.instrumentation.openai import OpenAIInstrumentor
 
     OpenAIInstrumentor().instrument(tracer_provider=provider)
-    session = using_attributes(session_id=kit.CONVERSATION_ID, user_id=kit.KEYS["user.id"])
+    session = using_attributes(
+        session_id=kit.CONVERSATION_ID,
+        user_id=kit.KEYS["user.id"],
+        metadata={k: v for k, v in kit.KEYS.items() if k != "user.id"},
+        tags=["support_triage"],
+    )
 elif which == "traceloop-openai":
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
