@@ -236,12 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="targets (default: all)")
     parser.add_argument("--keep-going", action="store_true", help="capture the other targets after a failure")
     parser.add_argument("--install-only", action="store_true", help="prepare the environments, capture nothing")
+    parser.add_argument("--out", type=Path, default=CAPTURES, help="where to write the captures")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BY_NAME]
     if unknown:
         parser.error(f"unknown target(s) {unknown}; known: {sorted(BY_NAME)}")
     targets = [BY_NAME[n] for n in args.names] if args.names else list(TARGETS)
     failures = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     for target in targets:
         if args.install_only:
             try:
@@ -257,10 +260,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.keep_going:
                 return 1
             continue
-        out = CAPTURES / f"{target.name}.json"
+        out = args.out / f"{target.name}.json"
         out.write_text(json.dumps(doc, indent=1) + "\n")
         calls = sum(1 for e in doc["provider_ledger"])
         log(f"{target.name}: {len(doc['spans'])} spans, {calls} provider requests -> {out.name}; notes: {doc['notes']}")
+    log(f"{len(targets)} target(s) in {time.monotonic() - started:.0f} s")
     if failures:
         log(f"failed: {failures}")
     return 1 if failures else 0
