@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conventions import stored
 from tests.conventions.check import replay_and_check
-from tests.conventions.ledger import seen_by
+from tests.conventions.ledger import logical_calls, seen_by
 from tests.conventions.libraries import LIBRARIES, visible_calls
 from tests.conventions.mixing import mix
+from tests.conventions.replay import export_spans, shift_to_now
 
 ALL = [pytest.param(name, id=name) for name in LIBRARIES]
 
@@ -37,3 +39,29 @@ def test_two_libraries_reporting_the_same_calls_count_them_once(shared_server, l
     views_added = len(mixed.capture.spans) - sum(s["trace_id"] in alone.trace_ids for s in alone.spans)
     assert views_added > 0, f"{mixed.description}: the partner added no spans"
     replay_and_check(shared_server, mixed.capture, mixed.seen)
+
+
+def test_litellm_streams_land_as_runs_of_their_own_without_cache_tokens(shared_server):
+    # LiteLLM's callback gives each streamed call a root span in a trace of its own: each is
+    # stored as a run with that one call, its cached tokens priced as uncached input.
+    lib = LIBRARIES["litellm"]
+    capture = lib.capture()
+    streams = [c for c in logical_calls(capture.ledger, capture.runs) if c.stream]
+    spans = [s for s in capture.spans if s["trace_id"] not in capture.trace_ids]
+    traces = sorted(
+        {s["trace_id"] for s in spans}, key=lambda t: min(s["start_unix_nano"] for s in spans if s["trace_id"] == t)
+    )
+    assert len(traces) == len(streams) == 2
+    shift = shift_to_now(capture.spans)
+    export_spans(shared_server, spans, {**capture.resource, "service.name": "rc-litellm-streams"}, shift, "grpc")
+    shared_server.wait_idle()
+    for trace_id, call in zip(traces, streams, strict=True):
+        run = stored.run_row(shared_server, trace_id)
+        want = lib.visibility.project(call).tokens
+        assert want is not None and want.cache_read == 0 < call.tokens.cache_read
+        assert (run["llm_calls"], run["input_tokens"], run["output_tokens"], run["cache_read_tokens"]) == (
+            1,
+            want.input,
+            want.output,
+            0,
+        )
