@@ -10,7 +10,7 @@ from typing import Any
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 
-from otelspend.receiver.conventions import load_conventions
+from otelspend.conventions import load_conventions
 from otelspend.receiver.normalize import Normalizer
 from otelspend.record import F
 from tests.conventions.replay import readable_span, shift_to_now
