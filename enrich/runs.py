@@ -529,9 +529,8 @@ def _is_unpriced(call: _Call) -> bool:
     span = call.span
     if span[L.cost_usd] is not None:
         return False
-    # A failed call that reported no usage was not billed: nothing is missing, whatever
-    # else its span lacks (the Agents SDK's failed response span names no model at all).
-    return not (call.failed and (not _has_usage(span) or span[L.unpriced_reason] in ("no_usage", "")))
+    # A failed call that reported no usage was not billed: nothing is missing.
+    return not (span[L.unpriced_reason] in ("no_usage", "") and call.failed)
 
 
 def _reported(call: _Call) -> int | None:

@@ -208,6 +208,9 @@ class Visibility:
     no_usage_apis: frozenset[str] = frozenset()
     """APIs whose calls the library reports with no usage at all (a span, but no tokens)."""
     uninstrumented_apis: frozenset[str] = frozenset()
+    unnamed_failures: frozenset[str] = frozenset()
+    """APIs whose failed calls the library reports without a model: the store cannot tell
+    which price list to look in and lists the call as unpriced (``no_model``)."""
     unrecognisable_failures: frozenset[str] = frozenset()
     """APIs whose failed calls the library reports in a span nothing identifies as a call."""
     retries_visible: bool = False
@@ -228,6 +231,11 @@ class Visibility:
             retries_visible=self.retries_visible or other.retries_visible,
             alternatives=(*self.alternatives, other),
         )
+
+    def unpriced_failure(self, call: LedgerCall) -> bool:
+        """A failed call every report of which lacks the model (see ``unnamed_failures``)."""
+        own = call.failed and call.api in self.unnamed_failures
+        return own and all(v.unpriced_failure(call) for v in self.alternatives)
 
     def dropped(self, call: LedgerCall) -> frozenset[str] | None:
         """Token kinds this library alone leaves out of its report of ``call`` (None: no usage)."""
@@ -308,5 +316,8 @@ class Expected:
             tokens=tokens,
             cost_femto=sum(item.reported.cost_femto() or 0 for item in seen),
             retries=sum(item.retries for item in seen),
-            unpriced=sum(not item.call.failed and item.reported.tokens is None for item in seen),
+            unpriced=sum(
+                (not item.call.failed and item.reported.tokens is None) or item.visibility.unpriced_failure(item.call)
+                for item in seen
+            ),
         )

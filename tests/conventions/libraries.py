@@ -115,7 +115,10 @@ LIBRARIES: dict[str, Library] = {
         ),
         Library(
             "openai-agents",
-            Visibility(unreported_by_api=(("openai.chat", frozenset({"cache_read"})),)),
+            Visibility(
+                unreported_by_api=(("openai.chat", frozenset({"cache_read"})),),
+                unnamed_failures=frozenset({"openai.responses"}),  # the failed response span names no model
+            ),
             True,
             (("otel-genai-openai", "nested"),),
             error_type=False,

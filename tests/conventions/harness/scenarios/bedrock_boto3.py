@@ -51,6 +51,8 @@ with agent_run():
     app_tool()
     with step("bedrock converse claude-sonnet-4-5 500-then-retry", fail=[500]):
         client.converse(modelId=SONNET, **CONVERSE)
+    with step("bedrock converse nova-lite 429-then-retry", fail=[429]):
+        client.converse(modelId=NOVA, **CONVERSE)
     with step("bedrock converse nova-lite throttled every attempt", always=429, expect_error=True):
         client.converse(modelId=NOVA, **CONVERSE)
 finish(provider)

@@ -30,6 +30,8 @@ with agent_run():
     app_tool()
     with step("google generate_content gemini-2.5-flash 500-then-retry", fail=[500]):
         client.models.generate_content(model="gemini-2.5-flash", contents=QUESTION, config=CONFIG)
+    with step("google generate_content gemini-2.0-flash 429-then-retry", fail=[429]):
+        client.models.generate_content(model="gemini-2.0-flash", contents=QUESTION, config=CONFIG)
     with step("google generate_content gemini-2.0-flash 429 every attempt", always=429, expect_error=True):
         client.models.generate_content(model="gemini-2.0-flash", contents=QUESTION, config=CONFIG)
 finish(provider)

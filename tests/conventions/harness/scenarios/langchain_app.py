@@ -76,6 +76,8 @@ with agent_run(), session:
         RunnableLambda(tool_loop, name="support_agent").invoke(QUESTION)
     with step("langchain chain gpt-4o-mini 500-then-retry", fail=[500]):
         chain(model("gpt-4o-mini")).invoke(ask)
+    with step("langchain chain gpt-4o 429-then-retry", fail=[429]):
+        chain(model("gpt-4o", max_tokens=300)).invoke(ask)
     with step("langchain chain gpt-4o-mini 429x3 -> final error", always=429, expect_error=True):
         chain(model("gpt-4o-mini")).invoke(ask)
     with step("langchain chain o4-mini (reasoning)"):

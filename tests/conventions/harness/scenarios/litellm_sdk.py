@@ -34,6 +34,8 @@ with agent_run():
     app_tool()
     with step("litellm.completion openai/gpt-4o-mini 500-then-retry", fail=[500]):
         litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, **OPENAI)
+    with step("litellm.completion openai/gpt-4o 429-then-retry", fail=[429]):
+        litellm.completion(model="openai/gpt-4o", messages=MESSAGES, max_tokens=300, **OPENAI)
     with step("litellm.completion openai/gpt-4o-mini 429 every attempt", always=429, expect_error=True):
         litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, **OPENAI)
     with step("litellm.completion openai/o4-mini (reasoning)"):

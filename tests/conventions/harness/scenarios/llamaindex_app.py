@@ -50,6 +50,8 @@ with agent_run(), using_attributes(session_id=kit.CONVERSATION_ID, user_id=kit.K
         asyncio.run(agent())
     with step("llamaindex chat gpt-4o-mini 500-then-retry", fail=[500]):
         llm("gpt-4o-mini").chat(MESSAGES)
+    with step("llamaindex chat gpt-4o 429-then-retry", fail=[429]):
+        llm("gpt-4o", max_tokens=300).chat(MESSAGES)
     with step("llamaindex chat gpt-4o-mini 429 every attempt (max_retries=1)", always=429, expect_error=True):
         llm("gpt-4o-mini", max_retries=1).chat(MESSAGES)
     with step("llamaindex chat o4-mini (reasoning)"):

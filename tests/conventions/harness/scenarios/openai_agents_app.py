@@ -43,6 +43,8 @@ async def main() -> None:
         await Runner.run(agent("o4-mini"), QUESTION)
     with step("agents Runner.run gpt-4o-mini 500-then-retry", fail=[500]):
         await Runner.run(agent(), QUESTION)
+    with step("agents Runner.run o4-mini 429-then-retry", fail=[429]):
+        await Runner.run(agent("o4-mini"), QUESTION)
     with step("agents Runner.run gpt-4o-mini 429 every attempt", always=429, expect_error=True):
         await Runner.run(agent(), QUESTION)
 

@@ -47,6 +47,8 @@ with agent_run():
         run(OpenAIResponsesModel("gpt-4o-mini"))
     with step("pydantic-ai agent gpt-4o-mini 500-then-retry", fail=[500]):
         run(OpenAIChatModel("gpt-4o-mini"))
+    with step("pydantic-ai agent gpt-4o 429-then-retry", fail=[429]):
+        run(OpenAIChatModel("gpt-4o"))
     with step("pydantic-ai agent gpt-4o-mini 429x3 -> final error", always=429, expect_error=True):
         run(OpenAIChatModel("gpt-4o-mini"))
 logfire.force_flush()

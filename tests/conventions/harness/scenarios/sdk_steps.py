@@ -29,6 +29,8 @@ def openai_calls(client: Any, responses: bool = True) -> None:
     app_tool()
     with step("openai.chat gpt-4o-mini 500-then-retry", fail=[500]):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    with step("openai.chat gpt-4o 429-then-retry", fail=[429]):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=300)
     with step("openai.chat gpt-4o-mini 429x3 -> final error", always=429, expect_error=True):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     with step("openai.chat o4-mini (reasoning)"):
@@ -54,5 +56,7 @@ def anthropic_calls(client: Any) -> None:
     app_tool()
     with step("anthropic.messages claude-sonnet-4-5 500-then-retry", fail=[500]):
         client.messages.create(model="claude-sonnet-4-5", max_tokens=256, system=system, messages=user)
+    with step("anthropic.messages claude-haiku-4-5 429-then-retry", fail=[429]):
+        client.messages.create(model="claude-haiku-4-5", max_tokens=256, system=system, messages=user)
     with step("anthropic.messages claude-haiku-4-5 429x3 -> final error", always=429, expect_error=True):
         client.messages.create(model="claude-haiku-4-5", max_tokens=256, system=system, messages=user)

@@ -148,6 +148,8 @@ await context.with(ctx, () =>
       );
       await step('ai generateText openai.chat gpt-4o-mini 500-then-retry', () =>
         generateText({ model: openai.chat('gpt-4o-mini'), ...call }), { fail: [500] });
+      await step('ai generateText openai.chat gpt-4o 429-then-retry', () =>
+        generateText({ model: openai.chat('gpt-4o'), maxOutputTokens: 300, ...call }), { fail: [429] });
       await step(
         'ai generateText openai.chat gpt-4o-mini 429 every attempt',
         () => generateText({ model: openai.chat('gpt-4o-mini'), ...call }),
