@@ -97,7 +97,7 @@ def call_groups(capture: Capture) -> list[list[dict[str, Any]]]:
             and classes[s["span_id"]] in CALL_CLASSES
             and (s["scope"]["name"] != APP_SCOPE or classes[s["span_id"]] == "llm")
         ),
-        key=_start,
+        key=lambda s: (s["start_unix_nano"], -s["duration_ms"]),  # an enclosing span first on a tie
     )
     groups: list[list[dict[str, Any]]] = []
     for span in candidates:
@@ -114,6 +114,8 @@ def _same_call(group: list[dict[str, Any]], span: dict[str, Any]) -> bool:
     outer = group[0]
     if span["parent_span_id"] in {s["span_id"] for s in group}:
         return True  # nested: the SDK's span, per-attempt HTTP spans
+    if any(s["parent_span_id"] == span["span_id"] for s in group):
+        return True  # it encloses the group (started in the same clock tick)
     if _is_log_span(span):
         # logfire's streaming summary is a log-span emitted once the stream has been read,
         # after the request span closed: it belongs to that call.
