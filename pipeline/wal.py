@@ -15,6 +15,7 @@ ClickHouse; whole segments below the checkpoint are deleted.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import threading
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger("otelspend")
 _HEADER = struct.Struct("<IIQBH")  # body length, crc32(body), seq, format, token length
 _SEGMENT_PREFIX = "wal-"
 _SEGMENT_SUFFIX = ".log"
@@ -60,6 +62,9 @@ class WriteAheadLog:
         self._segments: list[tuple[int, Path]] = []  # (first seq, path), oldest first
         self.pending_bytes = 0
         """Bytes appended but not yet checkpointed (what a restart would replay)."""
+        self.failing: str | None = None
+        """Why the last checkpoint failed (None once one succeeds): a readiness problem."""
+        self._unstored_bytes = 0  # stored bytes of checkpoints that failed, counted at the next success
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -139,22 +144,38 @@ class WriteAheadLog:
     # -- checkpoints --------------------------------------------------------------------
 
     def checkpoint(self, seq: int, stored_bytes: int = 0) -> None:
-        """Everything up to ``seq`` is stored downstream; drop what no replay can need."""
+        """Everything up to ``seq`` is stored downstream; drop what no replay can need.
+
+        Called by the store writer thread only. An ``OSError`` (disk full, I/O error) leaves
+        the previous checkpoint in force, on disk and here (the next call covers this one:
+        a checkpoint is cumulative), sets ``failing`` until a checkpoint succeeds, and is
+        raised to the caller.
+        """
         if seq <= self._checkpoint:
             return
+        self._unstored_bytes += stored_bytes
+        try:
+            tmp = self.directory / (_CHECKPOINT + ".tmp")
+            tmp.write_text(str(seq))
+            if self.fsync:
+                with open(tmp, "rb") as handle:
+                    os.fsync(handle.fileno())
+            os.replace(tmp, self.directory / _CHECKPOINT)
+        except OSError as exc:
+            self.failing = f"{type(exc).__name__}: {exc}"[:300]
+            raise
+        self.failing = None
         self._checkpoint = seq
-        tmp = self.directory / (_CHECKPOINT + ".tmp")
-        tmp.write_text(str(seq))
-        if self.fsync:
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-        os.replace(tmp, self.directory / _CHECKPOINT)
         with self._lock:
-            self.pending_bytes = max(0, self.pending_bytes - stored_bytes)
+            self.pending_bytes = max(0, self.pending_bytes - self._unstored_bytes)
+            self._unstored_bytes = 0
             # A segment is obsolete when the next one starts at or below checkpoint + 1.
             while len(self._segments) > 1 and self._segments[1][0] <= seq + 1:
                 _, path = self._segments.pop(0)
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:  # left on disk: a replay skips records at or below the checkpoint
+                    log.warning("cannot delete write-ahead log segment %s: %s", path, exc)
 
     @property
     def checkpointed(self) -> int:
