@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -28,12 +28,16 @@ from typing import Any, Protocol
 from otelspend.clickhouse.runstore import Emitted, RunStore
 from otelspend.enrich.runs import CALL_FIELD_NAMES, RUN_FIELD_NAMES, RunOptions, call_row_of, compute_run, run_row_of
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun
-from otelspend.pipeline.errors import describe
+from otelspend.pipeline.errors import ErrorKind, classify, describe
 from otelspend.pipeline.resources import Attributes, ResourceCache
 from otelspend.record import ApiOutcome, L
 
 log = logging.getLogger("otelspend")
 Span = tuple[Any, ...]
+ISOLATE_MAX_COMMITS = 32
+"""Commits one refused emission may cost while its bad runs are looked for."""
+REFUSED_RUNS_KEPT = 10_000
+"""Runs whose refused span ids the writer remembers (refusals are rare; oldest forgotten first)."""
 
 _BOOKKEEPING = {"version", "sign", "written_at", "node"}
 _RUN_COMPARE = tuple(i for i, n in enumerate(RUN_FIELD_NAMES) if n not in _BOOKKEEPING)
@@ -107,10 +111,13 @@ class _Work:
     load_outcomes: bool
 
     @classmethod
-    def of(cls, snapshot: RunSnapshot, previous: Any = None) -> _Work:
+    def of(cls, snapshot: RunSnapshot, previous: Any = None, refused: Collection[str] = ()) -> _Work:
+        spans = dict(snapshot.spans)
+        for span_id in refused:
+            spans.pop(span_id, None)
         return cls(
             snapshot.run_id,
-            dict(snapshot.spans),
+            spans,
             snapshot.previous if previous is None else previous,
             snapshot.partial,
             list(snapshot.outcomes),
@@ -210,6 +217,18 @@ class Emitter:
         self.outcome_runs: set[str] = set()
         self.outcome_workflows: set[str] = set()
         """Run / workflow ids with API outcomes that a closing run must pick up."""
+        self._refused: OrderedDict[str, set[str]] = OrderedDict()
+        """Store writer thread only: span ids the store refused for good, by run. An emission
+        always runs after the inserts of its spans, so every run written leaves them out."""
+
+    def refuse(self, keys: Iterable[tuple[str, str]]) -> None:
+        """(trace id, span id) of spans the store refused for good: runs must not count them
+        (store writer thread, before any later emission)."""
+        for trace_id, span_id in keys:
+            self._refused.setdefault(trace_id, set()).add(span_id)
+            self._refused.move_to_end(trace_id)
+        while len(self._refused) > REFUSED_RUNS_KEPT:
+            self._refused.popitem(last=False)
 
     def emit(self, runs: Sequence[OpenRun], remember: Callable[[OpenRun, Any, frozenset[str]], None]) -> EmitStats:
         """Plan and commit on one thread (re-pricing); ``remember(run, stored, span_ids)`` per run."""
@@ -252,11 +271,29 @@ class Emitter:
     def commit(self, plan: EmitPlan) -> EmitStats:
         """Verify, finish and write a plan (writer thread); the store sees every earlier write."""
         stats = EmitStats(failed=list(plan.failed))
-        decisions = list(plan.ready)
-        work = [_Work.of(snapshot) for snapshot in plan.deferred]
-        if plan.tentative:
-            existing = self.runstore.existing([snapshot.run_id for snapshot, _ in plan.tentative])
+        refused = self._refused
+        decisions: list[_Decision] = []
+        work = [_Work.of(snapshot, refused=refused.get(snapshot.run_id, ())) for snapshot in plan.deferred]
+        tentative = plan.tentative
+        if refused:
+            # Computed from memory before the pipeline learnt a span was refused: redo here.
+            by_id = {snapshot.run_id: snapshot for snapshot in plan.snapshots}
+            for decision in plan.ready:
+                if decision.span_ids.isdisjoint(refused.get(decision.run_id, ())):
+                    decisions.append(decision)
+                else:
+                    work.append(_Work.of(by_id[decision.run_id], refused=refused[decision.run_id]))
+            tentative = []
             for snapshot, decision in plan.tentative:
+                if decision.span_ids.isdisjoint(refused.get(decision.run_id, ())):
+                    tentative.append((snapshot, decision))
+                else:
+                    work.append(_Work.of(snapshot, refused=refused[decision.run_id]))
+        else:
+            decisions.extend(plan.ready)
+        if tentative:
+            existing = self.runstore.existing([snapshot.run_id for snapshot, _ in tentative])
+            for snapshot, decision in tentative:
                 if snapshot.run_id in existing:
                     work.append(_Work.of(snapshot, previous=UNKNOWN))
                 else:
@@ -292,6 +329,45 @@ class Emitter:
             self.runstore.update_roles(roles, now)
             stats.role_changes = len(roles)
         return stats
+
+    def commit_isolating(
+        self,
+        plan: EmitPlan,
+        budget: int = ISOLATE_MAX_COMMITS,
+        on_refusal: Callable[[BaseException], None] | None = None,
+    ) -> EmitStats:
+        """``commit``, isolating runs the store refuses for good (writer thread).
+
+        After a permanent error the plan's runs are committed again in halves, reconciled
+        with the store (a failed attempt may have written part of them), until the runs
+        refused on their own are found; those are failed with the reason, the rest written.
+        Retryable errors propagate: the caller retries the whole emission.
+        """
+        total = EmitStats(failed=list(plan.failed))
+        already = {run_id for run_id, _ in plan.failed}
+        pending = [[snapshot for snapshot in plan.snapshots if snapshot.run_id not in already]]
+        attempts = 0
+        while pending:
+            part = pending.pop()
+            if not part:
+                continue
+            attempts += 1
+            try:
+                stats = self.commit(EmitPlan(snapshots=part, deferred=[s.for_retry() for s in part]))
+            except Exception as exc:
+                if classify(exc) is not ErrorKind.PERMANENT:
+                    raise
+                if on_refusal is not None:
+                    on_refusal(exc)
+                if len(part) == 1 or attempts + 2 > budget:
+                    reason = f"the store refused the emission: {describe(exc)}"
+                    total.failed.extend((snapshot.run_id, reason) for snapshot in part)
+                    continue
+                half = len(part) // 2
+                pending += [part[half:], part[:half]]
+                continue
+            _add(total, stats)
+        return total
 
     def _finish(self, work: list[_Work], known: Mapping[int, Attributes], stats: EmitStats) -> list[_Decision]:
         """Load what memory did not hold for these runs, then compute them (writer thread)."""
@@ -426,6 +502,14 @@ class Emitter:
             if workflow:
                 outcomes.extend(found.get(f"wf:{workflow}", ()))
             run.outcomes = outcomes
+
+
+def _add(total: EmitStats, stats: EmitStats) -> None:
+    for name in ("emitted", "unchanged", "late_ignored", "outcome_pending", "role_changes"):
+        setattr(total, name, getattr(total, name) + getattr(stats, name))
+    total.written += stats.written
+    total.failed += stats.failed
+    total.fetched_resources.update(stats.fetched_resources)
 
 
 def _resource_ids(spans: Mapping[str, Span]) -> set[int]:

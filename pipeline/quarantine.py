@@ -3,9 +3,10 @@
 A permanent error (``pipeline/errors.py``) on a span insert does not cost the batch: the
 batch is split in halves until the rows ClickHouse refuses on their own are found
 (``insert_isolating``, a bounded number of inserts), the rest is stored, and the refused
-rows are written here before the write-ahead log is checkpointed past them. Runs whose
-computation or emission fails for good are listed here too (their spans stay stored; a
-later span, a re-price or a restart computes them again).
+rows are written here before the write-ahead log is checkpointed past them; runs leave the
+refused spans out. Runs whose computation or emission fails for good are listed here too,
+each on its own (an emission the store refuses is retried in halves to find them); their
+spans stay stored, and a later span of the run or a re-price computes them again.
 
 Layout under ``<data_dir>/quarantine/`` (one pair of files per event, never rewritten):
 
@@ -53,13 +54,17 @@ class Refused:
 
 
 def insert_isolating(
-    insert: Callable[[pa.Table], None], table: pa.Table, budget: int = ISOLATE_MAX_INSERTS
+    insert: Callable[[pa.Table], None],
+    table: pa.Table,
+    budget: int = ISOLATE_MAX_INSERTS,
+    on_refusal: Callable[[BaseException], None] | None = None,
 ) -> list[Refused]:
     """Insert ``table``; on a permanent error, bisect to store every row the store takes.
 
-    Returns the slices refused for good. A retryable error propagates: the caller retries
-    the whole table, and rows stored by an earlier attempt collapse with their copies
-    (``spans`` is a ReplacingMergeTree read with FINAL).
+    Returns the slices refused for good (``on_refusal`` hears of every permanent error). A
+    retryable error propagates: the caller retries the whole table, and rows stored by an
+    earlier attempt collapse with their copies (``spans`` is a ReplacingMergeTree read with
+    FINAL).
     """
     pending: list[pa.Table] = [table]
     refused: list[Refused] = []
@@ -73,6 +78,8 @@ def insert_isolating(
         except Exception as exc:
             if classify(exc) is not ErrorKind.PERMANENT:
                 raise
+            if on_refusal is not None:
+                on_refusal(exc)
             if part.num_rows <= 1 or attempts + 2 > budget:
                 refused.append(Refused(part, exc))
                 continue
@@ -93,13 +100,13 @@ class Quarantine:
         """Keep refused span rows and why; returns the Arrow file. Raises OSError if it cannot."""
         table = pa.concat_tables([r.rows for r in refused]) if len(refused) > 1 else refused[0].rows
         stem = self._stem("spans")
-        data = stem.with_suffix(".arrow")
+        data = self.directory / f"{stem}.arrow"
         with pa.OSFile(str(data), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         self._sync(data)
         reasons = sorted({describe(r.error) for r in refused})
         self._write_json(
-            stem.with_suffix(".json"),
+            self.directory / f"{stem}.json",
             {
                 "kind": "spans",
                 "rows": table.num_rows,
@@ -119,7 +126,7 @@ class Quarantine:
 
     def runs(self, run_ids: Sequence[str], reason: str) -> Path:
         """Record runs that could not be computed or written for good; returns the JSON file."""
-        path = self._stem("runs").with_suffix(".json")
+        path = self.directory / f"{self._stem('runs')}.json"
         self._write_json(path, {"kind": "runs", "runs": len(run_ids), "run_ids": list(run_ids), "reason": reason})
         log.error("quarantined %d run(s) that could not be emitted (%s) in %s", len(run_ids), reason[:300], path)
         return path
@@ -130,14 +137,15 @@ class Quarantine:
             return []
         return [json.loads(path.read_text()) for path in sorted(self.directory.glob("*.json"))]
 
-    def _stem(self, kind: str) -> Path:
+    def _stem(self, kind: str) -> str:
+        """``20261205T033704_123456Z-spans-1``: sorts by time, unique in this process."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        return self.directory / f"{now}-{kind}-{next(self._counter)}"
+        now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S_%fZ")
+        return f"{now}-{kind}-{next(self._counter)}"
 
     def _write_json(self, path: Path, record: dict[str, Any]) -> None:
         record = {"written_at": dt.datetime.now(dt.UTC).isoformat(), **record}
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")
         self._sync(tmp)
         os.replace(tmp, path)

@@ -81,7 +81,7 @@ def recover(
             pipeline.process([Submission(record.seq, rows, resources, len(record.payload))])
         else:
             # Checkpoint in order with the inserts queued before it, never ahead of them.
-            pipeline.checkpoint_after(record.seq, len(record.payload))
+            pipeline.checkpoint_after(record.seq)
     if report.unclean:
         log.info(
             "recovered after an unclean stop: %d open run(s) restored, %d rollup hour(s) rebuilt "

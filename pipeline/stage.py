@@ -35,7 +35,7 @@ from otelspend.enrich.runs import initial_role
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun, Stitcher
 from otelspend.metrics import Metrics
 from otelspend.pipeline.emission import EmitPlan, EmitStats, Emitter
-from otelspend.pipeline.errors import describe
+from otelspend.pipeline.errors import ErrorKind, classify, describe
 from otelspend.pipeline.guard import GIVE_UP_SECONDS, LoopGuard
 from otelspend.pipeline.quarantine import Quarantine, Refused, insert_isolating
 from otelspend.pipeline.resources import ResourceCache
@@ -406,13 +406,12 @@ class Pipeline:
             self.metrics.inc("otelspend_spans_duplicate_total", duplicates)
         first = min(item.seq for item in items)
         last = min(max(item.seq for item in items), self._checkpoint_ceiling)
-        payload = sum(item.payload_bytes for item in items)
         accepted = sum(len(item.rows) for item in items)
         written = len(rows)
         writer = self.writer
 
         def insert(_attempt: int) -> list[Refused]:
-            return insert_isolating(lambda part: writer.write([], resources, part), table)
+            return insert_isolating(lambda part: writer.write([], resources, part), table, on_refusal=self._count_refusal)
 
         def stored(refused: list[Refused]) -> None:
             self.release(accepted)
@@ -420,25 +419,27 @@ class Pipeline:
             self.metrics.inc("otelspend_spans_written_total", written - quarantined)
             if refused:
                 self.metrics.inc("otelspend_spans_quarantined_total", quarantined)
+                self.emitter.refuse(_span_keys(refused))
                 self._quarantine_spans(refused, first, last)
-            self._checkpoint_wal(last, payload)
+            self._checkpoint_wal(last)
 
         # The writer job holds the Arrow table only; the rows die with this batch.
         self.store.submit(insert, "otelspend_insert_seconds", stored)
 
     # -- on the store writer thread: the write-ahead log checkpoint ---------------------------
 
-    def checkpoint_after(self, seq: int, payload_bytes: int) -> None:
+    def checkpoint_after(self, seq: int) -> None:
         """Checkpoint the log at ``seq`` in order with the inserts queued before it (recovery:
         a logged request that no longer decodes has nothing to store)."""
-        self.store.submit(
-            lambda _attempt: None, "otelspend_insert_seconds", lambda _: self._checkpoint_wal(seq, payload_bytes)
-        )
+        self.store.submit(lambda _attempt: None, "otelspend_insert_seconds", lambda _: self._checkpoint_wal(seq))
 
-    def _checkpoint_wal(self, seq: int, payload_bytes: int) -> None:
+    def _checkpoint_wal(self, seq: int) -> None:
         if self._wal_hold is not None:
             seq = min(seq, self._wal_hold)
-        self.wal.checkpoint(seq, payload_bytes)
+        self.wal.checkpoint(seq)
+
+    def _count_refusal(self, error: BaseException) -> None:
+        self.metrics.inc("otelspend_store_permanent_errors_total")
 
     def _quarantine_spans(self, refused: list[Refused], first: int, last: int) -> None:
         try:
@@ -496,8 +497,14 @@ class Pipeline:
 
         def emit(attempt: int) -> tuple[int, EmitStats]:
             started = time.time_ns()
-            # A failed attempt may have written part of it: reconcile everything against the store.
-            return started, emitter.commit(plan if attempt == 1 else plan.retry())
+            try:
+                # A failed attempt may have written part of it: reconcile everything against the store.
+                return started, emitter.commit(plan if attempt == 1 else plan.retry())
+            except Exception as exc:
+                if classify(exc) is not ErrorKind.PERMANENT:
+                    raise
+                self._count_refusal(exc)
+                return started, emitter.commit_isolating(plan, on_refusal=self._count_refusal)
 
         return emit
 
@@ -601,6 +608,13 @@ class Pipeline:
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(self.state_path)
+
+
+def _span_keys(refused: list[Refused]) -> list[tuple[str, str]]:
+    keys: list[tuple[str, str]] = []
+    for part in refused:
+        keys.extend(zip(part.rows.column("trace_id").to_pylist(), part.rows.column("span_id").to_pylist(), strict=True))
+    return keys
 
 
 def _by_reason(failed: list[tuple[str, str]]) -> dict[str, list[str]]:

@@ -20,7 +20,7 @@ What a failure does (``pipeline/errors.py`` classifies it):
 * a **best-effort** job (periodic maintenance) is counted and skipped on any error.
 
 ``done`` / ``failed`` callbacks run guarded: an exception there is logged once per streak,
-counted (``otelspend_loop_errors_total{thread="store-writer", step="callback"}``) and the
+counted (``otelspend_loop_errors_total{thread="store-writer", step="insert callback"}``) and the
 thread goes on. Anything else ends the thread cleanly: ``problem()`` gives the reason,
 ``submit`` raises ``WriterStopped`` and ``drain`` returns False instead of waiting.
 """
@@ -59,6 +59,11 @@ class _Job:
     failed: Callable[[BaseException], None] | None = None
     """Called instead of ``done`` when the job failed with a permanent error."""
     best_effort: bool = False
+
+    @property
+    def step(self) -> str:
+        """The job's name in logs and ``otelspend_loop_errors_total``: ``insert``, ``emit``, ..."""
+        return self.histogram.removeprefix("otelspend_").removesuffix("_seconds")
 
 
 class StoreWriter:
@@ -194,13 +199,13 @@ class StoreWriter:
         except _Permanent as permanent:
             failed, error = job.failed, permanent.error
             if failed is not None:
-                self._guard.run("callback", lambda: failed(error))
+                self._guard.run(f"{job.step} callback", lambda: failed(error))
         except _Skipped:
             pass
         else:
             done = job.done
             if done is not None:
-                self._guard.run("callback", lambda: done(result))
+                self._guard.run(f"{job.step} callback", lambda: done(result))
         finally:
             with self._cond:
                 self._running = 0
@@ -224,7 +229,7 @@ class StoreWriter:
                 continue
             self.metrics.observe(job.histogram, time.perf_counter() - started)
             if job.best_effort:
-                self._guard.succeeded(job.histogram)
+                self._guard.succeeded(job.step)
             elif not self.healthy:
                 log.info("store recovered")
                 self.healthy = True
@@ -234,7 +239,7 @@ class StoreWriter:
     def _failed(self, job: _Job, exc: Exception) -> None:
         """Account for one failed attempt; raise to stop retrying it."""
         if job.best_effort:
-            self._guard.failed(job.histogram, exc)
+            self._guard.failed(job.step, exc)
             raise _Skipped from exc
         if classify(exc) is ErrorKind.PERMANENT:
             self.metrics.inc("otelspend_store_permanent_errors_total")
