@@ -521,7 +521,7 @@ def _resource_ids(spans: Mapping[str, Span]) -> set[int]:
 def _workflow_id(run: RunView) -> str:
     fallback = ""
     for span in run.spans.values():
-        value = span[L.workflow_id]
+        value: str = span[L.workflow_id]
         if value:
             if not span[L.parent_span_id]:
                 return value

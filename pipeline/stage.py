@@ -8,9 +8,14 @@ in order: the span insert followed by the write-ahead-log checkpoint, run emissi
 the spans they read. ClickHouse works with the GIL released, so the two threads overlap.
 
 A failing store is retried with backoff while the queue fills; a full queue (or a store
-known to be failing) makes receivers answer UNAVAILABLE / 503 with Retry-After. Nothing
+known to be failing) makes receivers answer UNAVAILABLE / 503 with Retry-After. What the
+store refuses for good is quarantined (``pipeline.errors``, ``pipeline.quarantine``). Nothing
 accepted is lost on the way: until stored it is in the log, until emitted its run is
 recoverable from stored spans (``data/state.json`` keeps the low-water mark).
+
+Every step of the loop runs guarded (``pipeline.guard``): an error is logged once, counted,
+and the loop goes on; a step failing for good stops the thread cleanly with a reason that
+``problem()`` reports (``/readyz``) and ``reserve`` refuses with.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from otelspend.clickhouse.columnar import table_from_rows
 from otelspend.clickhouse.writer import SpanWriter
@@ -46,6 +51,7 @@ from otelspend.record import SPAN_COLUMNS, F, lite_from_row
 from otelspend.reloadable import Reloadable
 
 log = logging.getLogger("otelspend")
+T = TypeVar("T")
 
 STATE_FILE = "state.json"
 QUARANTINE_DIR = "quarantine"
@@ -75,7 +81,7 @@ class Submission:
 @dataclass
 class _Command:
     run: Callable[[], Any]
-    future: Future[Any] = field(default_factory=Future)
+    future: Future[Any]
 
 
 @dataclass(frozen=True)
@@ -202,14 +208,15 @@ class Pipeline:
             self._queue.append(submission)
             self._cond.notify()
 
-    def call(self, fn: Callable[[], Any], timeout: float = 60.0) -> Any:
+    def call(self, fn: Callable[[], T], timeout: float = 60.0) -> T:
         """Run ``fn`` on the pipeline thread (it owns the stitcher), after every store call
         submitted so far has completed, and wait for its result.
 
         Raises ``TimeoutError`` after ``timeout`` seconds (the command is then cancelled if
         it has not started) and ``PipelineStopped`` when the thread is not running.
         """
-        command = _Command(fn)
+        future: Future[T] = Future()
+        command = _Command(fn, future)
         with self._cond:
             if self._fatal is not None:
                 raise PipelineStopped(self._fatal)
@@ -218,11 +225,11 @@ class Pipeline:
             self._commands.append(command)
             self._cond.notify()
         try:
-            return command.future.result(timeout)
+            return future.result(timeout)
         except TimeoutError:
-            if command.future.cancel():
+            if future.cancel():
                 raise TimeoutError(f"the pipeline did not run the command within {timeout:g}s") from None
-            return command.future.result(timeout)  # started meanwhile: it finishes soon
+            return future.result(timeout)  # started meanwhile: it finishes soon
 
     @property
     def started(self) -> bool:
@@ -408,10 +415,10 @@ class Pipeline:
         last = min(max(item.seq for item in items), self._checkpoint_ceiling)
         accepted = sum(len(item.rows) for item in items)
         written = len(rows)
-        writer = self.writer
+        writer, refusal = self.writer, self._count_refusal
 
         def insert(_attempt: int) -> list[Refused]:
-            return insert_isolating(lambda part: writer.write([], resources, part), table, on_refusal=self._count_refusal)
+            return insert_isolating(lambda part: writer.write([], resources, part), table, on_refusal=refusal)
 
         def stored(refused: list[Refused]) -> None:
             self.release(accepted)
@@ -644,8 +651,10 @@ def _merge_same_runs(runs: list[OpenRun]) -> list[OpenRun]:
 
 
 def read_state(data_dir: Path) -> dict[str, Any] | None:
+    """The state the last run persisted (None when there is none or it is unreadable)."""
     try:
-        return json.loads((data_dir / STATE_FILE).read_text())
+        state: dict[str, Any] = json.loads((data_dir / STATE_FILE).read_text())
+        return state
     except FileNotFoundError:
         return None
     except ValueError:

@@ -22,6 +22,7 @@ from bench.otlp_client import Sender
 from bench.traces import Workload
 from bench.truth import compare, expected, store_totals
 from otelspend.enrich.runs import RUN_FIELD_NAMES
+from otelspend.enrich.runs import compute_run as real_compute_run
 from otelspend.pipeline import emission
 from otelspend.record import L
 from tests.conftest import Running, wait_for
@@ -37,7 +38,7 @@ _RUN_ID = RUN_FIELD_NAMES.index("run_id")
 
 def _poison_request() -> bytes:
     root = span(trace_id=POISON_TRACE, span_id=POISON_SPAN, name="poisoned", attrs={"tenant.id": "poison"})
-    return request([root]).SerializeToString()
+    return bytes(request([root]).SerializeToString())
 
 
 def _refuse(server: Running) -> None:
@@ -108,7 +109,7 @@ def test_a_run_that_cannot_be_emitted_is_quarantined_alone(
 
         monkeypatch.setattr(runstore, "insert_runs", insert_runs)
     else:
-        real_compute = emission.compute_run
+        real_compute = real_compute_run
 
         def compute_run(spans: Any, *args: Any, **kwargs: Any) -> Any:
             spans = list(spans)
