@@ -180,7 +180,7 @@ class OtelSpend:
         self._start_http([(self._otlp_http, otlp_sock), (api, api_sock)])
         self.addresses = Addresses(self._grpc.address, otlp_address, api_address)
         self._bootstrap = threading.Thread(
-            target=self._bring_up_store, args=(pending,), name="otelspend-bootstrap", daemon=True
+            target=self._bootstrap_main, args=(pending,), name="otelspend-bootstrap", daemon=True
         )
         self._bootstrap.start()
         self._bootstrap.join(wait_for_store)
@@ -192,6 +192,13 @@ class OtelSpend:
         self._announced = True
         log.info("%s store=%s", self.addresses.line(), self.store.describe())
         return self.addresses
+
+    def _bootstrap_main(self, pending: list[WalRecord]) -> None:
+        try:
+            self._bring_up_store(pending)
+        except BaseException as exc:  # a bug: say so (readiness, exit 2), never end silently
+            log.exception("start-up failed")
+            self._fail_start(f"start-up failed: {describe(exc)}")
 
     def _bring_up_store(self, pending: list[WalRecord]) -> None:
         """Migrate, recover, start the pipeline; retried with backoff while the store is down.
