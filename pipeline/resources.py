@@ -6,6 +6,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 
 from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries.resources import attributes
 
 
 class ResourceAttributes:
@@ -26,10 +27,7 @@ class ResourceAttributes:
     def __call__(self, resource_id: int) -> Mapping[str, str]:
         found = self._cache.get(resource_id)
         if found is None:
-            rows = self.store.rows(
-                f"SELECT attributes FROM {self.store.database}.resources WHERE resource_id = {{r:UInt64}} LIMIT 1",
-                {"r": resource_id},
-            )
+            rows = self.store.rows(*attributes(self.store.database, resource_id))
             found = dict(rows[0][0]) if rows else {}
             self._cache[resource_id] = found
         return found
