@@ -157,6 +157,8 @@ def aggregate_query(
         sql += f"\nORDER BY {', '.join(order_terms)}"
     if limit is not None:
         sql += f"\nLIMIT {params.bind('n', limit + (1 if totals else 0), 'UInt32')}"
+    if "{subset:UInt8}" not in sql:
+        del params.values["subset"]  # only raw breakdown run counts read it
     return sql, params.values, [*groups, *(f"m_{m}" for m in metrics), *(extra and [TOTAL, GROUP_COUNT])]
 
 
