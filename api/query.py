@@ -80,21 +80,15 @@ def rollup(store: Store, request: RollupRequest) -> dict[str, Any]:
         limit=request.limit,
         totals=grouped,
     )
-    dims = len(request.group_by)
-    out: list[dict[str, Any]] = []
-    totals: dict[str, Any] | None = None
-    total_groups = 0
-    for row in store.rows(sql, params):
-        item: dict[str, Any] = dict(zip(request.group_by, row[:dims], strict=True))
-        item.update(_metrics(metrics, row[dims : dims + len(metrics)]))
-        if grouped and row[-2]:  # the totals row (is_total)
-            totals = {name: item[name] for name in metrics}
-            continue
-        if grouped:
-            total_groups = int(row[-1])  # n_groups: counted before LIMIT
-        out.append(item)
+    rows = store.rows(sql, params)
+    dims, width = len(request.group_by), len(request.group_by) + len(metrics)
+    out = [dict(zip(request.group_by, row[:dims], strict=True)) | _metrics(metrics, row[dims:width]) for row in rows]
     if not grouped:  # the one row is the whole window
         totals, total_groups = {name: out[0][name] for name in metrics}, len(out)
+    elif rows:  # every row carries n_groups and the totals, taken before LIMIT
+        totals, total_groups = _metrics(metrics, rows[0][width + 1 :]), int(rows[0][width])
+    else:  # no group at all: the figures of nothing, as the ungrouped query gives them
+        totals, total_groups = _empty_totals(store, request, metrics), 0
     return {
         "group_by": list(request.group_by),
         "metrics": list(metrics),
@@ -108,6 +102,13 @@ def rollup(store: Store, request: RollupRequest) -> dict[str, Any]:
         "total_groups": total_groups,
         "truncated": total_groups > len(out),
     }
+
+
+def _empty_totals(store: Store, request: RollupRequest, metrics: Sequence[str]) -> dict[str, Any]:
+    """Totals of a table without groups: zero sums and null ratios, as the ungrouped query has them."""
+    plan = plan_for(request.group_by, request.filters)
+    sql, params, _ = aggregate_query(store.database, plan, request.window, (), metrics, request.filters)
+    return _metrics(metrics, store.rows(sql, params)[0])
 
 
 def _metrics(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:

@@ -18,13 +18,14 @@ in ``group_by`` or the filters reads ``rollup_calls_hourly``; one with a raw dim
 reads ``runs`` (or ``run_calls``) directly. Each metric is a SQL expression over
 *partials*: additive pieces (signed sums, quantile states, distinct-key maps) that every
 source can produce. ``Partial`` says how, per source; ``Metric.expr`` combines the merged
-partials (columns ``a_<partial>``) into the figure. Because every source produces the same
+partials (placeholders ``{<partial>}``) into the figure. Because every source produces the same
 partials, a figure does not depend on which source answered it.
 
 Fragments use the package's placeholders only (``otelspend.clickhouse.queries``):
 ``{value}`` the column an outer aggregate reads, ``{call_dimension}`` the one call
-dimension of a single-dimension call-level query, ``{subset:UInt8}`` the bound
-call-dimension subset id (a ``run_mask`` bit).
+dimension of a single-dimension call-level query, ``{<partial>}`` a merged partial in a
+metric's expression, ``{subset:UInt8}`` the bound call-dimension subset id (a ``run_mask``
+bit).
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class Partial:
     run_calls: str
     runs_daily: str | None = None
     calls_daily: str | None = None
+    group_state: str | None = None
+    """How a group keeps the partial when a table's totals are asked (``{value}``): a state the
+    totals merge again (quantiles). None: the group's value itself adds up with ``outer``."""
 
     def expression(self, source: Source) -> str:
         """The fragment this source computes the partial with."""
@@ -199,6 +203,7 @@ PARTIALS: dict[str, Partial] = {
             "",
             "quantilesExactWeightedState(0.5, 0.95)(duration_ms, toUInt64(sign))",
             "",
+            group_state="quantilesExactWeightedMergeState(0.5, 0.95)({value})",
         ),
         Partial(
             "latency_q_call",
@@ -208,6 +213,7 @@ PARTIALS: dict[str, Partial] = {
             "",
             "quantilesExactWeightedArrayState(0.5, 0.95)"
             "(latencies_ms, arrayWithConstant(length(latencies_ms), toUInt64(sign)))",
+            group_state="quantilesExactWeightedArrayMergeState(0.5, 0.95)({value})",
         ),
         Partial(
             "workflow_types",
@@ -232,15 +238,17 @@ class Metric:
     description: str
     partials: tuple[str, ...]
     expr: str
-    """SQL over ``a_<partial>`` columns; ``a_latency_q`` is the level's quantile pair."""
+    """SQL over the merged partials, each written ``{partial}`` (``{latency_q}``: the level's
+    quantile pair): a group's columns, or the window aggregates giving a table's totals."""
 
 
 def _ratio(numerator: str, denominator: str) -> str:
-    return f"if(a_{denominator} <= 0, NULL, a_{numerator} / a_{denominator})"
+    n, d = "{" + numerator + "}", "{" + denominator + "}"
+    return f"if({d} <= 0, NULL, {n} / {d})"
 
 
 def _total(name: str, unit: str, description: str, kind: Kind = "int") -> Metric:
-    return Metric(name, kind, unit, description, (name,), f"a_{name}")
+    return Metric(name, kind, unit, description, (name,), "{" + name + "}")
 
 
 _AT_CALL_LEVEL = (
@@ -266,7 +274,7 @@ METRICS: dict[str, Metric] = {
             "Calculated cost of the counted model calls (rate card in force when each call "
             "started); unpriced calls add nothing." + _AT_CALL_LEVEL,
             ("cost_usd",),
-            "a_cost_usd",
+            "{cost_usd}",
         ),
         Metric(
             "reported_cost_usd",
@@ -275,7 +283,7 @@ METRICS: dict[str, Metric] = {
             "Cost that instrumentation libraries or gateways reported on the spans (a hint to "
             "compare with cost_usd, never the ledger)." + _AT_CALL_LEVEL,
             ("reported_cost_usd",),
-            "a_reported_cost_usd",
+            "{reported_cost_usd}",
         ),
         Metric(
             "runs",
@@ -283,7 +291,7 @@ METRICS: dict[str, Metric] = {
             "runs",
             "Runs (traces) that started in the window." + _RUNS_AT_CALL_LEVEL,
             ("runs",),
-            "a_runs",
+            "{runs}",
         ),
         _total("calls", "calls", "Model calls, each counted once (call_role = 'call')." + _AT_CALL_LEVEL),
         Metric(
@@ -292,7 +300,7 @@ METRICS: dict[str, Metric] = {
             "runs",
             "Runs whose root span did not end in error." + _RUNS_AT_CALL_LEVEL,
             ("successful_runs",),
-            "a_successful_runs",
+            "{successful_runs}",
         ),
         Metric(
             "success_rate",
@@ -318,7 +326,7 @@ METRICS: dict[str, Metric] = {
             "Runs whose latest outcome is 'accepted' (span attribute, span event or POST .../outcome)."
             + _RUNS_AT_CALL_LEVEL,
             ("accepted_runs",),
-            "a_accepted_runs",
+            "{accepted_runs}",
         ),
         Metric(
             "cost_per_accepted_usd",
@@ -335,7 +343,7 @@ METRICS: dict[str, Metric] = {
             "runs",
             "Runs with any outcome (accepted, edited, rejected, escalated)." + _RUNS_AT_CALL_LEVEL,
             ("rated_runs",),
-            "a_rated_runs",
+            "{rated_runs}",
         ),
         Metric(
             "acceptance_rate",
@@ -360,7 +368,7 @@ METRICS: dict[str, Metric] = {
             "ms",
             "Median latency (exact, quantilesExactWeighted); null without data." + _LATENCY,
             ("latency_q", "latency_count"),
-            "if(a_latency_count <= 0, NULL, a_latency_q[1])",
+            "if({latency_count} <= 0, NULL, arrayElement({latency_q}, 1))",
         ),
         Metric(
             "latency_p95_ms",
@@ -368,7 +376,7 @@ METRICS: dict[str, Metric] = {
             "ms",
             "95th percentile latency (exact, quantilesExactWeighted); null without data." + _LATENCY,
             ("latency_q", "latency_count"),
-            "if(a_latency_count <= 0, NULL, a_latency_q[2])",
+            "if({latency_count} <= 0, NULL, arrayElement({latency_q}, 2))",
         ),
         _total(
             "retries",
@@ -429,7 +437,8 @@ METRICS: dict[str, Metric] = {
             "workflow types",
             "Distinct non-empty workflow_type values among the runs (or, at call level, the calls) in the group.",
             ("workflow_types",),
-            "length(arrayFilter((k, v) -> k != '' AND v > 0, a_workflow_types.1, a_workflow_types.2))",
+            "length(arrayFilter((k, v) -> k != '' AND v > 0, tupleElement({workflow_types}, 1), "
+            "tupleElement({workflow_types}, 2)))",
         ),
         _total(
             "unpriced_calls",
