@@ -150,6 +150,13 @@ def test_vocabulary_fragments_use_the_one_placeholder_syntax(partial: str) -> No
             assert render(fragment, call_dimension="model").count("_by_model") == 1
 
 
+@pytest.mark.parametrize("metric", list(METRICS))
+def test_metric_expressions_name_their_partials_as_placeholders(metric: str) -> None:
+    m = METRICS[metric]
+    assert set(PLACEHOLDER.findall(m.expr)) == set(m.partials), m.expr
+    assert BOUND.findall(m.expr) == [] and not re.search(r"\ba_\w", m.expr)
+
+
 def test_the_rows_in_force_rule_is_stated_once() -> None:
     assert runs.RUNS_IN_FORCE == "GROUP BY run_id HAVING sum(sign) > 0"
     stated = [
