@@ -151,8 +151,9 @@ def aggregate_query(
 
     groups = shape.groups
     metric_columns = [f"{shape.metric(m, partials)} AS m_{m}" for m in metrics]
-    extra = [f"count() OVER () AS {GROUP_COUNT}", *(f"{shape.total(m, partials)} AS t_{m}" for m in metrics)]
-    extra = extra if totals else []
+    extra = []
+    if totals:
+        extra = [f"count() OVER () AS {GROUP_COUNT}", *(f"{shape.total(m, partials)} AS t_{m}" for m in metrics)]
     sql = f"SELECT {', '.join([*groups, *metric_columns, *extra])} FROM (\n{inner}\n)"
     having = [f"g{i} != ''" for i in range(len(group_by))] if nonempty_groups else []
     if groups:
