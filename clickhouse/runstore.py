@@ -70,7 +70,7 @@ class RunStore:
             names = result.column_names
             for record in result.result_rows:
                 values = dict(zip(names, record, strict=True))
-                lite = []
+                lite: list[Any] = []
                 for name in LITE_FIELDS:
                     if name == "attributes":
                         lite.append((list(values["attr_keys"]), list(values["attr_values"])))

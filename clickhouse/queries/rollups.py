@@ -79,9 +79,11 @@ class _Shape:
 
     @property
     def groups(self) -> list[str]:
+        """Output names of the group keys: ``g<i>`` per dimension, ``b`` the bucket."""
         return [f"g{i}" for i in range(len(self.group_by))] + (["b"] if self.bucket else [])
 
     def group_clause(self) -> str:
+        """`` GROUP BY`` the keys (empty without any)."""
         return f" GROUP BY {', '.join(self.groups)}" if self.groups else ""
 
     def group_aggregate(self, partial: str) -> str:

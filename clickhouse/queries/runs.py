@@ -70,7 +70,7 @@ def run_filters(database: str, start_ns: int, end_ns: int, filters: Filters, par
     same values, so they pass or fail together and still cancel."""
     started = time_range("start_time", params, start_ns, end_ns)
     terms = [started]
-    call_terms = []
+    call_terms: list[str] = []
     for name, values in filters:
         term = f"{DIMENSIONS[name].column} IN {params.bind('f', list(values), 'Array(String)')}"
         (call_terms if DIMENSIONS[name].level == "call" else terms).append(term)
