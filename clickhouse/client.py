@@ -114,6 +114,10 @@ class Store:
         rows = self.rows(sql, parameters)
         return rows[0][0] if rows else None
 
+    def ping(self) -> None:
+        """Raise unless the store answers a query (readiness)."""
+        self.scalar("SELECT 1")
+
     def insert_arrow(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
         if data.num_rows:
             self.client().insert_arrow(table, data, settings=dict(settings or {}))
