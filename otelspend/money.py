@@ -45,12 +45,13 @@ def split_largest_remainder(total: int, weights: Sequence[Weight]) -> Split:
     """
     if any(w < 0 for w in weights):
         raise ValueError("weights must be non-negative")
-    weight_sum = sum((Fraction(w) for w in weights), Fraction(0))
+    integers = all(type(w) is int for w in weights)
+    weight_sum = sum(weights) if integers else sum((Fraction(w) for w in weights), Fraction(0))
     if not weights or weight_sum == 0:
         return Split(total, tuple(0 for _ in weights), total)
     sign = -1 if total < 0 else 1
     magnitude = abs(total)
-    if all(type(w) is int for w in weights):
+    if integers:
         return _split_integers(total, sign, magnitude, weights)  # type: ignore[arg-type]
     exact = [Fraction(w) * magnitude / weight_sum for w in weights]
     floors = [e.numerator // e.denominator for e in exact]
