@@ -26,6 +26,19 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 
+# The SQL endpoint's tests drive the official Node client, @clickhouse/client (npm registry),
+# pinned by tests/sqlhttp/node/package-lock.json; Node itself from Debian if it is missing.
+NODE_DIR := tests/sqlhttp/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
+NPM := $(shell command -v npm || echo /usr/bin/npm)
+$(NPM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json | $(NPM)
+	cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(RUN_STAMP)
 
 ## Serve OTLP (4317 gRPC, 4318 HTTP) and the API/dashboard (8000) on embedded chDB under ./data.
@@ -33,7 +46,7 @@ run: $(RUN_STAMP)
 	$(BIN)/otelspend serve $(ARGS)
 
 ## Lint, then the whole suite (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
-test: $(TEST_STAMP) | $(CHROMIUM)
+test: $(TEST_STAMP) $(NODE_STAMP) | $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -9,7 +9,6 @@ ClickHouse PR 111043); every other code is 500.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 # The numbers are ClickHouse's (``errorCodeToName`` in the engine; a test checks each).
 SYNTAX_ERROR = (62, "SYNTAX_ERROR")
@@ -66,13 +65,14 @@ _ENGINE_MESSAGE = re.compile(
 )
 
 
-@dataclass(frozen=True)
 class ClickHouseError(Exception):
     """An error answered the way ClickHouse answers it."""
 
-    code: int
-    name: str
-    message: str
+    def __init__(self, code: int, name: str, message: str) -> None:
+        super().__init__(f"{name} ({code}): {message}")
+        self.code = code
+        self.name = name
+        self.message = message
 
     @classmethod
     def of(cls, kind: tuple[int, str], message: str) -> ClickHouseError:

@@ -103,7 +103,9 @@ class Policy:
         """Raise ClickHouseError unless ``statement`` may run (or be kept in the session)."""
         kind = statement.kind
         if kind not in READ_KINDS | SESSION_KINDS or (kind == "SET" and not statement.settings):
-            shown = " ".join(t.text for t in statement.tokens[:3]) if kind == "SET" else (kind or "this statement")
+            shown = kind or "this statement"
+            if kind == "SET":
+                shown = " ".join(t.text.upper() for t in statement.tokens[:2])
             raise ClickHouseError.of(
                 errors.READONLY,
                 f"Cannot execute query in readonly mode: otelspend's SQL endpoint only reads ({shown} refused; "

@@ -81,12 +81,12 @@ def literal(tokens: list[Token] | tuple[Token, ...], index: int) -> tuple[str, i
 def _name_value_list(tokens: list[Token], index: int, what: str) -> tuple[list[tuple[str, str]], int]:
     pairs: list[tuple[str, str]] = []
     while True:
-        if index + 1 >= len(tokens) or tokens[index].kind not in (Kind.WORD, Kind.QUOTED_IDENTIFIER):
+        if index >= len(tokens) or tokens[index].kind not in (Kind.WORD, Kind.QUOTED_IDENTIFIER):
             raise ClickHouseError.of(
                 errors.SYNTAX_ERROR, f"{what}: expected a setting name at position {_at(tokens, index)}"
             )
         name = identifier(tokens[index])
-        if tokens[index + 1].text != "=":
+        if index + 1 >= len(tokens) or tokens[index + 1].text != "=":
             # ``SET flag`` / ``SETTINGS flag`` without a value means 1 in ClickHouse.
             pairs.append((name, "1"))
             index += 1
