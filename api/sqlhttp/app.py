@@ -223,7 +223,7 @@ class SqlHttpApp:
         ]
 
     async def _run(self, work: Callable[[], tuple[Outcome, bytes]]) -> tuple[Outcome, bytes]:
-        if self._waiting >= self.config.max_queued_queries:
+        if self._slots.locked() and self._waiting >= self.config.max_queued_queries:
             raise _busy(f"{self._waiting} queries are already waiting (sql.max_queued_queries)")
         self._waiting += 1
         try:

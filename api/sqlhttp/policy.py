@@ -31,6 +31,13 @@ from otelspend.api.sqlhttp.statement import Statement
 
 READ_KINDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN"})
 SESSION_KINDS = frozenset({"SET", "USE"})
+OTHER_KINDS = frozenset(
+    {"INSERT", "ALTER", "DROP", "CREATE", "SYSTEM", "KILL", "OPTIMIZE", "TRUNCATE", "RENAME", "DETACH", "ATTACH",
+     "GRANT", "REVOKE", "DELETE", "UPDATE", "BACKUP", "RESTORE", "CHECK", "EXCHANGE", "UNDROP", "MOVE", "WATCH",
+     "BEGIN", "COMMIT", "ROLLBACK", "REPLACE", "EXECUTE", "UPSERT"}
+)  # fmt: skip
+"""ClickHouse statements that write, change the schema or administer: refused as READONLY.
+Any other first word is not a statement ClickHouse knows: a SYNTAX_ERROR, as it would answer."""
 
 ALLOWED_TABLE_FUNCTIONS = frozenset(
     {"numbers", "numbers_mt", "zeros", "zeros_mt", "generate_series", "generateseries", "values",
@@ -102,6 +109,12 @@ class Policy:
     def check(self, statement: Statement, sql: str) -> None:
         """Raise ClickHouseError unless ``statement`` may run (or be kept in the session)."""
         kind = statement.kind
+        if kind not in READ_KINDS | SESSION_KINDS | OTHER_KINDS:
+            raise ClickHouseError.of(
+                errors.SYNTAX_ERROR,
+                f"Syntax error: {kind or 'a statement without a verb'} is not a statement ClickHouse knows "
+                "(expected SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN, SET or USE)",
+            )
         if kind not in READ_KINDS | SESSION_KINDS or (kind == "SET" and not statement.settings):
             shown = kind or "this statement"
             if kind == "SET":

@@ -69,7 +69,6 @@ def test_reads_pass(sql):
         pytest.param("EXCHANGE TABLES a AND b", "EXCHANGE", id="exchange"),
         pytest.param("SET ROLE admin", "SET ROLE", id="set-role"),
         pytest.param("/* comment */ -- x\n  insert into spans values (1)", "INSERT", id="insert-after-comments"),
-        pytest.param("1 + 1", "this statement", id="implicit-select"),
     ],
 )
 def test_writes_and_admin_are_refused(sql, kind):
@@ -107,6 +106,12 @@ def test_table_functions_not_listed_are_refused(name):
     error = refusal(f"SELECT * FROM {name}(numbers(1))")
     assert error.name == "READONLY" and "not available" in error.message
     assert "allowed: format, generate_series" in error.message
+
+
+@pytest.mark.parametrize("sql", ["1 + 1", "SELEC 1", "file('/etc/passwd')"])
+def test_what_is_not_a_statement_is_a_syntax_error(sql):
+    error = refusal(sql)
+    assert (error.code, error.name) == (62, "SYNTAX_ERROR") and "is not a statement ClickHouse knows" in error.message
 
 
 @pytest.mark.parametrize(
