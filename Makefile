@@ -39,6 +39,12 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json | $(NPM)
 	cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The README's curl example runs as written in the SQL endpoint's tests.
+CURL := /usr/bin/curl
+$(CURL):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl
+
 install: $(RUN_STAMP)
 
 ## Serve OTLP (4317 gRPC, 4318 HTTP) and the API/dashboard (8000) on embedded chDB under ./data.
@@ -46,7 +52,7 @@ run: $(RUN_STAMP)
 	$(BIN)/otelspend serve $(ARGS)
 
 ## Lint, then the whole suite (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
-test: $(TEST_STAMP) $(NODE_STAMP) | $(CHROMIUM)
+test: $(TEST_STAMP) $(NODE_STAMP) | $(CHROMIUM) $(CURL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
