@@ -35,7 +35,8 @@ def _readme_queries() -> list[str]:
 def _local(loaded: Loaded, text: str) -> str:
     """The README's address and database, made the test server's."""
     host, port = loaded.host_port
-    text = text.replace("127.0.0.1:8123", f"{host}:{port}").replace('host="127.0.0.1", port=8123', f'host="{host}", port={port}')
+    text = text.replace("127.0.0.1:8123", f"{host}:{port}")
+    text = text.replace('host="127.0.0.1", port=8123', f'host="{host}", port={port}')
     return text.replace("otelspend.", f"{loaded.server.db}.")
 
 
@@ -51,8 +52,8 @@ def test_readme_sql_through_both_clients(loaded, cc, index):
     assert direct
     assert cc.query(sql).result_rows == direct
     settings = {"output_format_json_quote_decimals": 1, "output_format_json_quote_64bit_integers": 1}
-    (result,) = run_node(loaded.server.sql_url, "otelspend", PASSWORD, [{"query": sql, "format": "JSONCompactEachRow",
-                                                                        "clickhouse_settings": settings}])["results"]  # fmt: skip
+    query = {"query": sql, "format": "JSONCompactEachRow", "clickhouse_settings": settings}
+    (result,) = run_node(loaded.server.sql_url, "otelspend", PASSWORD, [query])["results"]
     assert [[_plain(v) for v in row] for row in direct] == [[_plain(v) for v in row] for row in result["rows"]]
 
 
@@ -72,7 +73,10 @@ def test_readme_runs_and_cost_per_success_equal_the_rest_api(loaded, cc):
     queries = [_local(loaded, q) for q in _readme_queries()]
     now = dt.datetime.now(dt.UTC)
     stamp = "%Y-%m-%dT%H:00:00Z"
-    window = {"from": (now - dt.timedelta(days=30)).strftime(stamp), "to": (now + dt.timedelta(hours=2)).strftime(stamp)}
+    window = {
+        "from": (now - dt.timedelta(days=30)).strftime(stamp),
+        "to": (now + dt.timedelta(hours=2)).strftime(stamp),
+    }
     runs = cc.query(queries[1]).result_rows
     rest_runs = loaded.rest("/v1/runs", order_by="cost_usd", limit=20, **window)["runs"]
     assert [(r[0], r[-1]) for r in runs] == [(r["run_id"], Decimal(r["cost_usd"])) for r in rest_runs]
