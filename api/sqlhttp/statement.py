@@ -33,6 +33,11 @@ class Statement:
 def analyze(sql: str) -> Statement:
     """One statement of ``sql``; raises ClickHouseError(SYNTAX_ERROR) for what cannot be one."""
     tokens = [t for t in tokenize(sql) if t.significant]
+    first = next((t for t in tokens if t.kind is Kind.WORD), None)
+    if first is not None and first.is_word("INSERT"):
+        # An INSERT's data follows its FORMAT / VALUES in the same body (clients send binary
+        # Native there): it is refused for what it is, never lexed as SQL.
+        return Statement("INSERT", tuple(tokens[:1]), None, (), (), False)
     for token in tokens:
         if token.kind is Kind.ERROR:
             raise ClickHouseError.of(

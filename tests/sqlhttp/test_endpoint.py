@@ -16,6 +16,7 @@ import lz4.frame
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import wait_for
 from tests.sqlhttp.conftest import CREDENTIALS, PASSWORD
 
 if sys.version_info >= (3, 14):
@@ -261,19 +262,19 @@ def test_request_size_is_bounded(server_with):
 def test_queries_beyond_the_queue_are_refused(server_with):
     server = server_with(max_concurrent_queries=1, max_queued_queries=0)
     url = server.sql_url + "/"
-    slow = "SELECT sleepEachRow(0.5) FROM numbers(2) FORMAT Null"
+    slow = "SELECT sleepEachRow(0.5) FROM numbers(4) FORMAT Null"
     results: list[httpx.Response] = []
     worker = threading.Thread(target=lambda: results.append(httpx.post(url, content=slow, timeout=30)))
     worker.start()
-    busy = None
-    for _ in range(100):  # until the slow query holds the only slot
-        busy = httpx.post(url, content="SELECT 1")
-        if busy.status_code != 200:
-            break
+    running = (
+        "SELECT count() FROM system.processes WHERE query LIKE '%sleepEachRow(0.5)%' AND query NOT LIKE '%processes%'"
+    )
+    wait_for(lambda: server.scalar(running), 10, "the slow query to hold the only slot")
+    busy = httpx.post(url, content="SELECT 1")
     worker.join()
     assert results[0].status_code == 200, results[0].text
-    assert busy is not None
     assert_error(busy, 500, 202, "TOO_MANY_SIMULTANEOUS_QUERIES")
+    assert httpx.post(url, content="SELECT 1").text == "1\n"  # the slot is free again
 
 
 def test_queries_are_counted(loaded):
