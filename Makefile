@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-query screenshot install clean
+.PHONY: run test lint bench bench-query bench-sql screenshot install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench: $(TEST_STAMP)
 ## API latency over a large synthetic ledger (p50/p95 per query), appended to bench/RESULTS.md.
 bench-query: $(TEST_STAMP)
 	$(BIN)/python -m bench.query_bench $(ARGS)
+
+## Ingest throughput with and without a heavy query on the SQL endpoint, appended to bench/RESULTS.md.
+bench-sql: $(TEST_STAMP)
+	$(BIN)/python -m bench.sql_contention $(ARGS)
 
 ## Refresh docs/img/dashboard-overview.png from the browser test's screenshot.
 screenshot: $(TEST_STAMP) | $(CHROMIUM)
