@@ -124,7 +124,8 @@ class SqlHttpApp:
             chosen[name] = self.policy.setting(name, value, from_url=True)
         for name, value in statement.settings:
             chosen[name] = self.policy.setting(name, value, from_url=False)
-        fmt = statement.format or params.get("default_format") or "TabSeparated"
+        default_format = params.get("default_format") or "TabSeparated"
+        fmt = statement.format or default_format  # what the engine answers in: a FORMAT clause wins
         database = (
             params.get("database") or headers.get("x-clickhouse-database") or (session.database if session else None)
         ) or self.config.database
@@ -137,7 +138,7 @@ class SqlHttpApp:
                 database=database,
                 settings=self.policy.engine_settings(chosen),
                 params={**(session.params if session else {}), **query_params},
-                fmt=fmt,
+                fmt=default_format,
             )
             return outcome, compression.encode(outcome.body, encoding, level) if encoding else outcome.body
 

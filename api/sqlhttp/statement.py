@@ -148,7 +148,9 @@ def _format_clause(tokens: list[Token]) -> str | None:
         elif depth == 0 and token.is_word("FORMAT") and index + 1 < len(tokens):
             nxt = tokens[index + 1]
             after = tokens[index + 2] if index + 2 < len(tokens) else None
-            if nxt.kind in (Kind.WORD, Kind.QUOTED_IDENTIFIER) and (after is None or after.text != "("):
+            # The clause ends the statement (a SETTINGS clause may follow it); a column or
+            # alias named format is followed by something else.
+            if nxt.kind in (Kind.WORD, Kind.QUOTED_IDENTIFIER) and (after is None or after.is_word("SETTINGS")):
                 found = identifier(nxt)
     return found
 

@@ -121,6 +121,17 @@ def test_native_is_the_engines_native_format(loaded):
     assert response.content == b"\x01\x02\x06number\x06UInt64" + (0).to_bytes(8, "little") + (1).to_bytes(8, "little")
 
 
+def test_the_grafana_plugins_handshake(loaded):
+    """grafana-clickhouse-datasource's Go client over HTTP: ``default_format=Native`` on every
+    request, ``SELECT timeZone()`` first, its query timeout as ``max_execution_time`` (above
+    the ceiling: lowered, not refused), unused parameters ignored."""
+    params = {"default_format": "Native", "max_execution_time": "60", "param_unused": "x"}
+    response = loaded.post("SELECT timeZone()", params=params)
+    assert response.status_code == 200, response.text
+    assert response.content == b"\x01\x01\ntimeZone()\x06String\x07Etc/UTC"
+    assert loaded.post("SELECT 1", params=params).content == b"\x01\x01\x011\x05UInt8\x01"
+
+
 def test_query_parameters_in_the_url_and_in_a_multipart_body(loaded):
     response = loaded.get(
         {"query": "SELECT {s:String}, {a:Array(String)}", "param_s": "O\\'Reilly", "param_a": "['x','y']"}

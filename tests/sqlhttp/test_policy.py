@@ -148,6 +148,21 @@ def test_syntax_errors(sql, message):
     assert caught.value.name == "SYNTAX_ERROR" and message in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("sql", "fmt"),
+    [
+        pytest.param("SELECT 1 FORMAT JSON", "JSON", id="clause"),
+        pytest.param("SELECT 1 FORMAT JSON SETTINGS max_threads = 1", "JSON", id="clause-then-settings"),
+        pytest.param("SELECT format FROM t", None, id="column-named-format"),
+        pytest.param("SELECT x AS format FROM t WHERE 1", None, id="alias-named-format"),
+        pytest.param("SELECT format('{}', 1)", None, id="string-function"),
+        pytest.param("SELECT * FROM (SELECT 1 FORMAT CSV)", None, id="inside-a-subquery"),
+    ],
+)
+def test_format_clause(sql, fmt):
+    assert analyze(sql).format == fmt
+
+
 def test_statement_reads_format_and_settings():
     st = analyze(
         "SELECT format('{}', x) FROM (SELECT 1 AS x FORMAT CSV) "
