@@ -121,7 +121,8 @@ def test_chdb_still_runs_three_things_in_readonly_mode(queries, store, tmp_path)
 
 
 def test_hardening_turns_off_what_chdb_turns_on(queries, store):
-    settings = "SELECT getSetting('allow_introspection_functions'), getSetting('implicit_select'), getSetting('os_thread_priority')"
+    names = ("allow_introspection_functions", "implicit_select", "os_thread_priority")
+    settings = "SELECT " + ", ".join(f"getSetting('{name}')" for name in names)
     assert run(queries, store, settings) == b"false\tfalse\t19\n"
     assert engine_error(queries, store, "1 + 1").name == "SYNTAX_ERROR"
 
