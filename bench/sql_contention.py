@@ -89,7 +89,7 @@ class Round:
 def one_round(args: argparse.Namespace, payloads: list[bytes], spans: int, runs: int, busy: bool) -> Round:
     with tempfile.TemporaryDirectory(prefix="otelspend-bench-sql-") as tmp:
         env = {"OTELSPEND_RUNS_SETTLE_SECONDS": str(args.settle_seconds)}
-        server = ServerProcess(Path(tmp) / "data", env=env).start()
+        server = ServerProcess(Path(tmp) / "data", env=env).start(timeout_seconds=240)
         heavy = HeavyClient(f"http://{server.sql_address}/", args.heavy_rows, args.parallel) if busy else None
         try:
             if heavy is not None:

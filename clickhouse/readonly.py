@@ -28,12 +28,18 @@ import chdb
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FORMAT = re.compile(r"^[A-Za-z0-9_]+$")
 
-HARDENING = (("allow_introspection_functions", "0"), ("implicit_select", "0"), ("os_thread_priority", "19"))
+HARDENING = (
+    ("allow_introspection_functions", "0"),
+    ("implicit_select", "0"),
+    ("priority", "2"),
+    ("os_thread_priority", "19"),
+)
 """chDB turns the first two on by default (a server does not): no introspection of the
-process' memory and code, and no statement without a verb (``1 + 1`` as a SELECT). The
-third runs the query's threads at nice 19, below ingest; ClickHouse applies it only when
-the process has CAP_SYS_NICE (root, or the capability granted) and resets it after the
-query, and otherwise skips it (measured on chDB 4.4)."""
+process' memory and code, and no statement without a verb (``1 + 1`` as a SELECT). Ingest
+first: the engine pauses a query of priority 2 while one of the store's (priority 1,
+``clickhouse.client.INGEST_PRIORITY``) runs, and runs its threads at nice 19 when the process
+may set that (``os_thread_priority``: ClickHouse applies it only with CAP_SYS_NICE, e.g. root,
+resets it after the query, and otherwise skips it; measured on chDB 4.4)."""
 
 
 class ReadOnlyQueryError(Exception):

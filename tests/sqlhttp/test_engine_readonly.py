@@ -16,7 +16,7 @@ import pytest
 
 from otelspend.api.sqlhttp import errors
 from otelspend.api.sqlhttp.errors import ClickHouseError
-from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.client import INGEST_PRIORITY, Store
 from otelspend.clickhouse.migrate import migrate
 from otelspend.clickhouse.readonly import ReadOnlyQueries, ReadOnlyQueryError
 
@@ -121,9 +121,11 @@ def test_chdb_still_runs_three_things_in_readonly_mode(queries, store, tmp_path)
 
 
 def test_hardening_turns_off_what_chdb_turns_on(queries, store):
-    names = ("allow_introspection_functions", "implicit_select", "os_thread_priority")
+    names = ("allow_introspection_functions", "implicit_select", "priority", "os_thread_priority")
     settings = "SELECT " + ", ".join(f"getSetting('{name}')" for name in names)
-    assert run(queries, store, settings) == b"false\tfalse\t19\n"
+    assert run(queries, store, settings) == b"false\tfalse\t2\t19\n"
+    # The store's own queries come first: the engine pauses priority 2 while priority 1 runs.
+    assert store.scalar("SELECT getSetting('priority')") == INGEST_PRIORITY == 1
     assert engine_error(queries, store, "1 + 1").name == "SYNTAX_ERROR"
 
 
