@@ -12,6 +12,7 @@ clean ClickHouse error response, never a half-sent result.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
+log = logging.getLogger("otelspend.sql")
 HEALTH_PATHS = frozenset({"/ping", "/replicas_status"})
 KEEP_ALIVE_SECONDS = 5  # uvicorn's default keep-alive; the Node client reads it from this header
 
@@ -86,8 +88,9 @@ class SqlHttpApp:
                 )
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             body = await self._body(receive, headers)
-            status, out_headers, out = await self._answer(method, params, headers, body, query_id)
-        except ClickHouseError as error:
+            status, out_headers, out = await self._answer(params, headers, body, query_id)
+        except Exception as exc:  # every failure answers as ClickHouse does; a bug is also logged
+            error = exc if isinstance(exc, ClickHouseError) else _unexpected(exc)
             self.metrics.inc("otelspend_sql_queries_total", outcome=_outcome(error))
             self.metrics.observe("otelspend_sql_query_seconds", time.perf_counter() - started)
             headers_ = response.common(self.config.display_name, query_id) + response.error_headers(error)
@@ -98,7 +101,7 @@ class SqlHttpApp:
         await _send(send, status, response.common(self.config.display_name, query_id) + out_headers, out)
 
     async def _answer(
-        self, method: str, params: dict[str, str], headers: dict[str, str], body: bytes, query_id: str
+        self, params: dict[str, str], headers: dict[str, str], body: bytes, query_id: str
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         content_type = headers.get("content-type", "")
         if content_type.lower().startswith("multipart/form-data"):
@@ -249,6 +252,11 @@ def _outcome(error: ClickHouseError) -> str:
     if error.name in ("READONLY", "INTO_OUTFILE_NOT_ALLOWED"):
         return "refused"
     return "failed"
+
+
+def _unexpected(exc: Exception) -> ClickHouseError:
+    log.exception("sql endpoint: unexpected error")
+    return ClickHouseError.of(errors.UNKNOWN_EXCEPTION, f"otelspend SQL endpoint error: {type(exc).__name__}: {exc}")
 
 
 def _busy(why: str) -> ClickHouseError:
