@@ -52,6 +52,7 @@ class EngineInfo:
     timezone: str
     table_functions: frozenset[str]
     http_compression_by_default: bool
+    settings: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class ReadOnlyQueries:
         with self._lock:
             self._hardening = tuple((k, v) for k, v in HARDENING if k in defaults)
         compression = defaults.get("enable_http_compression", "0") not in ("", "0")
-        return EngineInfo(version, timezone, frozenset(functions), compression)
+        return EngineInfo(version, timezone, frozenset(functions), compression, frozenset(defaults))
 
     def run(
         self,

@@ -56,7 +56,7 @@ class SqlHttpApp:
         self.queries = queries
         self.metrics = metrics
         self.info: EngineInfo = queries.info()
-        self.policy = Policy(limits, self.info.table_functions)
+        self.policy = Policy(limits, self.info.table_functions, self.info.settings)
         self.sessions = Sessions()
         self.executor = ThreadPoolExecutor(
             max_workers=config.max_concurrent_queries, thread_name_prefix="otelspend-sql"
@@ -220,8 +220,8 @@ class SqlHttpApp:
         }  # fmt: skip
         return [
             (b"content-type", response.content_type(fmt).encode()),
-            (b"x-clickhouse-format", fmt.encode()),
-            (b"x-clickhouse-timezone", zone.encode()),
+            (b"x-clickhouse-format", response.header_value(fmt)),
+            (b"x-clickhouse-timezone", response.header_value(zone)),
             (b"x-clickhouse-summary", response.summary(**totals).encode()),
             (b"keep-alive", f"timeout={KEEP_ALIVE_SECONDS}".encode()),
         ]

@@ -99,10 +99,13 @@ LIMIT_NAMES = frozenset(Limits.__dataclass_fields__)
 
 
 class Policy:
-    def __init__(self, limits: Limits, engine_table_functions: Iterable[str] = ()) -> None:
+    def __init__(
+        self, limits: Limits, engine_table_functions: Iterable[str] = (), engine_settings: Iterable[str] = ()
+    ) -> None:
         self.limits = limits
         known = {name.lower() for name in engine_table_functions}
         self.refused_functions = (known - ALLOWED_TABLE_FUNCTIONS) | OUTWARD_FUNCTIONS
+        self.known_settings = frozenset(engine_settings)
 
     # -- statements ------------------------------------------------------------------------
 
@@ -155,6 +158,8 @@ class Policy:
 
     def setting(self, name: str, value: str, *, from_url: bool) -> str:
         """The value to apply for a client's ``name = value``; raises ClickHouseError if refused."""
+        if self.known_settings and name not in self.known_settings:
+            raise ClickHouseError.of(errors.UNKNOWN_SETTING, f"Unknown setting '{name}'")
         if name in LIMIT_NAMES:
             return self._limit(name, value, from_url=from_url)
         if name in FORCED:

@@ -42,10 +42,15 @@ def summary(
     return json.dumps({k: str(v) for k, v in values.items()}, separators=(",", ":"))
 
 
+def header_value(text: str) -> bytes:
+    """A client-given value echoed in a header (query id, time zone): printable ASCII only."""
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:512]).encode()
+
+
 def common(display_name: str, query_id: str) -> list[tuple[bytes, bytes]]:
     return [
-        (b"x-clickhouse-server-display-name", display_name.encode()),
-        (b"x-clickhouse-query-id", query_id.encode()),
+        (b"x-clickhouse-server-display-name", header_value(display_name)),
+        (b"x-clickhouse-query-id", header_value(query_id)),
     ]
 
 

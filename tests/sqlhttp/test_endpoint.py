@@ -214,6 +214,18 @@ def test_sessions_keep_set_and_use(loaded):
     )
 
 
+def test_unknown_settings_are_unknown_as_in_clickhouse(loaded):
+    assert_error(loaded.post("SET no_such_setting = 1"), 404, 115, "UNKNOWN_SETTING")
+    assert_error(loaded.post("SELECT 1", params={"output_format_no_such_thing": "1"}), 404, 115, "UNKNOWN_SETTING")
+    assert_error(loaded.post("SELECT 1 SETTINGS nope = 1"), 404, 115, "UNKNOWN_SETTING")
+
+
+def test_echoed_values_cannot_inject_headers(loaded):
+    response = loaded.post("SELECT 1", params={"query_id": "a\r\nX-Evil: 1"})
+    assert response.status_code == 200 and response.headers["x-clickhouse-query-id"] == "a??X-Evil: 1"
+    assert "x-evil" not in response.headers
+
+
 def test_session_timezone_is_reported(loaded):
     response = loaded.post("SELECT 1", params={"session_timezone": "Europe/Paris"})
     assert response.headers["x-clickhouse-timezone"] == "Europe/Paris"
