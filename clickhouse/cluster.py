@@ -31,7 +31,14 @@ _OTHER_DDL = re.compile(
     re.IGNORECASE,
 )
 _ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
-_SHARDING_KEYS = {"spans": "trace_id", "resources": "resource_id", "schema_migrations": "version"}
+_SHARDING_KEYS = {
+    "spans": "trace_id",
+    "resources": "resource_id",
+    "schema_migrations": "version",
+    # A restated allocation (cancel + new row) and a re-imported revenue day collapse on one shard.
+    "allocations": "cityHash64(pool, period_start, consumer, run_id)",
+    "revenue": "cityHash64(tenant, customer, feature, day)",
+}
 
 
 def table_names(migrations: list[Migration]) -> list[str]:

@@ -295,6 +295,17 @@ class RunsSettings(Section):
     flagged as a retry loop too (an agent stuck re-asking)."""
 
 
+class AllocationSettings(Section):
+    interval_seconds: float = Field(300.0, ge=1, le=86_400)
+    """How often the allocation job looks for pool periods to (re)allocate: new periods, periods
+    with runs written since its last look (late runs, outcomes, re-prices), rules changed."""
+    lookback_days: int = Field(35, ge=1, le=3660)
+    """Periods ending less than this many days ago are kept in step by the job; older ones change
+    only through ``otelspend allocate --from --to`` (or ``POST /v1/admin/allocate``)."""
+    max_upload_bytes: int = Field(16 * MIB, ge=1024, le=1024 * MIB)
+    """Largest revenue CSV accepted by ``POST /v1/revenue``."""
+
+
 class Settings(Section):
     data_dir: Path = Path("./data")
     """Where the WAL (and the default embedded chDB) live."""
@@ -306,6 +317,9 @@ class Settings(Section):
     """YAML rate card overriding / extending genai-prices."""
     ownership: Path | None = None
     """YAML ownership rules (team, cost center, product, feature, owner)."""
+    cost_pools: Path | None = None
+    """YAML shared-cost pools (and units of value), allocated to runs by declared rules;
+    reloaded on change like the rate card."""
     otlp: OtlpSettings = OtlpSettings()
     api: ApiSettings = ApiSettings()
     sql: SqlSettings = SqlSettings()
@@ -313,12 +327,13 @@ class Settings(Section):
     wal: WalSettings = WalSettings()
     pipeline: PipelineSettings = PipelineSettings()
     runs: RunsSettings = RunsSettings()
+    allocation: AllocationSettings = AllocationSettings()
 
     @property
     def wal_dir(self) -> Path:
         return self.wal.dir or self.data_dir / "wal"
 
-    @field_validator("rate_card", "ownership")
+    @field_validator("rate_card", "ownership", "cost_pools")
     @classmethod
     def _file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():

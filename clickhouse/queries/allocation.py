@@ -1,0 +1,192 @@
+"""Shared-cost allocation: the runs a pool is shared over, the allocations in force, listings.
+
+``allocations`` (migration 0007) is a ``VersionedCollapsingMergeTree(sign, version)`` keyed by
+``(pool, period_start, consumer, run_id)``: a restated row is cancelled (its stored copy with
+``sign = -1``) and written again, like runs, so ``rollup_alloc_hourly`` / ``_daily`` move by
+exact deltas. The rows in force are those whose signs net positive (``runs.current`` nets
+fetched rows the same way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from otelspend.clickhouse.queries.runs import RUNS_IN_FORCE, run_filters
+from otelspend.clickhouse.queries.sql import Fragment, Params, Query, render
+from otelspend.clickhouse.queries.vocabulary import DIMENSIONS, Filters
+
+DIMENSIONS_CARRIED: tuple[str, ...] = (
+    "workflow_type",
+    "workflow_id",
+    "service",
+    "environment",
+    "tenant",
+    "customer",
+    "feature",
+    "user",
+    "team",
+    "cost_center",
+    "product",
+    "prompt_version",
+    "status",
+    "outcome",
+)
+"""The run's attribution each allocation row carries (run and raw dimensions), in table order."""
+
+FIELDS: tuple[str, ...] = (
+    "pool",
+    "period_start",
+    "consumer",
+    "run_id",
+    "version",
+    "sign",
+    "rule_version",
+    "period",
+    "period_end",
+    "by",
+    "method",
+    "signal",
+    "cost_kind",
+    "unallocated",
+    "start_time",
+    "amount_usd",
+    "run_quantity",
+    "consumer_quantity",
+    "pool_quantity",
+    "consumer_ratio",
+    *DIMENSIONS_CARRIED,
+    "written_at",
+    "node",
+)
+"""Columns of ``allocations`` in table order (inserts name them)."""
+
+SIGNAL_WEIGHTS: dict[str, tuple[str, int]] = {
+    "runs": ("1", 1),
+    "spans": ("spans", 1),
+    "calls": ("llm_calls", 1),
+    "tokens": ("input_tokens + output_tokens", 1),
+    "input_tokens": ("input_tokens", 1),
+    "output_tokens": ("output_tokens", 1),
+    "retrieval_queries": ("retrieval_queries", 1),
+    "gpu_seconds": ("gpu_us", 10**6),
+    "duration": ("duration_ms", 1),
+    "direct_cost": ("toInt128(ifNull(cost_usd, toDecimal128(0, 15)) * 1000000000000000)", 10**15),
+}
+"""Signal -> (integer weight over a run's columns, weight units per signal unit): a signal is
+split over as an exact integer (femto-USD for direct cost, GPU-microseconds, tokens, ...)."""
+
+_SIGNALS = """
+SELECT run_id, toUnixTimestamp64Nano(argMax(start_time, version)) AS start_ns,
+       argMax({by}, version) AS consumer, toInt128(argMax({weight}, version)) AS weight, {dims}
+FROM {db}.runs WHERE {where}
+{in_force}
+"""
+
+
+def signals(database: str, start_ns: int, end_ns: int, scope: Filters, by: str, signal: str) -> Query:
+    """Every run in force that started in ``[start_ns, end_ns)`` and matches ``scope``: id, start,
+    its ``by`` value, its signal as an integer weight, and its attribution (``DIMENSIONS_CARRIED``)."""
+    if DIMENSIONS[by].level == "call":
+        raise ValueError(f"{by} is a call-level dimension")
+    params = Params()
+    where = run_filters(database, start_ns, end_ns, scope, params)
+    dims = ", ".join(f"argMax({name}, version) AS d_{name}" for name in DIMENSIONS_CARRIED)
+    sql = render(
+        _SIGNALS,
+        db=database,
+        by=DIMENSIONS[by].column,
+        weight=Fragment(SIGNAL_WEIGHTS[signal][0]),
+        dims=Fragment(dims),
+        where=Fragment(" AND ".join(where)),
+        in_force=RUNS_IN_FORCE,
+    )
+    return Query(sql, params.values)
+
+
+_STORED = """
+SELECT pool, toUnixTimestamp(period_start) * 1000000000 AS period_start_ns, consumer, run_id,
+       rule_version, period, toUnixTimestamp(period_end) * 1000000000 AS period_end_ns, by, method, signal,
+       cost_kind, unallocated, toUnixTimestamp64Nano(start_time) AS start_ns, amount_usd, run_quantity,
+       consumer_quantity, pool_quantity, consumer_ratio, {dims}, version, sign
+FROM {db}.allocations
+WHERE pool = {pool:String} AND period_start = toDateTime({period_start:Int64}, 'UTC')
+"""
+
+
+def stored(database: str, pool: str, period_start_s: int) -> Query:
+    """Every signed row of one pool's period (net them with ``runs.current`` without the
+    version: the last two columns are version and sign)."""
+    return Query(
+        render(_STORED, db=database, dims=Fragment(", ".join(DIMENSIONS_CARRIED))),
+        {"pool": pool, "period_start": period_start_s},
+    )
+
+
+_PERIODS_IN_FORCE = """
+SELECT pool, toUnixTimestamp(period_start) AS period_start_s, rule_version
+FROM {db}.allocations WHERE period_start >= toDateTime({since:Int64}, 'UTC')
+GROUP BY pool, period_start, rule_version, consumer, run_id HAVING sum(sign) > 0
+"""
+
+
+def periods_in_force(database: str, since_s: int) -> Query:
+    """(pool, period start, rule version) of the rows in force from ``since_s`` on (one row per
+    allocation row: the caller keeps the distinct triples)."""
+    return Query(
+        "SELECT DISTINCT pool, period_start_s, rule_version FROM ("
+        + render(_PERIODS_IN_FORCE, db=database)
+        + ")",
+        {"since": since_s},
+    )
+
+
+_DIRTY_DAYS = """
+SELECT DISTINCT toUnixTimestamp(toStartOfDay(start_time)) FROM {db}.runs
+WHERE written_at >= fromUnixTimestamp64Nano({since:Int64}) AND start_time >= fromUnixTimestamp64Nano({first:Int64})
+"""
+
+
+def dirty_days(database: str, since_ns: int, first_ns: int) -> Query:
+    """UTC days (unix seconds) holding runs written since ``since_ns`` (new, late, re-emitted)
+    that started after ``first_ns``."""
+    return Query(render(_DIRTY_DAYS, db=database), {"since": since_ns, "first": first_ns})
+
+
+_FIRST_RUN = "SELECT toUnixTimestamp64Nano(min(start_time)) FROM {db}.runs"
+
+
+def first_run(database: str) -> Query:
+    """The ledger's earliest run start (ns; 0 without runs)."""
+    return Query(render(_FIRST_RUN, db=database), {})
+
+
+_BY_CONSUMER = """
+SELECT pool, toUnixTimestamp(period_start) AS period_start_s, toUnixTimestamp(period_end) AS period_end_s,
+       consumer, rule_version, period, by, method, signal, cost_kind, unallocated,
+       CAST(sum(sign * amount_usd) AS Decimal(38, 15)) AS amount_usd,
+       toInt64(sum(sign * (run_id != ''))) AS runs,
+       argMax(consumer_quantity, version) AS consumer_quantity, argMax(pool_quantity, version) AS pool_quantity,
+       argMax(consumer_ratio, version) AS consumer_ratio
+FROM (
+    SELECT * FROM {db}.allocations
+    WHERE period_start >= toDateTime({from:Int64}, 'UTC') AND period_start < toDateTime({to:Int64}, 'UTC'){pools}
+)
+GROUP BY pool, period_start, period_end, consumer, rule_version, period, by, method, signal, cost_kind,
+         unallocated
+HAVING sum(sign) > 0
+ORDER BY pool, period_start, unallocated, amount_usd DESC, consumer
+"""
+
+
+def by_consumer(database: str, from_s: int, to_s: int, pools: Sequence[str] = ()) -> Query:
+    """Allocations in force per pool, period and consumer, for periods starting in ``[from_s, to_s)``.
+
+    A consumer's quantities and ratio are on each of its rows; a change rewrites all of them under
+    a newer version, so the latest version's values are the ones in force."""
+    params: dict[str, Any] = {"from": from_s, "to": to_s}
+    extra = ""
+    if pools:
+        extra = " AND pool IN {pools:Array(String)}"
+        params["pools"] = list(pools)
+    return Query(render(_BY_CONSUMER, db=database, pools=Fragment(extra)), params)
