@@ -124,21 +124,18 @@ def stored(database: str, pool: str, period_start_s: int) -> Query:
 
 
 _PERIODS_IN_FORCE = """
-SELECT pool, toUnixTimestamp(period_start) AS period_start_s, rule_version
-FROM {db}.allocations WHERE period_start >= toDateTime({since:Int64}, 'UTC')
-GROUP BY pool, period_start, rule_version, consumer, run_id HAVING sum(sign) > 0
+SELECT DISTINCT pool, period_start_s, rule_version, period FROM (
+    SELECT pool, toUnixTimestamp(period_start) AS period_start_s, rule_version, period
+    FROM {db}.allocations WHERE period_start >= toDateTime({since:Int64}, 'UTC')
+    GROUP BY pool, period_start, rule_version, period, consumer, run_id HAVING sum(sign) > 0
+)
 """
 
 
 def periods_in_force(database: str, since_s: int) -> Query:
-    """(pool, period start, rule version) of the rows in force from ``since_s`` on (one row per
-    allocation row: the caller keeps the distinct triples)."""
-    return Query(
-        "SELECT DISTINCT pool, period_start_s, rule_version FROM ("
-        + render(_PERIODS_IN_FORCE, db=database)
-        + ")",
-        {"since": since_s},
-    )
+    """Distinct (pool, period start, rule version, period kind) of the rows in force from
+    ``since_s`` on."""
+    return Query(render(_PERIODS_IN_FORCE, db=database), {"since": since_s})
 
 
 _DIRTY_DAYS = """

@@ -10,7 +10,7 @@ from otelspend.finance.allocation.pools import Pool
 from otelspend.finance.allocation.store import read_stored, restate, withdraw
 from tests.finance.allocation.runs import insert_runs, reemit, run_row
 
-DAY0 = 20_400 * DAY_NS  # 2025-11-09
+DAY0 = 20_400 * DAY_NS  # 2025-11-08
 PERIOD = period_of("day", DAY0 + 3600 * 10**9)
 
 
