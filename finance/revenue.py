@@ -37,7 +37,9 @@ from otelspend.money import split_largest_remainder, usd_to_femto
 MAX_ERRORS = 20
 MAX_DAYS = 3660
 """A line may cover at most ten years of days."""
-COLUMNS = frozenset({"period", "period_start", "period_end", "tenant", "customer", "feature", "revenue_usd", "currency"})
+COLUMNS = frozenset(
+    {"period", "period_start", "period_end", "tenant", "customer", "feature", "revenue_usd", "currency"}
+)
 
 
 class RevenueError(ValueError):
@@ -108,7 +110,9 @@ def parse_csv(text: str, label: str = "<revenue>") -> list[RevenueLine]:
     return parse_records(records, label, "line")
 
 
-def parse_records(records: Iterable[tuple[Mapping[str, Any], int]], label: str, what: str = "item") -> list[RevenueLine]:
+def parse_records(
+    records: Iterable[tuple[Mapping[str, Any], int]], label: str, what: str = "item"
+) -> list[RevenueLine]:
     """Validate records (mapping, position); raises ``RevenueError`` listing every bad one."""
     lines: list[RevenueLine] = []
     problems: list[str] = []

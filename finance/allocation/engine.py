@@ -193,9 +193,7 @@ class _Row:
 
     def of_run(self, run: RunSignal, consumer: str, amount: int, consumer_weight: int, ratio: Fraction) -> Allocation:
         """A run's part of its consumer's share."""
-        return self._make(
-            consumer, run.run_id, run.start_ns, amount, (run.weight, consumer_weight), ratio, run.dims
-        )
+        return self._make(consumer, run.run_id, run.start_ns, amount, (run.weight, consumer_weight), ratio, run.dims)
 
 
 def _decimal(ratio: Fraction) -> Decimal:

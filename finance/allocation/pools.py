@@ -228,7 +228,9 @@ class Pool(_Strict):
     def _by(cls, value: str) -> str:
         allowed = _by_dimensions()
         if value not in allowed:
-            raise ValueError(f"unknown dimension (allowed: {', '.join(sorted(k for k, v in allowed.items() if not v))})")
+            raise ValueError(
+                f"unknown dimension (allowed: {', '.join(sorted(k for k, v in allowed.items() if not v))})"
+            )
         if allowed[value]:
             raise ValueError(allowed[value])
         return value
@@ -301,9 +303,7 @@ class Unit(_Strict):
     @field_validator("scope", "count", mode="before")
     @classmethod
     def _run_filter(cls, value: Any) -> Filter:
-        allowed = {
-            name: ("" if d.level in BY_LEVELS else "is not a run dimension") for name, d in DIMENSIONS.items()
-        }
+        allowed = {name: ("" if d.level in BY_LEVELS else "is not a run dimension") for name, d in DIMENSIONS.items()}
         return _filter(value, allowed, "run dimension")
 
     @field_validator("count")
@@ -326,7 +326,11 @@ class PoolsFile(_Strict):
         for later, pool in enumerate(value):
             for earlier in range(later):
                 other = value[earlier]
-                if pool.billed is not None and other.billed is not None and _overlap(pool.bill_filter, other.bill_filter):
+                if (
+                    pool.billed is not None
+                    and other.billed is not None
+                    and _overlap(pool.bill_filter, other.bill_filter)
+                ):
                     raise ValueError(
                         f"pools {earlier + 1} ({other.id!r}) and {later + 1} ({pool.id!r}) claim the same cost: "
                         "their billed filters can match the same billing lines (make one field's values disjoint)"

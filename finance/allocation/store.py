@@ -63,12 +63,12 @@ def read_signals(store: Store, pool: Pool, period: PoolPeriod) -> list[RunSignal
     """The runs in force in the pool's scope for this period, with their signal."""
     scope = tuple((name, values) for name, values in pool.scope_filter.items())
     query = queries.signals(store.database, period.start_ns, period.end_ns, scope, pool.by, pool.signal)
-    return [
-        RunSignal(row[0], int(row[1]), row[2], int(row[3]), tuple(row[4:])) for row in store.rows(*query)
-    ]
+    return [RunSignal(row[0], int(row[1]), row[2], int(row[3]), tuple(row[4:])) for row in store.rows(*query)]
 
 
-def read_stored(store: Store, pool_id: str, period: PoolPeriod) -> dict[tuple[str, int, str, str], tuple[Allocation, int]]:
+def read_stored(
+    store: Store, pool_id: str, period: PoolPeriod
+) -> dict[tuple[str, int, str, str], tuple[Allocation, int]]:
     """The rows in force of one pool's period: key -> (row, its version)."""
     rows = store.rows(*queries.stored(store.database, pool_id, period.start_ns // NS))
     found: dict[tuple[str, int, str, str], tuple[Allocation, int]] = {}

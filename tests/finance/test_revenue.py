@@ -43,8 +43,14 @@ def test_csv_lines() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        pytest.param("period,tenant,revenue_usd\n2026-13,a,1\n", "line 2, period = '2026-13': expected YYYY-MM", id="bad-month"),
-        pytest.param("period,tenant,revenue_usd\n2026-11,a,ten\n", "line 2, revenue_usd = 'ten': expected a decimal", id="bad-amount"),
+        pytest.param(
+            "period,tenant,revenue_usd\n2026-13,a,1\n", "line 2, period = '2026-13': expected YYYY-MM", id="bad-month"
+        ),
+        pytest.param(
+            "period,tenant,revenue_usd\n2026-11,a,ten\n",
+            "line 2, revenue_usd = 'ten': expected a decimal",
+            id="bad-amount",
+        ),
         pytest.param(
             "period,tenant,revenue_usd\n2026-11,a,0.0000000000000001\n",
             "line 2, revenue_usd = '0.0000000000000001': expected a decimal amount in USD with at most 15 places",
@@ -78,7 +84,13 @@ def test_bad_input_is_refused_whole_naming_line_column_and_value(text: str, mess
 
 def test_json_records_are_checked_the_same_way() -> None:
     with pytest.raises(RevenueError, match=r"item 2, revenue_usd = 'x'"):
-        parse_records([({"period": "2026-11", "tenant": "a", "revenue_usd": "1"}, 1), ({"period": "2026-11", "tenant": "b", "revenue_usd": "x"}, 2)], "body")
+        parse_records(
+            [
+                ({"period": "2026-11", "tenant": "a", "revenue_usd": "1"}, 1),
+                ({"period": "2026-11", "tenant": "b", "revenue_usd": "x"}, 2),
+            ],
+            "body",
+        )
 
 
 def test_stored_days_add_up_and_a_reimport_replaces(store: Store) -> None:

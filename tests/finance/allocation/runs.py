@@ -8,15 +8,23 @@ from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.record import RUN_COLUMNS
 
-_EMPTY: dict[str, Any] = {"str": "", "u8": 0, "i8": 1, "u32": 0, "u64": 0, "ts": 0, "usd?": None, "f64?": None, "arr": []}
+_EMPTY: dict[str, Any] = {
+    "str": "",
+    "u8": 0,
+    "i8": 1,
+    "u32": 0,
+    "u64": 0,
+    "ts": 0,
+    "usd?": None,
+    "f64?": None,
+    "arr": [],
+}
 
 
 def run_row(run_id: str, start_ns: int, **values: Any) -> list[Any]:
     """A ``runs`` row (RUN_COLUMNS order): defaults, then ``values`` (``version`` 1, ``sign`` +1)."""
     record = {column.name: _EMPTY[column.kind] for column in RUN_COLUMNS}
-    record.update(
-        run_id=run_id, version=1, sign=1, start_time=start_ns, end_time=start_ns + 10**9, written_at=start_ns
-    )
+    record.update(run_id=run_id, version=1, sign=1, start_time=start_ns, end_time=start_ns + 10**9, written_at=start_ns)
     record.update(values)
     return [record[column.name] for column in RUN_COLUMNS]
 

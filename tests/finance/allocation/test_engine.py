@@ -35,9 +35,7 @@ def make_pool(method: str = "proportional", **extra: object) -> Pool:
 
 
 consumers = st.sampled_from([f"tenant-{i}" for i in range(12)] + [""])
-run_lists = st.lists(
-    st.tuples(consumers, st.integers(min_value=0, max_value=10**9)), min_size=0, max_size=80
-).map(
+run_lists = st.lists(st.tuples(consumers, st.integers(min_value=0, max_value=10**9)), min_size=0, max_size=80).map(
     lambda items: [
         RunSignal(f"run-{i:03d}", PERIOD.start_ns + i, consumer, weight, (consumer, "wf"))
         for i, (consumer, weight) in enumerate(items)

@@ -47,8 +47,8 @@ def fixed(pool: Pool, _period: PoolPeriod) -> int | None:
 
 def per_day(store: Store) -> dict[int, Decimal]:
     rows = store.rows(
-        f"SELECT intDiv(toUnixTimestamp(period_start), 86400), sum(sign * amount_usd) FROM {store.database}.allocations "
-        "GROUP BY 1 HAVING sum(sign * amount_usd) != 0 ORDER BY 1"
+        "SELECT intDiv(toUnixTimestamp(period_start), 86400), sum(sign * amount_usd) "
+        f"FROM {store.database}.allocations GROUP BY 1 HAVING sum(sign * amount_usd) != 0 ORDER BY 1"
     )
     return {int(day) - 20_400: Decimal(amount) for day, amount in rows}
 
@@ -122,9 +122,7 @@ def test_the_lookback_bounds_the_job_and_a_command_restates_any_window(store: St
 
 def test_the_thread_survives_a_failing_turn_and_reports_when_stuck(store: Store) -> None:
     insert_runs(store, [run_row("a", DAY0 + HOUR, tenant="acme")])
-    allocator = Allocator(
-        store, Rules(POOLS), fixed, node="n", lookback_days=35, clock=lambda: DAY0 + 2 * HOUR
-    )
+    allocator = Allocator(store, Rules(POOLS), fixed, node="n", lookback_days=35, clock=lambda: DAY0 + 2 * HOUR)
     failures = [2]
     real = allocator.catch_up
     turned = threading.Event()
