@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from otelspend.enrich import signals
 from otelspend.record import CALL_DIMENSIONS, RUN_CALL_COLUMNS, RUN_COLUMNS, ApiOutcome, L
 
 BUSINESS_KEYS = (
@@ -124,6 +125,10 @@ def compute_run(
         call.agent = agent_of(call.span) or next((a for m in call.members if (a := agent_of(m))), "")
         call.reported = _reported(call)
         call.unpriced = _is_unpriced(call)
+
+    # issue 14: priced non-model spans, retrieval queries, GPU time (enrich/signals.py)
+    charge_spans = signals.charges(ordered, by_id, roles)
+    charge_cost = sum(s[L.cost_usd] for s in charge_spans)
 
     tools: list[tuple[Any, ...]] = []
     agent_invocations = tool_failures = payload = 0
@@ -220,7 +225,7 @@ def compute_run(
         "cache_write_tokens": tokens[3],
         "reasoning_tokens": tokens[4],
         "payload_bytes": payload,
-        "cost_usd": None if calls and priced == 0 and unpriced else cost,
+        "cost_usd": None if calls and priced == 0 and unpriced and not charge_spans else cost + charge_cost,
         "reported_cost_usd": reported,
         "priced_calls": priced,
         "unpriced_calls": unpriced,
@@ -228,13 +233,16 @@ def compute_run(
         "providers": sorted(providers),
         "agents": sorted(agent_names),
         "tools": sorted({s[L.tool_name] for s in tools if s[L.tool_name]}),
+        "charges": len(charge_spans),
+        "retrieval_queries": signals.retrieval_queries(ordered, by_id),
+        "gpu_us": signals.gpu_microseconds(ordered, by_id, roles),
     }
-    breakdown = _breakdown(run, calls, tools, agent_of)
+    breakdown = _breakdown(run, calls, tools, agent_of, charge_spans)
     # Only role changes against what is stored are returned (they are re-written).
     changed = {}
     for span in ordered:
         span_id = span[L.span_id]
-        role = roles.get(span_id) or initial_role(span[L.span_class])
+        role = roles.get(span_id) or initial_role(span[L.span_class], span[L.cost_kind])
         if span[L.call_role] != role:
             changed[span_id] = role
     return RunResult(run, breakdown, changed)
@@ -247,8 +255,11 @@ _TOKEN_SLOTS = tuple(getattr(L, name) for name in _TOKEN_NAMES)
 _INITIAL_ROLES = {"llm": "call", "tool": "tool", "agent": "agent"}
 
 
-def initial_role(span_class: str) -> str:
-    """The role a span is stored with at ingest, before its run is complete."""
+def initial_role(span_class: str, cost_kind: str = "") -> str:
+    """The role a span is stored with at ingest, before its run is complete (a priced
+    non-model span is a ``charge``)."""
+    if signals.is_charge(span_class, cost_kind):
+        return "charge"
     return _INITIAL_ROLES.get(span_class, "other")
 
 
@@ -646,7 +657,11 @@ _RUN_DIMENSIONS_IN_CALLS = tuple(
 
 
 def _breakdown(
-    run: Mapping[str, Any], calls: list[_Call], tools: list[tuple[Any, ...]], agent_of: Callable[[tuple[Any, ...]], str]
+    run: Mapping[str, Any],
+    calls: list[_Call],
+    tools: list[tuple[Any, ...]],
+    agent_of: Callable[[tuple[Any, ...]], str],
+    charge_spans: Sequence[tuple[Any, ...]] = (),
 ) -> list[dict[str, Any]]:
     rows: dict[tuple[str, ...], dict[str, Any]] = {}
 
@@ -659,7 +674,7 @@ def _breakdown(
                 "calls": 0, "errors": 0, "retries": 0, "tool_calls": 0, "tool_failures": 0,
                 "unpriced_calls": 0, "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0,
                 "cache_write_tokens": 0, "reasoning_tokens": 0, "payload_bytes": 0, "cost_usd": 0,
-                "reported_cost_usd": 0, "latencies_ms": [],
+                "reported_cost_usd": 0, "latencies_ms": [], "cost_kind": "",
             }  # fmt: skip
             rows[key] = row
         return row
@@ -678,13 +693,28 @@ def _breakdown(
         row["cost_usd"] += s[L.cost_usd] or 0
         row["reported_cost_usd"] += call.reported or 0
         row["latencies_ms"].append(s[L.duration_ns] // 1_000_000)
+        row["cost_kind"] = row["cost_kind"] or s[L.cost_kind] or "model"
+    counted_charges = {s[L.span_id] for s in charge_spans}
     for s in tools:
         key = ("", "", agent_of(s), s[L.tool_name], s[L.operation] or "execute_tool", "")
         row = row_for(key)
+        if s[L.span_id] in counted_charges:  # a tool with a fee: its cost is on its own row
+            row["cost_usd"] += s[L.cost_usd]
+            row["cost_kind"] = row["cost_kind"] or s[L.cost_kind]
         row["tool_calls"] += 1
         failed = s[L.status_code] == "ERROR"
         row["tool_failures"] += failed
         row["errors"] += failed
+        row["payload_bytes"] += s[L.payload_bytes]
+        row["latencies_ms"].append(s[L.duration_ns] // 1_000_000)
+    for s in charge_spans:
+        if s[L.span_class] == "tool":
+            continue  # counted with its tool execution above
+        # Without an operation of its own, a charge's row is named by its kind, so charges of
+        # different kinds never share a row.
+        row = row_for(("", "", agent_of(s), "", s[L.operation] or s[L.cost_kind], ""))
+        row["cost_usd"] += s[L.cost_usd]
+        row["cost_kind"] = row["cost_kind"] or s[L.cost_kind]
         row["payload_bytes"] += s[L.payload_bytes]
         row["latencies_ms"].append(s[L.duration_ns] // 1_000_000)
     if not rows:

@@ -44,7 +44,7 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     Column("scope_name", "str", "instrumentation scope (identifies the library)"),
     Column("scope_version", "str", "instrumentation scope version"),
     Column("resource_id", "u64", "key into the resources table (resource attributes stored once)"),
-    Column("span_class", "str", "llm | tool | agent | workflow | http | other (from attributes)"),
+    Column("span_class", "str", "llm | tool | agent | workflow | retrieval | http | other (from attributes)"),
     Column("operation", "str", "gen_ai.operation.name or its equivalent"),
     Column("provider", "str", "semconv provider name (openai, anthropic, aws.bedrock, ...)"),
     Column("request_model", "str", "model asked for"),
@@ -103,6 +103,10 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     Column("ingested_at", "ts", "when this node stored the span"),
     Column("ingest_node", "str", "which otelspend replica stored it"),
     Column("version", "u64", "row version (reprice and role updates insert a newer one)"),
+    # issue 14: every cost signal priced
+    Column("db_system", "str", "db.system.name / db.system: the database a span queried"),
+    Column("db_operation", "str", "db.operation.name / db.operation"),
+    Column("cost_kind", "str", "model | retrieval | tool | compute | request | ...: what its cost is; empty: none"),
 )
 
 NCOLS = len(SPAN_COLUMNS)
@@ -138,6 +142,7 @@ LITE_FIELDS: tuple[str, ...] = (
     "workflow_id", "workflow_type", "tenant", "customer", "feature", "user", "environment",
     "prompt_version", "payload_bytes", "ingest_token", "cost_usd", "unpriced_reason", "call_role",
     "version", "resource_id", "attributes", "scope_name",
+    "cost_kind", "compute_seconds", "gpu_count",  # issue 14
 )  # fmt: skip
 
 
@@ -222,6 +227,10 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("tools", "arr", ""),
     Column("written_at", "ts", ""),
     Column("node", "str", ""),
+    # issue 14: allocation signals
+    Column("charges", "u32", "priced non-model spans (retrieval, tool fees, compute, request fees), each counted once"),
+    Column("retrieval_queries", "u32", "retrieval and vector-database queries, nested ones counted once"),
+    Column("gpu_us", "u64", "GPU-microseconds the run's spans report (explicit, or duration x GPUs)"),
 )
 
 CALL_DIMENSIONS: tuple[str, ...] = ("model", "provider", "agent", "tool", "operation", "payload_band")
@@ -265,7 +274,8 @@ RUN_CALL_COLUMNS: tuple[Column, ...] = (
     Column("payload_bytes", "u64", ""),
     Column("cost_usd", "usd", ""),
     Column("reported_cost_usd", "usd", ""),
-    Column("latencies_ms", "arr_u32", "duration of each call / tool execution in the row"),
+    Column("latencies_ms", "arr_u32", "duration of each call / tool execution / priced charge in the row"),
     Column("written_at", "ts", ""),
     Column("node", "str", ""),
+    Column("cost_kind", "str", "what the row's cost is: model, retrieval, tool, compute, request, ... (issue 14)"),
 )

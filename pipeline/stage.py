@@ -393,14 +393,15 @@ class Pipeline:
                 row[F.ingested_at] = now_ns
                 row[F.ingest_node] = self.node
                 row[F.version] = 1
-                row[F.call_role] = initial_role(row[F.span_class])
                 rows.append(row)
-        self.pricing.current.price_rows(rows)
+        self.resources.remember(resources)  # before pricing: charge entries may match resource attributes
+        self.pricing.current.price_rows(rows, self.resources.get)
+        for row in rows:
+            row[F.call_role] = initial_role(row[F.span_class], row[F.cost_kind])
         table = table_from_rows(SPAN_COLUMNS, rows)  # Arrow built here; the writer only inserts
         for row in rows:
             if row[F.parent_span_id]:
                 row[F.attributes] = None  # stored now; runs only ever read their root's attributes
-        self.resources.remember(resources)
         self.stitcher.add(map(lite_from_row, rows), now_ns)
         for row in rows:
             reason = row[F.unpriced_reason]

@@ -393,6 +393,8 @@ class Normalizer:
             return "agent"
         if operation in table.workflow_operations:
             return "workflow"
+        if table.retrieval.matches(operation, row[F.db_system], row[F.db_operation]):
+            return "retrieval"  # issue 14: counted once per run as a retrieval query
         if row[F.input_tokens] is not None or row[F.output_tokens] is not None:
             return "llm"
         if row[F.tool_name]:

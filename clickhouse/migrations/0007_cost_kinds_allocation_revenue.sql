@@ -33,16 +33,10 @@ ALTER TABLE {db}.runs_feed
     ADD COLUMN IF NOT EXISTS gpu_us UInt64;
 
 ALTER TABLE {db}.run_calls
-    ADD COLUMN IF NOT EXISTS cost_kind LowCardinality(String) DEFAULT if(calls > 0, 'model', ''),
-    ADD COLUMN IF NOT EXISTS charges UInt32,
-    ADD COLUMN IF NOT EXISTS retrieval_queries UInt32,
-    ADD COLUMN IF NOT EXISTS gpu_us UInt64;
+    ADD COLUMN IF NOT EXISTS cost_kind LowCardinality(String) DEFAULT if(calls > 0, 'model', '');
 
 ALTER TABLE {db}.run_calls_feed
-    ADD COLUMN IF NOT EXISTS cost_kind LowCardinality(String),
-    ADD COLUMN IF NOT EXISTS charges UInt32,
-    ADD COLUMN IF NOT EXISTS retrieval_queries UInt32,
-    ADD COLUMN IF NOT EXISTS gpu_us UInt64;
+    ADD COLUMN IF NOT EXISTS cost_kind LowCardinality(String);
 
 ALTER TABLE {db}.rollup_calls_hourly
     ADD COLUMN IF NOT EXISTS cost_kind LowCardinality(String),

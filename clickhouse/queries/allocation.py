@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from otelspend.clickhouse.queries.runs import RUNS_IN_FORCE, run_filters
+from otelspend.clickhouse.queries.runs import RUNS_IN_FORCE, in_force, run_filters
 from otelspend.clickhouse.queries.sql import Fragment, Params, Query, render
 from otelspend.clickhouse.queries.vocabulary import DIMENSIONS, Filters
 
@@ -60,6 +60,9 @@ FIELDS: tuple[str, ...] = (
     "node",
 )
 """Columns of ``allocations`` in table order (inserts name them)."""
+
+IN_FORCE = in_force("pool", "period_start", "consumer", "run_id", "version", allowed=FIELDS)
+"""Allocation rows in force: per row identity and version, the signs net positive."""
 
 SIGNAL_WEIGHTS: dict[str, tuple[str, int]] = {
     "runs": ("1", 1),
@@ -125,17 +128,18 @@ def stored(database: str, pool: str, period_start_s: int) -> Query:
 
 _PERIODS_IN_FORCE = """
 SELECT DISTINCT pool, period_start_s, rule_version, period FROM (
-    SELECT pool, toUnixTimestamp(period_start) AS period_start_s, rule_version, period
+    SELECT pool, toUnixTimestamp(period_start) AS period_start_s, any(rule_version) AS rule_version,
+           any(period) AS period
     FROM {db}.allocations WHERE period_start >= toDateTime({since:Int64}, 'UTC')
-    GROUP BY pool, period_start, rule_version, period, consumer, run_id HAVING sum(sign) > 0
+    {in_force}
 )
 """
 
 
 def periods_in_force(database: str, since_s: int) -> Query:
     """Distinct (pool, period start, rule version, period kind) of the rows in force from
-    ``since_s`` on."""
-    return Query(render(_PERIODS_IN_FORCE, db=database), {"since": since_s})
+    ``since_s`` on (``any``: the rows of one key and version are copies)."""
+    return Query(render(_PERIODS_IN_FORCE, db=database, in_force=IN_FORCE), {"since": since_s})
 
 
 _DIRTY_DAYS = """
@@ -161,17 +165,21 @@ def first_run(database: str) -> Query:
 _BY_CONSUMER = """
 SELECT pool, toUnixTimestamp(period_start) AS period_start_s, toUnixTimestamp(period_end) AS period_end_s,
        consumer, rule_version, period, by, method, signal, cost_kind, unallocated,
-       CAST(sum(sign * amount_usd) AS Decimal(38, 15)) AS amount_usd,
-       toInt64(sum(sign * (run_id != ''))) AS runs,
-       argMax(consumer_quantity, version) AS consumer_quantity, argMax(pool_quantity, version) AS pool_quantity,
-       argMax(consumer_ratio, version) AS consumer_ratio
+       CAST(sum(amount_usd) AS Decimal(38, 15)) AS amount_usd, toInt64(countIf(run_id != '')) AS runs,
+       any(consumer_quantity) AS consumer_quantity, any(pool_quantity) AS pool_quantity,
+       any(consumer_ratio) AS consumer_ratio
 FROM (
-    SELECT * FROM {db}.allocations
+    SELECT pool, period_start, consumer, run_id, version, any(period_end) AS period_end,
+           any(rule_version) AS rule_version, any(period) AS period, any(by) AS by, any(method) AS method,
+           any(signal) AS signal, any(cost_kind) AS cost_kind, any(unallocated) AS unallocated,
+           any(amount_usd) AS amount_usd, any(consumer_quantity) AS consumer_quantity,
+           any(pool_quantity) AS pool_quantity, any(consumer_ratio) AS consumer_ratio
+    FROM {db}.allocations
     WHERE period_start >= toDateTime({from:Int64}, 'UTC') AND period_start < toDateTime({to:Int64}, 'UTC'){pools}
+    {in_force}
 )
 GROUP BY pool, period_start, period_end, consumer, rule_version, period, by, method, signal, cost_kind,
          unallocated
-HAVING sum(sign) > 0
 ORDER BY pool, period_start, unallocated, amount_usd DESC, consumer
 """
 
@@ -179,11 +187,11 @@ ORDER BY pool, period_start, unallocated, amount_usd DESC, consumer
 def by_consumer(database: str, from_s: int, to_s: int, pools: Sequence[str] = ()) -> Query:
     """Allocations in force per pool, period and consumer, for periods starting in ``[from_s, to_s)``.
 
-    A consumer's quantities and ratio are on each of its rows; a change rewrites all of them under
-    a newer version, so the latest version's values are the ones in force."""
+    A consumer's quantities and ratio are the same on each of its rows in force (a change
+    rewrites all of them), hence ``any``."""
     params: dict[str, Any] = {"from": from_s, "to": to_s}
     extra = ""
     if pools:
         extra = " AND pool IN {pools:Array(String)}"
         params["pools"] = list(pools)
-    return Query(render(_BY_CONSUMER, db=database, pools=Fragment(extra)), params)
+    return Query(render(_BY_CONSUMER, db=database, pools=Fragment(extra), in_force=IN_FORCE), params)

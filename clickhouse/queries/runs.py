@@ -24,13 +24,14 @@ BREAKDOWN_KEY = ("run_id", "version", *CALL_DIMENSIONS)
 of earlier versions can stay in force beside newer ones."""
 
 
-def in_force(*key: str) -> Fragment:
+def in_force(*key: str, allowed: Iterable[str] = RUN_FIELDS | CALL_FIELDS) -> Fragment:
     """``GROUP BY <key> HAVING sum(sign) > 0``: the rows (runs, or breakdown rows) in force.
 
     A cancelled emission and its cancel row carry the same key and net to zero; what is left
     positive is current. Keyed by ``run_id``, the run's latest version is the one in force
-    (``argMax(column, version)``)."""
-    checked_columns(key, RUN_FIELDS | CALL_FIELDS)
+    (``argMax(column, version)``). Other collapsing tables (allocations) pass their columns as
+    ``allowed``."""
+    checked_columns(key, allowed)
     return Fragment(f"GROUP BY {', '.join(key)} HAVING sum(sign) > 0")
 
 
