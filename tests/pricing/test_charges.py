@@ -161,7 +161,8 @@ def test_model_calls_get_the_model_kind_priced_or_not_and_a_match_restricts_a_mo
     claude = priced(llm_row(provider="anthropic", response_model="claude-3-5-haiku-20241022", input_tokens=10))
     assert claude[F.cost_kind] == "model" and claude[F.cost_usd] is not None
     unknown = priced(llm_row(provider="acme", response_model="mystery", input_tokens=10))
-    assert (unknown[F.cost_kind], unknown[F.cost_usd], unknown[F.unpriced_reason]) == ("model", None, "unknown_provider")
+    assert (unknown[F.cost_kind], unknown[F.cost_usd]) == ("model", None)
+    assert unknown[F.unpriced_reason] == "unknown_provider"
     inside = llm_row(provider="vllm", response_model="llama-3.1-8b", input_tokens=10, duration_s=2.0)
     inside[F.resource_id] = 1
     priced(inside)
@@ -182,7 +183,7 @@ def test_clearing_and_repricing_a_charge_gives_the_same_row() -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        pytest.param("{id: x, request_fee: 1}", "entry 1 (id 'x'), model: Field required", id="neither-model-nor-match"),
+        pytest.param("{id: x, request_fee: 1}", "entry 1 (id 'x'), model: Field required", id="no-model-no-match"),
         pytest.param(
             "{id: x, match: {a: b}, prices: {input: 1, output: 1}}", "prices: token prices need a model", id="tokens"
         ),
@@ -193,7 +194,7 @@ def test_clearing_and_repricing_a_charge_gives_the_same_row() -> None:
         ),
         pytest.param("{id: x, match: {a: 're:('}, request_fee: 1}", "match: a: invalid regular expression", id="regex"),
         pytest.param("{id: x, match: {}, request_fee: 1}", "match: expected a non-empty mapping", id="empty-match"),
-        pytest.param("{id: x, model: m, cpu_second: 1}", "cpu_second prices spans matched by attributes", id="cpu-model"),
+        pytest.param("{id: x, model: m, cpu_second: 1}", "cpu_second prices spans matched by", id="cpu-model"),
     ],
 )
 def test_bad_charge_entries_name_entry_and_field(entry: str, message: str) -> None:
