@@ -40,9 +40,13 @@ from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.ratecard import RateCardError
 from otelspend.enrich.runs import RunOptions
 from otelspend.enrich.stitcher import Stitcher
+from otelspend.finance.allocation.amounts import fixed_or_billed_amount
+from otelspend.finance.allocation.job import AllocationBusy, AllocationJob, Allocator
+from otelspend.finance.allocation.pools import CostRules, PoolsError, load_cost_rules
 from otelspend.metrics import Metrics
 from otelspend.pipeline.emission import Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
+from otelspend.pipeline.guard import LoopGuard
 from otelspend.pipeline.recovery import recover
 from otelspend.pipeline.reprice import RepriceError, RepriceTarget, reprice_window
 from otelspend.pipeline.resources import ResourceCache, StoredResourceAttributes, fetch_resource_attributes
@@ -121,8 +125,22 @@ class OtelSpend:
             self.ownership: Reloadable[OwnershipRules] = Reloadable(
                 "ownership rules", s.ownership, lambda path: load_ownership(path) if path else OwnershipRules()
             )
-        except (RateCardError, OwnershipError) as exc:
+            self.pools_file: Reloadable[CostRules] = Reloadable("cost pools", s.cost_pools, load_cost_rules)
+        except (RateCardError, OwnershipError, PoolsError) as exc:
             raise StartupError(str(exc)) from None
+        self.allocator = Allocator(
+            self.store,
+            lambda: self.pools_file.current,
+            fixed_or_billed_amount,
+            node=s.node_id,
+            lookback_days=s.allocation.lookback_days,
+        )
+        self.allocation_job = AllocationJob(
+            self.allocator,
+            LoopGuard("allocation", self.metrics),
+            interval_seconds=s.allocation.interval_seconds,
+            reload=self._reload_cost_rules,
+        )
         self.resources = ResourceCache()
         self.stitcher = Stitcher(
             settle_seconds=s.runs.settle_seconds,
@@ -236,6 +254,7 @@ class OtelSpend:
             if self._stopped.is_set():
                 return
             self.pipeline.start()
+            self.allocation_job.start()
             self._starting = None
             return
 
@@ -396,6 +415,57 @@ class OtelSpend:
 
         return self.pipeline.call(apply)
 
+    # -- shared costs (issue 14) ------------------------------------------------------------------
+
+    def _reload_cost_rules(self) -> None:
+        """On the allocation thread before each turn: a changed file restates by the next turn."""
+        self.pools_file.check()
+
+    def cost_rules(self) -> CostRules:
+        """The cost pools and units of value in force."""
+        return self.pools_file.current
+
+    def allocate(
+        self, start_ns: int, end_ns: int, *, pools: list[str], dry_run: bool, timeout_seconds: float
+    ) -> dict[str, Any]:
+        """Restate the pool periods overlapping a window (on the caller's thread, under the
+        allocator's lock: never interleaved with the job's turn)."""
+        self.pools_file.check()
+        if self.pools_file.last_error:
+            raise CommandRefused(
+                "the cost-pools file on disk is invalid, so the previous rules are still in force: "
+                + self.pools_file.last_error
+            )
+        try:
+            report = self.allocator.allocate(
+                start_ns, end_ns, pool_ids=pools, dry_run=dry_run, wait_seconds=timeout_seconds
+            )
+        except KeyError as exc:
+            raise CommandRefused(f"no pool {exc.args[0]!r} in the cost-pools file") from None
+        except AllocationBusy as exc:
+            raise TimeoutError(str(exc)) from None
+        return report.as_dict()
+
+    def allocation_status(self) -> dict[str, Any]:
+        """The allocation job: running or why not, the rules in force, the last turn."""
+        last = self.allocator.last_turn
+        return {
+            "running": self.allocation_job.alive,
+            "problem": self.allocation_job.problem(),
+            "rules": self.pools_file.current.source or None,
+            "reload_error": self.pools_file.last_error or None,
+            "interval_seconds": self.settings.allocation.interval_seconds,
+            "lookback_days": self.settings.allocation.lookback_days,
+            "last_turn": None
+            if last is None
+            else {
+                "at": _utc(last.started_ns).isoformat().replace("+00:00", "Z"),
+                "seconds": round(last.seconds, 3),
+                "periods_restated": sum(1 for p in last.periods if p.cancelled or p.inserted),
+                "rows_written": last.rows_written,
+            },
+        }
+
     # -- stop -----------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -414,6 +484,8 @@ class OtelSpend:
             self._otlp_http.shutdown()
         if self._sql is not None:
             self._sql.shutdown()
+        if hasattr(self, "allocation_job"):
+            self.allocation_job.shutdown()
         if hasattr(self, "pipeline"):
             self.pipeline.shutdown()
             self.wal.close()

@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     def reload(_signum: int, _frame: Any) -> None:
         app.pricing.request()
         app.ownership.request()
+        app.pools_file.request()
+        app.allocation_job.wake()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
