@@ -74,6 +74,12 @@ def run_filters(database: str, start_ns: int, end_ns: int, filters: Filters, par
     call_terms: list[str] = []
     for name, values in filters:
         term = f"{DIMENSIONS[name].column} IN {params.bind('f', list(values), 'Array(String)')}"
+        if name == "pool":  # the runs carrying money of these pools (allocations in force)
+            terms.append(
+                f"run_id IN (SELECT run_id FROM {database}.allocations WHERE {term} AND run_id != '' "
+                "GROUP BY pool, period_start, consumer, run_id, version HAVING sum(sign) > 0)"
+            )
+            continue
         (call_terms if DIMENSIONS[name].level == "call" else terms).append(term)
     if call_terms:
         terms.append(
