@@ -157,11 +157,8 @@ def aggregate_query(
         partials.append(PARTIALS[minimum[0]].name)
     # Allocated money and revenue are read from their own tables, joined by group; a cut their
     # tables do not hold (a model, for allocations) leaves their metrics null, not wrong.
-    touched = {*group_by, *(name for name, _ in filters)}
-    nulled = {family for family in _JOINED if not touched <= FAMILY_DIMENSIONS[family]}
-    unavailable = {
-        m for m in metrics if any(PARTIALS[p].family in nulled for p in metric_partials(METRICS[m], plan.level))
-    }
+    nulled = _nulled_families(group_by, filters)
+    unavailable = set(unavailable_metrics(metrics, group_by, filters, plan.level))
     partials = [p for p in partials if PARTIALS[p].family not in nulled]
     families = {PARTIALS[p].family for p in partials}
     if shape.groups:
@@ -204,6 +201,22 @@ def aggregate_query(
 
 
 _JOINED: tuple[Family, ...] = ("allocation", "revenue")
+
+
+def _nulled_families(group_by: Sequence[str], filters: Filters) -> set[Family]:
+    touched = {*group_by, *(name for name, _ in filters)}
+    return {family for family in _JOINED if not touched <= FAMILY_DIMENSIONS[family]}
+
+
+def unavailable_metrics(
+    metrics: Sequence[str], group_by: Sequence[str], filters: Filters, level: Literal["run", "call"]
+) -> list[str]:
+    """The metrics a cut leaves null: those needing allocated money or revenue grouped or filtered
+    by a dimension their tables do not hold."""
+    nulled = _nulled_families(group_by, filters)
+    return [m for m in metrics if any(PARTIALS[p].family in nulled for p in metric_partials(METRICS[m], level))]
+
+
 _PRESENCE: dict[Family, str] = {"ledger": "latency_count", "allocation": "allocation_rows", "revenue": "revenue_days"}
 """Per family, the partial that is non-zero in every live group (a cancelled one nets to zero)."""
 
