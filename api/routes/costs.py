@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from otelspend.api.allocation import allocations, cost_pools, usd
 from otelspend.api.commands import CommandRefused
 from otelspend.api.deps import Authorized, Context
+from otelspend.api.economics import margins, unit_costs
+from otelspend.api.errors import QueryError
 from otelspend.api.params import From, To, strict_query
+from otelspend.api.vocabulary import DIMENSIONS
 from otelspend.api.window import DAY_NS, parse_window
 from otelspend.clickhouse.queries import revenue as revenue_queries
 from otelspend.enrich.pricing import at_ns
@@ -180,3 +183,58 @@ def get_revenue(ctx: Context, start: From = None, to: To = None) -> JSONResponse
         )
     ]
     return JSONResponse({**window.describe(), "rows": rows})
+
+
+@router.get(
+    "/margins",
+    summary="Margin per customer (or tenant): revenue against fully loaded cost; margin-dilutive ones first",
+    description=(
+        "Per customer (`by=customer`, default) or tenant over the runs and revenue days starting in `[from, to)` "
+        "(default: the last 30 days): revenue, direct, allocated and loaded cost, margin and margin %. A group is "
+        "`dilutive` when its margin % is below the window's overall margin % (all groups together), or when it "
+        "cost money and has no revenue on record. `dilutive_only=true` lists only those."
+    ),
+    response_class=JSONResponse,
+)
+def get_margins(
+    ctx: Context,
+    start: From = None,
+    to: To = None,
+    by: Annotated[Literal["customer", "tenant"], Query(description="Whose margin.")] = "customer",
+    dilutive_only: Annotated[bool, Query(description="Only the margin-dilutive ones.")] = False,
+) -> JSONResponse:
+    window = parse_window(start, to, now_ns=time.time_ns(), default_span_ns=30 * DAY_NS)
+    return JSONResponse(margins(ctx.store, window, by, dilutive_only=dilutive_only))
+
+
+@router.get(
+    "/unit-costs",
+    summary="Cost per unit of value (per resolution, per processed document, ...): loaded cost over counted runs",
+    description=(
+        "For each unit of the cost-pools file (`units:`), the direct, allocated and loaded cost of the runs in "
+        "its `scope` that started in `[from, to)` (default: the last 30 days), over the number of those runs "
+        "that also match its `count`, and the cost per unit (truncated to 1e-15 USD; null without units). "
+        "`group_by` (run dimensions) gives the same per group."
+    ),
+    response_class=JSONResponse,
+)
+def get_unit_costs(
+    ctx: Context,
+    start: From = None,
+    to: To = None,
+    unit: Annotated[list[str] | None, Query(description="Only these units (repeat for several).")] = None,
+    group_by: Annotated[list[str] | None, Query(description="Run dimensions to group by.")] = None,
+) -> JSONResponse:
+    rules = ctx.cost_rules()
+    wanted = unit or []
+    unknown = [name for name in wanted if rules.unit(name) is None]
+    if unknown:
+        raise QueryError("unit", f"unknown unit {unknown[0]!r}", [u.id for u in rules.units])
+    dims = [d for item in group_by or [] for d in item.split(",") if d]
+    for name in dims:
+        if name not in DIMENSIONS or DIMENSIONS[name].level == "call" or name == "pool":
+            allowed = [n for n, d in DIMENSIONS.items() if d.level != "call" and n != "pool"]
+            raise QueryError("group_by", f"{name!r} is not a run dimension", allowed)
+    window = parse_window(start, to, now_ns=time.time_ns(), default_span_ns=30 * DAY_NS)
+    units = [u for u in rules.units if not wanted or u.id in wanted]
+    return JSONResponse(unit_costs(ctx.store, window, units, dims))
