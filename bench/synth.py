@@ -135,7 +135,7 @@ def make_template(rng: random.Random, book: PriceBook, now_ns: int) -> Template:
     result = compute_run([tuple(s[f] for f in LITE_FIELDS) for s in spans])
     for span in spans:
         span["call_role"] = result.roles.get(span["span_id"], span["call_role"])
-    return Template(spans, result.run, result.calls)
+    return Template(spans, result.run._asdict(), [call._asdict() for call in result.calls])
 
 
 # -- storage ------------------------------------------------------------------------------------
