@@ -13,15 +13,15 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otelspend.conventions import ConventionTable, KeyRule
-from otelspend.record import COLUMN_NAMES, FEMTO_PER_USD, NCOLS, ROW_TEMPLATE, F
+from otelspend.conventions import ConventionTable, KeyRule, ValueKind
+from otelspend.record import COLUMN_NAMES, FEMTO_PER_USD, NCOLS, ROW_TEMPLATE, F, SpanRow
 
 MAX_TOKENS = 10**9
 """A token count above this in one call is treated as corrupt, not as usage."""
@@ -42,6 +42,10 @@ _ZERO_SPAN = bytes(8)
 _NO_PRIORITY = 1 << 30
 _CONTENT, _JSON, _PLAIN = object(), object(), object()
 _MAX_REMEMBERED_KEYS = 20_000
+_OUTCOME_COLUMNS = (F.outcome, F.outcome_score, F.outcome_label)
+
+ResourceFacts = tuple[int, str, dict[int, str]]
+"""What a span takes from its resource: (resource_id, service.name, business column -> value)."""
 
 
 class SpanRejected(ValueError):
@@ -88,6 +92,16 @@ class Normalizer:
         self._business = frozenset(table.business_columns)
         self._prio_template = [_NO_PRIORITY] * NCOLS
         self._key_kinds: dict[str, tuple[object, str]] = {}
+        # Operation -> span class; an operation listed twice takes the first class in this order.
+        self._class_of_operation: dict[str, str] = {}
+        for operations, span_class in (
+            (table.inference_operations, "llm"),
+            (table.tool_operations, "tool"),
+            (table.agent_operations, "agent"),
+            (table.workflow_operations, "workflow"),
+        ):
+            for operation in operations:
+                self._class_of_operation.setdefault(operation, span_class)
 
     def _key_kind(self, key: str) -> tuple[object, str]:
         """Content, JSON document or plain attribute, and one shared string for the key:
@@ -132,7 +146,7 @@ class Normalizer:
 
     # -- resource -------------------------------------------------------------------------
 
-    def _resource(self, resource: Any, batch: NormalizedBatch) -> tuple[int, str, dict[int, str]]:
+    def _resource(self, resource: Any, batch: NormalizedBatch) -> ResourceFacts:
         serialized = resource.SerializeToString(deterministic=True)
         resource_id = int.from_bytes(hashlib.blake2b(serialized, digest_size=8).digest(), "little")
         service = ""
@@ -159,42 +173,62 @@ class Normalizer:
         span: Any,
         scope_name: str,
         scope_version: str,
-        resource: tuple[int, str, dict[int, str]],
+        resource: ResourceFacts,
         max_start: int,
-    ) -> list[Any]:
-        trace_id = span.trace_id
-        span_id = span.span_id
-        parent = span.parent_span_id
-        if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
-            raise SpanRejected(f"trace_id must be 16 non-zero bytes (got {len(trace_id)} bytes)")
-        if len(span_id) != 8 or span_id == _ZERO_SPAN:
-            raise SpanRejected(f"span_id must be 8 non-zero bytes (got {len(span_id)} bytes)")
-        if parent and (len(parent) != 8 or parent == _ZERO_SPAN):
-            if len(parent) != 8:
-                raise SpanRejected(f"parent_span_id must be empty or 8 bytes (got {len(parent)} bytes)")
-            parent = b""
-        start = span.start_time_unix_nano
-        end = span.end_time_unix_nano
-        if start < MIN_START_NS or start > max_start:
-            raise SpanRejected(f"start_time_unix_nano {start} is not between year 2000 and tomorrow")
-        if end < start:
-            raise SpanRejected(f"end_time_unix_nano {end} is before start_time_unix_nano {start}")
-        if end - start > MAX_DURATION_NS:
-            raise SpanRejected(f"end_time_unix_nano {end} is more than 30 days after start_time_unix_nano {start}")
-
+    ) -> SpanRow:
+        """One span as a row, in phases: check ids and times, map the attributes through the
+        convention table, read events, links and embedded JSON documents, fill the columns the
+        span itself carries, then derive model, token normalisation and span class."""
+        trace_id, span_id, parent = _checked_ids(span)
+        start, end = _checked_times(span, max_start)
         row = ROW_TEMPLATE.copy()
         prio = self._prio_template.copy()
+        keys, values, json_docs, payload = self._read_attributes(span.attributes, row, prio)
+        if span.events:
+            payload += self._events(span, row)
+        if span.links:
+            self._links(span, row)
+        if not row[F.outcome_time] and (row[F.outcome] or row[F.outcome_score] is not None or row[F.outcome_label]):
+            row[F.outcome_time] = end  # an outcome attribute is recorded when its span ends
+        if json_docs:
+            self._json_fields(json_docs, row)
+        resource_id, service, resource_business = resource
+        for column, value in resource_business.items():
+            if not row[column]:
+                row[column] = value
+        self._own_columns(row, span, start, end)
+        row[F.trace_id] = trace_id.hex()
+        row[F.span_id] = span_id.hex()
+        row[F.parent_span_id] = parent.hex()
+        row[F.service_name] = service
+        row[F.scope_name] = scope_name
+        row[F.scope_version] = scope_version
+        row[F.resource_id] = resource_id
+        row[F.payload_bytes] = payload
+        row[F.attributes] = (keys, values)
+        self._derived_columns(row, scope_name, keys, values)
+        return row
+
+    def _read_attributes(
+        self, attributes: Any, row: SpanRow, prio: list[int]
+    ) -> tuple[list[str], list[str], list[tuple[str, str]], int]:
+        """Map every attribute the convention table knows into its column (the best-ranked key
+        wins) and keep the others as text: (kept keys, kept values, JSON documents, content bytes).
+
+        The one loop every attribute of every span goes through: mapped keys, nearly all of
+        them, are converted inline; only kept attributes call out (for their text).
+        """
         rules_by_key = self.table.rules
         key_kinds = self._key_kinds
         max_chars = self.options.max_value_chars
         max_attributes = self.options.max_attributes
+        keep_content = self.options.keep_content
         keys_out: list[str] = []
         values_out: list[str] = []
         json_docs: list[tuple[str, str]] = []
         payload = 0
         rejected: dict[int, tuple[int, SpanRejected]] | None = None
-
-        for kv in span.attributes:
+        for kv in attributes:
             key = kv.key
             rules = rules_by_key.get(key)
             if rules is not None:
@@ -214,49 +248,24 @@ class Normalizer:
                             row[column] = converted
                             prio[column] = rule.priority
                 continue
-            known = key_kinds.get(key)
-            kind, key = known if known is not None else self._key_kind(key)
+            kind, key = key_kinds.get(key) or self._key_kind(key)
             value = kv.value
             if kind is _CONTENT:
                 payload += _content_bytes(value)
-                if not self.options.keep_content:
+                if not keep_content:
                     continue
-            which = value.WhichOneof("value")
-            if which == "string_value":
-                text = value.string_value
-                if len(text) > max_chars:
-                    text = text[:max_chars]
-            elif which == "int_value":
-                text = str(value.int_value)
-            else:
-                text = _as_text(value, max_chars)
+            text = _attribute_text(value, max_chars)
             if kind is _JSON:
                 json_docs.append((key, text))
             if len(keys_out) < max_attributes:
                 keys_out.append(key)
                 values_out.append(text)
-
         if rejected:
-            for column, (priority, exc) in rejected.items():
-                if priority < prio[column]:
-                    raise exc
-        if span.events:
-            payload += self._events(span, row, prio)
-        if span.links:
-            self._links(span, row, prio)
-        if not row[F.outcome_time] and (row[F.outcome] or row[F.outcome_score] is not None or row[F.outcome_label]):
-            row[F.outcome_time] = end  # an outcome attribute is recorded when its span ends
-        if json_docs:
-            self._json_fields(json_docs, row)
+            _raise_unless_superseded(rejected, prio)
+        return keys_out, values_out, json_docs, payload
 
-        resource_id, service, resource_business = resource
-        for column, value in resource_business.items():
-            if not row[column]:
-                row[column] = value
-
-        row[F.trace_id] = trace_id.hex()
-        row[F.span_id] = span_id.hex()
-        row[F.parent_span_id] = parent.hex()
+    def _own_columns(self, row: SpanRow, span: Any, start: int, end: int) -> None:
+        """The columns the span carries itself: name, kind, times, status."""
         row[F.name] = span.name
         kind = span.kind
         row[F.kind] = _KIND_NAMES[kind] if 0 <= kind < len(_KIND_NAMES) else "UNSPECIFIED"
@@ -267,15 +276,13 @@ class Normalizer:
         code = status.code
         row[F.status_code] = _STATUS_NAMES[code] if 0 <= code < 3 else "UNSET"
         if status.message:
-            row[F.status_message] = status.message[:max_chars]
-        row[F.service_name] = service
-        row[F.scope_name] = scope_name
-        row[F.scope_version] = scope_version
-        row[F.resource_id] = resource_id
-        row[F.payload_bytes] = payload
+            row[F.status_message] = status.message[: self.options.max_value_chars]
+
+    def _derived_columns(self, row: SpanRow, scope_name: str, keys: list[str], values: list[str]) -> None:
+        """Columns decided from the others: model, normalised token counts, error type, span
+        class, and a reported cost that cannot be trusted dropped."""
         row[F.model] = row[F.response_model] or row[F.request_model]
-        row[F.attributes] = (keys_out, values_out)
-        self._normalise_tokens(row, scope_name, keys_out, values_out)
+        self._normalise_tokens(row, scope_name, keys, values)
         if row[F.error_type].startswith("<class '"):
             row[F.error_type] = _unwrap_class_repr(row[F.error_type])
         row[F.span_class] = self._classify(row)
@@ -283,30 +290,18 @@ class Normalizer:
         if reported is not None and reported == 0 and (row[F.input_tokens] or row[F.output_tokens]):
             # A library without prices reports 0 (openlit offline): a hint we cannot trust.
             row[F.reported_cost_usd] = None
-        return row
 
-    def _events(self, span: Any, row: list[Any], prio: list[int]) -> int:
+    def _events(self, span: Any, row: SpanRow) -> int:
+        """Read the span's events: an exception's type and message, an evaluation result's
+        outcome, and the size of content events; returns the content bytes."""
         payload = 0
         content_events = self.table.content_events
         for event in span.events:
             name = event.name
             if name == "exception":
-                for kv in event.attributes:
-                    if kv.key == "exception.type" and not row[F.error_type]:
-                        row[F.error_type] = _as_text(kv.value, 256)
-                    elif kv.key == "exception.message" and not row[F.status_message]:
-                        row[F.status_message] = _as_text(kv.value, self.options.max_value_chars)
+                self._exception_event(event, row)
             elif name == "gen_ai.evaluation.result":
-                for kv in event.attributes:
-                    for rule in self.table.rules.get(kv.key, ()):
-                        if rule.column in (F.outcome, F.outcome_score, F.outcome_label):
-                            converted = _convert(kv.value, rule, kv.key)
-                            if converted is not None:
-                                row[rule.column] = converted
-                at = event.time_unix_nano
-                end = span.end_time_unix_nano
-                # An event outside its span's life (give or take a day) is a clock error: use the end.
-                row[F.outcome_time] = at if MIN_START_NS <= at <= end + FUTURE_SLACK_NS else end
+                self._evaluation_event(event, span.end_time_unix_nano, row)
             elif name in content_events:
                 for kv in event.attributes:
                     payload += _content_bytes(kv.value)
@@ -314,7 +309,26 @@ class Normalizer:
             row[F.outcome_time] = span.end_time_unix_nano
         return payload
 
-    def _links(self, span: Any, row: list[Any], prio: list[int]) -> None:
+    def _exception_event(self, event: Any, row: SpanRow) -> None:
+        for kv in event.attributes:
+            if kv.key == "exception.type" and not row[F.error_type]:
+                row[F.error_type] = _as_text(kv.value, 256)
+            elif kv.key == "exception.message" and not row[F.status_message]:
+                row[F.status_message] = _as_text(kv.value, self.options.max_value_chars)
+
+    def _evaluation_event(self, event: Any, end: int, row: SpanRow) -> None:
+        for kv in event.attributes:
+            for rule in self.table.rules.get(kv.key, ()):
+                if rule.column in _OUTCOME_COLUMNS:
+                    converted = _convert(kv.value, rule, kv.key)
+                    if converted is not None:
+                        row[rule.column] = converted
+        at = event.time_unix_nano
+        # An event outside its span's life (give or take a day) is a clock error: use the end.
+        row[F.outcome_time] = at if MIN_START_NS <= at <= end + FUTURE_SLACK_NS else end
+
+    def _links(self, span: Any, row: SpanRow) -> None:
+        """Business keys carried on links fill the ones the span lacks."""
         business = self._business
         for link in span.links:
             for kv in link.attributes:
@@ -374,24 +388,16 @@ class Normalizer:
         if write_1h and write_1h > (row[F.cache_write_tokens] or 0):
             row[F.cache_write_tokens] = write_1h
 
-    def _classify(self, row: list[Any]) -> str:
-        table = self.table
-        operation = row[F.operation]
-        if operation in table.inference_operations:
-            return "llm"
-        if operation in table.tool_operations:
-            return "tool"
-        if operation in table.agent_operations:
-            return "agent"
-        if operation in table.workflow_operations:
-            return "workflow"
+    def _classify(self, row: SpanRow) -> str:
+        """The span's class: by its operation, else by what it carries (usage, a tool, HTTP)."""
+        span_class = self._class_of_operation.get(row[F.operation])
+        if span_class is not None:
+            return span_class
         if row[F.input_tokens] is not None or row[F.output_tokens] is not None:
             return "llm"
         if row[F.tool_name]:
             return "tool"
-        if row[F.http_method]:
-            return "http"
-        return "other"
+        return "http" if row[F.http_method] else "other"
 
 
 def _unwrap_class_repr(text: str) -> str:
@@ -401,57 +407,130 @@ def _unwrap_class_repr(text: str) -> str:
     return inner[: -len("'>")] if inner.endswith("'>") else text
 
 
+def _checked_ids(span: Any) -> tuple[bytes, bytes, bytes]:
+    """(trace id, span id, parent id) as bytes, or SpanRejected; an all-zero parent means none."""
+    trace_id = span.trace_id
+    span_id = span.span_id
+    parent = span.parent_span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+        raise SpanRejected(f"trace_id must be 16 non-zero bytes (got {len(trace_id)} bytes)")
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
+        raise SpanRejected(f"span_id must be 8 non-zero bytes (got {len(span_id)} bytes)")
+    if parent and (len(parent) != 8 or parent == _ZERO_SPAN):
+        if len(parent) != 8:
+            raise SpanRejected(f"parent_span_id must be empty or 8 bytes (got {len(parent)} bytes)")
+        parent = b""
+    return trace_id, span_id, parent
+
+
+def _checked_times(span: Any, max_start: int) -> tuple[int, int]:
+    """(start, end) in ns, or SpanRejected when they are not a plausible span's."""
+    start: int = span.start_time_unix_nano
+    end: int = span.end_time_unix_nano
+    if start < MIN_START_NS or start > max_start:
+        raise SpanRejected(f"start_time_unix_nano {start} is not between year 2000 and tomorrow")
+    if end < start:
+        raise SpanRejected(f"end_time_unix_nano {end} is before start_time_unix_nano {start}")
+    if end - start > MAX_DURATION_NS:
+        raise SpanRejected(f"end_time_unix_nano {end} is more than 30 days after start_time_unix_nano {start}")
+    return start, end
+
+
+def _raise_unless_superseded(rejected: Mapping[int, tuple[int, SpanRejected]], prio: list[int]) -> None:
+    """A value that could not be converted rejects the span, unless a better-ranked key set its column."""
+    for column, (priority, exc) in rejected.items():
+        if priority < prio[column]:
+            raise exc
+
+
+def _attribute_text(value: Any, max_chars: int) -> str:
+    """A kept attribute's value as text (strings and integers, nearly all of them, first)."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        text: str = value.string_value
+        return text[:max_chars] if len(text) > max_chars else text
+    if which == "int_value":
+        return str(value.int_value)
+    return _as_text(value, max_chars)
+
+
 # -- value conversion ---------------------------------------------------------------------
 
 
-def _convert(value: Any, rule: KeyRule, key: str) -> Any:
+Converted = str | int | float | bool | None
+"""A column value from an attribute: text, a count, a number, a flag, or nothing usable."""
+
+
+def _convert(value: Any, rule: KeyRule, key: str) -> Converted:
+    """An attribute value converted to its column's kind (None: nothing usable); raises
+    SpanRejected for token counts no call could have."""
     which = value.WhichOneof("value")
     kind = rule.kind
     # The two cases that make up nearly every mapped attribute, first.
     if which == "int_value" and kind == "tokens":
-        number = value.int_value
+        number: int = value.int_value
         if 0 <= number <= MAX_TOKENS:
             return number
     elif which == "string_value" and kind == "str" and rule.values is None:
         return value.string_value or None
-    if kind == "str":
-        if which == "string_value":
-            text = value.string_value
-        elif which in ("int_value", "double_value", "bool_value"):
-            text = str(getattr(value, which))
-        else:
-            return None
-        if not text:
-            return None
-        if rule.values is not None:
-            mapped = rule.values.get(text.lower(), _MISSING)
-            if mapped is _MISSING:
-                return text.lower() if rule.passthrough else None
-            return mapped
-        return text
-    if kind == "tokens":
-        return _tokens(value, which, key)
-    if kind == "count":
-        try:
-            number = _tokens(value, which, key)
-        except SpanRejected:
-            return None
-        return min(number, MAX_COUNT) if number is not None else None
-    if kind == "float":
-        number = _number(value, which)
-        if number is None or not math.isfinite(number):
-            return None
-        if rule.column == F.reported_cost_usd:
-            return None if number < 0 or number > MAX_REPORTED_USD else int(Decimal(repr(number)) * FEMTO_PER_USD)
-        return number
-    if kind == "bool":
-        if which == "bool_value":
-            return value.bool_value
-        if which == "string_value":
-            return value.string_value.lower() in ("true", "1")
+    return _CONVERTERS[kind](value, which, rule, key)
+
+
+def _to_str(value: Any, which: str | None, rule: KeyRule, key: str) -> str | None:
+    if which == "string_value":
+        text: str = value.string_value
+    elif which in ("int_value", "double_value", "bool_value"):
+        text = str(getattr(value, which))
+    else:
+        return None
+    if not text:
+        return None
+    if rule.values is not None:
+        lowered = text.lower()
+        if lowered in rule.values:
+            return rule.values[lowered]
+        return lowered if rule.passthrough else None
+    return text
+
+
+def _to_tokens(value: Any, which: str | None, rule: KeyRule, key: str) -> int | None:
+    return _tokens(value, which, key)
+
+
+def _to_count(value: Any, which: str | None, rule: KeyRule, key: str) -> int | None:
+    """A count (retries): like tokens, but an unusable value is dropped, not a rejection."""
+    try:
+        number = _tokens(value, which, key)
+    except SpanRejected:
+        return None
+    return min(number, MAX_COUNT) if number is not None else None
+
+
+def _to_float(value: Any, which: str | None, rule: KeyRule, key: str) -> float | int | None:
+    """A finite number; a reported cost becomes integer femto-USD (None when implausible)."""
+    number = _number(value, which)
+    if number is None or not math.isfinite(number):
+        return None
+    if rule.column == F.reported_cost_usd:
+        return None if number < 0 or number > MAX_REPORTED_USD else int(Decimal(repr(number)) * FEMTO_PER_USD)
+    return number
+
+
+def _to_bool(value: Any, which: str | None, rule: KeyRule, key: str) -> bool | None:
+    if which == "bool_value":
+        return bool(value.bool_value)
+    if which == "string_value":
+        return value.string_value.lower() in ("true", "1")
     return None
 
 
+_CONVERTERS: Mapping[ValueKind, Callable[[Any, str | None, KeyRule, str], Converted]] = {
+    "str": _to_str,
+    "tokens": _to_tokens,
+    "count": _to_count,
+    "float": _to_float,
+    "bool": _to_bool,
+}
 _MISSING = object()
 
 
