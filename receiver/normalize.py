@@ -8,32 +8,24 @@ its own with a reason; the rest of the request is kept (OTLP partial success).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otelspend.conventions import ConventionTable, KeyRule, ValueKind
-from otelspend.record import COLUMN_NAMES, FEMTO_PER_USD, NCOLS, ROW_TEMPLATE, F, SpanRow
+from otelspend.conventions import ConventionTable
+from otelspend.receiver.values import MAX_TOKENS as MAX_TOKENS  # re-exported: the limits callers test against
+from otelspend.receiver.values import SpanRejected, as_text, attribute_text, content_bytes, convert
+from otelspend.record import COLUMN_NAMES, NCOLS, ROW_TEMPLATE, F, SpanRow
 
-MAX_TOKENS = 10**9
-"""A token count above this in one call is treated as corrupt, not as usage."""
-MAX_COUNT = 10**6
 MIN_START_NS = 946_684_800 * 10**9  # 2000-01-01T00:00:00Z
 MAX_DURATION_NS = 30 * 86_400 * 10**9
-MAX_REPORTED_USD = 10**9
-"""A reported cost above this for one call is corrupt, not spend (and would not fit the column)."""
-MAX_NUMBER_CHARS = 32
 FUTURE_SLACK_NS = 86_400 * 10**9
 MAX_REPORTED_ERRORS = 5
-MAX_NESTING = 8
 
 _KIND_NAMES = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_NAMES = ("UNSET", "OK", "ERROR")
@@ -46,10 +38,6 @@ _OUTCOME_COLUMNS = (F.outcome, F.outcome_score, F.outcome_label)
 
 ResourceFacts = tuple[int, str, dict[int, str]]
 """What a span takes from its resource: (resource_id, service.name, business column -> value)."""
-
-
-class SpanRejected(ValueError):
-    """This span cannot be stored; the message says why."""
 
 
 @dataclass
@@ -154,7 +142,7 @@ class Normalizer:
         pairs: list[tuple[str, str]] = []
         rules = self.table.rules
         for kv in resource.attributes:
-            text = _as_text(kv.value, self.options.max_value_chars)
+            text = as_text(kv.value, self.options.max_value_chars)
             if kv.key == "service.name":
                 service = text
             for rule in rules.get(kv.key, ()):
@@ -237,7 +225,7 @@ class Normalizer:
                     column = rule.column
                     if rule.priority < prio[column]:
                         try:
-                            converted = _convert(value, rule, key)
+                            converted = convert(value, rule, key)
                         except SpanRejected as exc:
                             # Rejects the span only if no better-ranked key gives the value
                             # (decided after the loop, so attribute order does not matter).
@@ -251,10 +239,10 @@ class Normalizer:
             kind, key = key_kinds.get(key) or self._key_kind(key)
             value = kv.value
             if kind is _CONTENT:
-                payload += _content_bytes(value)
+                payload += content_bytes(value)
                 if not keep_content:
                     continue
-            text = _attribute_text(value, max_chars)
+            text = attribute_text(value, max_chars)
             if kind is _JSON:
                 json_docs.append((key, text))
             if len(keys_out) < max_attributes:
@@ -304,7 +292,7 @@ class Normalizer:
                 self._evaluation_event(event, span.end_time_unix_nano, row)
             elif name in content_events:
                 for kv in event.attributes:
-                    payload += _content_bytes(kv.value)
+                    payload += content_bytes(kv.value)
         if (row[F.outcome] or row[F.outcome_score] is not None) and not row[F.outcome_time]:
             row[F.outcome_time] = span.end_time_unix_nano
         return payload
@@ -312,15 +300,15 @@ class Normalizer:
     def _exception_event(self, event: Any, row: SpanRow) -> None:
         for kv in event.attributes:
             if kv.key == "exception.type" and not row[F.error_type]:
-                row[F.error_type] = _as_text(kv.value, 256)
+                row[F.error_type] = as_text(kv.value, 256)
             elif kv.key == "exception.message" and not row[F.status_message]:
-                row[F.status_message] = _as_text(kv.value, self.options.max_value_chars)
+                row[F.status_message] = as_text(kv.value, self.options.max_value_chars)
 
     def _evaluation_event(self, event: Any, end: int, row: SpanRow) -> None:
         for kv in event.attributes:
             for rule in self.table.rules.get(kv.key, ()):
                 if rule.column in _OUTCOME_COLUMNS:
-                    converted = _convert(kv.value, rule, kv.key)
+                    converted = convert(kv.value, rule, kv.key)
                     if converted is not None:
                         row[rule.column] = converted
         at = event.time_unix_nano
@@ -334,7 +322,7 @@ class Normalizer:
             for kv in link.attributes:
                 for rule in self.table.rules.get(kv.key, ()):
                     if rule.column in business and not row[rule.column]:
-                        text = _as_text(kv.value, 256)
+                        text = as_text(kv.value, 256)
                         if text:
                             row[rule.column] = text
 
@@ -441,212 +429,6 @@ def _raise_unless_superseded(rejected: Mapping[int, tuple[int, SpanRejected]], p
     for column, (priority, exc) in rejected.items():
         if priority < prio[column]:
             raise exc
-
-
-def _attribute_text(value: Any, max_chars: int) -> str:
-    """A kept attribute's value as text (strings and integers, nearly all of them, first)."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        text: str = value.string_value
-        return text[:max_chars] if len(text) > max_chars else text
-    if which == "int_value":
-        return str(value.int_value)
-    return _as_text(value, max_chars)
-
-
-# -- value conversion ---------------------------------------------------------------------
-
-
-Converted = str | int | float | bool | None
-"""A column value from an attribute: text, a count, a number, a flag, or nothing usable."""
-
-
-def _convert(value: Any, rule: KeyRule, key: str) -> Converted:
-    """An attribute value converted to its column's kind (None: nothing usable); raises
-    SpanRejected for token counts no call could have."""
-    which = value.WhichOneof("value")
-    kind = rule.kind
-    # The two cases that make up nearly every mapped attribute, first.
-    if which == "int_value" and kind == "tokens":
-        number: int = value.int_value
-        if 0 <= number <= MAX_TOKENS:
-            return number
-    elif which == "string_value" and kind == "str" and rule.values is None:
-        return value.string_value or None
-    return _CONVERTERS[kind](value, which, rule, key)
-
-
-def _to_str(value: Any, which: str | None, rule: KeyRule, key: str) -> str | None:
-    if which == "string_value":
-        text: str = value.string_value
-    elif which in ("int_value", "double_value", "bool_value"):
-        text = str(getattr(value, which))
-    else:
-        return None
-    if not text:
-        return None
-    if rule.values is not None:
-        lowered = text.lower()
-        if lowered in rule.values:
-            return rule.values[lowered]
-        return lowered if rule.passthrough else None
-    return text
-
-
-def _to_tokens(value: Any, which: str | None, rule: KeyRule, key: str) -> int | None:
-    return _tokens(value, which, key)
-
-
-def _to_count(value: Any, which: str | None, rule: KeyRule, key: str) -> int | None:
-    """A count (retries): like tokens, but an unusable value is dropped, not a rejection."""
-    try:
-        number = _tokens(value, which, key)
-    except SpanRejected:
-        return None
-    return min(number, MAX_COUNT) if number is not None else None
-
-
-def _to_float(value: Any, which: str | None, rule: KeyRule, key: str) -> float | int | None:
-    """A finite number; a reported cost becomes integer femto-USD (None when implausible)."""
-    number = _number(value, which)
-    if number is None or not math.isfinite(number):
-        return None
-    if rule.column == F.reported_cost_usd:
-        return None if number < 0 or number > MAX_REPORTED_USD else int(Decimal(repr(number)) * FEMTO_PER_USD)
-    return number
-
-
-def _to_bool(value: Any, which: str | None, rule: KeyRule, key: str) -> bool | None:
-    if which == "bool_value":
-        return bool(value.bool_value)
-    if which == "string_value":
-        return value.string_value.lower() in ("true", "1")
-    return None
-
-
-_CONVERTERS: Mapping[ValueKind, Callable[[Any, str | None, KeyRule, str], Converted]] = {
-    "str": _to_str,
-    "tokens": _to_tokens,
-    "count": _to_count,
-    "float": _to_float,
-    "bool": _to_bool,
-}
-_MISSING = object()
-
-
-def _number(value: Any, which: str | None) -> float | None:
-    if which == "int_value":
-        return float(value.int_value)
-    if which == "double_value":
-        return value.double_value
-    if which == "string_value":
-        try:
-            return float(value.string_value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _tokens(value: Any, which: str | None, key: str) -> int | None:
-    if which == "int_value":
-        number = value.int_value
-    elif which == "double_value":
-        raw = value.double_value
-        if not math.isfinite(raw) or raw != int(raw):
-            raise SpanRejected(f"{key}={raw!r}: token counts must be whole numbers")
-        number = int(raw)
-    elif which == "string_value":
-        text = value.string_value.strip()
-        if len(text) > MAX_NUMBER_CHARS:
-            raise SpanRejected(f"{key}={text[:40]!r}…: not a plausible token count")
-        try:
-            number = int(text)
-        except ValueError:
-            try:
-                parsed = Decimal(text)
-            except InvalidOperation:
-                raise SpanRejected(f"{key}={text[:40]!r}: token counts must be numbers") from None
-            if not parsed.is_finite() or parsed != parsed.to_integral_value():
-                raise SpanRejected(f"{key}={text[:40]!r}: token counts must be whole numbers") from None
-            if not 0 <= parsed <= MAX_TOKENS:
-                raise SpanRejected(f"{key}={text[:40]!r}: token counts must be between 0 and {MAX_TOKENS}") from None
-            number = int(parsed)
-    elif which is None:
-        return None
-    else:
-        raise SpanRejected(f"{key}: token counts must be numbers (got {which})")
-    if number < 0 or number > MAX_TOKENS:
-        raise SpanRejected(f"{key}={number}: token counts must be between 0 and {MAX_TOKENS}")
-    return number
-
-
-def _as_text(value: Any, max_chars: int, depth: int = 0) -> str:
-    """Any AnyValue as a string: scalars plainly, arrays and maps as JSON, bytes as base64."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        text = value.string_value
-    elif which == "int_value":
-        return str(value.int_value)
-    elif which == "bool_value":
-        return "true" if value.bool_value else "false"
-    elif which == "double_value":
-        return repr(value.double_value)
-    elif which is None:
-        return ""
-    elif depth == 0:
-        # Arrays and maps repeat (finish_reasons ["stop"] on every call): encode each distinct
-        # value once, keyed by its wire bytes.
-        wire = value.SerializeToString()
-        text = _ENCODED.get(wire)
-        if text is None:
-            text = _ENCODE(_plain(value, depth))
-            if len(_ENCODED) < _MAX_ENCODED and len(wire) <= 256:
-                _ENCODED[wire] = text
-    else:
-        text = _ENCODE(_plain(value, depth))
-    return text if len(text) <= max_chars else text[:max_chars]
-
-
-_ENCODED: dict[bytes, str] = {}
-_MAX_ENCODED = 10_000
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
-"""One encoder for every array / map value (json.dumps with options builds one per call)."""
-
-
-def _plain(value: Any, depth: int) -> Any:
-    which = value.WhichOneof("value")
-    if depth >= MAX_NESTING and which in ("array_value", "kvlist_value"):
-        return "…"
-    if which == "array_value":
-        return [_plain(item, depth + 1) for item in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _plain(kv.value, depth + 1) for kv in value.kvlist_value.values}
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    if which is None:
-        return None
-    return getattr(value, which)
-
-
-def _content_bytes(value: Any) -> int:
-    """UTF-8 size of a content value without materialising it (wire size minus framing)."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        total = value.ByteSize()  # tag (1 byte) + varint length + the UTF-8 bytes
-        for width in range(1, 6):
-            length = total - 1 - width
-            if length >= 0 and _varint_width(length) == width:
-                return length
-        return max(total - 2, 0)
-    return value.ByteSize()
-
-
-def _varint_width(number: int) -> int:
-    width = 1
-    while number >= 0x80:
-        number >>= 7
-        width += 1
-    return width
 
 
 def resource_attributes_of(batch: NormalizedBatch) -> Mapping[int, tuple[str, list[tuple[str, str]]]]:
