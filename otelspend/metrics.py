@@ -37,6 +37,7 @@ HELP: dict[str, str] = {
     "otelspend_spans_duplicate_total": "Exact duplicate spans dropped before storage.",
     "otelspend_requests_total": "Export requests by transport and outcome.",
     "otelspend_requests_refused_total": "Export requests answered UNAVAILABLE/503 (back-pressure or store down).",
+    "otelspend_auth_refused_total": "Requests refused for a missing or unknown bearer token, by surface and reason.",
     "otelspend_calls_unpriced_total": "Model calls stored without a price, by reason.",
     "otelspend_runs_emitted_total": "Run emissions written (first emission or update).",
     "otelspend_runs_unchanged_total": "Closed runs whose stored figures were already right.",

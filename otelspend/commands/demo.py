@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     endpoint = args.endpoint or default_endpoint(settings, args.protocol)
     headers = dict(item.split("=", 1) for item in args.header if "=" in item)
     api_url = route = None
-    token = args.api_token or (settings.api.tokens[0] if settings.api.tokens else "")
+    token = args.api_token or (settings.api.tokens[0].get_secret_value() if settings.api.tokens else "")
     if args.api is not None:
         api_url = args.api or f"http://{_dialable(settings.api.address)}"
         route = outcome_route(api_url, token)

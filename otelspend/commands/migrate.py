@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         for statement in render_cluster(load_migrations(), settings.clickhouse.database, args.print_cluster_ddl):
             print(statement.rstrip() + ";\n")
         return 0
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings)
     store = Store(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
         applied = migrate(store, settings.clickhouse.cluster)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from otelspend.app import OtelSpend
 
     settings = settings_from_args(args, SERVE_FLAGS)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings)
     app = OtelSpend(settings)
     try:
         addresses = app.start(wait_for_store=settings.clickhouse.startup_wait_seconds)

@@ -14,6 +14,7 @@ from otelspend.cli import main
 from otelspend.demo import MODELS, WORKFLOWS, PlannedRun, plan_runs
 from otelspend.demo_sender import grpc_target, http_traces_url, outcome_route, summarize
 from otelspend.enrich.pricing import PriceBook, Unpriced
+from tests import canary
 from tests.ecosystem.conftest import DEMO_DAYS, DemoData
 
 NOW_NS = 1_790_000_000 * 10**9
@@ -258,6 +259,8 @@ def test_command_with_api_posts_outcomes_when_the_api_has_the_route(start_server
         "9",
         "--api",
         server.api_url,
+        "--api-token",
+        canary.API_TOKEN,
     )
     assert code == 0, out
     server.wait_idle()
