@@ -97,7 +97,7 @@ def _rows(
     """``query.rollup`` rows; ``nonempty`` drops groups with an empty dimension value (at call
     level a tool execution has no model and a model call no tool)."""
     request = RollupRequest(window, tuple(group_by), tuple(metrics), filters, order_by, descending, limit)
-    rows = rollup(store, request)["rows"]
+    rows: list[dict[str, Any]] = rollup(store, request)["rows"]
     if nonempty:
         rows = [r for r in rows if all(r[d] for d in group_by)]
     return rows

@@ -55,7 +55,7 @@ def nice_step(maximum: float, ticks: int = 4) -> float:
     if maximum <= 0 or not math.isfinite(maximum):
         return 1.0
     raw = maximum / ticks
-    power = 10 ** math.floor(math.log10(raw))
+    power: float = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         if factor * power >= raw:
             return factor * power

@@ -102,7 +102,7 @@ class Store:
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         return self.client().command(sql, parameters=dict(parameters or {}))
 
-    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         return self.client().query(sql, parameters=dict(parameters or {})).result_rows
 
     def dicts(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -104,4 +104,5 @@ def _datetime_ns(value: Any) -> int:
     import calendar
 
     seconds = calendar.timegm(value.utctimetuple())
-    return seconds * 1_000_000_000 + value.microsecond * 1000
+    microseconds: int = value.microsecond
+    return seconds * 1_000_000_000 + microseconds * 1000

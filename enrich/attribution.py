@@ -119,7 +119,7 @@ def agent_resolver(by_id: SpansById) -> Callable[[LiteSpan], str]:
         sid = span[L.span_id]
         if sid in cache:
             return cache[sid]
-        chain = []
+        chain: list[str] = []
         current: LiteSpan | None = span
         found = ""
         while current is not None and len(chain) < MAX_HOPS:

@@ -283,10 +283,12 @@ def _tier_value(card_entry: CardEntry, context: tuple[tuple[str, str], ...], row
     column = card_entry.tier_column
     if row is not None:
         if column is not None:
-            return row[column] or None
+            selector: str = row[column]
+            return selector or None
         keys, values = row[F.attributes] or ((), ())
         if tier.attribute in keys:
-            return values[keys.index(tier.attribute)]
+            attribute: str = values[keys.index(tier.attribute)]
+            return attribute
         return None
     # No span row (CLI, API): the context names canonical fields.
     for key, value in context:

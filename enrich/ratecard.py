@@ -339,7 +339,8 @@ def _as_ns(value: dt.datetime | dt.date | None) -> int | None:
 
 def _describe(label: str, doc: Mapping[str, Any], exc: ValidationError) -> str:
     lines = []
-    entries = doc.get("entries") if isinstance(doc.get("entries"), list) else []
+    raw_entries = doc.get("entries")
+    entries: list[Any] = raw_entries if isinstance(raw_entries, list) else []
     for error in exc.errors():
         loc = list(error["loc"])
         where = ""

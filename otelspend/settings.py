@@ -429,7 +429,7 @@ def _describe(loc: tuple[str, ...], error: Mapping[str, Any], sources: dict[tupl
     key = ".".join(loc)
     source = next((sources[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in sources), "default")
     if error["type"] == "extra_forbidden":
-        parent = Settings
+        parent: type[Section] = Settings
         for part in loc[:-1]:
             field = parent.model_fields.get(part)
             annotation = field.annotation if field else None

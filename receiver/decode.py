@@ -75,6 +75,7 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
     out: list[tuple[int, int, Any]] = []
     pos = 0
     size = len(data)
+    value: int | bytes
     while pos < size:
         key, pos = _read_varint(data, pos)
         number, wire = key >> 3, key & 7

@@ -39,7 +39,7 @@ class OtlpGrpcServer:
             ],
             maximum_concurrent_rpcs=workers * 4,
         )
-        handler = grpc.unary_unary_rpc_method_handler(
+        handler: grpc.RpcMethodHandler[bytes, ExportTraceServiceResponse] = grpc.unary_unary_rpc_method_handler(
             self._export,
             request_deserializer=None,
             response_serializer=ExportTraceServiceResponse.SerializeToString,
@@ -61,7 +61,8 @@ class OtlpGrpcServer:
     def _export(self, request: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         metadata = dict(context.invocation_metadata())
         try:
-            token = self.ingest.authenticate(metadata.get("authorization"))
+            authorization = metadata.get("authorization")  # bytes only for "-bin" keys
+            token = self.ingest.authenticate(authorization if isinstance(authorization, str) else None)
             result = self.ingest.export(request, json_body=False, token=token, transport="grpc")
         except ExportError as exc:
             context.abort_with_status(_status(exc))

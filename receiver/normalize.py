@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otelspend.conventions import ConventionTable
 from otelspend.receiver.values import MAX_TOKENS as MAX_TOKENS  # re-exported: the limits callers test against
@@ -44,7 +47,7 @@ ResourceFacts = tuple[int, str, dict[int, str]]
 class NormalizedBatch:
     """Rows of one export request, ready for pricing and storage."""
 
-    rows: list[list[Any]] = field(default_factory=list)
+    rows: list[SpanRow] = field(default_factory=list)
     resources: dict[int, tuple[str, list[tuple[str, str]]]] = field(default_factory=dict)
     """resource_id -> (service.name, attributes) for resources seen in this batch."""
     rejected: int = 0
@@ -134,7 +137,7 @@ class Normalizer:
 
     # -- resource -------------------------------------------------------------------------
 
-    def _resource(self, resource: Any, batch: NormalizedBatch) -> ResourceFacts:
+    def _resource(self, resource: Resource, batch: NormalizedBatch) -> ResourceFacts:
         serialized = resource.SerializeToString(deterministic=True)
         resource_id = int.from_bytes(hashlib.blake2b(serialized, digest_size=8).digest(), "little")
         service = ""
@@ -158,7 +161,7 @@ class Normalizer:
 
     def _span(
         self,
-        span: Any,
+        span: Span,
         scope_name: str,
         scope_version: str,
         resource: ResourceFacts,
@@ -198,7 +201,7 @@ class Normalizer:
         return row
 
     def _read_attributes(
-        self, attributes: Any, row: SpanRow, prio: list[int]
+        self, attributes: Iterable[KeyValue], row: SpanRow, prio: list[int]
     ) -> tuple[list[str], list[str], list[tuple[str, str]], int]:
         """Map every attribute the convention table knows into its column (the best-ranked key
         wins) and keep the others as text: (kept keys, kept values, JSON documents, content bytes).
@@ -252,7 +255,7 @@ class Normalizer:
             _raise_unless_superseded(rejected, prio)
         return keys_out, values_out, json_docs, payload
 
-    def _own_columns(self, row: SpanRow, span: Any, start: int, end: int) -> None:
+    def _own_columns(self, row: SpanRow, span: Span, start: int, end: int) -> None:
         """The columns the span carries itself: name, kind, times, status."""
         row[F.name] = span.name
         kind = span.kind
@@ -279,7 +282,7 @@ class Normalizer:
             # A library without prices reports 0 (openlit offline): a hint we cannot trust.
             row[F.reported_cost_usd] = None
 
-    def _events(self, span: Any, row: SpanRow) -> int:
+    def _events(self, span: Span, row: SpanRow) -> int:
         """Read the span's events: an exception's type and message, an evaluation result's
         outcome, and the size of content events; returns the content bytes."""
         payload = 0
@@ -297,14 +300,14 @@ class Normalizer:
             row[F.outcome_time] = span.end_time_unix_nano
         return payload
 
-    def _exception_event(self, event: Any, row: SpanRow) -> None:
+    def _exception_event(self, event: Span.Event, row: SpanRow) -> None:
         for kv in event.attributes:
             if kv.key == "exception.type" and not row[F.error_type]:
                 row[F.error_type] = as_text(kv.value, 256)
             elif kv.key == "exception.message" and not row[F.status_message]:
                 row[F.status_message] = as_text(kv.value, self.options.max_value_chars)
 
-    def _evaluation_event(self, event: Any, end: int, row: SpanRow) -> None:
+    def _evaluation_event(self, event: Span.Event, end: int, row: SpanRow) -> None:
         for kv in event.attributes:
             for rule in self.table.rules.get(kv.key, ()):
                 if rule.column in _OUTCOME_COLUMNS:
@@ -315,7 +318,7 @@ class Normalizer:
         # An event outside its span's life (give or take a day) is a clock error: use the end.
         row[F.outcome_time] = at if MIN_START_NS <= at <= end + FUTURE_SLACK_NS else end
 
-    def _links(self, span: Any, row: SpanRow) -> None:
+    def _links(self, span: Span, row: SpanRow) -> None:
         """Business keys carried on links fill the ones the span lacks."""
         business = self._business
         for link in span.links:
@@ -326,7 +329,7 @@ class Normalizer:
                         if text:
                             row[rule.column] = text
 
-    def _json_fields(self, docs: list[tuple[str, str]], row: list[Any]) -> None:
+    def _json_fields(self, docs: list[tuple[str, str]], row: SpanRow) -> None:
         for key, text in docs:
             try:
                 doc = json.loads(text)
@@ -351,7 +354,7 @@ class Normalizer:
                         row[column] = value
                         break
 
-    def _normalise_tokens(self, row: list[Any], scope: str, keys: list[str], values: list[str]) -> None:
+    def _normalise_tokens(self, row: SpanRow, scope: str, keys: list[str], values: list[str]) -> None:
         inp = row[F.input_tokens]
         cache = (row[F.cache_read_tokens] or 0) + (row[F.cache_write_tokens] or 0)
         if inp is not None and cache:
@@ -395,7 +398,7 @@ def _unwrap_class_repr(text: str) -> str:
     return inner[: -len("'>")] if inner.endswith("'>") else text
 
 
-def _checked_ids(span: Any) -> tuple[bytes, bytes, bytes]:
+def _checked_ids(span: Span) -> tuple[bytes, bytes, bytes]:
     """(trace id, span id, parent id) as bytes, or SpanRejected; an all-zero parent means none."""
     trace_id = span.trace_id
     span_id = span.span_id
@@ -411,7 +414,7 @@ def _checked_ids(span: Any) -> tuple[bytes, bytes, bytes]:
     return trace_id, span_id, parent
 
 
-def _checked_times(span: Any, max_start: int) -> tuple[int, int]:
+def _checked_times(span: Span, max_start: int) -> tuple[int, int]:
     """(start, end) in ns, or SpanRejected when they are not a plausible span's."""
     start: int = span.start_time_unix_nano
     end: int = span.end_time_unix_nano

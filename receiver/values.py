@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
 from otelspend.conventions import KeyRule, ValueKind
 from otelspend.record import FEMTO_PER_USD, F
 
@@ -29,7 +31,7 @@ class SpanRejected(ValueError):
     """This span cannot be stored; the message says why."""
 
 
-def attribute_text(value: Any, max_chars: int) -> str:
+def attribute_text(value: AnyValue, max_chars: int) -> str:
     """A kept attribute's value as text (strings and integers, nearly all of them, first)."""
     which = value.WhichOneof("value")
     if which == "string_value":
@@ -47,7 +49,7 @@ Converted = str | int | float | bool | None
 """A column value from an attribute: text, a count, a number, a flag, or nothing usable."""
 
 
-def convert(value: Any, rule: KeyRule, key: str) -> Converted:
+def convert(value: AnyValue, rule: KeyRule, key: str) -> Converted:
     """An attribute value converted to its column's kind (None: nothing usable); raises
     SpanRejected for token counts no call could have."""
     which = value.WhichOneof("value")
@@ -62,7 +64,7 @@ def convert(value: Any, rule: KeyRule, key: str) -> Converted:
     return _CONVERTERS[kind](value, which, rule, key)
 
 
-def _to_str(value: Any, which: str | None, rule: KeyRule, key: str) -> str | None:
+def _to_str(value: AnyValue, which: str | None, rule: KeyRule, key: str) -> str | None:
     if which == "string_value":
         text: str = value.string_value
     elif which in ("int_value", "double_value", "bool_value"):
@@ -79,11 +81,11 @@ def _to_str(value: Any, which: str | None, rule: KeyRule, key: str) -> str | Non
     return text
 
 
-def _to_tokens(value: Any, which: str | None, rule: KeyRule, key: str) -> int | None:
+def _to_tokens(value: AnyValue, which: str | None, rule: KeyRule, key: str) -> int | None:
     return _tokens(value, which, key)
 
 
-def _to_count(value: Any, which: str | None, rule: KeyRule, key: str) -> int | None:
+def _to_count(value: AnyValue, which: str | None, rule: KeyRule, key: str) -> int | None:
     """A count (retries): like tokens, but an unusable value is dropped, not a rejection."""
     try:
         number = _tokens(value, which, key)
@@ -92,7 +94,7 @@ def _to_count(value: Any, which: str | None, rule: KeyRule, key: str) -> int | N
     return min(number, MAX_COUNT) if number is not None else None
 
 
-def _to_float(value: Any, which: str | None, rule: KeyRule, key: str) -> float | int | None:
+def _to_float(value: AnyValue, which: str | None, rule: KeyRule, key: str) -> float | int | None:
     """A finite number; a reported cost becomes integer femto-USD (None when implausible)."""
     number = _number(value, which)
     if number is None or not math.isfinite(number):
@@ -102,7 +104,7 @@ def _to_float(value: Any, which: str | None, rule: KeyRule, key: str) -> float |
     return number
 
 
-def _to_bool(value: Any, which: str | None, rule: KeyRule, key: str) -> bool | None:
+def _to_bool(value: AnyValue, which: str | None, rule: KeyRule, key: str) -> bool | None:
     if which == "bool_value":
         return bool(value.bool_value)
     if which == "string_value":
@@ -119,7 +121,7 @@ _CONVERTERS: Mapping[ValueKind, Callable[[Any, str | None, KeyRule, str], Conver
 }
 
 
-def _number(value: Any, which: str | None) -> float | None:
+def _number(value: AnyValue, which: str | None) -> float | None:
     if which == "int_value":
         return float(value.int_value)
     if which == "double_value":
@@ -132,7 +134,7 @@ def _number(value: Any, which: str | None) -> float | None:
     return None
 
 
-def _tokens(value: Any, which: str | None, key: str) -> int | None:
+def _tokens(value: AnyValue, which: str | None, key: str) -> int | None:
     if which == "int_value":
         number = value.int_value
     elif which == "double_value":
@@ -165,7 +167,7 @@ def _tokens(value: Any, which: str | None, key: str) -> int | None:
     return number
 
 
-def as_text(value: Any, max_chars: int, depth: int = 0) -> str:
+def as_text(value: AnyValue, max_chars: int, depth: int = 0) -> str:
     """Any AnyValue as a string: scalars plainly, arrays and maps as JSON, bytes as base64."""
     which = value.WhichOneof("value")
     if which == "string_value":
@@ -182,11 +184,13 @@ def as_text(value: Any, max_chars: int, depth: int = 0) -> str:
         # Arrays and maps repeat (finish_reasons ["stop"] on every call): encode each distinct
         # value once, keyed by its wire bytes.
         wire = value.SerializeToString()
-        text = _ENCODED.get(wire)
-        if text is None:
+        known = _ENCODED.get(wire)
+        if known is None:
             text = _ENCODE(_plain(value, depth))
             if len(_ENCODED) < _MAX_ENCODED and len(wire) <= 256:
                 _ENCODED[wire] = text
+        else:
+            text = known
     else:
         text = _ENCODE(_plain(value, depth))
     return text if len(text) <= max_chars else text[:max_chars]
@@ -198,7 +202,7 @@ _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=
 """One encoder for every array / map value (json.dumps with options builds one per call)."""
 
 
-def _plain(value: Any, depth: int) -> Any:
+def _plain(value: AnyValue, depth: int) -> Any:
     which = value.WhichOneof("value")
     if depth >= MAX_NESTING and which in ("array_value", "kvlist_value"):
         return "…"
@@ -213,7 +217,7 @@ def _plain(value: Any, depth: int) -> Any:
     return getattr(value, which)
 
 
-def content_bytes(value: Any) -> int:
+def content_bytes(value: AnyValue) -> int:
     """UTF-8 size of a content value without materialising it (wire size minus framing)."""
     which = value.WhichOneof("value")
     if which == "string_value":
