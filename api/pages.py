@@ -91,12 +91,12 @@ def _rows(
     order_by: str = "cost_usd",
     descending: bool = True,
     limit: int = 100,
-    filters: Filters = (),
     nonempty: bool = False,
 ) -> list[dict[str, Any]]:
-    """``query.rollup`` rows; ``nonempty`` drops groups with an empty dimension value (at call
-    level a tool execution has no model and a model call no tool)."""
-    request = RollupRequest(window, tuple(group_by), tuple(metrics), filters, order_by, descending, limit)
+    """``query.rollup`` rows over the whole window (the dashboard's pages filter by period only);
+    ``nonempty`` drops groups with an empty dimension value (at call level a tool execution has
+    no model and a model call no tool)."""
+    request = RollupRequest(window, tuple(group_by), tuple(metrics), (), order_by, descending, limit)
     rows: list[dict[str, Any]] = rollup(store, request)["rows"]
     if nonempty:
         rows = [r for r in rows if all(r[d] for d in group_by)]
@@ -201,9 +201,11 @@ def overview(store: Store, p: Period) -> dict[str, Any]:
     (successful,) = _series(ts, "successful_runs")
     (unpriced_calls,) = _series(ts, "unpriced_calls")
     spend_chart = svg.time_chart(
-        "chart-spend",
-        f"Spend per {p.bucket}",
-        f"Calculated cost of the runs that started in each {p.bucket}, {p.range.label.lower()}.",
+        svg.Chart(
+            "chart-spend",
+            f"Spend per {p.bucket}",
+            f"Calculated cost of the runs that started in each {p.bucket}, {p.range.label.lower()}.",
+        ),
         long,
         short,
         [_money_series("Spend", cost, unpriced_calls)],
@@ -211,9 +213,11 @@ def overview(store: Store, p: Period) -> dict[str, Any]:
     )
     failed = [r - s for r, s in zip(runs, successful, strict=True)]
     runs_chart = svg.time_chart(
-        "chart-runs",
-        f"Runs per {p.bucket}",
-        f"Runs that started in each {p.bucket}: successful, and failed or without a root span.",
+        svg.Chart(
+            "chart-runs",
+            f"Runs per {p.bucket}",
+            f"Runs that started in each {p.bucket}: successful, and failed or without a root span.",
+        ),
         long,
         short,
         [
@@ -239,21 +243,17 @@ def overview(store: Store, p: Period) -> dict[str, Any]:
             if r
         ],
         "workflows_chart": svg.bar_chart(
-            "chart-top-workflows",
-            "Top workflows by spend",
-            "Workflow types ranked by calculated cost.",
+            svg.Chart("chart-top-workflows", "Top workflows by spend", "Workflow types ranked by calculated cost."),
             _money_bars(workflows, lambda r: r["workflow_type"] or "(not set)", _runs_link(p, "workflow_type")),
         ),
         "tenants_chart": svg.bar_chart(
-            "chart-top-tenants",
-            "Top tenants by spend",
-            "Tenants ranked by calculated cost.",
+            svg.Chart("chart-top-tenants", "Top tenants by spend", "Tenants ranked by calculated cost."),
             _money_bars(tenants, lambda r: r["tenant"] or "(not set)", _runs_link(p, "tenant")),
         ),
         "models_chart": svg.bar_chart(
-            "chart-top-models",
-            "Top models by spend",
-            "Models ranked by the calculated cost of their calls.",
+            svg.Chart(
+                "chart-top-models", "Top models by spend", "Models ranked by the calculated cost of their calls."
+            ),
             _money_bars(models[:TOP_N], lambda r: r["model"], _runs_link(p, "model")),
         ),
     }
@@ -290,9 +290,11 @@ def workflows(store: Store, p: Period) -> dict[str, Any]:
         "rows": rows,
         "trend_bucket": bucket,
         "trend_chart": svg.time_chart(
-            "chart-workflow-spend",
-            f"Spend per workflow per {bucket}",
-            "Calculated cost of the six costliest workflow types over time.",
+            svg.Chart(
+                "chart-workflow-spend",
+                f"Spend per workflow per {bucket}",
+                "Calculated cost of the six costliest workflow types over time.",
+            ),
             long,
             short,
             [
@@ -304,17 +306,17 @@ def workflows(store: Store, p: Period) -> dict[str, Any]:
             height=260,
         ),
         "cost_chart": svg.bar_chart(
-            "chart-workflow-cost",
-            "Spend by workflow",
-            "Workflow types ranked by calculated cost.",
+            svg.Chart("chart-workflow-cost", "Spend by workflow", "Workflow types ranked by calculated cost."),
             _money_bars(rows[:TOP_N], lambda r: r["workflow_type"] or "(not set)", _runs_link(p, "workflow_type")),
             width=600,
             label_width=170,
         ),
         "per_success_chart": svg.bar_chart(
-            "chart-cost-per-success",
-            "Cost per successful run",
-            "What one successful run of each workflow type costs, failed runs included (fully priced workflows).",
+            svg.Chart(
+                "chart-cost-per-success",
+                "Cost per successful run",
+                "What one successful run of each workflow type costs, failed runs included (fully priced workflows).",
+            ),
             [
                 svg.Bar(
                     r["workflow_type"] or "(not set)",
@@ -356,17 +358,13 @@ def tenants(store: Store, p: Period) -> dict[str, Any]:
         "features": feature_rows,
         "tenant_models": by_model[:20],
         "tenants_chart": svg.bar_chart(
-            "chart-tenants",
-            "Spend by tenant",
-            "Tenants ranked by calculated cost.",
+            svg.Chart("chart-tenants", "Spend by tenant", "Tenants ranked by calculated cost."),
             _money_bars(tenant_rows[:TOP_N], lambda r: r["tenant"] or "(not set)", _runs_link(p, "tenant")),
             width=600,
             label_width=170,
         ),
         "features_chart": svg.bar_chart(
-            "chart-features",
-            "Spend by feature",
-            "Features ranked by calculated cost.",
+            svg.Chart("chart-features", "Spend by feature", "Features ranked by calculated cost."),
             _money_bars(feature_rows[:TOP_N], lambda r: r["feature"] or "(not set)", _runs_link(p, "feature")),
             width=600,
             label_width=170,
@@ -395,15 +393,13 @@ def agents(store: Store, p: Period) -> dict[str, Any]:
         "tools": tool_rows,
         "models": model_rows,
         "agents_chart": svg.bar_chart(
-            "chart-agents",
-            "Spend by agent",
-            "Agents ranked by the calculated cost of their model calls.",
+            svg.Chart("chart-agents", "Spend by agent", "Agents ranked by the calculated cost of their model calls."),
             _money_bars(agent_rows[:TOP_N], lambda r: r["agent"], _runs_link(p, "agent")),
         ),
         "tools_chart": svg.bar_chart(
-            "chart-tools",
-            "Tool executions",
-            "Tools ranked by executions; the tooltip gives the failure rate.",
+            svg.Chart(
+                "chart-tools", "Tool executions", "Tools ranked by executions; the tooltip gives the failure rate."
+            ),
             [
                 svg.Bar(
                     r["tool"],
@@ -417,9 +413,7 @@ def agents(store: Store, p: Period) -> dict[str, Any]:
             ],
         ),
         "models_chart": svg.bar_chart(
-            "chart-models",
-            "Spend by model",
-            "Models ranked by the calculated cost of their calls.",
+            svg.Chart("chart-models", "Spend by model", "Models ranked by the calculated cost of their calls."),
             _money_bars(model_rows[:TOP_N], lambda r: r["model"], _runs_link(p, "model")),
         ),
     }

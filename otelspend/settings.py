@@ -309,21 +309,44 @@ def load_settings(
     problems: list[str] = []
     sources: dict[tuple[str, ...], str] = {}
     raw: dict[str, Any] = {}
-
     config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
     if config_file:
-        path = Path(config_file)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({_yaml_problem(exc)})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
-        _record_sources(loaded, (), f"config file {path}", sources)
-        raw = _read_secret_files(loaded, Settings, (), f"config file {path}", sources, problems)
+        raw = _from_config_file(Path(config_file), sources, problems)
+    _from_environment(environ, raw, sources, problems)
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+        _record_sources(overrides, (), "flag", sources)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(str(part) for part in error["loc"])
+            problems.append(_describe(loc, error, sources))
+        settings = None
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    assert settings is not None
+    return settings
 
+
+def _from_config_file(path: Path, sources: dict[tuple[str, ...], str], problems: list[str]) -> dict[str, Any]:
+    """The settings tree of a YAML file, secret files read in; a file that cannot be used stops here."""
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({_yaml_problem(exc)})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
+    _record_sources(loaded, (), f"config file {path}", sources)
+    return _read_secret_files(loaded, Settings, (), f"config file {path}", sources, problems)
+
+
+def _from_environment(
+    environ: Mapping[str, str], raw: dict[str, Any], sources: dict[tuple[str, ...], str], problems: list[str]
+) -> None:
+    """Set every ``OTELSPEND_*`` variable (and ``*_FILE`` secret file) into ``raw``; unknown ones are problems."""
     known = env_names()
     from_files = secret_file_env_names()
     for name, value in environ.items():
@@ -346,22 +369,6 @@ def load_settings(
             continue
         _set_path(raw, path_, value)
         sources[path_] = source
-
-    if overrides:
-        raw = _deep_merge(raw, overrides)
-        _record_sources(overrides, (), "flag", sources)
-
-    try:
-        settings = Settings.model_validate(raw)
-    except ValidationError as exc:
-        for error in exc.errors():
-            loc = tuple(str(part) for part in error["loc"])
-            problems.append(_describe(loc, error, sources))
-        settings = None
-    if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-    assert settings is not None
-    return settings
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
