@@ -31,6 +31,8 @@ Bucket = Literal["hour", "day"]
 
 @dataclass(frozen=True)
 class Range:
+    """A dashboard period choice: its key, label, length and the bucket its charts use."""
+
     key: str
     label: str
     span_ns: int
@@ -60,10 +62,12 @@ class Period:
 
     @property
     def key(self) -> str:
+        """The range's key (``24h``, ``7d``, ``30d``), for links."""
         return self.range.key
 
     @property
     def bucket(self) -> Bucket:
+        """The chart bucket of this period (``hour`` or ``day``)."""
         return self.range.bucket
 
 

@@ -56,6 +56,7 @@ class Window:
         return [(a, b) for a, b in ((self.start_ns, first), (end, self.end_ns)) if a < b]
 
     def describe(self) -> dict[str, str]:
+        """The window as ``{"from", "to"}`` RFC 3339 strings, as answers echo it."""
         return {"from": rfc3339(self.start_ns), "to": rfc3339(self.end_ns)}
 
 

@@ -72,6 +72,7 @@ def field_reads(rows: list[list[Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the machine and the per-span figures (see the module docstring)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)

@@ -290,6 +290,7 @@ def stored_span_ids(store: Any) -> list[str]:
 
 
 def read_totals(dsn: str, database: str, *, span_ids: bool = False) -> dict[str, Any]:
+    """The stored totals of a stopped server's store (and every span id, if asked)."""
     from otelspend.clickhouse.client import Store
 
     store = Store(dsn, database)
@@ -303,6 +304,7 @@ def read_totals(dsn: str, database: str, *, span_ids: bool = False) -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``totals``: print the stored totals of a store as JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     totals = sub.add_parser("totals", help="print the stored totals of a (stopped) server as JSON")

@@ -69,6 +69,7 @@ _BUILDERS: dict[str, Callable[[Sequence[Any]], pa.Array]] = {
 
 
 def table_from_columns(columns: Sequence[Column], data: Sequence[Sequence[Any]]) -> pa.Table:
+    """An Arrow table from column-major values, each column built by its kind (exact decimals for money)."""
     arrays = [_BUILDERS[column.kind](values) for column, values in zip(columns, data, strict=True)]
     return pa.Table.from_arrays(arrays, names=[column.name for column in columns])
 

@@ -28,6 +28,10 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
 
 
 class OtlpGrpcServer:
+    """The OTLP/gRPC trace service (``TraceService/Export``) over one :class:`Ingest`; raw request
+    bytes go to the ingest (decoded there, salvaging what the protobuf parser refuses).
+    """
+
     def __init__(self, ingest: Ingest, address: str, *, max_request_bytes: int, workers: int) -> None:
         self.ingest = ingest
         self._server = grpc.server(
@@ -52,6 +56,7 @@ class OtlpGrpcServer:
         self.address = f"{host}:{self.port}"
 
     def start(self) -> None:
+        """Start serving on the bound port."""
         self._server.start()
 
     def shutdown(self, grace_seconds: float = 5.0) -> None:

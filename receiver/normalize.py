@@ -54,12 +54,14 @@ class NormalizedBatch:
     errors: list[str] = field(default_factory=list)
 
     def reject(self, span_id: bytes, reason: str) -> None:
+        """Count one span as rejected for ``reason`` (the first few reasons are kept for the answer)."""
         self.rejected += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(f"span {span_id.hex() or '<no id>'}: {reason}")
 
     @property
     def error_message(self) -> str:
+        """The partial-success message: how many spans were rejected and the first reasons ("" if none)."""
         if not self.rejected:
             return ""
         more = self.rejected - len(self.errors)
@@ -69,6 +71,8 @@ class NormalizedBatch:
 
 @dataclass(frozen=True)
 class NormalizeOptions:
+    """What the normaliser keeps of each span beyond the mapped columns (see ``otlp`` settings)."""
+
     keep_content: bool = False
     max_value_chars: int = 4096
     max_attributes: int = 256
@@ -116,6 +120,10 @@ class Normalizer:
         ingest_token: str = "",
         now_ns: int | None = None,
     ) -> NormalizedBatch:
+        """Rows for every span of the request; a span that cannot be stored is rejected alone, with
+        its reason, and never fails the request. ``now_ns`` fixes the clock (tests).
+
+        """
         batch = NormalizedBatch()
         max_start = (now_ns or time.time_ns()) + FUTURE_SLACK_NS
         for resource_spans in request.resource_spans:
@@ -432,7 +440,3 @@ def _raise_unless_superseded(rejected: Mapping[int, tuple[int, SpanRejected]], p
     for column, (priority, exc) in rejected.items():
         if priority < prio[column]:
             raise exc
-
-
-def resource_attributes_of(batch: NormalizedBatch) -> Mapping[int, tuple[str, list[tuple[str, str]]]]:
-    return batch.resources
