@@ -1,11 +1,11 @@
 """Provider calls of a run, each counted once, and the retries around them (pure).
 
-Inference spans that nest (an instrumentor's span around the provider SDK's own span), share
-a ``gen_ai.response.id``, are sibling views of one request by two libraries, or are a request
-plus its after-the-stream usage record, are one call: the span with the most complete usage
-(then the deepest) is counted (role ``call``), the others are ``view``s. An agent / workflow
-/ tool span with usage counts only if no inference span lies below it, otherwise it is an
-``aggregate`` (a run total, not a call).
+Inference spans that nest (an instrumentor's span around the provider SDK's own span, same
+provider, operation and model), share a ``gen_ai.response.id``, are sibling views of one
+request by two libraries, or are a request plus its after-the-stream usage record, are one
+call: the span with the most complete usage (then the deepest) is counted (role ``call``),
+the others are ``view``s. An agent / workflow / tool span with usage counts only if no
+inference span lies below it, otherwise it is an ``aggregate`` (a run total, not a call).
 
 Retries, per call: the largest of ``http.request.resend_count``, an explicit retry attribute
 and per-attempt HTTP child spans minus one; plus, across calls, each failed call followed by
@@ -72,13 +72,17 @@ def group_calls(ordered: list[LiteSpan], by_id: SpansById, roles: dict[str, Span
 
 
 def _join_nested_and_same_response(inference: list[LiteSpan], by_id: SpansById, groups: _CallGroups) -> None:
-    """An inference span below another is the same call; so are spans answering one response id."""
+    """An inference span below another of the same request is the same call; so are spans
+    answering one response id."""
     inference_ids = {s[L.span_id] for s in inference}
     by_response: dict[str, str] = {}
     for span in inference:
         sid = span[L.span_id]
         ancestor = _nearest(by_id, span, inference_ids)
-        if ancestor is not None:
+        # Nested views of one request agree on provider, operation and model. A span that
+        # wraps calls to other models is not their view (LiteLLM's callback writes the last
+        # call onto the application's own span, which then wraps every other call).
+        if ancestor is not None and _same_request(by_id[ancestor], span):
             groups.union(ancestor, sid)
         response_id = span[L.response_id]
         if response_id:

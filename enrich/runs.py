@@ -3,8 +3,8 @@
 A run is every span of one trace. ``compute_run`` decides, from the span tree, in phases:
 
 1. **The tree**: the newest version of each span, in start order, and the root (if seen).
-2. **Calls, each counted once** (``enrich.calls``): nested, same-response, sibling and
-   late-usage views of one request are one call; usage above counted calls is an
+2. **Calls, each counted once** (``enrich.calls``): nested (same provider, operation and
+   model), same-response, sibling and late-usage views of one request are one call; usage above counted calls is an
    ``aggregate``. Then **retries** per call, the **agent** that made it and its cost facts.
 3. **Census** of the spans (tools, agents, end, payload) and **totals** of the calls
    (tokens, cost, priced / unpriced, retries, failures, models, providers).

@@ -24,7 +24,7 @@ from otelspend.enrich.ownership import OwnershipRules, load_ownership
 from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.runs import RunOptions
 from otelspend.pipeline.reprice import RepriceError, RepriceResult, RepriceTarget, reprice_window
-from otelspend.pipeline.resources import ResourceAttributes
+from otelspend.pipeline.resources import StoredResourceAttributes
 from otelspend.settings import Settings
 
 
@@ -93,7 +93,7 @@ def reprice_offline(settings: Settings, start_ns: int, end_ns: int, *, dry_run: 
         options = RunOptions(
             retry_loop_threshold=settings.runs.retry_loop_threshold,
             ownership=ownership,
-            resource_attributes=ResourceAttributes(store),
+            resource_attributes=StoredResourceAttributes(store),
         )
         target = RepriceTarget(store, RunStore(store), settings.node_id, lambda: options)
         return reprice_window(target, book, start_ns, end_ns, dry_run=dry_run)
