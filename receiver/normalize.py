@@ -285,18 +285,18 @@ class Normalizer:
         if row[F.error_type].startswith("<class '"):
             row[F.error_type] = _unwrap_class_repr(row[F.error_type])
         row[F.span_class] = self._classify(row)
-        evidence = self.table.inference_evidence.get(scope_name)
-        if (
-            evidence is not None
-            and row[F.span_class] == "llm"
-            and row[F.operation] in evidence[0]
-            and not _answered(row, keys_out, evidence[1])
-        ):
+        if row[F.span_class] == "llm" and self._without_evidence(row, scope_name, keys):
             row[F.span_class] = "other"  # labelled a model call, but nothing was sent (see conventions.yaml)
         reported = row[F.reported_cost_usd]
         if reported is not None and reported == 0 and (row[F.input_tokens] or row[F.output_tokens]):
             # A library without prices reports 0 (openlit offline): a hint we cannot trust.
             row[F.reported_cost_usd] = None
+
+    def _without_evidence(self, row: SpanRow, scope_name: str, keys: list[str]) -> bool:
+        """An inference span of a library listed under ``inference_evidence`` that shows no
+        provider call (no usage, no failure, none of the evidence keys)."""
+        evidence = self.table.inference_evidence.get(scope_name)
+        return evidence is not None and row[F.operation] in evidence[0] and not _answered(row, keys, evidence[1])
 
     def _events(self, span: Span, row: SpanRow) -> int:
         """Read the span's events: an exception's type and message, an evaluation result's
@@ -407,7 +407,7 @@ class Normalizer:
         return "http" if row[F.http_method] else "other"
 
 
-def _answered(row: list[Any], keys: list[str], evidence: frozenset[str]) -> bool:
+def _answered(row: SpanRow, keys: list[str], evidence: frozenset[str]) -> bool:
     """Whether an inference span shows a provider call: usage, a failure, or an evidence key."""
     if row[F.input_tokens] is not None or row[F.output_tokens] is not None or row[F.status_code] == "ERROR":
         return True
