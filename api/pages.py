@@ -50,6 +50,8 @@ RANGES: dict[str, Range] = {
 DEFAULT_RANGE = "7d"
 TOP_N = 8
 RUNS_PAGE = 50
+TABLE_ROWS = 100
+"""Rows of a page's table; with more groups the table says how many it left out (``Cut``)."""
 
 
 @dataclass(frozen=True)
@@ -86,29 +88,55 @@ def period(key: str | None, now_ns: int) -> Period:
 # -- query helpers ----------------------------------------------------------------------------
 
 
-def _rows(
-    store: Store,
-    window: Window,
-    group_by: Sequence[str],
-    metrics: Sequence[str],
-    *,
-    order_by: str = "cost_usd",
-    descending: bool = True,
-    limit: int = 100,
-    nonempty: bool = False,
-) -> list[dict[str, Any]]:
-    """``query.rollup`` rows over the whole window (the dashboard's pages filter by period only);
+@dataclass(frozen=True)
+class Cut:
+    """A table its row limit cut: how many groups it shows of how many, and what all of them
+    add up to (``figures``: (kind ``usd`` or ``int``, value, label)), from the rollup's totals."""
+
+    shown: int
+    groups: int
+    noun: str
+    figures: list[tuple[str, Any, str]]
+    unpriced_calls: int
+
+
+_CUT_FIGURES = (
+    ("cost_usd", "usd", "spend"),
+    ("runs", "int", "runs"),
+    ("calls", "int", "model calls"),
+    ("tool_calls", "int", "tool executions"),
+)
+
+
+def _table(
+    store: Store, request: RollupRequest, *, noun: str, nonempty: bool = False
+) -> tuple[list[dict[str, Any]], Cut | None]:
+    """``query.rollup`` rows, and a ``Cut`` when the request's limit (``TABLE_ROWS`` on every page)
+    left groups out; ``nonempty`` drops groups with an empty dimension value (at call level a
+    tool execution has no model and a model call no tool)."""
+    result = rollup(store, request)
+    rows: list[dict[str, Any]] = result["rows"]
+    if nonempty:
+        rows = [r for r in rows if all(r[d] for d in request.group_by)]
+    if not result["truncated"]:
+        return rows, None
+    totals = result["totals"]
+    figures = [(kind, totals[name], label) for name, kind, label in _CUT_FIGURES if name in totals]
+    return rows, Cut(len(rows), result["total_groups"], noun, figures, totals.get("unpriced_calls") or 0)
+
+
+def _rows(store: Store, request: RollupRequest, *, nonempty: bool = False) -> list[dict[str, Any]]:
+    """``query.rollup`` rows of a ranking (top N: its limit is the point, not a cut);
     ``nonempty`` drops groups with an empty dimension value (at call level a tool execution has
     no model and a model call no tool)."""
-    request = RollupRequest(window, tuple(group_by), tuple(metrics), (), order_by, descending, limit)
     rows: list[dict[str, Any]] = rollup(store, request)["rows"]
     if nonempty:
-        rows = [r for r in rows if all(r[d] for d in group_by)]
+        rows = [r for r in rows if all(r[d] for d in request.group_by)]
     return rows
 
 
 def _totals(store: Store, window: Window, metrics: Sequence[str]) -> dict[str, Any]:
-    rows = _rows(store, window, (), metrics)
+    rows = _rows(store, RollupRequest(window, (), tuple(metrics)))
     return rows[0] if rows else dict.fromkeys(metrics)
 
 
@@ -231,9 +259,12 @@ def overview(store: Store, p: Period) -> dict[str, Any]:
         _count_axis,
         kind="columns",
     )
-    workflows = _rows(store, p.window, ("workflow_type",), ("cost_usd", "runs", "unpriced_calls"), limit=TOP_N)
-    tenants = _rows(store, p.window, ("tenant",), ("cost_usd", "runs", "unpriced_calls"), limit=TOP_N)
-    models = _rows(store, p.window, ("model",), ("cost_usd", "calls", "unpriced_calls"), limit=TOP_N + 1, nonempty=True)
+    workflows = _rows(
+        store, RollupRequest(p.window, ("workflow_type",), ("cost_usd", "runs", "unpriced_calls"), limit=TOP_N)
+    )
+    tenants = _rows(store, RollupRequest(p.window, ("tenant",), ("cost_usd", "runs", "unpriced_calls"), limit=TOP_N))
+    top_models = RollupRequest(p.window, ("model",), ("cost_usd", "calls", "unpriced_calls"), limit=TOP_N + 1)
+    models = _rows(store, top_models, nonempty=True)
     return {
         "totals": totals,
         "previous": previous,
@@ -276,7 +307,9 @@ PROMPT_METRICS = ("runs", "cost_usd", "cost_per_success_usd", "acceptance_rate",
 
 def workflows(store: Store, p: Period) -> dict[str, Any]:
     """Workflow types: cost, success, cost per success / accepted output, latency, retries; prompt versions."""
-    rows = _rows(store, p.window, ("workflow_type",), WORKFLOW_METRICS)
+    rows, rows_cut = _table(
+        store, RollupRequest(p.window, ("workflow_type",), WORKFLOW_METRICS, limit=TABLE_ROWS), noun="workflow types"
+    )
     # Six lines of hourly spikes are unreadable: days from a week up.
     bucket: Bucket = "hour" if p.range.span_ns <= DAY_NS else "day"
     ts = timeseries(
@@ -290,8 +323,20 @@ def workflows(store: Store, p: Period) -> dict[str, Any]:
         key=lambda r: Decimal(r["cost_per_success_usd"]),
         reverse=True,
     )
+    by_prompt = RollupRequest(
+        p.window,
+        ("workflow_type", "prompt_version"),
+        PROMPT_METRICS,
+        order_by="workflow_type",
+        descending=False,
+        limit=TABLE_ROWS,
+    )
+    prompts, prompts_cut = _table(store, by_prompt, noun="workflow × prompt version pairs")
     return {
         "rows": rows,
+        "rows_cut": rows_cut,
+        "prompts": prompts,
+        "prompts_cut": prompts_cut,
         "trend_bucket": bucket,
         "trend_chart": svg.time_chart(
             svg.Chart(
@@ -333,14 +378,6 @@ def workflows(store: Store, p: Period) -> dict[str, Any]:
             width=600,
             label_width=170,
         ),
-        "prompts": _rows(
-            store,
-            p.window,
-            ("workflow_type", "prompt_version"),
-            PROMPT_METRICS,
-            order_by="workflow_type",
-            descending=False,
-        ),
     }
 
 
@@ -352,14 +389,21 @@ ATTRIBUTION_METRICS = (
 
 def tenants(store: Store, p: Period) -> dict[str, Any]:
     """Tenants and features: spend, runs, cost per success; tenant x model."""
-    tenant_rows = _rows(store, p.window, ("tenant",), ATTRIBUTION_METRICS)
-    feature_rows = _rows(store, p.window, ("feature",), ATTRIBUTION_METRICS)
-    by_model = _rows(
-        store, p.window, ("tenant", "model"), ("cost_usd", "calls", "runs", "unpriced_calls"), limit=40, nonempty=True
+    tenant_rows, tenants_cut = _table(
+        store, RollupRequest(p.window, ("tenant",), ATTRIBUTION_METRICS, limit=TABLE_ROWS), noun="tenants"
     )
+    feature_rows, features_cut = _table(
+        store, RollupRequest(p.window, ("feature",), ATTRIBUTION_METRICS, limit=TABLE_ROWS), noun="features"
+    )
+    tenant_models = RollupRequest(
+        p.window, ("tenant", "model"), ("cost_usd", "calls", "runs", "unpriced_calls"), limit=40
+    )
+    by_model = _rows(store, tenant_models, nonempty=True)
     return {
         "tenants": tenant_rows,
+        "tenants_cut": tenants_cut,
         "features": feature_rows,
+        "features_cut": features_cut,
         "tenant_models": by_model[:20],
         "tenants_chart": svg.bar_chart(
             svg.Chart("chart-tenants", "Spend by tenant", "Tenants ranked by calculated cost."),
@@ -389,13 +433,28 @@ MODEL_METRICS = (
 
 def agents(store: Store, p: Period) -> dict[str, Any]:
     """Agents (cost, calls, retries, latency), tools (executions, failures, latency) and models."""
-    agent_rows = _rows(store, p.window, ("agent",), AGENT_METRICS, nonempty=True)
-    tool_rows = _rows(store, p.window, ("tool",), TOOL_METRICS, order_by="tool_calls", nonempty=True)
-    model_rows = _rows(store, p.window, ("provider", "model"), MODEL_METRICS, nonempty=True)
+    agent_rows, agents_cut = _table(
+        store, RollupRequest(p.window, ("agent",), AGENT_METRICS, limit=TABLE_ROWS), noun="agents", nonempty=True
+    )
+    tool_rows, tools_cut = _table(
+        store,
+        RollupRequest(p.window, ("tool",), TOOL_METRICS, order_by="tool_calls", limit=TABLE_ROWS),
+        noun="tools",
+        nonempty=True,
+    )
+    model_rows, models_cut = _table(
+        store,
+        RollupRequest(p.window, ("provider", "model"), MODEL_METRICS, limit=TABLE_ROWS),
+        noun="provider × model pairs",
+        nonempty=True,
+    )
     return {
         "agents": agent_rows,
+        "agents_cut": agents_cut,
         "tools": tool_rows,
+        "tools_cut": tools_cut,
         "models": model_rows,
+        "models_cut": models_cut,
         "agents_chart": svg.bar_chart(
             svg.Chart("chart-agents", "Spend by agent", "Agents ranked by the calculated cost of their model calls."),
             _money_bars(agent_rows[:TOP_N], lambda r: r["agent"], _runs_link(p, "agent")),
@@ -428,18 +487,33 @@ def outliers_page(store: Store, p: Period) -> dict[str, Any]:
     found = outliers(store, OutliersRequest(p.window, limit=10))
     # The sections rank priced cost; say which groups also have calls no rate card prices.
     for section, dimension in (("costliest_workflows", "workflow_type"), ("costliest_agents", "agent")):
-        counts = {
-            r[dimension]: r["unpriced_calls"]
-            for r in _rows(store, p.window, (dimension,), ("unpriced_calls",), order_by="unpriced_calls")
-        }
+        counts = _unpriced_calls(store, p.window, dimension, {row[dimension] for row in found[section]})
         for row in found[section]:
             row["unpriced_calls"] = counts.get(row[dimension], 0)
     return {"outliers": found}
 
 
+def _unpriced_calls(store: Store, window: Window, dimension: str, values: set[str]) -> dict[str, int]:
+    """Unpriced calls of these groups only (a top N of every group by unpriced calls could miss some)."""
+    if not values:
+        return {}
+    only: Filters = ((dimension, tuple(sorted(values))),)
+    rows = _rows(store, RollupRequest(window, (dimension,), ("unpriced_calls",), only, limit=len(values)))
+    return {row[dimension]: row["unpriced_calls"] for row in rows}
+
+
 def unpriced_page(store: Store, p: Period) -> dict[str, Any]:
     """Calls the ledger could not price, by provider, model and reason, with token volume."""
-    return {"unpriced": unpriced(store, p.window)["unpriced"]}
+    found = unpriced(store, p.window, TABLE_ROWS)
+    cut = None
+    if found["truncated"]:
+        totals = found["totals"]
+        figures = [("int", totals[name], label) for name, label in _UNPRICED_FIGURES]
+        cut = Cut(len(found["unpriced"]), found["total_groups"], "(provider, model, reason) groups", figures, 0)
+    return {"unpriced": found["unpriced"], "unpriced_cut": cut}
+
+
+_UNPRICED_FIGURES = (("calls", "unpriced calls"), ("input_tokens", "input tokens"), ("output_tokens", "output tokens"))
 
 
 def runs_page(

@@ -125,6 +125,10 @@ class Store:
         rows = self.rows(sql, parameters)
         return rows[0][0] if rows else None
 
+    def ping(self) -> None:
+        """Raise unless the store answers a query (readiness)."""
+        self.scalar("SELECT 1")
+
     def insert_arrow(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
         """Insert an Arrow table into ``table`` (nothing for an empty table)."""
         if data.num_rows:

@@ -27,6 +27,8 @@ from otelspend.api.deps import ApiContext
 from otelspend.api.main import create_app
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.migrate import apply_spans_ttl, migrate
+from otelspend.clickhouse.queries import outcomes as outcome_queries
+from otelspend.clickhouse.queries import runs as run_queries
 from otelspend.clickhouse.rollups import rebuild_window
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.clickhouse.writer import SpanWriter
@@ -359,23 +361,16 @@ class OtelSpend:
         now = time.time_ns()
         recorded = recorded_ns or now
         self.store.insert_rows(
-            f"{self.store.database}.outcomes",
+            outcome_queries.table(self.store.database),
             [[run_id, workflow_id if not run_id else "", outcome, score, label, "api",
               _utc(recorded), _utc(now), note]],
-            ["run_id", "workflow_id", "outcome", "score", "label", "source", "recorded_at", "received_at", "note"],
+            outcome_queries.COLUMNS,
         )  # fmt: skip
         item = ApiOutcome(outcome, score, label, recorded)
         if run_id:
             targets = [run_id]
         else:
-            targets = [
-                row[0]
-                for row in self.store.rows(
-                    f"SELECT run_id FROM {self.store.database}.runs WHERE workflow_id = {{w:String}} "
-                    "GROUP BY run_id HAVING sum(sign) > 0",  # runs in force, without FINAL over the table
-                    {"w": workflow_id},
-                )
-            ]
+            targets = [row[0] for row in self.store.rows(*run_queries.of_workflow(self.store.database, workflow_id))]
 
         def apply() -> list[str]:
             if workflow_id and not run_id:

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping
 
 from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries import resources as resource_queries
 
 Attributes = Mapping[str, str]
 Resources = Mapping[int, tuple[str, list[tuple[str, str]]]]
@@ -78,12 +79,8 @@ def fetch_resource_attributes(store: Store, resource_ids: Collection[int]) -> di
     ids = sorted(resource_ids)
     for start in range(0, len(ids), FETCH_CHUNK):
         chunk = ids[start : start + FETCH_CHUNK]
-        rows = store.rows(
-            f"SELECT resource_id, any(attributes) FROM {store.database}.resources "
-            "WHERE resource_id IN {ids:Array(UInt64)} GROUP BY resource_id",
-            {"ids": chunk},
-        )
-        found.update((int(resource_id), dict(attributes)) for resource_id, attributes in rows)
+        rows = store.rows(*resource_queries.attributes(store.database, chunk))
+        found.update((int(resource_id), dict(pairs)) for resource_id, pairs in rows)
     for resource_id in ids:
         found.setdefault(resource_id, {})
     return found

@@ -295,13 +295,15 @@ def test_command_fails_loudly_when_nothing_listens():
     assert "not acknowledged" in err
 
 
-def test_runs_are_queryable_as_soon_as_the_demo_returns(start_server, monkeypatch):
+def test_runs_are_queryable_as_soon_as_the_demo_returns(start_server, monkeypatch, tmp_path):
     """The README's flow: ``otelspend demo`` with the local settings, then at once the rollups query."""
     # Runs settle for 2 s here: a demo returning on the last acknowledgement would leave the
     # next command with "rows": [].
     server = start_server(runs={"settle_seconds": 2.0})
     monkeypatch.setenv("OTELSPEND_OTLP_GRPC_ADDRESS", server.grpc_endpoint)
     monkeypatch.setenv("OTELSPEND_API_ADDRESS", server.addresses.api)
+    for name, path in canary.secret_files(tmp_path / "secrets").items():  # the local settings' tokens
+        monkeypatch.setenv(name, path)
     code, out, err = _run_cli("demo", "--runs", "25", "--days", "2", "--seed", "4")
     assert code == 0, (out, err)
     assert f"all 25 runs queryable at {server.api_url} after" in out
@@ -316,7 +318,7 @@ def test_waiting_for_queryable_runs_is_bounded(server):
     plans = plan_runs(3, 1, seed=2)
     ticks = iter(range(1000))
     found = wait_until_queryable(
-        server.api_url, run_window(plans), expected=3, before=0, timeout_seconds=2.0,
+        server.api_url, run_window(plans), expected=3, before=0, timeout_seconds=2.0, token=canary.API_TOKEN,
         clock=lambda: next(ticks) * 0.5, sleep=lambda _seconds: None,
     )  # fmt: skip
     assert found == Queryable(found=0, expected=3, seconds=2.0) and not found.complete
