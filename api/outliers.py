@@ -125,7 +125,7 @@ def cost_jumps(store: Store, request: OutliersRequest) -> list[dict[str, Any]]:
     for workflow_type, bucket, cost, successful in store.rows(sql, params):
         if workflow_type:
             by_type[workflow_type][int(bucket) * NS] = (Decimal(cost), int(successful))
-    jumps = []
+    jumps: list[dict[str, Any]] = []
     for workflow_type, buckets in by_type.items():
         for start, (cost, successful) in buckets.items():
             if start < first_bucket or successful < request.min_runs:

@@ -21,8 +21,9 @@ from otelspend.api.errors import QueryError
 from otelspend.api.outliers import OutliersRequest, outliers
 from otelspend.api.prices import unpriced
 from otelspend.api.query import rollup, timeseries
-from otelspend.api.requests import Filters, RollupRequest, TimeseriesRequest
+from otelspend.api.requests import RollupRequest, TimeseriesRequest
 from otelspend.api.runs import RUN_ORDER_COLUMNS, RunsRequest, get_run, list_runs
+from otelspend.api.vocabulary import Filters
 from otelspend.api.window import DAY_NS, HOUR_NS, Window
 from otelspend.clickhouse.client import Store
 

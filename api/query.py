@@ -170,8 +170,10 @@ def timeseries(store: Store, request: TimeseriesRequest) -> dict[str, Any]:
 
 
 def _series(
-    rows: Sequence[tuple[Any, ...]], request: TimeseriesRequest, keys: list[tuple[str, ...]] | None
+    rows: Sequence[Sequence[Any]], request: TimeseriesRequest, keys: list[tuple[str, ...]] | None
 ) -> list[dict[str, Any]]:
+    """One series per group key (in ``keys`` order; one ungrouped series without), its points
+    in bucket order: the rows are (group values, bucket, metric values)."""
     dims = len(request.group_by)
     by_key: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
