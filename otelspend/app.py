@@ -67,15 +67,22 @@ class StartupError(ConfigError):
 
 @dataclass(frozen=True)
 class Addresses:
+    """Where a started process listens (port 0 resolved to the port chosen)."""
+
     otlp_grpc: str
     otlp_http: str
     api: str
 
     def line(self) -> str:
+        """The one parseable line ``serve`` prints once it listens."""
         return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}"
 
 
 class OtelSpend:
+    """One otelspend process: store, pricing, pipeline, receivers and API, assembled from the
+    settings; ``start()`` and ``shutdown()`` (see the module docstring).
+    """
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()

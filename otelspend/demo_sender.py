@@ -225,6 +225,7 @@ class Queryable:
 
     @property
     def complete(self) -> bool:
+        """Whether the API counted every run that was sent."""
         return self.found >= self.expected
 
 

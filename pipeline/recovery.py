@@ -91,9 +91,7 @@ def recover(
     return RecoveryReport(report.unclean, report.reopened_runs, report.rebuilt_hours, len(pending))
 
 
-def _reopen(
-    pipeline: Pipeline, runstore: RunStore, node: str, state: Mapping[str, Any], now: int
-) -> RecoveryReport:
+def _reopen(pipeline: Pipeline, runstore: RunStore, node: str, state: Mapping[str, Any], now: int) -> RecoveryReport:
     """Reopen the runs an unclean stop left unemitted and rebuild half-written rollup hours."""
     stitcher = pipeline.stitcher
     since = int(state["lwm_ns"]) - RECOVERY_MARGIN_NS

@@ -262,18 +262,22 @@ class Pipeline:
 
     @property
     def started(self) -> bool:
+        """Whether ``start`` has run."""
         return self._thread is not None
 
     @property
     def store_healthy(self) -> bool:
+        """Whether the store writer's last store call succeeded."""
         return self.store.healthy
 
     @property
     def last_store_error(self) -> str:
+        """The store writer's last error ("" when none)."""
         return self.store.last_error
 
     @property
     def queued_spans(self) -> int:
+        """Spans accepted and not yet stored (what ``reserve`` counts against the queue)."""
         return self._reserved
 
     @property
