@@ -77,6 +77,8 @@ def split_address(address: str) -> tuple[str, int]:
 class Section(BaseModel):
     # hide_input_in_errors: a ValidationError printed by anyone (not only load_settings,
     # which formats its own) never repeats the input, which may be a secret.
+    """A settings section: unknown keys rejected, values frozen, inputs never echoed in errors."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
@@ -104,6 +106,8 @@ class IngestToken(Section):
 
 
 class OtlpSettings(Section):
+    """The OTLP receivers: listen addresses, request bounds, ingest tokens, what is kept of spans."""
+
     grpc_address: Address = "127.0.0.1:4317"
     """OTLP/gRPC listen address (TraceService/Export). Default loopback only."""
     http_address: Address = "127.0.0.1:4318"
@@ -140,6 +144,8 @@ class OtlpSettings(Section):
 
 
 class ApiSettings(Section):
+    """The REST API and dashboard: listen address, bearer tokens, answer size."""
+
     address: Address = "127.0.0.1:8000"
     """REST API and web dashboard listen address."""
     tokens: list[Annotated[SecretStr, _at_least(8, "each API token")]] = []
@@ -155,6 +161,8 @@ class ApiSettings(Section):
 
 
 class ClickHouseSettings(Section):
+    """The store: DSN (embedded chDB or a server), database, cluster, insert batching and timeouts, span TTL."""
+
     dsn: SecretDsn = SecretDsn("chdb://./data/chdb")
     """``chdb://<dir>`` for embedded chDB (relative paths resolve from the working directory),
     ``http(s)://user:password@host:8123`` for a ClickHouse server (shown with ``***`` for the
@@ -190,6 +198,8 @@ class ClickHouseSettings(Section):
 
 
 class WalSettings(Section):
+    """The write-ahead log: where, whether appends are fsynced, segment size."""
+
     dir: Path | None = None
     """Write-ahead log directory. Default ``<data_dir>/wal``."""
     fsync: bool = True
@@ -199,6 +209,8 @@ class WalSettings(Section):
 
 
 class PipelineSettings(Section):
+    """The ingest queue: its bound and the Retry-After hint when it is full."""
+
     queue_spans: int = Field(50_000, ge=1_000)
     """Spans accepted but not yet stored. Above it, exporters get UNAVAILABLE / 503 + Retry-After."""
     retry_after_seconds: int = Field(2, ge=1, le=300)
@@ -206,6 +218,8 @@ class PipelineSettings(Section):
 
 
 class RunsSettings(Section):
+    """Run stitching and emission: when a run is due, memory caps, emission batching, late spans, retry loops."""
+
     settle_seconds: float = Field(3.0, ge=0)
     """A run whose root has arrived is emitted after this long without new spans."""
     root_wait_seconds: float = Field(300.0, ge=0)
@@ -232,6 +246,8 @@ class RunsSettings(Section):
 
 
 class Settings(Section):
+    """Everything one otelspend process is configured with (``load_settings`` builds it; README "Configuration")."""
+
     data_dir: Path = Path("./data")
     """Where the WAL (and the default embedded chDB) live."""
     node_id: str = Field(default_factory=socket.gethostname, min_length=1)
@@ -251,6 +267,7 @@ class Settings(Section):
 
     @property
     def wal_dir(self) -> Path:
+        """The write-ahead log's directory (``wal.dir``, else ``<data_dir>/wal``)."""
         return self.wal.dir or self.data_dir / "wal"
 
     @field_validator("rate_card", "ownership")
