@@ -5,7 +5,7 @@ whose spans were stored but not yet emitted, repairs rollup hours a crash may ha
 half-written, replays the write-ahead log), then opens the receivers and the API. Port 0
 picks a free port; the chosen addresses are logged in one parseable line:
 
-    otelspend listening otlp_grpc=127.0.0.1:4317 otlp_http=127.0.0.1:4318 api=127.0.0.1:8000
+    otelspend listening otlp_grpc=127.0.0.1:4317 otlp_http=127.0.0.1:4318 api=127.0.0.1:8000 sql=127.0.0.1:8123
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import uvicorn
 from otelspend.api.commands import CommandRefused
 from otelspend.api.deps import ApiContext
 from otelspend.api.main import create_app
+from otelspend.api.sqlhttp.app import SqlHttpApp, create_sql_app
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.migrate import apply_spans_ttl, migrate
 from otelspend.clickhouse.queries import outcomes as outcome_queries
@@ -72,10 +73,12 @@ class Addresses:
     otlp_grpc: str
     otlp_http: str
     api: str
+    sql: str = ""
 
     def line(self) -> str:
         """The one parseable line ``serve`` prints once it listens."""
-        return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}"
+        sql = f" sql={self.sql}" if self.sql else ""
+        return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}{sql}"
 
 
 class OtelSpend:
@@ -96,6 +99,7 @@ class OtelSpend:
         self._uvicorn: list[uvicorn.Server] = []
         self._grpc: OtlpGrpcServer | None = None
         self._otlp_http: OtlpHttpApp | None = None
+        self._sql: SqlHttpApp | None = None
         self._stopped = threading.Event()
         self._exit = threading.Event()
         """Set when the process should end: a stop, or a start-up that cannot go on."""
@@ -189,8 +193,16 @@ class OtelSpend:
         api = create_app(ApiContext(settings=s, store=self.store, metrics=self.metrics, commands=self))
         otlp_sock, otlp_address = _listen(s.otlp.http_address)
         api_sock, api_address = _listen(s.api.address)
-        self._start_http([(self._otlp_http, otlp_sock), (api, api_sock)])
-        self.addresses = Addresses(self._grpc.address, otlp_address, api_address)
+        servers: list[tuple[Any, socket.socket]] = [(self._otlp_http, otlp_sock), (api, api_sock)]
+        sql_address = ""
+        if s.sql.address and self.store.path is None:
+            log.info("sql endpoint off: the store is a ClickHouse server, query it directly (README, SQL)")
+        elif s.sql.address and self.store.path is not None:
+            self._sql = create_sql_app(s, self.store.path, self.metrics)
+            sql_sock, sql_address = _listen(s.sql.address)
+            servers.append((self._sql, sql_sock))
+        self._start_http(servers)
+        self.addresses = Addresses(self._grpc.address, otlp_address, api_address, sql_address)
         self._bootstrap = threading.Thread(
             target=self._bootstrap_main, args=(pending,), name="otelspend-bootstrap", daemon=True
         )
@@ -409,6 +421,8 @@ class OtelSpend:
             self._http_thread.join(15)
         if self._otlp_http is not None:
             self._otlp_http.shutdown()
+        if self._sql is not None:
+            self._sql.shutdown()
         if hasattr(self, "pipeline"):
             self.pipeline.shutdown()
             self.wal.close()

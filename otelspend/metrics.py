@@ -54,6 +54,8 @@ HELP: dict[str, str] = {
     "otelspend_insert_seconds": "Latency of span inserts into ClickHouse.",
     "otelspend_emit_seconds": "Latency of run emissions into ClickHouse.",
     "otelspend_maintenance_seconds": "Latency of periodic store maintenance (embedded memory release).",
+    "otelspend_sql_queries_total": "Requests to the SQL endpoint by outcome (ok, refused, failed, unauthorized).",
+    "otelspend_sql_query_seconds": "Latency of SQL endpoint requests, queueing included.",
 }
 
 
