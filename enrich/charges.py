@@ -30,7 +30,6 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from otelspend.enrich.compiled import femto_per_unit
 from otelspend.record import F
 
 ResourceLookup = Callable[[int], Mapping[str, str] | None]
@@ -143,37 +142,3 @@ def gpu_seconds(row: list[Any], default_gpus: float) -> Fraction:
 def exact(value: float) -> Fraction:
     """A float attribute as the decimal it was written as (0.1 -> 1/10, not the nearest binary)."""
     return Fraction(Decimal(repr(value)))
-
-
-def charge_price(
-    *,
-    source: str,
-    entry: str,
-    effective_from: str,
-    kind: str,
-    request_fee: Decimal | None,
-    per_1k_calls: Decimal | None,
-    gpu_second: Decimal | None,
-    cpu_second: Decimal | None,
-    gpus: float,
-    cpus: float,
-    cpu_seconds_keys: tuple[str, ...],
-) -> ChargePrice:
-    """Compile a charge entry's USD prices into femto-USD per unit."""
-    fee = None
-    if request_fee is not None:
-        fee = femto_per_unit(Fraction(request_fee), 1)
-    elif per_1k_calls is not None:
-        fee = femto_per_unit(Fraction(per_1k_calls), 1000)
-    return ChargePrice(
-        source=source,
-        entry=entry,
-        effective_from=effective_from,
-        kind=kind,
-        fee_femto=fee,
-        gpu_second_femto=femto_per_unit(Fraction(gpu_second), 1) if gpu_second is not None else None,
-        cpu_second_femto=femto_per_unit(Fraction(cpu_second), 1) if cpu_second is not None else None,
-        default_gpus=gpus,
-        default_cpus=cpus,
-        cpu_seconds_keys=cpu_seconds_keys,
-    )

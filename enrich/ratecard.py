@@ -39,7 +39,7 @@ from genai_prices.types import ModelPrice
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from otelspend.conventions import ConventionTable
-from otelspend.enrich.charges import ChargePrice, MatchRule, charge_price
+from otelspend.enrich.charges import ChargePrice, MatchRule
 from otelspend.enrich.compiled import CompiledPrice, femto_per_unit
 from otelspend.enrich.genai_prices_card import compile_model_price
 from otelspend.record import SPAN_COLUMNS
@@ -75,6 +75,8 @@ class TokenPrices(_Strict):
 
 
 class Tier(_Strict):
+    """A price multiplier chosen by a span attribute's value (batch, flex, priority, ...)."""
+
     attribute: str = Field(min_length=1)
     """Span attribute (or canonical column such as service_tier, processing) selecting the factor."""
     multipliers: dict[str, Decimal]
@@ -91,6 +93,10 @@ class Tier(_Strict):
 
 
 class Entry(_Strict):
+    """One rate-card entry as written: which provider / model it prices (glob or ``re:``), when,
+    and at what prices, fees, discount, tier or GPU-second rate.
+    """
+
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:/\-]+$")
     provider: str = "*"
     model: str | None = Field(None, min_length=1)
@@ -198,6 +204,8 @@ class Entry(_Strict):
 
 
 class RateCardFile(_Strict):
+    """A rate-card file as written: a version, its currency (USD) and entries (ids unique)."""
+
     version: int = 1
     currency: str = "USD"
     """Only USD: genai-prices is in USD and mixing currencies in one ledger is a bug."""
@@ -244,11 +252,13 @@ class CardEntry:
     """A match-only entry: what one matched span costs."""
 
     def matches(self, provider: str, model: str) -> bool:
+        """Whether the entry's provider and model patterns match this call (never for a charge)."""
         if self.model_match is None:
             return False
         return bool(self.provider_match.fullmatch(provider or "")) and bool(self.model_match.fullmatch(model))
 
     def active(self, start_ns: int) -> bool:
+        """Whether the entry is in force for a call that started at ``start_ns``."""
         return (self.start_ns is None or start_ns >= self.start_ns) and (self.end_ns is None or start_ns < self.end_ns)
 
     def multiplier(self, tier_value: str | None) -> Fraction:
@@ -259,6 +269,7 @@ class CardEntry:
 
     @property
     def effective_from(self) -> str:
+        """The entry's effective-from date as written (ISO), "" when it has none."""
         value = self.entry.effective_from
         return value.isoformat() if value is not None else ""
 
@@ -337,19 +348,7 @@ def _compile_entry(entry: Entry, source: str) -> CardEntry:
     compiled = None
     charge = None
     if entry.model is None:
-        charge = charge_price(
-            source=source,
-            entry=entry.id,
-            effective_from=entry.effective_from.isoformat() if entry.effective_from else "",
-            kind=entry.cost_kind,
-            request_fee=entry.request_fee,
-            per_1k_calls=entry.per_1k_calls,
-            gpu_second=entry.gpu_second,
-            cpu_second=entry.cpu_second,
-            gpus=entry.gpus,
-            cpus=entry.cpus,
-            cpu_seconds_keys=_conventions().cpu_seconds_keys,
-        )
+        charge = _compile_charge(entry, source)
     elif entry.prices is not None or entry.gpu_second is not None:
         prices: dict[str, Decimal] = {}
         if entry.prices is not None:
@@ -396,6 +395,27 @@ def _compile_entry(entry: Entry, source: str) -> CardEntry:
         tier_column=_tier_column(entry.tier.attribute) if entry.tier is not None else None,
         base_factor=base,
         tier_factors={value: base * Fraction(f) for value, f in (entry.tier.multipliers if entry.tier else {}).items()},
+    )
+
+
+def _compile_charge(entry: Entry, source: str) -> ChargePrice:
+    """A match-only entry's USD prices as femto-USD per unit."""
+    fee = None
+    if entry.request_fee is not None:
+        fee = femto_per_unit(Fraction(entry.request_fee), 1)
+    elif entry.per_1k_calls is not None:
+        fee = femto_per_unit(Fraction(entry.per_1k_calls), 1000)
+    return ChargePrice(
+        source=source,
+        entry=entry.id,
+        effective_from=entry.effective_from.isoformat() if entry.effective_from else "",
+        kind=entry.cost_kind,
+        fee_femto=fee,
+        gpu_second_femto=femto_per_unit(Fraction(entry.gpu_second), 1) if entry.gpu_second is not None else None,
+        cpu_second_femto=femto_per_unit(Fraction(entry.cpu_second), 1) if entry.cpu_second is not None else None,
+        default_gpus=entry.gpus,
+        default_cpus=entry.cpus,
+        cpu_seconds_keys=_conventions().cpu_seconds_keys,
     )
 
 
@@ -454,7 +474,8 @@ def _as_ns(value: dt.datetime | dt.date | None) -> int | None:
 
 def _describe(label: str, doc: Mapping[str, Any], exc: ValidationError) -> str:
     lines = []
-    entries = doc.get("entries") if isinstance(doc.get("entries"), list) else []
+    raw_entries = doc.get("entries")
+    entries: list[Any] = raw_entries if isinstance(raw_entries, list) else []
     for error in exc.errors():
         loc = list(error["loc"])
         where = ""

@@ -24,9 +24,10 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from otelspend.record import L
+from otelspend.enrich.run_records import SpanRole
+from otelspend.record import L, LiteSpan
 
-COUNTED_ROLES = frozenset({"call", "charge"})
+COUNTED_ROLES = frozenset({SpanRole.CALL, SpanRole.CHARGE})
 """Roles whose cost is counted: a model call, a charge. Every other role's cost is not."""
 MODEL_KINDS = frozenset({"", "model"})
 _MAX_HOPS = 10_000
@@ -37,9 +38,7 @@ def is_charge(span_class: str, cost_kind: str) -> bool:
     return cost_kind not in MODEL_KINDS and span_class != "llm"
 
 
-def charges(
-    ordered: Sequence[tuple[Any, ...]], by_id: Mapping[str, tuple[Any, ...]], roles: dict[str, str]
-) -> list[tuple[Any, ...]]:
+def charges(ordered: Sequence[LiteSpan], by_id: Mapping[str, LiteSpan], roles: dict[str, SpanRole]) -> list[LiteSpan]:
     """The counted charges, in span order; sets ``roles`` to ``charge`` or ``view`` for every
     charge span not already a model call's."""
     priced = {
@@ -53,14 +52,23 @@ def charges(
         kind = priced.get(span_id)
         if kind is None:
             continue
-        nested = _has_ancestor(by_id, span, lambda other, kind=kind: priced.get(other[L.span_id]) == kind)
-        roles[span_id] = "view" if nested else "charge"
+        nested = _has_ancestor(by_id, span, _same_kind(priced, kind))
+        roles[span_id] = SpanRole.VIEW if nested else SpanRole.CHARGE
         if not nested:
             counted.append(span)
     return counted
 
 
-def retrieval_queries(ordered: Sequence[tuple[Any, ...]], by_id: Mapping[str, tuple[Any, ...]]) -> int:
+def _same_kind(priced: Mapping[str, str], kind: str) -> Callable[[LiteSpan], bool]:
+    """A test for a span priced as a charge of ``kind``."""
+
+    def same(other: LiteSpan) -> bool:
+        return priced.get(other[L.span_id]) == kind
+
+    return same
+
+
+def retrieval_queries(ordered: Sequence[LiteSpan], by_id: Mapping[str, LiteSpan]) -> int:
     """Retrieval spans not nested in another retrieval span."""
     return sum(
         1
@@ -70,12 +78,10 @@ def retrieval_queries(ordered: Sequence[tuple[Any, ...]], by_id: Mapping[str, tu
     )
 
 
-def gpu_microseconds(
-    ordered: Sequence[tuple[Any, ...]], by_id: Mapping[str, tuple[Any, ...]], roles: Mapping[str, str]
-) -> int:
+def gpu_microseconds(ordered: Sequence[LiteSpan], by_id: Mapping[str, LiteSpan], roles: Mapping[str, SpanRole]) -> int:
     """GPU-microseconds the run's spans report, nested reports and views of calls counted once."""
 
-    def reports(span: tuple[Any, ...]) -> bool:
+    def reports(span: LiteSpan) -> bool:
         return (_number(span[L.compute_seconds]) or _number(span[L.gpu_count])) and roles.get(span[L.span_id]) != "view"
 
     total = Fraction(0)
@@ -89,9 +95,7 @@ def gpu_microseconds(
     return round(total * 1_000_000)
 
 
-def _has_ancestor(
-    by_id: Mapping[str, tuple[Any, ...]], span: tuple[Any, ...], wanted: Callable[[tuple[Any, ...]], bool]
-) -> bool:
+def _has_ancestor(by_id: Mapping[str, LiteSpan], span: LiteSpan, wanted: Callable[[LiteSpan], bool]) -> bool:
     current = span[L.parent_span_id]
     hops = 0
     while current in by_id and hops < _MAX_HOPS:

@@ -202,9 +202,11 @@ def store_lines(store: Store, lines: Sequence[RevenueLine], source: str) -> Impo
     """Write the lines' days in one insert (the latest import of a day wins)."""
     now = time.time_ns()
     imported_at = dt.datetime.fromtimestamp(now / 1e9, tz=dt.UTC)
-    rows = []
+    rows: list[list[Any]] = []
+    days: list[dt.date] = []
     for line in lines:
         for day, share in line.days():
+            days.append(day)
             rows.append(
                 [
                     day,
@@ -221,7 +223,6 @@ def store_lines(store: Store, lines: Sequence[RevenueLine], source: str) -> Impo
                 ]
             )
     store.insert_rows(queries.table(store.database), rows, queries.COLUMNS)
-    days = [row[0] for row in rows]
     return Imported(
         len(lines),
         len(rows),

@@ -37,6 +37,7 @@ router = APIRouter(prefix="/v1", tags=["costs"], dependencies=[Authorized, Depen
     response_class=JSONResponse,
 )
 def get_cost_pools(ctx: Context) -> JSONResponse:
+    """``GET /v1/cost-pools``."""
     status_ = ctx.commands.allocation_status() if ctx.commands is not None else None
     return JSONResponse(cost_pools(ctx.cost_rules(), status_, dt.datetime.now(dt.UTC).date()))
 
@@ -59,6 +60,7 @@ def get_allocations(
     to: To = None,
     pool: Annotated[list[str] | None, Query(description="Only these pools (repeat for several).")] = None,
 ) -> JSONResponse:
+    """``GET /v1/allocations``."""
     now = time.time_ns()
     window = parse_window(start, to, now_ns=now, default_span_ns=30 * DAY_NS)
     horizon = int(ctx.settings.runs.late_horizon_hours * 3600 * 10**9)
@@ -88,6 +90,7 @@ class AllocateRequest(BaseModel):
     response_class=JSONResponse,
 )
 def allocate(body: AllocateRequest, ctx: Context) -> JSONResponse:
+    """``POST /v1/admin/allocate``: restate through the running allocator."""
     commands = ctx.commands
     if commands is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this process runs no allocation job")
@@ -122,6 +125,7 @@ def allocate(body: AllocateRequest, ctx: Context) -> JSONResponse:
     response_class=JSONResponse,
 )
 async def post_revenue(request: Request, ctx: Context) -> JSONResponse:
+    """``POST /v1/revenue``: a bounded body, validated whole, stored in one insert."""
     limit = ctx.settings.allocation.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -164,6 +168,7 @@ async def post_revenue(request: Request, ctx: Context) -> JSONResponse:
     response_class=JSONResponse,
 )
 def get_revenue(ctx: Context, start: From = None, to: To = None) -> JSONResponse:
+    """``GET /v1/revenue``."""
     now = time.time_ns()
     window = parse_window(start, to, now_ns=now, default_span_ns=30 * DAY_NS)
     first = dt.datetime.fromtimestamp(-(-window.start_ns // DAY_NS) * 86_400, tz=dt.UTC).date()
@@ -203,6 +208,7 @@ def get_margins(
     by: Annotated[Literal["customer", "tenant"], Query(description="Whose margin.")] = "customer",
     dilutive_only: Annotated[bool, Query(description="Only the margin-dilutive ones.")] = False,
 ) -> JSONResponse:
+    """``GET /v1/margins``."""
     window = parse_window(start, to, now_ns=time.time_ns(), default_span_ns=30 * DAY_NS)
     return JSONResponse(margins(ctx.store, window, by, dilutive_only=dilutive_only))
 
@@ -225,6 +231,7 @@ def get_unit_costs(
     unit: Annotated[list[str] | None, Query(description="Only these units (repeat for several).")] = None,
     group_by: Annotated[list[str] | None, Query(description="Run dimensions to group by.")] = None,
 ) -> JSONResponse:
+    """``GET /v1/unit-costs``."""
     rules = ctx.cost_rules()
     wanted = unit or []
     unknown = [name for name in wanted if rules.unit(name) is None]

@@ -122,6 +122,26 @@ class _Shape:
         return render(METRICS[name].expr, **values)
 
 
+@dataclass(frozen=True)
+class AggregateOptions:
+    """How an aggregate's answer is bucketed, narrowed, ordered, cut and totalled."""
+
+    bucket: BucketExpr | None = None
+    """Also group by time bucket (``b``)."""
+    keys: Sequence[tuple[str, ...]] | None = None
+    """Only these group_by value tuples (the top series of a timeseries)."""
+    order: Sequence[tuple[str, bool]] = ()
+    """``(metric or dimension name, descending)`` pairs."""
+    limit: int | None = None
+    nonempty_groups: bool = False
+    """Drop groups with an empty dimension value."""
+    minimum: tuple[str, int] | None = None
+    """``(partial, value)``: drop groups whose partial is below the value (outliers)."""
+    totals: bool = False
+    """With group_by, without bucket: add to every row the number of groups before ``limit``
+    (``n_groups``) and each metric over all of them (``t_<metric>``)."""
+
+
 def aggregate_query(
     database: str,
     plan: Plan,
@@ -129,24 +149,12 @@ def aggregate_query(
     group_by: Sequence[str],
     metrics: Sequence[str],
     filters: Filters,
-    *,
-    bucket: BucketExpr | None = None,
-    keys: Sequence[tuple[str, ...]] | None = None,
-    order: Sequence[tuple[str, bool]] = (),
-    limit: int | None = None,
-    nonempty_groups: bool = False,
-    minimum: tuple[str, int] | None = None,
-    totals: bool = False,
+    options: AggregateOptions | None = None,
 ) -> tuple[str, dict[str, Any], list[str]]:
-    """SQL, bound parameters and output column names (``g<i>`` dims, ``b`` bucket, metrics).
-
-    ``keys`` restricts the groups to these group_by value tuples (top series of a
-    timeseries). ``order`` is ``(metric or dimension name, descending)`` pairs.
-    ``nonempty_groups`` drops groups with an empty dimension value; ``minimum`` is
-    ``(partial, value)``: drop groups whose partial is below the value (outliers).
-    ``totals`` (with ``group_by``, without ``bucket``) adds to every row the number of groups
-    before ``limit`` (``n_groups``) and each metric over all of them (``t_<metric>``).
-    """
+    """SQL, bound parameters and output column names (``g<i>`` dims, ``b`` bucket, metrics,
+    then the totals columns when ``options.totals``)."""
+    options = options or AggregateOptions()
+    bucket, keys, minimum, totals = options.bucket, options.keys, options.minimum, options.totals
     if totals and (not group_by or bucket is not None):
         raise ValueError("totals need group_by and no bucket")
     shape = _Shape(tuple(group_by), bucket, totals)
@@ -155,17 +163,8 @@ def aggregate_query(
     partials = needed_partials(metrics, plan.level)
     if minimum is not None and minimum[0] not in partials:
         partials.append(PARTIALS[minimum[0]].name)
-    # Allocated money and revenue are read from their own tables, joined by group; a cut their
-    # tables do not hold (a model, for allocations) leaves their metrics null, not wrong.
-    nulled = _nulled_families(group_by, filters)
     unavailable = set(unavailable_metrics(metrics, group_by, filters, plan.level))
-    partials = [p for p in partials if PARTIALS[p].family not in nulled]
-    families = {PARTIALS[p].family for p in partials}
-    if shape.groups:
-        # Cheap presence partials that tell live groups from cancelled ones, per family read.
-        for family, presence in _PRESENCE.items():
-            if (family in families or (family == "ledger" and families <= {"ledger"})) and presence not in partials:
-                partials.append(presence)
+    partials = _family_partials(partials, shape, filters)
     inner = _sources(database, plan, window, shape, partials, filters, keys, params)
 
     groups = shape.groups
@@ -177,7 +176,7 @@ def aggregate_query(
             *(f"{'NULL' if m in unavailable else shape.total(m, partials)} AS t_{m}" for m in metrics),
         ]
     sql = f"SELECT {', '.join([*groups, *metric_columns, *extra])} FROM (\n{inner}\n)"
-    having = [f"g{i} != ''" for i in range(len(group_by))] if nonempty_groups else []
+    having = [f"g{i} != ''" for i in range(len(group_by))] if options.nonempty_groups else []
     if groups:
         # A group whose rows were all cancelled (e.g. a run first emitted before its root
         # span named its workflow) nets to zero everywhere: not a group any more. A live
@@ -189,11 +188,11 @@ def aggregate_query(
         having.append(f"a_{PARTIALS[minimum[0]].name} >= {params.bind('m', minimum[1], 'Int64')}")
     if having:
         sql += f" WHERE {' AND '.join(having)}"
-    order_terms = _order_terms(group_by, groups, order)
+    order_terms = _order_terms(group_by, groups, options.order)
     if order_terms:
         sql += f"\nORDER BY {', '.join(order_terms)}"
-    if limit is not None:
-        sql += f"\nLIMIT {params.bind('n', limit, 'UInt32')}"
+    if options.limit is not None:
+        sql += f"\nLIMIT {params.bind('n', options.limit, 'UInt32')}"
     if "{subset:UInt8}" not in sql:
         del params.values["subset"]  # only raw breakdown run counts read it
     totals_columns = [GROUP_COUNT, *(f"t_{m}" for m in metrics)] if totals else []
@@ -206,6 +205,21 @@ _JOINED: tuple[Family, ...] = ("allocation", "revenue")
 def _nulled_families(group_by: Sequence[str], filters: Filters) -> set[Family]:
     touched = {*group_by, *(name for name, _ in filters)}
     return {family for family in _JOINED if not touched <= FAMILY_DIMENSIONS[family]}
+
+
+def _family_partials(partials: list[str], shape: _Shape, filters: Filters) -> list[str]:
+    """The partials to read: allocated money and revenue come from their own tables, joined by
+    group, and a cut their tables do not hold (a model, for allocations) leaves their metrics null,
+    not wrong; with groups, each family read adds the cheap partial that tells its live groups
+    from cancelled ones."""
+    nulled = _nulled_families(shape.group_by, filters)
+    kept = [p for p in partials if PARTIALS[p].family not in nulled]
+    families = {PARTIALS[p].family for p in kept}
+    if shape.groups:
+        for family, presence in _PRESENCE.items():
+            if (family in families or (family == "ledger" and families <= {"ledger"})) and presence not in kept:
+                kept.append(presence)
+    return kept
 
 
 def unavailable_metrics(

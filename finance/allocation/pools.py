@@ -315,6 +315,8 @@ class Unit(_Strict):
 
 
 class PoolsFile(_Strict):
+    """The whole file: pools (ids unique, no two claiming the same bill lines) and units."""
+
     version: Literal[1] = 1
     pools: list[Pool] = Field(default_factory=list)
     units: list[Unit] = Field(default_factory=list)
@@ -422,7 +424,8 @@ def _describe(label: str, doc: Mapping[str, Any], exc: ValidationError) -> str:
         where = ""
         if len(loc) >= 2 and loc[0] in ("pools", "units") and isinstance(loc[1], int):
             kind, index = str(loc[0]), loc[1]
-            items = doc.get(kind) if isinstance(doc.get(kind), list) else []
+            found = doc.get(kind)
+            items: list[Any] = found if isinstance(found, list) else []
             raw = items[index] if index < len(items) else None
             item_id = raw.get("id") if isinstance(raw, dict) else None
             where = f"{kind[:-1]} {index + 1}" + (f" (id {item_id!r})" if item_id else "")

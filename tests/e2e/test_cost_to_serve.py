@@ -24,6 +24,7 @@ from tests.pricing.helpers import write_card
 DAY_NS = 86_400 * 10**9
 HOUR_NS = 3600 * 10**9
 TENANTS = [f"tenant-{i:02d}" for i in range(40)]
+GPU_RESOURCE = {"k8s.namespace.name": "inference", "otelspend.gpu.type": "H100-SXM"}
 CARD = """
 version: 1
 entries:
@@ -144,8 +145,8 @@ def day_shares(server: Running, day_start_ns: int) -> dict[str, Decimal]:
 def test_cost_to_serve_through_otlp(loaded: tuple[Running, Path]) -> None:
     server, pools_path = loaded
     api = httpx.Client(base_url=server.api_url, timeout=60)  # authenticates with the canary token (conftest)
-    today = time.time_ns() // DAY_NS * DAY_NS
-    closed_day = today - 2 * DAY_NS
+    closed_day = time.time_ns() // DAY_NS * DAY_NS - 2 * DAY_NS
+    counts = {tenant: i % 3 + 1 for i, tenant in enumerate(TENANTS)}
     with (
         tracer_provider(server, "grpc", service="support-app") as app_tp,
         tracer_provider(
@@ -155,15 +156,19 @@ def test_cost_to_serve_through_otlp(loaded: tuple[Running, Path]) -> None:
             resource={"k8s.namespace.name": "inference", "otelspend.gpu.type": "H100-SXM"},
         ) as gpu_tp,
     ):
-        providers = {"app": app_tp, "gpu": gpu_tp}
-        counts = {}
         for i, tenant in enumerate(TENANTS):
-            counts[tenant] = i % 3 + 1
             for j in range(counts[tenant]):
-                send_run(providers, tenant, closed_day + HOUR_NS + (i * 3 + j) * 60 * 10**9)
+                send_run({"app": app_tp, "gpu": gpu_tp}, tenant, closed_day + HOUR_NS + (i * 3 + j) * 60 * 10**9)
     server.wait_idle(60)
+    runs = sum(counts.values())
+    _every_cost_signal_priced_and_counted_once(server, api, closed_day, runs)
+    _a_pool_over_40_tenants_adds_up_exactly(server, api, closed_day, counts)
+    _a_late_run_in_a_closed_day_restates_by_exact_deltas(server, closed_day)
+    _a_rule_change_restates_every_period(server, pools_path, closed_day)
+    _loaded_cost_revenue_margin_and_unit_costs(api, closed_day, runs + 1)
 
-    # -- every cost signal priced, each counted once ------------------------------------------
+
+def _every_cost_signal_priced_and_counted_once(server: Running, api: httpx.Client, closed_day: int, runs: int) -> None:
     spans = server.dicts(
         "SELECT name, call_role, cost_kind, cost_usd, price_entry, price_source FROM {db}.spans FINAL "
         "WHERE trace_id = (SELECT any(run_id) FROM {db}.runs)"
@@ -180,20 +185,21 @@ def test_cost_to_serve_through_otlp(loaded: tuple[Running, Path]) -> None:
     model_cost = by_name["chat gpt-4o-mini"]["cost_usd"]
     assert run["cost_usd"] == model_cost + Decimal("0.00005") + Decimal("0.01") + Decimal("0.00275")
     assert (run["charges"], run["retrieval_queries"], run["gpu_us"], run["llm_calls"]) == (3, 1, 2_500_000, 1)
-    by_kind = api.get(
-        "/v1/rollups", params={"group_by": "cost_kind", "metrics": "cost_usd", "from": _iso(closed_day), "limit": 50}
-    ).json()
-    kinds = {row["cost_kind"]: Decimal(row["cost_usd"]) for row in by_kind["rows"]}
-    runs = sum(counts.values())
+    params = {"group_by": "cost_kind", "metrics": "cost_usd", "from": _iso(closed_day), "limit": 50}
+    kinds = {row["cost_kind"]: Decimal(row["cost_usd"]) for row in api.get("/v1/rollups", params=params).json()["rows"]}
     assert kinds["retrieval"] == runs * Decimal("0.00005")
     assert kinds["tool"] == runs * Decimal("0.01") and kinds["compute"] == runs * Decimal("0.00275")
     assert sum(kinds.values()) == Decimal(str(server.scalar("SELECT sum(cost_usd) FROM {db}.runs FINAL")))
 
-    # -- a pool over 40 tenants, to the cent and to the femto-dollar --------------------------
+
+def _a_pool_over_40_tenants_adds_up_exactly(
+    server: Running, api: httpx.Client, closed_day: int, counts: dict[str, int]
+) -> None:
+    runs = sum(counts.values())
     turn(server)
     shares = day_shares(server, closed_day)
     assert set(shares) == set(TENANTS)
-    assert sum(shares.values()) == Decimal("300.000000000000000")
+    assert sum(shares.values()) == Decimal("300.000000000000000")  # to the cent and to the femto-dollar
     for tenant, share in shares.items():
         exact = Fraction(300 * 10**15 * counts[tenant], runs)
         assert abs(Fraction(share * 10**15) - exact) < 1
@@ -203,11 +209,12 @@ def test_cost_to_serve_through_otlp(loaded: tuple[Running, Path]) -> None:
     assert {p["amount_usd"] for p in listing["periods"]} == {"300.000000000000000"}
     first = next(r for r in listing["rows"] if r["consumer"] == "tenant-02")
     assert first["status"] == "closed" and first["runs"] == 3
-    assert first["AllocatedMethodDetails"]["Elements"][0]["UsageUnit"] == "Run"
-    assert first["AllocatedMethodDetails"]["Elements"][0]["UsageQuantity"] == 3.0
+    element = first["AllocatedMethodDetails"]["Elements"][0]
+    assert (element["UsageUnit"], element["UsageQuantity"]) == ("Run", 3.0)
     assert first["consumer_ratio"] == str((Decimal(3) / Decimal(runs)).quantize(Decimal("1e-18")))
 
-    # -- a late run in the closed day: restated by exact deltas --------------------------------
+
+def _a_late_run_in_a_closed_day_restates_by_exact_deltas(server: Running, closed_day: int) -> None:
     before = day_shares(server, closed_day)
     with tracer_provider(server, "grpc", service="support-app") as app_tp, tracer_provider(server, "grpc") as gpu_tp:
         send_run({"app": app_tp, "gpu": gpu_tp}, "tenant-new", closed_day + 20 * HOUR_NS)
@@ -223,12 +230,13 @@ def test_cost_to_serve_through_otlp(loaded: tuple[Running, Path]) -> None:
         k: (before.get(k, Decimal(0)), after[k]) for k in after if before.get(k, Decimal(0)) != after[k]
     }
     hourly = Decimal(server.scalar("SELECT sum(allocated_usd) FROM {db}.rollup_alloc_hourly"))
-    assert hourly == sum(Decimal(v) for v in _all_in_force(server).values())
+    assert hourly == sum(_all_in_force(server).values())
 
-    # -- a rule change restates every period in the lookback ---------------------------------
+
+def _a_rule_change_restates_every_period(server: Running, pools_path: Path, closed_day: int) -> None:
     write_card(pools_path, POOLS.replace("signal: runs", "signal: tokens").replace('"300.00"', '"150"'))
     changed = turn(server)
-    assert all(p.inserted for p in changed.periods)
+    assert changed.periods and all(p.inserted for p in changed.periods)
     assert sum(day_shares(server, closed_day).values()) == Decimal(150)
     versions = server.rows(
         "SELECT DISTINCT rule_version FROM {db}.allocations GROUP BY rule_version, pool, period_start, consumer, "
@@ -236,34 +244,29 @@ def test_cost_to_serve_through_otlp(loaded: tuple[Running, Path]) -> None:
     )
     assert len(versions) == 1
 
-    # -- loaded cost, revenue, margin, unit costs over the API --------------------------------
+
+def _loaded_cost_revenue_margin_and_unit_costs(api: httpx.Client, closed_day: int, runs: int) -> None:
     revenue = "period_start,period_end,tenant,customer,revenue_usd\n"
     revenue += f"{_day(closed_day)},{_day(closed_day + DAY_NS)},tenant-00,cust-tenant-00,100\n"
     revenue += f"{_day(closed_day)},{_day(closed_day + DAY_NS)},tenant-01,cust-tenant-01,0.01\n"
     posted = api.post("/v1/revenue", content=revenue, headers={"content-type": "text/csv"})
     assert posted.status_code == 201, posted.text
     window = {"from": _iso(closed_day), "to": _iso(closed_day + DAY_NS)}
-    loaded_rows = api.get(
-        "/v1/rollups",
-        params={**window, "group_by": "tenant", "limit": 100,
-                "metrics": "direct_cost_usd,allocated_cost_usd,loaded_cost_usd,revenue_usd,margin_usd"},
-    ).json()  # fmt: skip
-    assert Decimal(loaded_rows["totals"]["allocated_cost_usd"]) == Decimal(150)
-    t0 = next(r for r in loaded_rows["rows"] if r["tenant"] == "tenant-00")
+    metrics = "direct_cost_usd,allocated_cost_usd,loaded_cost_usd,revenue_usd,margin_usd"
+    table = api.get("/v1/rollups", params={**window, "group_by": "tenant", "limit": 100, "metrics": metrics}).json()
+    assert Decimal(table["totals"]["allocated_cost_usd"]) == Decimal(150)
+    t0 = next(r for r in table["rows"] if r["tenant"] == "tenant-00")
     assert Decimal(t0["loaded_cost_usd"]) == Decimal(t0["direct_cost_usd"]) + Decimal(t0["allocated_cost_usd"])
     assert Decimal(t0["margin_usd"]) == 100 - Decimal(t0["loaded_cost_usd"])
     margins = api.get("/v1/margins", params={**window, "by": "customer", "dilutive_only": "true"}).json()
     dilutive = {row["customer"]: row["reason"] for row in margins["rows"]}
     assert "cust-tenant-01" in dilutive and "cust-tenant-00" not in dilutive
     assert dilutive["cust-tenant-02"] == "cost without revenue on record"
-    units = api.get("/v1/unit-costs", params=window).json()["units"]
-    (resolution,) = units
+    (resolution,) = api.get("/v1/unit-costs", params=window).json()["units"]
     group = resolution["groups"][0]
-    assert group["units"] == runs + 1
-    assert (
-        Decimal(group["loaded_cost_per_unit_usd"])
-        == (Decimal(group["loaded_cost_usd"]) * 10**15 // (runs + 1)) / 10**15
-    )
+    assert group["units"] == runs
+    per_unit = (Decimal(group["loaded_cost_usd"]) * 10**15 // runs) / 10**15
+    assert Decimal(group["loaded_cost_per_unit_usd"]) == per_unit
 
 
 def _all_in_force(server: Running) -> dict[str, Decimal]:

@@ -28,30 +28,30 @@ def test_nested_charges_of_one_kind_count_once_and_every_cost_is_counted_once() 
     ]
     result = compute_run(spans)
     run = result.run
-    assert run["cost_usd"] == 1000 + 20 + 900 + 1500
-    assert (run["llm_calls"], run["charges"], run["retrieval_queries"], run["tool_calls"]) == (1, 3, 1, 1)
+    assert run.cost_usd == 1000 + 20 + 900 + 1500
+    assert (run.llm_calls, run.charges, run.retrieval_queries, run.tool_calls) == (1, 3, 1, 1)
     roles = {sid: result.roles.get(sid) for sid in ("llm", "retriever", "pinecone", "search", "ocr")}
     assert roles == {"llm": "call", "retriever": "charge", "pinecone": "view", "search": "charge", "ocr": "charge"}
     # breakdown: each counted cost on exactly one row, rows say what the money is
     by_kind: dict[str, int] = {}
     for row in result.calls:
-        by_kind[row["cost_kind"]] = by_kind.get(row["cost_kind"], 0) + row["cost_usd"]
+        by_kind[row.cost_kind] = by_kind.get(row.cost_kind, 0) + row.cost_usd
     assert by_kind == {"model": 1000, "retrieval": 20, "tool": 900, "request": 1500}
-    assert sum(row["cost_usd"] for row in result.calls) == run["cost_usd"]
-    tool_row = next(row for row in result.calls if row["tool"] == "web_search")
-    assert (tool_row["tool_calls"], tool_row["cost_kind"], tool_row["operation"]) == (1, "tool", "execute_tool")
-    retrieval_row = next(row for row in result.calls if row["cost_kind"] == "retrieval")
-    assert (retrieval_row["operation"], retrieval_row["calls"]) == ("retrieval", 0)
-    request_row = next(row for row in result.calls if row["cost_kind"] == "request")
-    assert request_row["operation"] == "request"  # named by its kind: it has no operation of its own
+    assert sum(row.cost_usd for row in result.calls) == run.cost_usd
+    tool_row = next(row for row in result.calls if row.tool == "web_search")
+    assert (tool_row.tool_calls, tool_row.cost_kind, tool_row.operation) == (1, "tool", "execute_tool")
+    retrieval_row = next(row for row in result.calls if row.cost_kind == "retrieval")
+    assert (retrieval_row.operation, retrieval_row.calls) == ("retrieval", 0)
+    request_row = next(row for row in result.calls if row.cost_kind == "request")
+    assert request_row.operation == "request"  # named by its kind: it has no operation of its own
 
 
 def test_a_run_whose_model_calls_are_unpriced_still_carries_its_charges() -> None:
     spans = [lite("root"), call("llm", "root", cost=None), charge("q", "root", "retrieval", 7, span_class="retrieval")]
     run = compute_run(spans).run
-    assert (run["cost_usd"], run["unpriced_calls"], run["charges"]) == (7, 1, 1)
+    assert (run.cost_usd, run.unpriced_calls, run.charges) == (7, 1, 1)
     only_unpriced = compute_run([lite("root"), call("llm", "root", cost=None)]).run
-    assert only_unpriced["cost_usd"] is None
+    assert only_unpriced.cost_usd is None
 
 
 def test_retrieval_queries_and_gpu_time_count_nested_reports_once() -> None:
@@ -64,8 +64,8 @@ def test_retrieval_queries_and_gpu_time_count_nested_reports_once() -> None:
         lite("r2", "root", span_class="retrieval"),
     ]
     run = compute_run(spans).run
-    assert run["retrieval_queries"] == 2
-    assert run["gpu_us"] == 8_250_000
+    assert run.retrieval_queries == 2
+    assert run.gpu_us == 8_250_000
 
 
 @pytest.mark.parametrize(
