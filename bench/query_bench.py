@@ -51,6 +51,12 @@ def queries(sample_run: str) -> list[Query]:
     wf = {"group_by": "workflow_type", "metrics": "cost_usd,runs,cost_per_success_usd"}
     success = {"group_by": "workflow_type", "metrics": "cost_per_success_usd,success_rate,successful_runs"}
     tenant_model = {"group_by": "tenant,model", "metrics": "cost_usd,calls,runs", "limit": 100}
+    loaded = {
+        "group_by": "tenant",
+        "metrics": "direct_cost_usd,allocated_cost_usd,loaded_cost_usd,loaded_cost_per_success_usd",
+        "limit": 100,
+    }
+    margin = {"group_by": "tenant", "metrics": "revenue_usd,loaded_cost_usd,margin_usd,margin_pct", "limit": 100}
     return [
         Query("most expensive workflows, 24h", "rollups", "/v1/rollups", wf),
         Query("cost per successful completion by workflow, 24h", "rollups", "/v1/rollups", success),
@@ -66,6 +72,17 @@ def queries(sample_run: str) -> list[Query]:
         Query("hourly cost and runs, 24h", "timeseries", "/v1/timeseries", {"metrics": "cost_usd,runs"}),
         Query("daily cost by workflow, 30d", "timeseries", "/v1/timeseries",
               {"bucket": "day", "group_by": "workflow_type", "metrics": "cost_usd,runs"}),
+        # issue 14: loaded cost (direct + allocated shared costs), revenue and margin
+        Query("loaded cost by tenant, 24h", "rollups", "/v1/rollups", loaded),
+        Query("loaded cost by tenant, 7d", "rollups", "/v1/rollups", {**loaded, **week}),
+        Query("loaded cost by tenant, 30d", "rollups", "/v1/rollups", {**loaded, **month}),
+        Query("margin by tenant, 30d", "rollups", "/v1/rollups", {**margin, **month}),
+        Query("loaded cost per success by workflow, 7d", "rollups", "/v1/rollups",
+              {"group_by": "workflow_type", "metrics": "loaded_cost_usd,loaded_cost_per_success_usd", **week}),
+        Query("allocated cost by pool x tenant, 30d", "rollups", "/v1/rollups",
+              {"group_by": "pool,tenant", "metrics": "allocated_cost_usd", "limit": 100, **month}),
+        Query("cost by cost kind, 7d", "rollups", "/v1/rollups",
+              {"group_by": "cost_kind", "metrics": "direct_cost_usd,allocated_cost_usd", **week}),
         Query("costliest runs, 24h", "runs", "/v1/runs", {"limit": 50}),
         Query("slowest runs of one tenant, 24h", "runs", "/v1/runs",
               {"order_by": "duration_ms", "filter.tenant": "tenant-000", "limit": 50}),
@@ -134,8 +151,8 @@ def main() -> int:
         generated = f"generated in {time.monotonic() - started:.0f} s"
         print(f"dataset {generated}: {stats['rows']}", file=sys.stderr)
     db = args.database
-    rollups = [f"rollup_{k}_{p}" for p in ("hourly", "daily") for k in ("runs", "calls")]
-    tables = ("spans", "runs", "run_calls", *rollups)
+    rollups = [f"rollup_{k}_{p}" for p in ("hourly", "daily") for k in ("runs", "calls", "alloc")]
+    tables = ("spans", "runs", "run_calls", "allocations", *rollups)
     counts = {
         table: store.scalar(
             f"SELECT sum(rows) FROM system.parts WHERE database = '{db}' AND table = '{table}' AND active"

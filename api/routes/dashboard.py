@@ -26,7 +26,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from otelspend import __version__
-from otelspend.api import display, pages
+from otelspend.api import cost_pages, display, pages
 from otelspend.api.deps import Context, require_token
 from otelspend.api.errors import QueryError
 from otelspend.api.requests import check_filters
@@ -58,6 +58,7 @@ NAV = (
     ("/agents", "Agents & tools"),
     ("/outliers", "Outliers"),
     ("/unpriced", "Unpriced"),
+    ("/cost-to-serve", "Cost to serve"),
     ("/runs", "Runs"),
 )
 
@@ -193,6 +194,21 @@ def outliers(request: Request, ctx: Context) -> Response:
 def unpriced(request: Request, ctx: Context) -> Response:
     """Dashboard: calls stored without a price and why."""
     return _page(request, "unpriced.html", "Unpriced calls", "/unpriced", lambda p: pages.unpriced_page(ctx.store, p))
+
+
+@router.get("/cost-to-serve", response_class=HTMLResponse)
+def cost_to_serve(request: Request, ctx: Context) -> Response:
+    """Dashboard: per tenant or customer, direct and allocated cost, revenue and margin."""
+    by = request.query_params.get("by", "tenant")
+
+    def build(period: pages.Period) -> dict[str, Any]:
+        if by not in ("tenant", "customer"):
+            raise QueryError("by", f"unknown value {by!r}", ("tenant", "customer"))
+        chosen: cost_pages.By = "customer" if by == "customer" else "tenant"
+        horizon = int(ctx.settings.runs.late_horizon_hours * 3600 * 10**9)
+        return cost_pages.cost_to_serve(ctx.store, ctx.cost_rules(), period, chosen, late_horizon_ns=horizon)
+
+    return _page(request, "cost_to_serve.html", "Cost to serve", "/cost-to-serve", build)
 
 
 @router.get("/runs", response_class=HTMLResponse)
