@@ -1,0 +1,217 @@
+"""Importing a billing export into the store: the I/O edge around the importers.
+
+``import_file`` streams the importer's lines into ``billing_lines`` in batches (memory stays
+bounded whatever the file size), then records the import: only then do its lines count. A
+file refused half-way (``BillingImportError``) or failing for any other reason has its rows
+deleted and is never recorded, so nothing of it is seen: all or nothing per file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries import billing as sql
+from otelspend.finance.billing.importers import Counters, Source, choose
+from otelspend.finance.billing.lines import BillingLine, Charge
+
+BATCH_LINES = 20_000
+"""Lines per insert: about 10 MB of Arrow buffers, whatever the file size."""
+
+
+@dataclass
+class ImportResult:
+    """What an import stored. Money as exact decimals (USD)."""
+
+    import_id: str
+    format: str
+    file_name: str
+    lines: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    replaced: int = 0
+    period_start: int | None = None
+    period_end: int | None = None
+    usage_usd: Decimal = Decimal(0)
+    other_usd: Decimal = Decimal(0)
+    days: list[dt.date] = field(default_factory=list)
+    reconciled: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "import_id": self.import_id,
+            "format": self.format,
+            "file": self.file_name,
+            "lines": self.lines,
+            "skipped": self.skipped,
+            "replaced": self.replaced,
+            "from": _rfc3339(self.period_start),
+            "to": _rfc3339(self.period_end),
+            "usage_usd": _usd(self.usage_usd),
+            "other_charges_usd": _usd(self.other_usd),
+            "days": [day.isoformat() for day in self.days],
+            "reconciled": self.reconciled,
+        }
+
+
+def _usd(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('1e-15')):f}"
+
+
+def _rfc3339(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Columns:
+    """Lines transposed into insert columns as they stream by."""
+
+    def __init__(self, import_id: str, seq: int) -> None:
+        self.import_id = import_id
+        self.seq = seq
+        self.data: dict[str, list[Any]] = {name: [] for name in sql.LINE_COLUMNS}
+
+    def __len__(self) -> int:
+        return len(self.data["identity"])
+
+    def add(self, line: BillingLine) -> None:
+        d = self.data
+        d["identity"].append(line.identity)
+        d["import_id"].append(self.import_id)
+        d["import_seq"].append(self.seq)
+        for name in (
+            "format",
+            "provider",
+            "account_id",
+            "project_id",
+            "workspace_id",
+            "api_key_id",
+            "model_billed",
+            "model",
+            "unit",
+            "currency",
+            "service_tier",
+            "description",
+            "record",
+        ):
+            d[name].append(getattr(line, name))
+        d["kind"].append(line.kind.value)
+        d["charge"].append(line.charge.value)
+        d["period_start"].append(line.period_start)
+        d["period_end"].append(line.period_end)
+        d["quantity"].append(None if line.quantity is None else line.quantity.quantize(Decimal("1e-12")))
+        d["amount"].append(line.amount)
+        d["list_amount"].append(line.list_amount)
+
+    def flush(self, store: Store) -> None:
+        if len(self):
+            sql.insert_lines(store, self.data)
+            self.data = {name: [] for name in sql.LINE_COLUMNS}
+
+
+def import_file(
+    store: Store,
+    path: Path,
+    *,
+    name: str | None = None,
+    format: str = "auto",
+    account: str = "",
+    source: str = "file",
+    note: str = "",
+    after: Callable[[list[dt.date]], Iterable[dict[str, Any]]] | None = None,
+) -> ImportResult:
+    """Import one file, all or nothing. ``after(days)`` runs once it is recorded (reconciliation
+    of the days it touched) and its answers are kept in the result."""
+    shown = name or path.name
+    importer = choose(path, shown, format)
+    seq = time.time_ns()
+    result = ImportResult(import_id=uuid.uuid4().hex, format=importer.format, file_name=shown)
+    counters = Counters()
+    columns = _Columns(result.import_id, seq)
+    try:
+        for line in importer.extract(Source(path, shown, account), counters):
+            columns.add(line)
+            _tally(result, line)
+            if len(columns) >= BATCH_LINES:
+                columns.flush(store)
+        columns.flush(store)
+    except BaseException:
+        _forget(store, result.import_id)
+        raise
+    result.skipped = dict(counters.skipped)
+    if result.lines:
+        result.replaced = sql.replaced_lines(
+            store, result.import_id, seq, result.period_start or 0, (result.period_end or 0) + 1
+        )
+        result.days = sql.billed_days(store, result.import_id)
+    sql.record_import(
+        store,
+        {
+            "import_id": result.import_id,
+            "seq": seq,
+            "format": importer.format,
+            "source": source,
+            "file_name": shown,
+            "file_sha256": file_sha256(path),
+            "account_id": account,
+            "lines": result.lines,
+            "skipped": sum(result.skipped.values()),
+            "replaced": result.replaced,
+            "period_start": dt.datetime.fromtimestamp(result.period_start or 0, dt.UTC),
+            "period_end": dt.datetime.fromtimestamp(result.period_end or 0, dt.UTC),
+            "billed_usd": result.usage_usd + result.other_usd,
+            "imported_at": dt.datetime.now(dt.UTC),
+            "note": note,
+        },
+    )
+    if after is not None and result.days:
+        result.reconciled = list(after(result.days))
+    return result
+
+
+def _tally(result: ImportResult, line: BillingLine) -> None:
+    result.lines += 1
+    if result.period_start is None or line.period_start < result.period_start:
+        result.period_start = line.period_start
+    if result.period_end is None or line.period_end > result.period_end:
+        result.period_end = line.period_end
+    if line.amount is not None:
+        if line.charge is Charge.USAGE:
+            result.usage_usd += line.amount
+        else:
+            result.other_usd += line.amount
+
+
+def _forget(store: Store, import_id: str) -> None:
+    """Best effort: the rows of an unrecorded import are invisible anyway, and the original
+    error is what the caller must see."""
+    with contextlib.suppress(Exception):
+        sql.delete_import(store, import_id)
+
+
+def list_imports(store: Store, limit: int = 100) -> list[dict[str, Any]]:
+    rows = sql.list_imports(store, limit)
+    for row in rows:
+        row["billed_usd"] = _usd(Decimal(row["billed_usd"]))
+        for key in ("period_start", "period_end", "imported_at"):
+            value = row[key]
+            row[key] = value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+        row.pop("seq", None)
+    return rows
