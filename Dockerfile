@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY otelspend ./otelspend
 COPY receiver ./receiver
 COPY enrich ./enrich
+COPY pipeline ./pipeline
 COPY clickhouse ./clickhouse
 COPY api ./api
 RUN pip install . \

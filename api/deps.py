@@ -5,11 +5,12 @@ from __future__ import annotations
 import hmac
 import threading
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from otelspend.api.commands import Commands
 from otelspend.clickhouse.client import Store
 from otelspend.enrich.pricing import PriceBook
 from otelspend.metrics import Metrics
@@ -23,15 +24,15 @@ class ApiContext:
     settings: Settings
     store: Store
     metrics: Metrics
-    app: Any = None
-    """The running OtelSpend (pipeline, pricing, readiness); None when serving read-only."""
+    commands: Commands | None = None
+    """The running pipeline's commands; None when serving a stored ledger read-only."""
     _book: PriceBook | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def price_book(self) -> PriceBook:
         """The rate cards in force: the running app's, else loaded once from the settings."""
-        if self.app is not None:
-            return self.app.pricing.current
+        if self.commands is not None:
+            return self.commands.price_book()
         with self._lock:
             if self._book is None:
                 self._book = PriceBook.from_file(self.settings.rate_card)

@@ -18,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from otelspend.receiver.conventions import load_conventions
+from otelspend.conventions import load_conventions
 from otelspend.receiver.decode import Decoded, UndecodableRequest, decode_json, decode_protobuf
 from otelspend.receiver.normalize import NormalizeOptions, Normalizer
 

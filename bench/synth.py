@@ -23,8 +23,8 @@ from typing import Any
 
 from otelspend.clickhouse.client import Store
 from otelspend.enrich.pricing import PriceBook, Unpriced
-from otelspend.enrich.runs import LITE_FIELDS, compute_run, initial_role
-from otelspend.record import FEMTO_PER_USD
+from otelspend.enrich.runs import compute_run, initial_role
+from otelspend.record import FEMTO_PER_USD, LITE_FIELDS
 
 MODELS = (
     ("openai", "gpt-4o", 0.2),

@@ -11,8 +11,7 @@ from typing import Any
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.columnar import table_from_rows
-from otelspend.enrich.runs import LITE_FIELDS, ApiOutcome
-from otelspend.record import FEMTO_PER_USD, RUN_CALL_COLUMNS, RUN_COLUMNS, SPAN_COLUMNS
+from otelspend.record import FEMTO_PER_USD, LITE_FIELDS, RUN_CALL_COLUMNS, RUN_COLUMNS, SPAN_COLUMNS, ApiOutcome
 
 _TS = {c.name for c in SPAN_COLUMNS if c.kind == "ts"} | {c.name for c in RUN_COLUMNS if c.kind == "ts"}
 _USD = {c.name for c in (*SPAN_COLUMNS, *RUN_COLUMNS, *RUN_CALL_COLUMNS) if c.kind in ("usd", "usd?")}

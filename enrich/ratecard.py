@@ -309,7 +309,7 @@ def _tier_column(attribute: str) -> int | None:
 def _canonical_columns() -> dict[str, int]:
     """Text column names, and the attribute keys the convention table reads into them (those
     keys are not kept in the span's attribute map), -> column index."""
-    from otelspend.receiver.conventions import load_conventions
+    from otelspend.conventions import load_conventions
 
     text_columns = {column.name: index for index, column in enumerate(SPAN_COLUMNS) if column.kind == "str"}
     found: dict[str, int] = {}

@@ -31,34 +31,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from otelspend.record import CALL_DIMENSIONS, RUN_CALL_COLUMNS, RUN_COLUMNS, F
-
-# -- the compact span the stitcher keeps (a tuple, fields below) --------------------------
-
-LITE_FIELDS: tuple[str, ...] = (
-    "trace_id", "span_id", "parent_span_id", "name", "start_time", "end_time", "duration_ns",
-    "status_code", "status_message", "service_name", "span_class", "operation", "provider", "model",
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
-    "agent_name", "tool_name", "response_id", "error_type", "resend_count", "retry_count",
-    "http_method", "reported_cost_usd", "outcome", "outcome_score", "outcome_label", "outcome_time",
-    "workflow_id", "workflow_type", "tenant", "customer", "feature", "user", "environment",
-    "prompt_version", "payload_bytes", "ingest_token", "cost_usd", "unpriced_reason", "call_role",
-    "version", "resource_id", "attributes", "scope_name",
-)  # fmt: skip
-
-
-class _Lite:
-    pass
-
-
-L: Any = _Lite()
-for _index, _name in enumerate(LITE_FIELDS):
-    setattr(L, _name, _index)
-
-lite_from_row: Callable[[Sequence[Any]], tuple[Any, ...]] = operator.itemgetter(
-    *(getattr(F, name) for name in LITE_FIELDS)
-)
-"""Span row -> compact tuple (C speed)."""
+from otelspend.record import CALL_DIMENSIONS, RUN_CALL_COLUMNS, RUN_COLUMNS, ApiOutcome, L
 
 BUSINESS_KEYS = (
     "workflow_id",
@@ -97,14 +70,6 @@ def payload_band(input_tokens: int | None) -> str:
         if input_tokens < limit:
             return name
     return LAST_BAND
-
-
-@dataclass(frozen=True)
-class ApiOutcome:
-    outcome: str
-    score: float | None
-    label: str
-    recorded_ns: int
 
 
 @dataclass

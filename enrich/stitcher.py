@@ -2,7 +2,7 @@
 
 Data flow (one owner thread, the pipeline's; nothing here does I/O):
 
-    add(spans) ──► open runs (bounded) ──due()──► emission (otelspend.emission)
+    add(spans) ──► open runs (bounded) ──due()──► emission (otelspend.pipeline.emission)
         ▲               │ root seen + settle_seconds quiet, or root_wait_seconds quiet,
         │               │ or over max_open_runs (oldest first)
         └── reopen ◄── closed cache (recently emitted: span ids + emitted rows, bounded)
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from otelspend.enrich.runs import ApiOutcome, L
+from otelspend.record import ApiOutcome, L
 
 UNKNOWN: Any = object()
 """Previous emission not known in memory: the store must be asked."""

@@ -16,36 +16,39 @@ import logging
 import socket
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
+from otelspend.api.commands import CommandRefused
 from otelspend.api.deps import ApiContext
 from otelspend.api.main import create_app
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.migrate import apply_spans_ttl, migrate
-from otelspend.clickhouse.rollups import rebuild_hours
+from otelspend.clickhouse.rollups import rebuild_hours, rebuild_window
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.clickhouse.writer import SpanWriter
-from otelspend.emission import Emitter
+from otelspend.conventions import load_conventions
 from otelspend.enrich.genai_prices_card import GenaiPricesCard
 from otelspend.enrich.ownership import OwnershipRules, load_ownership
 from otelspend.enrich.pricing import PriceBook
-from otelspend.enrich.runs import ApiOutcome, RunOptions
+from otelspend.enrich.runs import RunOptions
 from otelspend.enrich.stitcher import Stitcher
 from otelspend.metrics import Metrics
-from otelspend.pipeline import Pipeline, read_state
-from otelspend.receiver.conventions import load_conventions
+from otelspend.pipeline.emission import Emitter
+from otelspend.pipeline.reprice import RepriceError, RepriceTarget, reprice_window
+from otelspend.pipeline.resources import ResourceAttributes
+from otelspend.pipeline.stage import Pipeline, Submission, read_state
+from otelspend.pipeline.wal import FORMAT_JSON, WriteAheadLog
 from otelspend.receiver.grpc_server import OtlpGrpcServer
 from otelspend.receiver.http_server import OtlpHttpApp
 from otelspend.receiver.ingest import Ingest
 from otelspend.receiver.normalize import NormalizeOptions, Normalizer
+from otelspend.record import ApiOutcome
 from otelspend.reloadable import Reloadable
 from otelspend.settings import Settings, split_address
-from otelspend.wal import FORMAT_JSON, WriteAheadLog
 
 log = logging.getLogger("otelspend")
 RECOVERY_MARGIN_NS = 2 * 10**9
@@ -59,33 +62,6 @@ class Addresses:
 
     def line(self) -> str:
         return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}"
-
-
-class ResourceAttributes:
-    """resource_id -> attributes, from recent batches, else from the store (bounded)."""
-
-    def __init__(self, store: Store, capacity: int = 50_000) -> None:
-        self.store = store
-        self.capacity = capacity
-        self._cache: OrderedDict[int, dict[str, str]] = OrderedDict()
-
-    def remember(self, resources: Mapping[int, tuple[str, list[tuple[str, str]]]]) -> None:
-        for resource_id, (_, pairs) in resources.items():
-            if resource_id not in self._cache:
-                self._cache[resource_id] = dict(pairs)
-        while len(self._cache) > self.capacity:
-            self._cache.popitem(last=False)
-
-    def __call__(self, resource_id: int) -> Mapping[str, str]:
-        found = self._cache.get(resource_id)
-        if found is None:
-            rows = self.store.rows(
-                f"SELECT attributes FROM {self.store.database}.resources WHERE resource_id = {{r:UInt64}} LIMIT 1",
-                {"r": resource_id},
-            )
-            found = dict(rows[0][0]) if rows else {}
-            self._cache[resource_id] = found
-        return found
 
 
 class OtelSpend:
@@ -166,8 +142,7 @@ class OtelSpend:
         )
         self.ingest = Ingest(
             normalizer=self.normalizer,
-            pipeline=self.pipeline,
-            wal=self.wal,
+            sink=self.pipeline,
             metrics=self.metrics,
             tokens=s.otlp.ingest_tokens,
             retry_after_seconds=s.pipeline.retry_after_seconds,
@@ -177,7 +152,7 @@ class OtelSpend:
         )
         self._grpc.start()
         self._otlp_http = OtlpHttpApp(self.ingest, max_request_bytes=s.otlp.max_request_bytes, workers=4)
-        api = create_app(ApiContext(settings=s, store=self.store, metrics=self.metrics, app=self))
+        api = create_app(ApiContext(settings=s, store=self.store, metrics=self.metrics, commands=self))
         otlp_sock, otlp_address = _listen(s.otlp.http_address)
         api_sock, api_address = _listen(s.api.address)
         self._start_http([(self._otlp_http, otlp_sock), (api, api_sock)])
@@ -262,12 +237,10 @@ class OtelSpend:
                     len(pending),
                 )
         for record in pending:
-            submission = self.ingest.replay(
-                record.payload, json_body=record.format == FORMAT_JSON, token=record.token, seq=record.seq
-            )
-            if submission is not None and submission.rows:
-                self.pipeline.claim(len(submission.rows))  # released once stored, like live traffic
-                self.pipeline.process([submission])
+            batch = self.ingest.replay(record.payload, json_body=record.format == FORMAT_JSON, token=record.token)
+            if batch is not None and batch.rows:
+                self.pipeline.claim(len(batch.rows))  # released once stored, like live traffic
+                self.pipeline.process([Submission(record.seq, batch.rows, batch.resources, len(record.payload))])
             else:
                 # Checkpoint in order with the inserts queued before it, never ahead of them.
                 self.pipeline.store.submit(
@@ -302,7 +275,46 @@ class OtelSpend:
         if not ready.wait(30) or not all(server.started for server in self._uvicorn):
             raise RuntimeError("HTTP servers did not start")
 
-    # -- commands from the API ---------------------------------------------------------------
+    # -- commands from the API (otelspend.api.commands.Commands) ------------------------------
+
+    def price_book(self) -> PriceBook:
+        """The rate cards in force."""
+        return self.pricing.current
+
+    def pipeline_problem(self) -> str | None:
+        """None while spans are accepted; else why not (``/readyz``)."""
+        if not hasattr(self, "pipeline"):
+            return "starting"
+        pipeline = self.pipeline
+        if not pipeline.store_healthy:
+            return f"store failing: {pipeline.last_store_error}"
+        if pipeline.queued_spans >= pipeline.capacity:
+            return "ingest queue full"
+        return None
+
+    def reprice(self, start_ns: int, end_ns: int, *, dry_run: bool, timeout_seconds: float) -> dict[str, Any]:
+        """Re-price a window on the pipeline thread (it owns the stitcher's open runs)."""
+
+        def run() -> dict[str, Any]:
+            self.pricing.check()  # an edit not yet picked up by the 2 s poll
+            if self.pricing.last_error:
+                raise CommandRefused(
+                    "the rate card on disk is invalid, so the previous one is still in force: "
+                    + self.pricing.last_error
+                )
+            target = RepriceTarget(
+                self.store, self.runstore, self.settings.node_id, self.emitter.options, live=self.stitcher
+            )
+            try:
+                return reprice_window(target, self.pricing.current, start_ns, end_ns, dry_run=dry_run).as_dict()
+            except RepriceError as exc:
+                raise CommandRefused(str(exc)) from None
+
+        return self.pipeline.call(run, timeout=timeout_seconds)
+
+    def rebuild_rollups(self, start_s: int, end_s: int, *, timeout_seconds: float) -> int:
+        """Rebuild whole UTC days of rollups on the pipeline thread (no emission interleaves)."""
+        return self.pipeline.call(lambda: rebuild_window(self.store, start_s, end_s), timeout=timeout_seconds)
 
     def record_outcome(
         self,

@@ -11,9 +11,11 @@ sums never drift and every figure reproduces from tokens x the rate card in forc
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["str", "i8", "u8", "u32", "u64", "u64?", "f64?", "ts", "usd", "usd?", "map", "arr", "arr_u32"]
 
@@ -123,6 +125,44 @@ _EMPTY_BY_KIND: dict[str, object] = {
 }
 ROW_TEMPLATE: list[object] = [_EMPTY_BY_KIND[column.kind] for column in SPAN_COLUMNS]
 """A new span row: ``ROW_TEMPLATE.copy()``."""
+
+
+# -- the compact span the stitcher keeps (a tuple, fields below) ---------------------------
+
+LITE_FIELDS: tuple[str, ...] = (
+    "trace_id", "span_id", "parent_span_id", "name", "start_time", "end_time", "duration_ns",
+    "status_code", "status_message", "service_name", "span_class", "operation", "provider", "model",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+    "agent_name", "tool_name", "response_id", "error_type", "resend_count", "retry_count",
+    "http_method", "reported_cost_usd", "outcome", "outcome_score", "outcome_label", "outcome_time",
+    "workflow_id", "workflow_type", "tenant", "customer", "feature", "user", "environment",
+    "prompt_version", "payload_bytes", "ingest_token", "cost_usd", "unpriced_reason", "call_role",
+    "version", "resource_id", "attributes", "scope_name",
+)  # fmt: skip
+
+
+class _Lite:
+    pass
+
+
+L: Any = _Lite()
+for _index, _name in enumerate(LITE_FIELDS):
+    setattr(L, _name, _index)
+
+lite_from_row: Callable[[Sequence[Any]], tuple[Any, ...]] = operator.itemgetter(
+    *(getattr(F, name) for name in LITE_FIELDS)
+)
+"""Span row -> compact tuple (C speed)."""
+
+
+@dataclass(frozen=True)
+class ApiOutcome:
+    """An outcome posted over the API for a run (or every run of a workflow)."""
+
+    outcome: str
+    score: float | None
+    label: str
+    recorded_ns: int
 
 
 # -- run-level records (written by the stitcher, read by the rollup materialized views) ----

@@ -1,5 +1,5 @@
 """What both transports do with a request body: authenticate, decode, normalise, make it
-durable, hand it to the pipeline, and say how it went (OTLP partial success)."""
+durable through a BatchSink, and say how it went (OTLP partial success)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from otelspend.metrics import Metrics
-from otelspend.pipeline import Pipeline, Submission
 from otelspend.receiver import errors
 from otelspend.receiver.decode import Decoded, UndecodableRequest, decode_json, decode_protobuf
 from otelspend.receiver.normalize import NormalizedBatch, Normalizer
+from otelspend.receiver.sink import AcceptedRequest, BatchSink
 from otelspend.settings import IngestToken
-from otelspend.wal import FORMAT_JSON, FORMAT_PROTOBUF, WriteAheadLog
 
 
 @dataclass(frozen=True)
@@ -28,15 +27,13 @@ class Ingest:
         self,
         *,
         normalizer: Normalizer,
-        pipeline: Pipeline,
-        wal: WriteAheadLog,
+        sink: BatchSink,
         metrics: Metrics,
         tokens: Sequence[IngestToken] = (),
         retry_after_seconds: int = 2,
     ) -> None:
         self.normalizer = normalizer
-        self.pipeline = pipeline
-        self.wal = wal
+        self.sink = sink
         self.metrics = metrics
         self.tokens = tuple(tokens)
         self.retry_after = retry_after_seconds
@@ -79,29 +76,22 @@ class Ingest:
 
     def _accept(self, payload: bytes, json_body: bool, token: str, batch: NormalizedBatch, transport: str) -> None:
         count = len(batch.rows)
-        if not self.pipeline.reserve(count):
+        refusal = self.sink.reserve(count)
+        if refusal is not None:
             self.metrics.inc("otelspend_requests_refused_total", transport=transport)
-            if not self.pipeline.started:
-                reason = "starting: the store is not ready yet"
-            elif not self.pipeline.store_healthy:
-                reason = "store unavailable"
-            else:
-                reason = "ingest queue full"
-            raise errors.unavailable(reason, self.retry_after)
+            raise errors.unavailable(refusal, self.retry_after)
         try:
-            seq = self.wal.append(payload, format=FORMAT_JSON if json_body else FORMAT_PROTOBUF, token=token)
+            self.sink.submit(AcceptedRequest(payload, json_body, token, batch.rows, batch.resources))
         except OSError as exc:
-            self.pipeline.release(count)
+            self.sink.release(count)
             self.metrics.inc("otelspend_requests_refused_total", transport=transport)
             raise errors.unavailable(f"write-ahead log: {exc.strerror}", self.retry_after) from None
-        self.pipeline.submit(Submission(seq, batch.rows, batch.resources, len(payload)))
         self.metrics.inc("otelspend_spans_accepted_total", count, transport=transport)
 
-    def replay(self, payload: bytes, *, json_body: bool, token: str, seq: int) -> Submission | None:
-        """Rebuild the submission of a logged request (crash recovery)."""
+    def replay(self, payload: bytes, *, json_body: bool, token: str) -> NormalizedBatch | None:
+        """Normalise a logged request again (crash recovery); None if it no longer decodes."""
         try:
             decoded = self.decode(payload, json_body=json_body)
         except errors.ExportError:
             return None
-        batch = self.normalizer.normalize(decoded.request, ingest_token=token)
-        return Submission(seq, batch.rows, batch.resources, len(payload))
+        return self.normalizer.normalize(decoded.request, ingest_token=token)

@@ -20,7 +20,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otelspend.receiver.conventions import ConventionTable, KeyRule
+from otelspend.conventions import ConventionTable, KeyRule
 from otelspend.record import COLUMN_NAMES, FEMTO_PER_USD, NCOLS, ROW_TEMPLATE, F
 
 MAX_TOKENS = 10**9

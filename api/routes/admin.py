@@ -14,9 +14,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from otelspend.api.commands import CommandRefused
 from otelspend.api.deps import Authorized, Context
 from otelspend.enrich.pricing import at_ns
-from otelspend.reprice import RepriceError, reprice_live
 
 REPRICE_TIMEOUT_SECONDS = 3600.0
 """Longest the request waits for the pipeline thread to finish a re-price."""
@@ -67,8 +67,8 @@ class RepriceResponse(BaseModel):
     },
 )
 def reprice(body: RepriceRequest, ctx: Context) -> dict[str, Any]:
-    app = ctx.app
-    if app is None or not hasattr(app, "pipeline"):
+    commands = ctx.commands
+    if commands is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this process runs no pipeline")
     start_ns, end_ns = at_ns(body.start), at_ns(body.end)
     for name, value in (("from", start_ns), ("to", end_ns)):
@@ -77,13 +77,10 @@ def reprice(body: RepriceRequest, ctx: Context) -> dict[str, Any]:
     if end_ns <= start_ns:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "'to' must be after 'from'")
     try:
-        result = app.pipeline.call(
-            lambda: reprice_live(app, start_ns, end_ns, dry_run=body.dry_run), timeout=REPRICE_TIMEOUT_SECONDS
-        )
-    except RepriceError as exc:
+        return commands.reprice(start_ns, end_ns, dry_run=body.dry_run, timeout_seconds=REPRICE_TIMEOUT_SECONDS)
+    except CommandRefused as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except TimeoutError:
         raise HTTPException(
             status.HTTP_504_GATEWAY_TIMEOUT, "the re-price is still running on the pipeline; try a smaller window"
         ) from None
-    return result.as_dict()

@@ -25,17 +25,10 @@ def readyz(ctx: Context) -> Response:
     except Exception as exc:  # any driver error means not ready
         checks["store"] = f"error: {exc}"[:300]
         ready = False
-    app = ctx.app
-    if app is not None:
-        pipeline = app.pipeline
-        if not pipeline.store_healthy:
-            checks["pipeline"] = f"store failing: {pipeline.last_store_error}"[:300]
-            ready = False
-        elif pipeline.queued_spans >= pipeline.capacity:
-            checks["pipeline"] = "ingest queue full"
-            ready = False
-        else:
-            checks["pipeline"] = "ok"
+    if ctx.commands is not None:
+        problem = ctx.commands.pipeline_problem()
+        checks["pipeline"] = "ok" if problem is None else problem[:300]
+        ready = ready and problem is None
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
     )

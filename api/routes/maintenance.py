@@ -1,6 +1,6 @@
 """``POST /v1/admin/rollups/rebuild``: recompute the hourly rollups of a window from runs.
 
-Runs on the pipeline thread (``app.pipeline.call``), so no run emission can interleave
+Runs on the pipeline thread (``Commands.rebuild_rollups``), so no run emission can interleave
 with the delete-and-refill of the window; ingestion waits meanwhile (the bounded queue
 answers 503 + Retry-After if the rebuild is long).
 """
@@ -39,9 +39,9 @@ def rebuild_rollups(ctx: Context, body: RebuildIn) -> JSONResponse:
     start_s = start_ns // NS
     end_s = -(-end_ns // NS)
 
-    def rebuild() -> int:
-        return rebuild_window(ctx.store, start_s, end_s)
-
-    hours = rebuild() if ctx.app is None else ctx.app.pipeline.call(rebuild, timeout=REBUILD_TIMEOUT_SECONDS)
+    if ctx.commands is None:
+        hours = rebuild_window(ctx.store, start_s, end_s)
+    else:
+        hours = ctx.commands.rebuild_rollups(start_s, end_s, timeout_seconds=REBUILD_TIMEOUT_SECONDS)
     first, _ = day_bounds(start_s, end_s)
     return JSONResponse({"from": rfc3339(first * NS), "to": rfc3339((first + hours * HOUR) * NS), "hours": hours})

@@ -24,14 +24,14 @@ WorkflowId = Annotated[str, Path(min_length=1, max_length=256, description="The 
 
 
 def _record(ctx: ApiContext, body: OutcomeIn, *, run_id: str = "", workflow_id: str = "") -> JSONResponse:
-    if ctx.app is None:
+    if ctx.commands is None:
         raise HTTPException(status_code=503, detail="outcomes need the running pipeline (read-only API)")
     recorded_ns = time.time_ns()
     if body.recorded_at is not None:
         recorded_ns = to_ns(body.recorded_at)
         if not to_ns(EARLIEST) <= recorded_ns < to_ns(LATEST):
             raise HTTPException(status_code=422, detail="recorded_at is outside 2000..2199")
-    updated = ctx.app.record_outcome(
+    updated = ctx.commands.record_outcome(
         run_id=run_id,
         workflow_id=workflow_id,
         outcome=body.outcome,

@@ -15,9 +15,16 @@ import argparse
 import sys
 from typing import Any
 
+from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.runstore import RunStore
 from otelspend.commands import add_config_flags, settings_from_args, setup_logging
 from otelspend.commands.rates import parse_when, rfc3339
 from otelspend.commands.server_api import ApiError, add_server_flags, ask_server
+from otelspend.enrich.ownership import OwnershipRules, load_ownership
+from otelspend.enrich.pricing import PriceBook
+from otelspend.enrich.runs import RunOptions
+from otelspend.pipeline.reprice import RepriceError, RepriceResult, RepriceTarget, reprice_window
+from otelspend.pipeline.resources import ResourceAttributes
 from otelspend.settings import Settings
 
 
@@ -58,7 +65,7 @@ def _run_offline(settings: Settings, args: argparse.Namespace, window: str) -> i
 
     from otelspend.clickhouse.client import StoreUnavailable
     from otelspend.enrich.ratecard import RateCardError
-    from otelspend.reprice import RepriceError, reprice_offline
+    from otelspend.pipeline.reprice import RepriceError
 
     try:
         result = reprice_offline(settings, args.start, args.end, dry_run=args.dry_run)
@@ -70,6 +77,28 @@ def _run_offline(settings: Settings, args: argparse.Namespace, window: str) -> i
     )
     print("\n".join(summary_lines(result.as_dict())))
     return 0
+
+
+def reprice_offline(settings: Settings, start_ns: int, end_ns: int, *, dry_run: bool = False) -> RepriceResult:
+    """Re-price with no server running on the store: everything built from ``settings``."""
+    book = PriceBook.from_file(settings.rate_card)
+    ownership = load_ownership(settings.ownership) if settings.ownership else OwnershipRules()
+    store = Store(settings.clickhouse.dsn, settings.clickhouse.database)
+    try:
+        if not store.scalar(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'spans'",
+            {"db": settings.clickhouse.database},
+        ):
+            raise RepriceError(f"no spans table in {store.describe()} (nothing ingested there yet?)")
+        options = RunOptions(
+            retry_loop_threshold=settings.runs.retry_loop_threshold,
+            ownership=ownership,
+            resource_attributes=ResourceAttributes(store),
+        )
+        target = RepriceTarget(store, RunStore(store), settings.node_id, lambda: options)
+        return reprice_window(target, book, start_ns, end_ns, dry_run=dry_run)
+    finally:
+        store.close()
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:

@@ -123,6 +123,9 @@ def client_with(loaded: Loaded, *, pipeline: bool = True, **api_settings: Any) -
     base: Settings = loaded.server.app.settings
     settings = base.model_copy(update={"api": base.api.model_copy(update=api_settings)})
     context = ApiContext(
-        settings=settings, store=loaded.server.store, metrics=Metrics(), app=loaded.server.app if pipeline else None
+        settings=settings,
+        store=loaded.server.store,
+        metrics=Metrics(),
+        commands=loaded.server.app if pipeline else None,
     )
     return TestClient(create_app(context))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from otelspend.enrich.runs import LITE_FIELDS, compute_run
+from otelspend.enrich.runs import compute_run
+from otelspend.record import LITE_FIELDS
 
 
 def _span(**values: Any) -> tuple[Any, ...]:

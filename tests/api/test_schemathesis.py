@@ -34,7 +34,7 @@ def app(chdb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
         running = Running(server)
         send(running.http_url, build(time.time_ns(), runs=8, seed=3))
         running.wait_idle(60)
-        yield create_app(ApiContext(settings=settings_, store=server.store, metrics=server.metrics, app=server))
+        yield create_app(ApiContext(settings=settings_, store=server.store, metrics=server.metrics, commands=server))
     finally:
         server.stop()
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from otelspend.enrich.runs import LITE_FIELDS, compute_run
+from otelspend.enrich.runs import compute_run
+from otelspend.record import LITE_FIELDS
 
 _NULLABLE = {
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",

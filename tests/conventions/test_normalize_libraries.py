@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 
-from otelspend.receiver.conventions import load_conventions
+from otelspend.conventions import load_conventions
 from otelspend.receiver.normalize import Normalizer
 from otelspend.record import F
 from tests.conventions.capture import call_groups

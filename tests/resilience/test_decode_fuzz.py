@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from otelspend.receiver.conventions import load_conventions
+from otelspend.conventions import load_conventions
 from otelspend.receiver.decode import Decoded, UndecodableRequest, decode_protobuf
 from otelspend.receiver.normalize import NormalizeOptions, Normalizer
 from otelspend.record import F

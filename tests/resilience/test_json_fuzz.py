@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otelspend.receiver.conventions import load_conventions
+from otelspend.conventions import load_conventions
 from otelspend.receiver.decode import UndecodableRequest, decode_json
 from otelspend.receiver.normalize import Normalizer
 from otelspend.record import F

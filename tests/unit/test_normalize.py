@@ -7,7 +7,7 @@ import math
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from otelspend.receiver.conventions import load_conventions
+from otelspend.conventions import load_conventions
 from otelspend.receiver.normalize import NormalizeOptions, Normalizer
 from otelspend.record import F
 from tests.otlp import request, span

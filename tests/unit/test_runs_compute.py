@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from otelspend.enrich.runs import LITE_FIELDS, ApiOutcome, L, RunOptions, compute_run, payload_band
-from otelspend.record import CALL_DIMENSIONS
+from otelspend.enrich.runs import RunOptions, compute_run, payload_band
+from otelspend.record import CALL_DIMENSIONS, LITE_FIELDS, ApiOutcome, L
 
 DEFAULTS = {
     "trace_id": "t1",

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from otelspend.enrich.runs import LITE_FIELDS, L
 from otelspend.enrich.stitcher import UNKNOWN, Stitcher
+from otelspend.record import LITE_FIELDS, L
 
 
 def lite(trace: str, span: str, parent: str = "") -> tuple:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 
-from otelspend.wal import FORMAT_JSON, FORMAT_PROTOBUF, WriteAheadLog
+from otelspend.pipeline.wal import FORMAT_JSON, FORMAT_PROTOBUF, WriteAheadLog
 
 
 def test_records_survive_reopen_until_checkpointed(tmp_path):

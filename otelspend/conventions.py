@@ -62,7 +62,7 @@ def load_conventions(text: str | None = None, extra_keys: Mapping[str, Sequence[
     """Compile the packaged table (or ``text``); ``extra_keys`` adds keys (highest priority)
     to business fields, e.g. ``{"tenant": ["acme.tenant"]}``."""
     if text is None:
-        text = resources.files("otelspend.receiver").joinpath("conventions.yaml").read_text()
+        text = resources.files("otelspend").joinpath("conventions.yaml").read_text()
     doc = yaml.safe_load(text)
     value_maps: dict[str, dict[str, Any]] = doc.get("value_maps", {})
     rules: dict[str, list[KeyRule]] = {}

@@ -8,15 +8,14 @@ cost or unpriced reason changed is then recomputed from all of its stored spans 
 handed to an ``Emitter``, which diffs against the stored run and writes the exact
 cancel (-1) + new (+1) rows; the rollup materialized views follow from those deltas.
 
-Two ways to run it, one function:
+Two ways to run it, one function (the composition root builds the ``RepriceTarget``):
 
-* offline (``reprice_offline``): nothing else has the store open; Store, RunStore, run
-  options and PriceBook are built from settings;
-* inside a running server (``reprice_live``), on the pipeline thread
-  (``app.pipeline.call``), because that thread owns the stitcher: runs still open there
-  get their in-memory spans updated and are emitted when they close as usual; runs it
-  remembers as emitted get their remembered rows replaced by the re-emitted ones, so a
-  late span diffs against what is really stored.
+* offline: nothing else has the store open (``otelspend reprice`` with no server);
+* inside a running server, on the pipeline thread (``Pipeline.call``), because that thread
+  owns the stitcher (``RepriceTarget.live``): runs still open there get their in-memory
+  spans updated and are emitted when they close as usual; runs it remembers as emitted get
+  their remembered rows replaced by the re-emitted ones, so a late span diffs against what
+  is really stored.
 
 Re-emission ignores the late-span horizon: a re-price is an explicit request to restate
 history, however old.
@@ -29,20 +28,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.columnar import table_from_rows
 from otelspend.clickhouse.runstore import RunStore
-from otelspend.emission import Emitter
 from otelspend.enrich.pricing import PRICING_SLOTS, PriceBook, clear_cost
-from otelspend.enrich.runs import RunOptions, lite_from_row
+from otelspend.enrich.runs import RunOptions
 from otelspend.enrich.stitcher import OpenRun, Stitcher
-from otelspend.record import SPAN_COLUMNS, F
-
-if TYPE_CHECKING:
-    from otelspend.app import OtelSpend
-    from otelspend.settings import Settings
+from otelspend.pipeline.emission import Emitter
+from otelspend.record import SPAN_COLUMNS, F, lite_from_row
 
 SLICE_ROWS = 50_000
 """Spans read into memory at once (whole hours are grouped up to about this many)."""
@@ -254,41 +249,3 @@ def _reemit(target: RepriceTarget, run_ids: Sequence[str], now: int, result: Rep
             for run_id in chunk:
                 if run_id in live.closed and run_id in stitcher.closed:
                     live.closed[run_id] = stitcher.closed[run_id]
-
-
-# -- the two ways to run it --------------------------------------------------------------------
-
-
-def reprice_live(app: OtelSpend, start_ns: int, end_ns: int, *, dry_run: bool = False) -> RepriceResult:
-    """Re-price inside a running server. Call on its pipeline thread: ``app.pipeline.call``."""
-    app.pricing.check()  # an edit not yet picked up by the 2 s poll
-    if app.pricing.last_error:
-        raise RepriceError(
-            f"the rate card on disk is invalid, so the previous one is still in force: {app.pricing.last_error}"
-        )
-    target = RepriceTarget(app.store, app.runstore, app.settings.node_id, app.emitter.options, live=app.stitcher)
-    return reprice_window(target, app.pricing.current, start_ns, end_ns, dry_run=dry_run)
-
-
-def reprice_offline(settings: Settings, start_ns: int, end_ns: int, *, dry_run: bool = False) -> RepriceResult:
-    """Re-price with no server running on the store: everything built from ``settings``."""
-    from otelspend.app import ResourceAttributes
-    from otelspend.enrich.ownership import OwnershipRules, load_ownership
-
-    book = PriceBook.from_file(settings.rate_card)
-    ownership = load_ownership(settings.ownership) if settings.ownership else OwnershipRules()
-    store = Store(settings.clickhouse.dsn, settings.clickhouse.database)
-    try:
-        if not store.scalar(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'spans'",
-            {"db": settings.clickhouse.database},
-        ):
-            raise RepriceError(f"no spans table in {store.describe()} (nothing ingested there yet?)")
-        resources = ResourceAttributes(store)
-        options = RunOptions(
-            retry_loop_threshold=settings.runs.retry_loop_threshold, ownership=ownership, resource_attributes=resources
-        )
-        target = RepriceTarget(store, RunStore(store), settings.node_id, lambda: options)
-        return reprice_window(target, book, start_ns, end_ns, dry_run=dry_run)
-    finally:
-        store.close()

@@ -3,7 +3,7 @@
 Receivers call ``reserve`` (bounded, counted in spans), append the request to the
 write-ahead log, then ``submit``; only then do they acknowledge. The pipeline thread owns
 the in-memory work: pricing, stitching, choosing runs to emit, and commands from the API
-(outcomes, repricing). Every store call goes to one writer thread (otelspend.store_writer)
+(outcomes, repricing). Every store call goes to one writer thread (pipeline.store_writer)
 in order: the span insert followed by the write-ahead-log checkpoint, run emissions after
 the spans they read. ClickHouse works with the GIL released, so the two threads overlap.
 
@@ -28,15 +28,16 @@ from typing import Any
 
 from otelspend.clickhouse.columnar import table_from_rows
 from otelspend.clickhouse.writer import SpanWriter
-from otelspend.emission import EmitStats, Emitter
 from otelspend.enrich.pricing import PriceBook
-from otelspend.enrich.runs import initial_role, lite_from_row
+from otelspend.enrich.runs import initial_role
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun, Stitcher
 from otelspend.metrics import Metrics
-from otelspend.record import SPAN_COLUMNS, F
+from otelspend.pipeline.emission import EmitStats, Emitter
+from otelspend.pipeline.store_writer import StoreWriter
+from otelspend.pipeline.wal import FORMAT_JSON, FORMAT_PROTOBUF, WriteAheadLog
+from otelspend.receiver.sink import AcceptedRequest
+from otelspend.record import SPAN_COLUMNS, F, lite_from_row
 from otelspend.reloadable import Reloadable
-from otelspend.store_writer import StoreWriter
-from otelspend.wal import WriteAheadLog
 
 log = logging.getLogger("otelspend")
 
@@ -116,18 +117,19 @@ class Pipeline:
 
     # -- receiver side ------------------------------------------------------------------
 
-    def reserve(self, spans: int) -> bool:
-        """Claim room for ``spans``; False means answer UNAVAILABLE (starting, full, store down, stopping)."""
+    def reserve(self, spans: int) -> str | None:
+        """Claim room for ``spans``: None when claimed, else the reason to answer UNAVAILABLE."""
         with self._cond:
-            if (
-                self._thread is None
-                or self._stopping
-                or not self.store.healthy
-                or self._reserved + spans > self.capacity
-            ):
-                return False
+            if self._thread is None:
+                return "starting: the store is not ready yet"
+            if self._stopping:
+                return "shutting down"
+            if not self.store.healthy:
+                return "store unavailable"
+            if self._reserved + spans > self.capacity:
+                return "ingest queue full"
             self._reserved += spans
-            return True
+            return None
 
     def claim(self, spans: int) -> None:
         """Count spans that are already accepted (write-ahead-log replay) against the queue."""
@@ -138,7 +140,15 @@ class Pipeline:
         with self._cond:
             self._reserved -= spans
 
-    def submit(self, submission: Submission) -> None:
+    def submit(self, request: AcceptedRequest) -> None:
+        """Append the request to the write-ahead log (durable on return), then queue it."""
+        seq = self.wal.append(
+            request.payload, format=FORMAT_JSON if request.json_body else FORMAT_PROTOBUF, token=request.token
+        )
+        self.enqueue(Submission(seq, request.rows, request.resources, len(request.payload)))
+
+    def enqueue(self, submission: Submission) -> None:
+        """Queue a submission already in the write-ahead log."""
         with self._cond:
             self._queue.append(submission)
             self._cond.notify()

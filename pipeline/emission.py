@@ -17,17 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otelspend.clickhouse.runstore import Emitted, RunStore
-from otelspend.enrich.runs import (
-    CALL_FIELD_NAMES,
-    RUN_FIELD_NAMES,
-    ApiOutcome,
-    L,
-    RunOptions,
-    call_row_of,
-    compute_run,
-    run_row_of,
-)
+from otelspend.enrich.runs import CALL_FIELD_NAMES, RUN_FIELD_NAMES, RunOptions, call_row_of, compute_run, run_row_of
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun
+from otelspend.record import ApiOutcome, L
 
 _BOOKKEEPING = {"version", "sign", "written_at", "node"}
 _RUN_COMPARE = tuple(i for i, n in enumerate(RUN_FIELD_NAMES) if n not in _BOOKKEEPING)
