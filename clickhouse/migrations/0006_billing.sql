@@ -144,8 +144,10 @@ ORDER BY (day, version, provider, charge);
 -- The true-up: each matched cell's billed money over the runs behind it, in proportion to
 -- their calculated cost in that cell, exact to 1e-15 USD (largest remainder; the shares of a
 -- cell add up to its billed amount). Money that matches no run is a row with run_id '' and
--- unattributed = 1. The run's attribution is copied so billed money can be cut by any run
--- dimension; run_start places it in the window of the run, as every rollup does.
+-- unattributed = 1. Shares are per run and model as the ledger names it (model; the cell's
+-- match key is model_key), and carry the run's attribution, so billed money can be cut by
+-- any run dimension, model and provider; run_start places it in the window of the run, as
+-- every rollup does.
 CREATE TABLE IF NOT EXISTS {db}.billing_trueup
 (
     day Date,
@@ -155,6 +157,7 @@ CREATE TABLE IF NOT EXISTS {db}.billing_trueup
     period_start DateTime('UTC'),
     provider LowCardinality(String),
     model LowCardinality(String),
+    model_key LowCardinality(String),
     account LowCardinality(String),
     unattributed UInt8,
     billed_usd Decimal(38, 15),

@@ -160,9 +160,9 @@ class Cell:
     bill_tiers: set[str] = field(default_factory=set)
     bill_lines: int = 0
     line_ids: list[str] = field(default_factory=list)
-    runs: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    """run_id -> calculated femto-USD in this cell (true-up weights)."""
-    run_tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    runs: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    """(run_id, the ledger's model name) -> calculated femto-USD in this cell (true-up weights)."""
+    run_tokens: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     causes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
     confidence: Confidence = "low"
     money_ok: bool = False
@@ -325,8 +325,8 @@ def _add_row(cell: Cell, row: LedgerRow) -> None:
         cell.ledger_money[group] += amount
     cell.calculated += row.cost
     cell.ledger_tiers |= {tier.lower() for tier in row.tiers if tier}
-    cell.runs[row.run_id] += row.cost
-    cell.run_tokens[row.run_id] += sum(row.tokens.values())
+    cell.runs[(row.run_id, row.model)] += row.cost
+    cell.run_tokens[(row.run_id, row.model)] += sum(row.tokens.values())
 
 
 def _allocate(cells: dict[CellKey, Cell], line: BillingLine, account: str, period: tuple[int, int], cell) -> None:

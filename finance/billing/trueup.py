@@ -1,6 +1,7 @@
 """The true-up: each reconciled cell's billed money over the runs behind it. Pure.
 
-A cell's billed usage money is split over the runs whose counted calls fall in it, in
+A cell's billed usage money is split over the runs whose counted calls fall in it (per run
+and model name as the ledger has it, so a share joins the rollups' ``model``), in
 proportion to each run's calculated cost there (``otelspend.money.split_largest_remainder``:
 whole femto-USD, the shares add up to the billed amount exactly, ties to the earlier run in
 run-id order). When none of the cell's runs has a calculated cost (all unpriced), their
@@ -26,9 +27,12 @@ class Share:
     """Billed money of one cell assigned to one run (or unattributed), with its provenance."""
 
     run_id: str
+    ledger_model: str
+    """The model as the ledger names it (the rollups' ``model``); the cell's name when unattributed."""
     period_start: int
     provider: str
     model: str
+    """The cell's model match key."""
     account: str
     billed: int
     """femto-USD."""
@@ -49,23 +53,24 @@ def shares(cells: Iterable[Cell]) -> list[Share]:
     for cell in cells:
         if not cell.bill_lines or cell.billed == 0:
             continue
-        run_ids = sorted(cell.runs)
-        weights = [max(cell.runs[r], 0) for r in run_ids]
+        keys = sorted(cell.runs)
+        weights = [max(cell.runs[k], 0) for k in keys]
         if not any(weights):
-            weights = [cell.run_tokens.get(r, 0) for r in run_ids]
+            weights = [cell.run_tokens.get(k, 0) for k in keys]
         split = split_largest_remainder(cell.billed, weights)
         provenance = tuple(cell.line_ids)
-        for run_id, share in zip(run_ids, split.shares, strict=True):
-            if share or cell.runs[run_id]:
+        for (run_id, ledger_model), share in zip(keys, split.shares, strict=True):
+            if share or cell.runs[(run_id, ledger_model)]:
                 out.append(
                     Share(
                         run_id,
+                        ledger_model,
                         cell.period_start,
                         cell.provider,
                         cell.model,
                         cell.account,
                         share,
-                        cell.runs[run_id],
+                        cell.runs[(run_id, ledger_model)],
                         cell.confidence,
                         provenance,
                     )
@@ -74,6 +79,7 @@ def shares(cells: Iterable[Cell]) -> list[Share]:
             out.append(
                 Share(
                     UNATTRIBUTED,
+                    cell.model_name,
                     cell.period_start,
                     cell.provider,
                     cell.model,

@@ -67,7 +67,7 @@ def test_causes_add_up_to_the_variance_and_shares_to_the_billed_amount(bill, led
             total_weight = sum(max(w, 0) for w in cell.runs.values())
             for share in cell_shares:
                 if share.run_id:
-                    exact = Fraction(cell.billed) * max(cell.runs[share.run_id], 0) / total_weight
+                    exact = Fraction(cell.billed) * max(cell.runs[(share.run_id, share.ledger_model)], 0) / total_weight
                     assert abs(share.billed - exact) < 1
     usage_billed = sum(Fraction(b.amount) * FEMTO for b in bill if b.amount is not None)
     assert billed_total == usage_billed, "no billed money lost or created across cells"
