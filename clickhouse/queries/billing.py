@@ -387,8 +387,8 @@ def trueup_for_runs(store: Store, run_ids: Sequence[str]) -> list[dict[str, Any]
     """Current true-up shares of some runs (run pages, drill-downs)."""
     db = store.database
     return store.dicts(
-        f"SELECT run_id, day, period_start, provider, model, model_key, account, billed_usd, calculated_usd, confidence, "
-        f"line_ids FROM {db}.billing_trueup WHERE run_id IN {{ids:Array(String)}} AND {CURRENT.format(db=db)} "
-        "ORDER BY run_id, day, provider, model",
+        "SELECT run_id, day, period_start, provider, model, model_key, account, billed_usd, calculated_usd, "
+        f"confidence, line_ids FROM {db}.billing_trueup WHERE run_id IN {{ids:Array(String)}} "
+        f"AND {CURRENT.format(db=db)} ORDER BY run_id, day, provider, model",
         {"ids": list(run_ids)},
     )
