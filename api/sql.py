@@ -37,7 +37,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from otelspend.api.requests import Filters
-from otelspend.api.vocabulary import CALL_BITS, DIMENSIONS, METRICS, PARTIALS, Source, metric_partials
+from otelspend.api.vocabulary import (
+    BILLING_PARTIALS,
+    BILLING_UNSUPPORTED_DIMENSIONS,
+    CALL_BITS,
+    DIMENSIONS,
+    METRICS,
+    PARTIALS,
+    Source,
+    metric_partials,
+)
 from otelspend.api.window import Window
 
 ROLLUP_TABLE: dict[str, str] = {
@@ -189,6 +198,11 @@ def aggregate_query(
         key_values = [tuple(k) for k in keys]
         common_where.append(f"tuple({columns}) IN {params.bind('k', key_values, f'Array(Tuple({tuple_type}))')}")
 
+    billing = [p for p in partials if p in BILLING_PARTIALS]
+    partials = [p for p in partials if p not in BILLING_PARTIALS]
+    billable = not ({*group_by, *(name for name, _ in filters)} & BILLING_UNSUPPORTED_DIMENSIONS)
+    if not billable:
+        billing = []  # billed metrics answer null at this cut (bills are matched per model and provider)
     counted = [p for p in partials if p in RUN_COUNTS] if plan.distinct_runs else []
     summed = [p for p in partials if p not in counted]
     sources = []
@@ -196,14 +210,24 @@ def aggregate_query(
         sources.append(_merged(database, plan, window, group_by, bucket, summed, common_where, params))
     if counted:
         sources.append(_distinct_runs(database, window, group_by, bucket, counted, common_where, params))
+    if billing:
+        sources.append(_billed(database, window, group_by, bucket, billing, common_where, params))
     if len(sources) == 1:
         inner = sources[0]
     elif groups:
-        inner = f"SELECT * FROM ({sources[0]}) AS s FULL OUTER JOIN ({sources[1]}) AS r USING ({', '.join(groups)})"
+        inner = f"SELECT * FROM ({sources[0]}) AS s0" + "".join(
+            f" FULL OUTER JOIN ({source}) AS s{i} USING ({', '.join(groups)})"
+            for i, source in enumerate(sources[1:], 1)
+        )
     else:
-        inner = f"SELECT * FROM ({sources[0]}) AS s CROSS JOIN ({sources[1]}) AS r"
+        inner = f"SELECT * FROM ({sources[0]}) AS s0" + "".join(
+            f" CROSS JOIN ({source}) AS s{i}" for i, source in enumerate(sources[1:], 1)
+        )
 
-    metric_columns = [f"{METRICS[m].expr} AS m_{m}" for m in metrics]
+    metric_columns = [
+        f"{'NULL' if not billable and set(METRICS[m].partials) & set(BILLING_PARTIALS) else METRICS[m].expr} AS m_{m}"
+        for m in metrics
+    ]
     select = ", ".join([*groups, *metric_columns])
     sql = f"SELECT {select} FROM (\n{inner}\n)"
     having = [f"g{i} != ''" for i in range(len(group_by))] if nonempty_groups else []
@@ -211,7 +235,11 @@ def aggregate_query(
         # A group whose rows were all cancelled (e.g. a run first emitted before its root
         # span named its workflow) nets to zero everywhere: not a group any more. A live
         # group has runs, or at call level at least calls or tool executions.
-        having.append("(a_latency_count != 0" + (" OR a_runs != 0)" if "runs" in partials else ")"))
+        having.append(
+            "(a_latency_count != 0"
+            + (" OR a_runs != 0" if "runs" in partials else "")
+            + (" OR a_billed_shares != 0)" if "billed_shares" in billing else ")")
+        )
     if minimum is not None:
         having.append(f"a_{PARTIALS[minimum[0]].name} >= {params.bind('m', minimum[1], 'Int64')}")
     if having:
@@ -288,6 +316,33 @@ def _distinct_runs(
     counts = ", ".join([*groups, *(f"toInt64(countIf(n_{p} > 0)) AS a_{p}" for p in partials)])
     group_clause = f" GROUP BY {', '.join(groups)}" if groups else ""
     return f"SELECT {counts} FROM ({per_run}){group_clause}"
+
+
+def _billed(
+    database: str,
+    window: Window,
+    group_by: Sequence[str],
+    bucket: BucketExpr | None,
+    partials: Sequence[str],
+    common_where: Sequence[str],
+    params: Params,
+) -> str:
+    """Billed-money partials per group from the current true-up shares of runs that started in
+    the window (``billing_trueup`` carries the run's dimensions, model and provider)."""
+    groups = [f"g{i}" for i in range(len(group_by))] + (["b"] if bucket else [])
+    columns = [f"{DIMENSIONS[name].column} AS g{i}" for i, name in enumerate(group_by)]
+    if bucket:
+        unit = "toStartOfHour" if bucket == "hour" else "toStartOfDay"
+        columns.append(f"toUnixTimestamp({unit}(run_start)) AS b")
+    columns.extend(f"{BILLING_PARTIALS[p]} AS a_{p}" for p in partials)
+    start, end = params.bind("t", window.start_ns, "Int64"), params.bind("t", window.end_ns, "Int64")
+    where = [
+        f"(day, version) IN (SELECT day, max(version) FROM {database}.reconciliation_days GROUP BY day)",
+        f"run_start >= fromUnixTimestamp64Nano({start}) AND run_start < fromUnixTimestamp64Nano({end})",
+        *common_where,
+    ]
+    group_clause = f" GROUP BY {', '.join(groups)}" if groups else ""
+    return f"SELECT {', '.join(columns)} FROM {database}.billing_trueup WHERE {' AND '.join(where)}{group_clause}"
 
 
 def _time_range(column: str, bounds: tuple[int, int], params: Params) -> str:

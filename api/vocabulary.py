@@ -31,8 +31,9 @@ from typing import Literal
 from otelspend.record import CALL_DIMENSIONS
 
 Level = Literal["run", "call", "raw"]
-Kind = Literal["usd", "int", "float"]
-"""How a metric value is serialised: ``usd`` a decimal string, ``int`` and ``float`` JSON numbers."""
+Kind = Literal["usd", "int", "float", "str"]
+"""How a metric value is serialised: ``usd`` a decimal string, ``int`` and ``float`` JSON numbers,
+``str`` a string (``billed_confidence``)."""
 Source = Literal["runs_rollup", "calls_rollup", "runs_daily", "calls_daily", "runs", "run_calls"]
 """Where partials come from: the hourly rollups, the daily rollups (migration 0005), raw rows."""
 
@@ -211,6 +212,19 @@ PARTIALS: dict[str, Partial] = {
 }
 
 
+# Billed money distributed over runs (the billing true-up, migration 0006) is not in any
+# rollup: these partials are read from billing_trueup, per group, and joined to the others
+# (otelspend.api.sql). The shares carry the run's dimensions, model and provider only.
+BILLING_PARTIALS: dict[str, str] = {
+    "billed_shares": "toInt64(count())",
+    "billed_usd": f"CAST(sum(billed_usd) AS {_USD})",
+    "billed_calculated_usd": f"CAST(sum(calculated_usd) AS {_USD})",
+    "billed_confidence": "min(multiIf(confidence = 'high', 3, confidence = 'medium', 2, 1))",
+}
+BILLING_UNSUPPORTED_DIMENSIONS = frozenset({"agent", "tool", "operation", "payload_band"})
+"""Bills are matched per model and provider: billed metrics are null when grouped or filtered by these."""
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -263,6 +277,36 @@ METRICS: dict[str, Metric] = {
             "compare with cost_usd, never the ledger)." + _AT_CALL_LEVEL,
             ("reported_cost_usd",),
             "a_reported_cost_usd",
+        ),
+        Metric(
+            "billed_cost_usd",
+            "usd",
+            "USD",
+            "Billed money from imported provider bills, distributed over the runs behind each reconciled "
+            "cell in proportion to their calculated cost (exact to 1e-15 USD; see GET /v1/reconciliation). "
+            "Money no run takes is in a group whose run dimensions are '(unattributed)'. Never changes "
+            "cost_usd. Null where no bill was reconciled, and with agent, tool, operation or payload_band "
+            "(bills are matched per model and provider).",
+            ("billed_usd", "billed_shares"),
+            "if(a_billed_shares = 0, NULL, a_billed_usd)",
+        ),
+        Metric(
+            "variance_usd",
+            "usd",
+            "USD",
+            "billed_cost_usd minus the calculated cost of the same calls (those in reconciled cells): "
+            "positive when the bill is higher than the ledger. Null as billed_cost_usd.",
+            ("billed_usd", "billed_calculated_usd", "billed_shares"),
+            "if(a_billed_shares = 0, NULL, a_billed_usd - a_billed_calculated_usd)",
+        ),
+        Metric(
+            "billed_confidence",
+            "str",
+            "high | medium | low",
+            "The weakest reconciliation confidence among the cells behind billed_cost_usd; null without billed money.",
+            ("billed_confidence",),
+            "multiIf(a_billed_confidence = 3, 'high', a_billed_confidence = 2, 'medium', "
+            "a_billed_confidence = 1, 'low', NULL)",
         ),
         Metric(
             "runs",

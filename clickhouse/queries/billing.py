@@ -376,8 +376,8 @@ def stored_other_charges(store: Store, first_day: dt.date, end_day: dt.date) -> 
 def reconciled_days(store: Store, first_day: dt.date, end_day: dt.date) -> list[dict[str, Any]]:
     db = store.database
     return store.dicts(
-        f"SELECT day, max(version) AS version, argMax(computed_at, version) AS computed_at, "
-        f"argMax(trueup, version) AS trueup FROM {db}.reconciliation_days "
+        f"SELECT day, max(version) AS current_version, argMax(computed_at, version) AS computed_at, "
+        f"argMax(trueup, version) AS with_trueup FROM {db}.reconciliation_days "
         "WHERE day >= {a:Date} AND day < {b:Date} GROUP BY day ORDER BY day",
         {"a": first_day, "b": end_day},
     )
@@ -391,4 +391,85 @@ def trueup_for_runs(store: Store, run_ids: Sequence[str]) -> list[dict[str, Any]
         f"confidence, line_ids FROM {db}.billing_trueup WHERE run_id IN {{ids:Array(String)}} "
         f"AND {CURRENT.format(db=db)} ORDER BY run_id, day, provider, model",
         {"ids": list(run_ids)},
+    )
+
+
+# -- reading reconciliations (GET /v1/reconciliation) ---------------------------------------------
+
+RECONCILIATION_DIMENSIONS: dict[str, str] = {
+    "day": "toString(day)",
+    "provider": "provider",
+    "model": "model",
+    "account": "account",
+    "confidence": "confidence",
+}
+"""Whitelisted group_by / filter names -> the cell column (``model`` is the match key)."""
+_RANK = "multiIf(confidence = 'high', 3, confidence = 'medium', 2, 1)"
+
+
+def reconciliation_groups(
+    store: Store,
+    start_s: int,
+    end_s: int,
+    group_by: Sequence[str],
+    filters: Mapping[str, Sequence[str]],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Current cells whose period starts in ``[start_s, end_s)``, summed per group."""
+    unknown = [name for name in (*group_by, *filters) if name not in RECONCILIATION_DIMENSIONS]
+    if unknown:
+        raise ValueError(f"not a reconciliation dimension: {unknown[0]!r}")
+    db = store.database
+    params: dict[str, Any] = {"a": start_s, "b": end_s, "n": limit}
+    groups = [f"{RECONCILIATION_DIMENSIONS[name]} AS g_{name}" for name in group_by]
+    where = [
+        "day >= toDate(toDateTime({a:Int64}, 'UTC')) AND day <= toDate(toDateTime({b:Int64}, 'UTC'))",
+        "period_start >= toDateTime({a:Int64}, 'UTC') AND period_start < toDateTime({b:Int64}, 'UTC')",
+        CURRENT.format(db=db),
+    ]
+    for index, (name, values) in enumerate(sorted(filters.items())):
+        params[f"f{index}"] = list(values)
+        where.append(f"{RECONCILIATION_DIMENSIONS[name]} IN {{f{index}:Array(String)}}")
+    measures = [
+        "count() AS cells",
+        "anyHeavy(model_name) AS model_name",
+        "sum(ledger_calls) AS ledger_calls",
+        "sum(unpriced_calls) AS unpriced_calls",
+        *(f"sum(ledger_{k}) AS ledger_{k}" for k in KIND_COLUMNS),
+        *(
+            f"if(countIf(billed_{k} IS NOT NULL) = 0, NULL, sum(billed_{k})) AS billed_{k}"
+            for k in (*KIND_COLUMNS, "web_search")
+        ),
+        "sum(calculated_usd) AS calculated_usd",
+        "sum(billed_usd) AS billed_usd",
+        "sum(variance_usd) AS variance_usd",
+        *(f"sum({c}) AS {c}" for c in CAUSE_COLUMNS),
+        f"min({_RANK}) AS confidence_rank",
+        "countIf(confidence = 'high') AS cells_high",
+        "countIf(confidence = 'medium') AS cells_medium",
+        "countIf(confidence = 'low') AS cells_low",
+        "max(allocated) AS allocated",
+        "if(count() = 1, any(prices), '') AS prices",
+        "if(count() = 1, any(line_ids), []) AS line_ids",
+    ]
+    group_clause = f" GROUP BY {', '.join(f'g_{name}' for name in group_by)}" if group_by else ""
+    order = ", ".join(f"g_{name}" for name in group_by) or "cells"
+    sql = (
+        f"SELECT {', '.join([*groups, *measures])} FROM {db}.reconciliation_cells "
+        f"WHERE {' AND '.join(where)}{group_clause} HAVING cells > 0 ORDER BY {order} LIMIT {{n:UInt32}}"
+    )
+    return store.dicts(sql, params)
+
+
+def cell_runs(
+    store: Store, day: dt.date, provider: str, model_key: str, account: str, limit: int
+) -> list[dict[str, Any]]:
+    """The true-up shares of one cell's runs (the drill-down), largest first."""
+    db = store.database
+    return store.dicts(
+        "SELECT run_id, model, toUnixTimestamp64Nano(run_start) AS run_start_ns, billed_usd, calculated_usd, "
+        "confidence, workflow_type, tenant, service, unattributed "
+        f"FROM {db}.billing_trueup WHERE day = {{d:Date}} AND provider = {{p:String}} AND model_key = {{m:String}} "
+        f"AND account = {{acc:String}} AND {CURRENT.format(db=db)} ORDER BY billed_usd DESC, run_id LIMIT {{n:UInt32}}",
+        {"d": day, "p": provider, "m": model_key, "acc": account, "n": limit},
     )

@@ -36,6 +36,8 @@ from otelspend.money import femto_to_usd, usd_to_femto
 DAY = 86_400
 NS = 10**9
 MAX_DAYS = 400
+UNATTRIBUTED_LABEL = "(unattributed)"
+"""Run dimensions of the share no run takes: an explicit group in every rollup cut."""
 
 
 @dataclass(frozen=True)
@@ -285,7 +287,7 @@ def _share_columns(store: Store, trueup: list[Share], day: dt.date, version: int
             "line_ids": list(share.line_ids),
         }
         for name in sql.RUN_DIMENSIONS:
-            values[name] = (run or {}).get(name, "") or ""
+            values[name] = UNATTRIBUTED_LABEL if share.unattributed else (run or {}).get(name, "") or ""
         for name, value in values.items():
             columns[name].append(value)
     return columns

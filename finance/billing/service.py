@@ -9,21 +9,36 @@ deleted and is never recorded, so nothing of it is seen: all or nothing per file
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
+import gzip
 import hashlib
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import billing as sql
 from otelspend.finance.billing.importers import Counters, Source, choose
-from otelspend.finance.billing.lines import BillingLine, Charge
+from otelspend.finance.billing.lines import BillingImportError, BillingLine, Charge
 
+UNREADABLE: tuple[type[BaseException], ...] = (
+    UnicodeDecodeError,
+    gzip.BadGzipFile,
+    zlib.error,
+    EOFError,
+    csv.Error,
+    pa.ArrowException,
+)
+"""What a damaged or mislabelled file raises while it is read (not UTF-8, a truncated gzip, a
+broken Parquet footer): refused like any bad record, never a server error."""
 BATCH_LINES = 20_000
 """Lines per insert: about 10 MB of Arrow buffers, whatever the file size."""
 
@@ -146,12 +161,17 @@ def import_file(
     counters = Counters()
     columns = _Columns(result.import_id, seq)
     try:
-        for line in importer.extract(Source(path, shown, account), counters):
-            columns.add(line)
-            _tally(result, line)
-            if len(columns) >= BATCH_LINES:
-                columns.flush(store)
-        columns.flush(store)
+        try:
+            for line in importer.extract(Source(path, shown, account), counters):
+                columns.add(line)
+                _tally(result, line)
+                if len(columns) >= BATCH_LINES:
+                    columns.flush(store)
+            columns.flush(store)
+        except UNREADABLE as exc:
+            raise BillingImportError(
+                shown, "", expected=f"a readable {importer.format} file ({type(exc).__name__}: {exc})"
+            ) from None
     except BaseException:
         _forget(store, result.import_id)
         raise

@@ -85,6 +85,8 @@ def _request(
         detail: Any = exc.read().decode(errors="replace")
         with contextlib.suppress(ValueError, AttributeError):
             detail = json.loads(detail).get("detail", detail)
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            detail = detail[0].get("msg", detail)
         if isinstance(detail, dict):
             detail = detail.get("message", detail)
         raise ApiError(f"{url} answered {exc.code}: {detail}") from None

@@ -81,3 +81,20 @@ def test_lines_of_an_unrecorded_import_are_never_seen(store) -> None:
     columns.flush(store)
     assert store.scalar(f"SELECT count() FROM {store.database}.billing_lines") == 5
     assert sql.current_lines(store, DAY1, DAY3) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "format", "expected"),
+    [
+        pytest.param(b"\x89PNG\r\n\x1a\n\x00\x00", "focus", "UnicodeDecodeError", id="binary as FOCUS"),
+        pytest.param(b"\x1f\x8b\x08\x00broken", "aws_cur", "a readable aws_cur file", id="truncated gzip"),
+        pytest.param(b"PAR1 not really parquet PAR1", "focus", "a readable focus file", id="broken parquet"),
+    ],
+)
+def test_damaged_files_are_refused_not_crashed_on(store, tmp_path: Path, content: bytes, format: str,
+                                                  expected: str) -> None:  # fmt: skip
+    path = tmp_path / "export.bin"
+    path.write_bytes(content)
+    with pytest.raises(BillingImportError, match=expected):
+        service.import_file(store, path, format=format)
+    assert service.list_imports(store) == []
