@@ -174,3 +174,21 @@ def cell_runs(
         }
         for row in rows
     ]
+
+
+def run_billing(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """A run's true-up shares: billed money per reconciled cell, with confidence and the billing
+    line ids it came from (empty when no bill covers the run)."""
+    return [
+        {
+            "day": row["day"].isoformat(),
+            "provider": row["provider"],
+            "model": row["model"],
+            "account": row["account"],
+            "billed_usd": _usd(row["billed_usd"]),
+            "calculated_usd": _usd(row["calculated_usd"]),
+            "confidence": row["confidence"],
+            "billing_lines": list(row["line_ids"]),
+        }
+        for row in sql.trueup_for_runs(store, [run_id])
+    ]

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from otelspend.api.errors import QueryError
 from otelspend.api.query import usd
+from otelspend.api.reconciliation import run_billing
 from otelspend.api.requests import Filters
 from otelspend.api.sql import Params
 from otelspend.api.vocabulary import DIMENSIONS
@@ -239,6 +240,7 @@ def get_run(store: Store, run_id: str, *, attributes: bool = False) -> dict[str,
             }
             for r, w, o, s, label, source, at, note in outcomes
         ],
+        "billed": run_billing(store, run_id),
     }
 
 

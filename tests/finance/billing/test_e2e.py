@@ -295,3 +295,13 @@ def test_a_reimport_changes_nothing_and_the_imports_are_listed(reconciled: Any) 
     assert detail["file"] == "bad.json" and detail["field"] == "amount.currency" and detail["value"] == "'eur'"
     assert detail["record"] == "page 1, bucket 1 (2025-06-01T00:00:00Z), result 1"
     assert len(api.get("/v1/billing/imports").json()["imports"]) == 3
+
+
+def test_a_run_carries_its_billed_share_and_confidence(reconciled: Any) -> None:
+    _, api = reconciled
+    runs = api.get("/v1/reconciliation/runs", params={"day": "2025-06-03", "provider": "openai", "model": MINI,
+                                                      "account": "search"}).json()["runs"]  # fmt: skip
+    run = api.get(f"/v1/runs/{runs[0]['run_id']}").json()
+    (share,) = run["billed"]
+    assert share["billed_usd"] == "0.021000000000000" and share["calculated_usd"] == "0.036000000000000"
+    assert share["confidence"] == "low" and share["model"] == MINI and len(share["billing_lines"]) == 8  # 5 usage + 3 cost lines
