@@ -26,9 +26,10 @@ amounts add up to it exactly:
   implied unit price next to the rate card's.
 
 **Confidence**: ``high`` when quantities (where the bill states them) and money agree within
-the tolerances; ``medium`` when money agrees over the period x provider x model summed
-across accounts but not for the cell; ``low`` otherwise, and for cells with one side only or
-whose money was allocated (bill lines without a model, split over the models of their
+the tolerances; ``medium`` when the cell's money does not agree but the period x provider x
+model summed across accounts does (an account-mapping problem); ``low`` otherwise (money
+agreeing while quantities do not included), and for cells with one side only or whose
+money was allocated (bill lines without a model, split over the models of their
 account in proportion to calculated cost).
 """
 
@@ -533,9 +534,11 @@ def _grade(cells: Sequence[Cell], tolerances: Tolerances) -> None:
     for cell in cells:
         if not cell.bill_lines or not cell.ledger_calls or cell.allocated:
             cell.confidence = "low"
-        elif cell.money_ok and cell.quantity_ok:
-            cell.confidence = "high"
+        elif cell.money_ok:
+            # Money agrees; quantities must too, else something was reclassified or lost.
+            cell.confidence = "high" if cell.quantity_ok else "low"
         else:
+            # Money off for the account, right for the model across accounts: a mapping problem.
             billed, calculated = totals[(cell.period_start, cell.period_end, cell.provider, cell.model)]
             cell.confidence = "medium" if tolerances.money_ok(billed - calculated, calculated) else "low"
 
