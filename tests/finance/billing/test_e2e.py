@@ -306,3 +306,22 @@ def test_a_run_carries_its_billed_share_and_confidence(reconciled: Any) -> None:
     assert share["billed_usd"] == "0.021000000000000" and share["calculated_usd"] == "0.036000000000000"
     assert share["confidence"] == "low" and share["model"] == MINI
     assert len(share["billing_lines"]) == 8  # the cell's 5 usage lines and 3 cost lines
+
+
+def test_the_grafana_panel_shows_the_reconciliation(reconciled: Any) -> None:
+    from tests.ecosystem.grafana_macros import TimeRange, expand
+
+    server, api = reconciled
+    dashboard = json.loads((Path(__file__).parents[3] / "grafana/dashboards/otelspend-pricing.json").read_text())
+    (panel,) = [p for p in dashboard["panels"] if p["title"] == "Ledger vs bill by provider per day"]
+    sql_text = expand(panel["targets"][0]["rawSql"], TimeRange(_day(0), _day(5) - 1), {"database": server.db})
+    rows = {(r["day"].isoformat(), r["provider"]): r for r in server.store.dicts(sql_text)}
+    api_rows = api.get("/v1/reconciliation", params={"from": "2025-06-01", "to": "2025-06-06",
+                                                     "group_by": "day,provider"}).json()["rows"]  # fmt: skip
+    assert set(rows) == {(r["day"], r["provider"]) for r in api_rows}
+    for row in api_rows:
+        panel_row = rows[(row["day"], row["provider"])]
+        assert panel_row["billed_usd"] == float(row["billed_usd"])
+        assert panel_row["calculated_usd"] == float(row["calculated_usd"])
+        assert panel_row["variance_usd"] == pytest.approx(float(row["variance_usd"]), abs=1e-12)
+        assert panel_row["confidence"] == row["confidence"]
