@@ -17,6 +17,7 @@ order, so a re-import still maps each to itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -261,7 +262,12 @@ def parse_decimal(field: str, value: object, *, allow_none: bool = False) -> Dec
 
 def money(field: str, value: object, *, allow_none: bool = False) -> Decimal | None:
     """An amount rounded half-even to 1e-15 (the stored precision); refuses what cannot be stored."""
-    number = parse_decimal(field, value, allow_none=allow_none)
+    number: Decimal | None = None
+    if value.__class__ is str and value:
+        with contextlib.suppress(InvalidOperation):  # the common case: a clean decimal string
+            number = Decimal(value)  # type: ignore[arg-type]
+    if number is None or not number.is_finite():
+        number = parse_decimal(field, value, allow_none=allow_none)
     if number is None:
         return None
     rounded = number.quantize(MONEY_PLACES)
@@ -270,11 +276,18 @@ def money(field: str, value: object, *, allow_none: bool = False) -> Decimal | N
     return rounded
 
 
+QUANTITY_PLACES = Decimal("1e-12")
+
+
 def quantity(field: str, value: object, *, allow_none: bool = False) -> Decimal | None:
+    """A quantity, stored to 1e-12 of its unit (``Decimal(38, 12)``)."""
     number = parse_decimal(field, value, allow_none=allow_none)
-    if number is not None and abs(number) >= Decimal(10) ** 23:
+    if number is None:
+        return None
+    if abs(number) >= Decimal(10) ** 23:
         raise RecordError(field, value, "a quantity below 10^23")
-    return number
+    exponent = number.as_tuple().exponent
+    return number.quantize(QUANTITY_PLACES) if isinstance(exponent, int) and exponent < -12 else number
 
 
 def token_count(field: str, value: object) -> int:

@@ -31,6 +31,7 @@ _SUFFIXES = (
 _TOKENS = re.compile(r"[a-z]+|\d+")
 
 
+@functools.lru_cache(maxsize=65_536)
 def model_key(name: str) -> str:
     """The key two model names must share to be the same model for reconciliation ('' for none)."""
     text = name.strip()

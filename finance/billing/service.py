@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import gzip
 import hashlib
+import operator
 import time
 import uuid
 import zlib
@@ -95,50 +96,43 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_FIELDS = (
+    "identity", "format", "provider", "account_id", "project_id", "workspace_id", "api_key_id", "model_billed",
+    "model", "kind", "charge", "period_start", "period_end", "quantity", "unit", "amount", "currency",
+    "list_amount", "service_tier", "description", "record",
+)  # fmt: skip
+_PICK = operator.attrgetter(*_FIELDS)
+
+
 class _Columns:
-    """Lines transposed into insert columns as they stream by."""
+    """Lines kept as tuples as they stream by, transposed into insert columns per batch."""
 
     def __init__(self, import_id: str, seq: int) -> None:
         self.import_id = import_id
         self.seq = seq
-        self.data: dict[str, list[Any]] = {name: [] for name in sql.LINE_COLUMNS}
+        self.rows: list[tuple[Any, ...]] = []
 
     def __len__(self) -> int:
-        return len(self.data["identity"])
+        return len(self.rows)
 
     def add(self, line: BillingLine) -> None:
-        d = self.data
-        d["identity"].append(line.identity)
-        d["import_id"].append(self.import_id)
-        d["import_seq"].append(self.seq)
-        for name in (
-            "format",
-            "provider",
-            "account_id",
-            "project_id",
-            "workspace_id",
-            "api_key_id",
-            "model_billed",
-            "model",
-            "unit",
-            "currency",
-            "service_tier",
-            "description",
-            "record",
-        ):
-            d[name].append(getattr(line, name))
-        d["kind"].append(line.kind.value)
-        d["charge"].append(line.charge.value)
-        d["period_start"].append(line.period_start)
-        d["period_end"].append(line.period_end)
-        d["quantity"].append(None if line.quantity is None else line.quantity.quantize(Decimal("1e-12")))
-        d["amount"].append(line.amount)
-        d["list_amount"].append(line.list_amount)
+        self.rows.append(_PICK(line))
+
+    @property
+    def data(self) -> dict[str, list[Any]]:
+        columns = (
+            dict(zip(_FIELDS, (list(c) for c in zip(*self.rows, strict=True)), strict=True))
+            if self.rows
+            else {name: [] for name in _FIELDS}
+        )
+        columns["import_id"] = [self.import_id] * len(self.rows)
+        columns["import_seq"] = [self.seq] * len(self.rows)
+        return columns
 
     def flush(self, store: Store) -> None:
-        if len(self):
+        if self.rows:
             sql.insert_lines(store, self.data)
-            self.data = {name: [] for name in sql.LINE_COLUMNS}
+            self.rows = []
 
 
 def import_file(

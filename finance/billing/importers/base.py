@@ -187,46 +187,87 @@ class Table:
         self.index = {name: i for i, name in enumerate(self.header)}
 
     def _header(self) -> list[str]:
+        """The columns read: the wanted ones and custom ``x_`` columns, in file order."""
         if self.parquet:
             import pyarrow.parquet as pq
 
-            names = pq.ParquetFile(self.source.path).schema_arrow.names
-            return [name for name in names if name in self.wanted or name.startswith("x_")]
-        with open_text(self.source.path) as stream:
-            first = next(csv.reader(stream), None)
-        if first is None:
-            raise BillingImportError(self.source.name, "line 1", expected="a header row of column names")
-        return [name.strip() for name in first]
+            self.file_header = list(pq.ParquetFile(self.source.path).schema_arrow.names)
+        else:
+            with open_text(self.source.path) as stream:
+                first = next(csv.reader(stream), None)
+            if first is None:
+                raise BillingImportError(self.source.name, "line 1", expected="a header row of column names")
+            self.file_header = [name.strip() for name in first]
+        return [name for name in dict.fromkeys(self.file_header) if name in self.wanted or name.startswith("x_")]
 
     def rows(self) -> Iterator[tuple[int, list[Any]]]:
-        """(1-based data row number, values)."""
-        if self.parquet:
-            yield from self._parquet_rows()
-            return
-        width = len(self.header)
+        """(1-based data row number, values): strings trimmed, nulls as they are."""
+        batches = self._parquet_batches() if self.parquet else self._csv_batches()
+        number = 0
+        for batch in batches:
+            columns = [_python(_trimmed(batch.column(i)).to_pylist()) for i in range(batch.num_columns)]
+            for values in zip(*columns, strict=True):
+                number += 1
+                yield number, list(values)
+
+    def _parquet_batches(self) -> Iterator[Any]:
+        import pyarrow.parquet as pq
+
+        yield from pq.ParquetFile(self.source.path).iter_batches(batch_size=ROW_BATCH, columns=self.header)
+
+    def _csv_batches(self) -> Iterator[Any]:
+        """CSV parsed by Arrow in C, in blocks of 4 MiB, every value read as a string."""
+        import pyarrow as pa
+        import pyarrow.csv as pv
+
+        names = [f"{i}:{name}" for i, name in enumerate(self.file_header)]  # unique even if the header is not
+        wanted = {name: f"{self.file_header.index(name)}:{name}" for name in self.header}
+        read = pv.ReadOptions(column_names=names, skip_rows=1, block_size=4 << 20)
+        convert = pv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            include_columns=[wanted[name] for name in self.header],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
+        parse = pv.ParseOptions(newlines_in_values=True)
+        with _binary(self.source.path) as stream:
+            try:
+                yield from pv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+            except pa.ArrowInvalid as exc:
+                if "columns" in str(exc):
+                    self._short_row()
+                raise
+
+    def _short_row(self) -> None:
+        """Arrow says a row has the wrong number of columns but not which: find it."""
+        width = len(self.file_header)
         with open_text(self.source.path) as stream:
             reader = csv.reader(stream)
             next(reader, None)
             for number, row in enumerate(reader, 1):
-                if len(row) != width:
-                    if not any(cell.strip() for cell in row):
-                        continue
+                if len(row) != width and any(cell.strip() for cell in row):
                     raise BillingImportError(
                         self.source.name,
                         f"row {number} (line {reader.line_num})",
                         expected=f"{width} columns as in the header, found {len(row)}",
                     )
-                yield number, row
 
-    def _parquet_rows(self) -> Iterator[tuple[int, list[Any]]]:
-        import pyarrow.parquet as pq
 
-        number = 0
-        for batch in pq.ParquetFile(self.source.path).iter_batches(batch_size=ROW_BATCH, columns=self.header):
-            columns = [_python(batch.column(i).to_pylist()) for i in range(batch.num_columns)]
-            for values in zip(*columns, strict=True):
-                number += 1
-                yield number, list(values)
+def _binary(path: Path) -> IO[bytes]:
+    """A byte stream over a plain or gzip-compressed file."""
+    with path.open("rb") as raw:
+        magic = raw.read(2)
+    return gzip.open(path, "rb") if magic == GZIP_MAGIC else path.open("rb")
+
+
+def _trimmed(column: Any) -> Any:
+    """Whitespace around strings removed (in C); other types untouched."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return pc.utf8_trim_whitespace(column)
+    return column
 
 
 def _python(values: list[Any]) -> list[Any]:
