@@ -186,8 +186,18 @@ _COMPLETE = "import_id IN (SELECT import_id FROM {db}.billing_imports)"
 
 
 def replaced_lines(store: Store, import_id: str, seq: int, start_s: int, end_s: int) -> int:
-    """Lines of earlier complete imports that lines of this import restate (same identity)."""
+    """Lines of earlier complete imports that lines of this import restate (same identity).
+    Nothing to compare when no earlier import has lines in the period: the common first
+    import of a period answers without building the import's identity set."""
     db = store.database
+    earlier = store.scalar(
+        f"SELECT count() FROM (SELECT 1 FROM {db}.billing_lines WHERE {_COMPLETE.format(db=db)} "
+        "AND import_seq < {seq:UInt64} AND period_start >= toDateTime({a:Int64}, 'UTC') "
+        "AND period_start < toDateTime({b:Int64}, 'UTC') LIMIT 1)",
+        {"seq": seq, "a": start_s, "b": end_s},
+    )
+    if not earlier:
+        return 0
     return int(
         store.scalar(
             f"SELECT count() FROM (SELECT DISTINCT identity FROM {db}.billing_lines "

@@ -42,6 +42,9 @@ UNREADABLE: tuple[type[BaseException], ...] = (
 broken Parquet footer): refused like any bad record, never a server error."""
 BATCH_LINES = 20_000
 """Lines per insert: about 10 MB of Arrow buffers, whatever the file size."""
+PURGE_EVERY = 5
+"""Batches between asking the embedded engine to return freed pages (as the pipeline does):
+a million-line import otherwise holds ~50 MiB more of them."""
 
 
 @dataclass
@@ -154,6 +157,7 @@ def import_file(
     result = ImportResult(import_id=uuid.uuid4().hex, format=importer.format, file_name=shown)
     counters = Counters()
     columns = _Columns(result.import_id, seq)
+    batches = 0
     try:
         try:
             for line in importer.extract(Source(path, shown, account), counters):
@@ -161,6 +165,9 @@ def import_file(
                 _tally(result, line)
                 if len(columns) >= BATCH_LINES:
                     columns.flush(store)
+                    batches += 1
+                    if batches % PURGE_EVERY == 0:
+                        store.release_memory()
             columns.flush(store)
         except UNREADABLE as exc:
             raise BillingImportError(

