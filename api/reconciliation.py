@@ -86,34 +86,36 @@ def _quantity(value: Any) -> str | None:
 def _row(raw: Mapping[str, Any], group_by: tuple[str, ...]) -> dict[str, Any]:
     row: dict[str, Any] = {name: raw[f"g_{name}"] for name in group_by}
     if "model" in group_by:
-        row["model_key"], row["model"] = raw["g_model"], raw["model_name"] or raw["g_model"]
-    calculated, variance = Decimal(raw["calculated_usd"]), Decimal(raw["variance_usd"])
+        row["model_key"], row["model"] = raw["g_model"], raw["a_model_name"] or raw["g_model"]
+    compared = Decimal(raw["a_compared_calculated_usd"])
+    variance = None if raw["a_variance_usd"] is None else Decimal(raw["a_variance_usd"])
     row.update(
         {
-            "cells": int(raw["cells"]),
+            "cells": int(raw["a_cells"]),
             "ledger": {
-                "calls": int(raw["ledger_calls"]),
-                "unpriced_calls": int(raw["unpriced_calls"]),
-                **{k: int(raw[f"ledger_{k}"]) for k in KINDS},
+                "calls": int(raw["a_ledger_calls"]),
+                "unpriced_calls": int(raw["a_unpriced_calls"]),
+                **{k: int(raw[f"a_ledger_{k}"]) for k in KINDS},
             },
-            "billed": {k: _quantity(raw[f"billed_{k}"]) for k in (*KINDS, "web_search")},
-            "calculated_usd": _usd(calculated),
-            "billed_usd": _usd(raw["billed_usd"]),
+            "billed": {k: _quantity(raw[f"a_billed_{k}"]) for k in (*KINDS, "web_search")},
+            "calculated_usd": _usd(raw["a_calculated_usd"]),
+            "billed_usd": _usd(raw["a_billed_usd"]),
             "variance_usd": _usd(variance),
-            "variance_pct": float(variance / calculated * 100) if calculated else None,
-            "causes": {name: _usd(raw[f"{name}_usd"]) for name in CAUSES},
-            "confidence": CONFIDENCE[int(raw["confidence_rank"])],
+            "variance_pct": float(variance / compared * 100) if variance is not None and compared else None,
+            "quantity_only_cells": int(raw["a_quantity_only_cells"]),
+            "causes": {name: _usd(raw[f"a_{name}_usd"]) for name in CAUSES},
+            "confidence": CONFIDENCE[int(raw["a_confidence_rank"])],
             "confidence_cells": {
-                "high": int(raw["cells_high"]),
-                "medium": int(raw["cells_medium"]),
-                "low": int(raw["cells_low"]),
+                "high": int(raw["a_cells_high"]),
+                "medium": int(raw["a_cells_medium"]),
+                "low": int(raw["a_cells_low"]),
             },
-            "allocated": bool(raw["allocated"]),
+            "allocated": bool(raw["a_allocated"]),
         }
     )
-    if raw["cells"] == 1:
-        row["prices"] = json.loads(raw["prices"]) if raw["prices"] else {}
-        row["line_ids"] = list(raw["line_ids"])
+    if raw["a_cells"] == 1:
+        row["prices"] = json.loads(raw["a_prices"]) if raw["a_prices"] else {}
+        row["line_ids"] = list(raw["a_line_ids"])
     return row
 
 
@@ -132,7 +134,7 @@ def reconciliation(store: Store, request: ReconciliationRequest) -> dict[str, An
         "group_by": list(request.group_by),
         "filters": {name: list(values) for name, values in request.filters},
         "rows": [_row(raw, request.group_by) for raw in rows],
-        "totals": _row(total, ()) if total and total["cells"] else None,
+        "totals": _row(total, ()) if total and total["a_cells"] else None,
         "other_charges": [
             {
                 "day": o["day"].isoformat(),
@@ -146,7 +148,7 @@ def reconciliation(store: Store, request: ReconciliationRequest) -> dict[str, An
         "reconciled_days": [
             {
                 "day": d["day"].isoformat(),
-                "computed_at": rfc3339(int(d["computed_at"].timestamp() * NS)),
+                "computed_at": d["computed_at"].astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
                 "trueup": bool(d["with_trueup"]),
             }
             for d in days

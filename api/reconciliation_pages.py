@@ -47,8 +47,12 @@ def _money(value: str | None) -> float:
     return float(Decimal(value)) if value is not None else 0.0
 
 
+def _shown(value: str | None) -> str:
+    return "no money on the bill" if value is None else display.usd(value)
+
+
 def _top_cause(row: dict[str, Any]) -> str:
-    causes = {name: Decimal(value) for name, value in row["causes"].items() if Decimal(value)}
+    causes = {name: Decimal(value) for name, value in row["causes"].items() if value is not None and Decimal(value)}
     return max(causes, key=lambda name: abs(causes[name])) if causes else ""
 
 
@@ -71,9 +75,7 @@ def reconciliation_page(store: Store, p: Period, *, provider: str = "", day: str
         [d.strftime("%b %d (UTC)") for d in days],
         [d.strftime("%b %d") for d in days],
         [
-            svg.Series(
-                "Billed", billed, [display.usd(found[k]["billed_usd"]) if k in found else "no bill" for k in keys]
-            ),
+            svg.Series("Billed", billed, [_shown(found[k]["billed_usd"]) if k in found else "no bill" for k in keys]),
             svg.Series(
                 "Calculated",
                 calculated,

@@ -80,7 +80,9 @@ ORDER BY day;
 -- One row per reconciled cell: period (a day, or an hour where both sides have hours) x
 -- provider x model (match key) x mapped account. Ledger tokens by kind beside billed
 -- quantities (NULL where the bill states none), calculated and billed money, the variance
--- split by cause (the cause columns add up to variance_usd exactly) and the confidence.
+-- split by cause (the cause columns add up to variance_usd exactly) and the confidence. A
+-- cell whose bill lines state no money (a usage report alone) has NULL billed, variance and
+-- causes: it is compared on quantities only.
 CREATE TABLE IF NOT EXISTS {db}.reconciliation_cells
 (
     day Date,
@@ -109,15 +111,15 @@ CREATE TABLE IF NOT EXISTS {db}.reconciliation_cells
     billed_requests Nullable(Decimal(38, 12)),
     billed_web_search Nullable(Decimal(38, 12)),
     calculated_usd Decimal(38, 15),
-    billed_usd Decimal(38, 15),
+    billed_usd Nullable(Decimal(38, 15)),
     list_usd Nullable(Decimal(38, 15)),
-    variance_usd Decimal(38, 15),
-    missing_telemetry_usd Decimal(38, 15),
-    not_in_bill_usd Decimal(38, 15),
-    price_mismatch_usd Decimal(38, 15),
-    discount_usd Decimal(38, 15),
-    unpriced_in_ledger_usd Decimal(38, 15),
-    untagged_usd Decimal(38, 15),
+    variance_usd Nullable(Decimal(38, 15)),
+    missing_telemetry_usd Nullable(Decimal(38, 15)),
+    not_in_bill_usd Nullable(Decimal(38, 15)),
+    price_mismatch_usd Nullable(Decimal(38, 15)),
+    discount_usd Nullable(Decimal(38, 15)),
+    unpriced_in_ledger_usd Nullable(Decimal(38, 15)),
+    untagged_usd Nullable(Decimal(38, 15)),
     confidence LowCardinality(String),
     prices String CODEC(ZSTD(1)),
     line_ids Array(String) CODEC(ZSTD(1))

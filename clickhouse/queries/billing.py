@@ -425,7 +425,9 @@ def reconciliation_groups(
     filters: Mapping[str, Sequence[str]],
     limit: int,
 ) -> list[dict[str, Any]]:
-    """Current cells whose period starts in ``[start_s, end_s)``, summed per group."""
+    """Current cells whose period starts in ``[start_s, end_s)``, summed per group: columns
+    ``g_<dimension>`` and ``a_<measure>`` (never a column's own name: an alias shadowing a
+    column would be read inside the other aggregates)."""
     unknown = [name for name in (*group_by, *filters) if name not in RECONCILIATION_DIMENSIONS]
     if unknown:
         raise ValueError(f"not a reconciliation dimension: {unknown[0]!r}")
@@ -441,32 +443,34 @@ def reconciliation_groups(
         params[f"f{index}"] = list(values)
         where.append(f"{RECONCILIATION_DIMENSIONS[name]} IN {{f{index}:Array(String)}}")
     measures = [
-        "count() AS cells",
-        "anyHeavy(model_name) AS model_name",
-        "sum(ledger_calls) AS ledger_calls",
-        "sum(unpriced_calls) AS unpriced_calls",
-        *(f"sum(ledger_{k}) AS ledger_{k}" for k in KIND_COLUMNS),
+        "count() AS a_cells",
+        "anyHeavy(model_name) AS a_model_name",
+        "sum(ledger_calls) AS a_ledger_calls",
+        "sum(unpriced_calls) AS a_unpriced_calls",
+        *(f"sum(ledger_{k}) AS a_ledger_{k}" for k in KIND_COLUMNS),
         *(
-            f"if(countIf(billed_{k} IS NOT NULL) = 0, NULL, sum(billed_{k})) AS billed_{k}"
+            f"if(countIf(billed_{k} IS NOT NULL) = 0, NULL, sum(billed_{k})) AS a_billed_{k}"
             for k in (*KIND_COLUMNS, "web_search")
         ),
-        "sum(calculated_usd) AS calculated_usd",
-        "sum(billed_usd) AS billed_usd",
-        "sum(variance_usd) AS variance_usd",
-        *(f"sum({c}) AS {c}" for c in CAUSE_COLUMNS),
-        f"min({_RANK}) AS confidence_rank",
-        "countIf(confidence = 'high') AS cells_high",
-        "countIf(confidence = 'medium') AS cells_medium",
-        "countIf(confidence = 'low') AS cells_low",
-        "max(allocated) AS allocated",
-        "if(count() = 1, any(prices), '') AS prices",
-        "if(count() = 1, any(line_ids), []) AS line_ids",
+        "sum(calculated_usd) AS a_calculated_usd",
+        "sumIf(calculated_usd, variance_usd IS NOT NULL) AS a_compared_calculated_usd",
+        "countIf(variance_usd IS NULL) AS a_quantity_only_cells",
+        "sum(billed_usd) AS a_billed_usd",
+        "sum(variance_usd) AS a_variance_usd",
+        *(f"sum({c}) AS a_{c}" for c in CAUSE_COLUMNS),
+        f"min({_RANK}) AS a_confidence_rank",
+        "countIf(confidence = 'high') AS a_cells_high",
+        "countIf(confidence = 'medium') AS a_cells_medium",
+        "countIf(confidence = 'low') AS a_cells_low",
+        "max(allocated) AS a_allocated",
+        "if(count() = 1, any(prices), '') AS a_prices",
+        "if(count() = 1, any(line_ids), []) AS a_line_ids",
     ]
     group_clause = f" GROUP BY {', '.join(f'g_{name}' for name in group_by)}" if group_by else ""
-    order = ", ".join(f"g_{name}" for name in group_by) or "cells"
+    order = ", ".join(f"g_{name}" for name in group_by) or "a_cells"
     sql = (
         f"SELECT {', '.join([*groups, *measures])} FROM {db}.reconciliation_cells "
-        f"WHERE {' AND '.join(where)}{group_clause} HAVING cells > 0 ORDER BY {order} LIMIT {{n:UInt32}}"
+        f"WHERE {' AND '.join(where)}{group_clause} HAVING a_cells > 0 ORDER BY {order} LIMIT {{n:UInt32}}"
     )
     return store.dicts(sql, params)
 

@@ -109,8 +109,10 @@ def reconcile_day(store: Store, day: dt.date, options: Options) -> dict[str, Any
 
 
 def summarize(day: dt.date, result: Reconciliation, trueup: list[Share] | None) -> dict[str, Any]:
-    billed = sum(c.billed for c in result.cells)
-    calculated = sum(c.calculated for c in result.cells)
+    """A day's reconciliation in brief; money over the cells compared on money."""
+    compared = [c for c in result.cells if c.compared]
+    billed = sum(c.billed for c in compared)
+    calculated = sum(c.calculated for c in compared)
     confidence: dict[str, int] = {"high": 0, "medium": 0, "low": 0}
     for cell in result.cells:
         confidence[cell.confidence] += 1
@@ -120,8 +122,9 @@ def summarize(day: dt.date, result: Reconciliation, trueup: list[Share] | None) 
         "billed_usd": _usd(billed),
         "calculated_usd": _usd(calculated),
         "variance_usd": _usd(billed - calculated),
-        "causes": {name: _usd(sum(c.causes[name] for c in result.cells)) for name in CAUSES},
+        "causes": {name: _usd(sum(c.causes[name] for c in compared)) for name in CAUSES},
         "confidence": confidence,
+        "quantity_only_cells": len(result.cells) - len(compared),
         "other_charges_usd": _usd(sum(o.billed for o in result.other)),
         "unattributed_usd": None if trueup is None else _usd(sum(s.billed for s in trueup if s.unattributed)),
     }
@@ -233,9 +236,9 @@ def _cell_values(cell: Cell, day: dt.date, version: int) -> dict[str, Any]:
         "ledger_calls": cell.ledger_calls,
         "unpriced_calls": cell.unpriced_calls,
         "calculated_usd": femto_to_usd(cell.calculated),
-        "billed_usd": femto_to_usd(cell.billed),
+        "billed_usd": femto_to_usd(cell.billed) if cell.compared else None,
         "list_usd": None if cell.listed is None else femto_to_usd(cell.listed),
-        "variance_usd": femto_to_usd(cell.variance),
+        "variance_usd": femto_to_usd(cell.variance) if cell.compared else None,
         "confidence": cell.confidence,
         "prices": prices_json(cell),
         "line_ids": list(cell.line_ids),
@@ -248,7 +251,7 @@ def _cell_values(cell: Cell, day: dt.date, version: int) -> dict[str, Any]:
             None if billed is None else (Decimal(billed.numerator) / Decimal(billed.denominator)).quantize(_PLACES)
         )
     for cause in CAUSES:
-        values[f"{cause}_usd"] = femto_to_usd(cell.causes[cause])
+        values[f"{cause}_usd"] = femto_to_usd(cell.causes[cause]) if cell.compared else None
     return values
 
 

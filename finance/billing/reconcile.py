@@ -25,6 +25,9 @@ amounts add up to it exactly:
 * ``price_mismatch`` — what remains: quantities agree, money does not. The cell shows the
   implied unit price next to the rate card's.
 
+A cell whose bill lines state no money (a usage report imported without its cost report)
+is compared on quantities only: no variance, no causes, confidence ``low``.
+
 **Confidence**: ``high`` when quantities (where the bill states them) and money agree within
 the tolerances; ``medium`` when the cell's money does not agree but the period x provider x
 model summed across accounts does (an account-mapping problem); ``low`` otherwise (money
@@ -160,6 +163,9 @@ class Cell:
     listed: int | None = None
     bill_tiers: set[str] = field(default_factory=set)
     bill_lines: int = 0
+    money_lines: int = 0
+    """Bill lines stating money. A cell whose lines state none (a usage report alone) is
+    compared on quantities only: no variance, no causes, confidence low."""
     line_ids: list[str] = field(default_factory=list)
     runs: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     """(run_id, the ledger's model name) -> calculated femto-USD in this cell (true-up weights)."""
@@ -177,6 +183,11 @@ class Cell:
     @property
     def variance(self) -> int:
         return self.billed - self.calculated
+
+    @property
+    def compared(self) -> bool:
+        """Money is compared: the bill states money here, or has no line here at all."""
+        return self.money_lines > 0 or self.bill_lines == 0
 
     def billed_quantity(self, group: str) -> Fraction | None:
         kinds = [k for k in TOKEN_COLUMNS if GROUP_OF[k] == group]
@@ -310,6 +321,7 @@ def _add_line(cell: Cell, line: BillingLine) -> None:
         amount = _femto(line.amount)
         cell.billed_money[group] += amount
         cell.billed += amount
+        cell.money_lines += 1
     if line.list_amount is not None:
         cell.listed = (cell.listed or 0) + _femto(line.list_amount)
 
@@ -350,6 +362,7 @@ def _allocate(cells: dict[CellKey, Cell], line: BillingLine, account: str, perio
         target.allocated = True
         target.line_ids.append(line.identity)
         target.bill_lines += 1
+        target.money_lines += 1
     if split.unallocated or not targets:
         rest = cell(period, line.provider, "", account)
         rest.allocated = True
@@ -357,6 +370,7 @@ def _allocate(cells: dict[CellKey, Cell], line: BillingLine, account: str, perio
         rest.billed += split.unallocated
         rest.line_ids.append(line.identity)
         rest.bill_lines += 1
+        rest.money_lines += line.amount is not None
         if line.quantity is not None and line.kind in TOKEN_COLUMNS:
             rest.billed_tokens[line.kind] = rest.billed_tokens.get(line.kind, Fraction(0)) + Fraction(line.quantity)
 
@@ -374,6 +388,10 @@ def _explain(cell: Cell, mapping_configured: bool, tolerances: Tolerances) -> No
     causes = dict.fromkeys(CAUSES, Fraction(0))
     untagged = mapping_configured and not cell.mapped
     has_ledger = cell.ledger_calls > 0
+    if not cell.compared:
+        cell.prices = _shown_prices(_prices(cell))
+        cell.quantity_ok = _quantities_agree(cell, tolerances)
+        return  # quantities only: the bill states no money to compare
     if not cell.bill_lines:
         causes["not_in_bill"] = Fraction(variance)
     elif not has_ledger:
@@ -392,7 +410,11 @@ def _explain(cell: Cell, mapping_configured: bool, tolerances: Tolerances) -> No
         cell.prices = _shown_prices(prices)
     cell.causes = _integral(causes, variance)
     cell.money_ok = tolerances.money_ok(variance, cell.calculated)
-    cell.quantity_ok = all(
+    cell.quantity_ok = _quantities_agree(cell, tolerances)
+
+
+def _quantities_agree(cell: Cell, tolerances: Tolerances) -> bool:
+    return all(
         tolerances.quantity_ok(billed, cell.ledger_quantity(group))
         for group in (*TOKEN_GROUPS, "request")
         if (billed := cell.billed_quantity(group)) is not None
@@ -528,11 +550,12 @@ def _decimal(value: Fraction) -> str:
 def _grade(cells: Sequence[Cell], tolerances: Tolerances) -> None:
     totals: dict[tuple[int, int, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for cell in cells:
-        total = totals[(cell.period_start, cell.period_end, cell.provider, cell.model)]
-        total[0] += cell.billed
-        total[1] += cell.calculated
+        if cell.compared:
+            total = totals[(cell.period_start, cell.period_end, cell.provider, cell.model)]
+            total[0] += cell.billed
+            total[1] += cell.calculated
     for cell in cells:
-        if not cell.bill_lines or not cell.ledger_calls or cell.allocated:
+        if not cell.bill_lines or not cell.ledger_calls or cell.allocated or not cell.money_lines:
             cell.confidence = "low"
         elif cell.money_ok:
             # Money agrees; quantities must too, else something was reclassified or lost.

@@ -205,3 +205,10 @@ def test_trueup_of_cells_without_calculated_cost(ledger, expected) -> None:
 def test_causes_always_name_every_cause() -> None:
     cell = _only(reconcile(bill_for({U: 10}), [row({U: 10})], NO_MAP, TOL))
     assert set(cell.causes) == set(CAUSES)
+
+
+def test_a_usage_report_alone_is_compared_on_quantities_only() -> None:
+    bill = [line(U, quantity=1_000_000), line(OUT, quantity=100)]
+    cell = _only(reconcile(bill, [row({U: 1_000_000, OUT: 100})], NO_MAP, TOL))
+    assert not cell.compared and cell.quantity_ok and cell.confidence == "low" and _nonzero(cell) == {}
+    assert shares([cell]) == []
