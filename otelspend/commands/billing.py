@@ -227,9 +227,11 @@ def reconcile_lines(days: list[dict[str, Any]]) -> list[str]:
     for day in days:
         confidence = ", ".join(f"{n} {level}" for level, n in day["confidence"].items())
         causes = ", ".join(f"{name} {value}" for name, value in day["causes"].items() if _nonzero(value))
+        quantities = day.get("quantity_only_cells", 0)
+        note = f"; {quantities} on quantities only: the bill states no money there" if quantities else ""
         out.append(
             f"  reconciled {day['day']}  billed {day['billed_usd']}  calculated {day['calculated_usd']}  "
-            f"variance {day['variance_usd']} USD  ({day['cells']} cells: {confidence})"
+            f"variance {day['variance_usd']} USD  ({day['cells']} cells: {confidence}{note})"
         )
         if causes:
             out.append(f"      causes: {causes}")
