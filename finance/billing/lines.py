@@ -300,7 +300,7 @@ def money(field: str, value: object, *, allow_none: bool = False) -> Decimal | N
     number: Decimal | None = None
     if value.__class__ is str and value:
         with contextlib.suppress(InvalidOperation):  # the common case: a clean decimal string
-            number = Decimal(value)  # type: ignore[arg-type]
+            number = Decimal(value)  # type: ignore[arg-type,unused-ignore]
     if number is None or not number.is_finite():
         number = parse_decimal(field, value, allow_none=allow_none)
     if number is None:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -261,8 +261,7 @@ def reconcile(
 
     for line in usage:
         account = accounts.for_line(line.provider, _ids(line))
-        grain = grains[(line.period_start - line.period_start % DAY, line.provider)]
-        period = _period(line.period_start, grain)
+        period = _period(line.period_start, grains[(line.period_start - line.period_start % DAY, line.provider)])
         if not line.model:
             unmodelled.append((line, account if account is not None else UNMAPPED, period))
             continue
@@ -270,11 +269,11 @@ def reconcile(
 
     for row in ledger:
         day = row.hour - row.hour % DAY
-        grain = grains.get((day, row.provider))
-        if grain is None:
+        row_grain = grains.get((day, row.provider))
+        if row_grain is None:
             continue  # the bill does not cover this provider on this day
         account = accounts.for_call(row.provider, row.owner)
-        _add_row(cell(_period(row.hour, grain), row.provider, model_key(row.model), account), row)
+        _add_row(cell(_period(row.hour, row_grain), row.provider, model_key(row.model), account), row)
 
     for line, account, period in unmodelled:
         _allocate(cells, line, account, period, cell)
@@ -342,7 +341,13 @@ def _add_row(cell: Cell, row: LedgerRow) -> None:
     cell.run_tokens[(row.run_id, row.model)] += sum(row.tokens.values())
 
 
-def _allocate(cells: dict[CellKey, Cell], line: BillingLine, account: str, period: tuple[int, int], cell) -> None:
+def _allocate(
+    cells: dict[CellKey, Cell],
+    line: BillingLine,
+    account: str,
+    period: tuple[int, int],
+    cell: Callable[[tuple[int, int], str, str, str], Cell],
+) -> None:
     """A line without a model: its money over the models of its account and period, in
     proportion to their calculated cost; nowhere to go = a cell of its own (model '')."""
     targets = [

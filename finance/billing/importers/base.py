@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from otelspend.finance.billing.lines import BillingImportError, BillingLine, RecordError
 
@@ -261,7 +261,7 @@ def _binary(path: Path) -> IO[bytes]:
     """A byte stream over a plain or gzip-compressed file."""
     with path.open("rb") as raw:
         magic = raw.read(2)
-    return gzip.open(path, "rb") if magic == GZIP_MAGIC else path.open("rb")
+    return cast(IO[bytes], gzip.open(path, "rb")) if magic == GZIP_MAGIC else path.open("rb")
 
 
 def _trimmed(column: Any) -> Any:
