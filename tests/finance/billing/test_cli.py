@@ -96,3 +96,23 @@ def test_a_pull_stopping_half_way_says_how_to_resume(capsys, config) -> None:
 def test_pull_without_a_key_names_the_setting(capsys, config) -> None:
     code, _, err = cli(capsys, "pull", "--provider", "openai", "--since", "2025-06-01", "--config", str(config()))
     assert code == 2 and "set billing.openai_admin_key (OTELSPEND_BILLING_OPENAI_ADMIN_KEY)" in err
+
+
+def test_import_goes_through_the_running_server(capsys, start_server) -> None:
+    server = start_server(api={"tokens": ["billing-token-0001"]})
+    args = ["--api", server.api_url, "--token", "billing-token-0001"]
+    code, out, err = cli(capsys, "import", str(TESTDATA / "anthropic_usage.json"), *args)
+    assert code == 0, err
+    assert f"imported anthropic_usage.json through the server at {server.api_url}" in out
+    assert re.search(r"lines +12 \(0 skipped", out) and "on quantities only" in out
+    assert server.scalar("SELECT count() FROM {db}.billing_lines") == 12
+    code, out, err = cli(capsys, "imports", *args)
+    assert code == 0 and "anthropic_usage" in out
+    code, out, err = cli(capsys, "reconcile", "--from", "2025-06-01", "--to", "2025-06-02", *args)
+    assert code == 0 and f"through the server at {server.api_url}" in out and "reconciled 2025-06-01" in out
+    bad = TESTDATA / "anthropic_cost.json"
+    code, out, err = cli(capsys, "import", str(bad), "--format", "openai_costs", *args)
+    assert code == 1 and "answered 422: anthropic_cost.json: page 1, bucket 1" in err
+    # A wrong token is the server refusing, never a silent fall-back to offline.
+    code, out, err = cli(capsys, "import", str(bad), "--api", server.api_url, "--token", "wrong-token-0000")
+    assert code == 1 and "answered 401" in err
