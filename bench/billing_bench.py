@@ -170,11 +170,7 @@ SELECT toDate(start_time) AS day, provider, model, count() AS calls,
        sum(toInt64(ifNull(cache_read_tokens, 0))) AS cached_input,
        sum(toInt64(ifNull(cache_write_tokens, 0))) AS cache_write,
        sum(toInt64(ifNull(output_tokens, 0))) AS output,
-       toString(sum(ifNull(cost_input_usd, toDecimal128(0, 15)))) AS c_uncached_input,
-       toString(sum(ifNull(cost_cache_read_usd, toDecimal128(0, 15)))) AS c_cached_input,
-       toString(sum(ifNull(cost_cache_write_usd, toDecimal128(0, 15)))) AS c_cache_write,
-       toString(sum(ifNull(cost_output_usd, toDecimal128(0, 15)) + ifNull(cost_reasoning_usd, toDecimal128(0, 15))))
-           AS c_output
+       toString(sum(ifNull(cost_usd, toDecimal128(0, 15)))) AS cost
 FROM {db}.spans FINAL
 WHERE call_role = 'call' AND cost_usd IS NOT NULL AND start_time >= {a:DateTime} AND start_time < {b:DateTime}
 GROUP BY day, provider, model ORDER BY day, provider, model
@@ -184,8 +180,10 @@ FOCUS_PROVIDER = {"openai": ("OpenAI", "OpenAI API"), "anthropic": ("Anthropic",
 
 
 def write_bill(store: Any, path: Path, first: dt.date, days: int) -> int:
-    """A FOCUS bill of the ledger's priced calls per day x provider x model x kind; one cell in
-    twenty bills 3 % more input tokens (and money), so causes are not all zero."""
+    """A FOCUS bill of the ledger's priced calls per day x provider x model: one line per
+    token kind with its quantity, and the money on a line of its own (the synthetic ledger
+    stores each call's cost, not its components). One cell in twenty bills 3 % more input
+    tokens and money, so causes are not all zero."""
     rows = store.dicts(
         LEDGER_BY_DAY.replace("{db}", store.database),
         {"a": dt.datetime.combine(first, dt.time(), dt.UTC),
@@ -201,17 +199,18 @@ def write_bill(store: Any, path: Path, first: dt.date, days: int) -> int:
             provider, service = FOCUS_PROVIDER[row["provider"]]
             begin = dt.datetime.combine(row["day"], dt.time(), dt.UTC)
             end = begin + dt.timedelta(days=1)
-            for kind in ("uncached_input", "cached_input", "cache_write", "output"):
-                tokens, cost = int(row[kind]), Decimal(row[f"c_{kind}"])
-                if kind == "uncached_input" and index % 20 == 0 and tokens:
-                    extra = tokens * 3 // 100
-                    cost += cost * extra / tokens
-                    tokens += extra
-                cost = cost.quantize(Decimal("1e-15"))
+            cost = Decimal(row["cost"])
+            quantities = {kind: int(row[kind]) for kind in ("uncached_input", "cached_input", "cache_write", "output")}
+            if index % 20 == 0 and quantities["uncached_input"]:
+                cost += (cost * 3 / 100).quantize(Decimal("1e-15"))
+                quantities["uncached_input"] += quantities["uncached_input"] * 3 // 100
+            for kind, amount in (*((k, (q, Decimal(0))) for k, q in quantities.items()), ("other", (None, cost))):
+                tokens, money = amount
                 writer.writerow([
-                    cost, "ba-bench", "Bench", "USD", "", "", "Usage", "", f"{row['model']} {kind}", "Usage-Based",
-                    f"{end:%Y-%m-%dT%H:%M:%SZ}", f"{begin:%Y-%m-%dT%H:%M:%SZ}", tokens, "Tokens", cost, cost,
-                    provider, cost, tokens, "Tokens", provider, provider, "", "", "AI and Machine Learning", service,
+                    money, "ba-bench", "Bench", "USD", "", "", "Usage", "", f"{row['model']} {kind}", "Usage-Based",
+                    f"{end:%Y-%m-%dT%H:%M:%SZ}", f"{begin:%Y-%m-%dT%H:%M:%SZ}", "" if tokens is None else tokens,
+                    "" if tokens is None else "Tokens", money, money, provider, money, "" if tokens is None else tokens,
+                    "" if tokens is None else "Tokens", provider, provider, "", "", "AI and Machine Learning", service,
                     "Generative AI", "", f"{row['model']} {kind}", "", "", "", row["model"], kind,
                 ])  # fmt: skip
                 written += 1

@@ -108,3 +108,13 @@ def test_a_change_of_billed_money_alone_is_all_price(tokens, cents) -> None:
     cell = next(c for c in reconcile(bill, ledger, AccountMap(), Tolerances()).cells)
     assert cell.variance == cents * FEMTO // 100
     assert cell.causes["price_mismatch"] + cell.causes["discount"] == cell.variance
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(st.decimals(min_value=-(10**12), max_value=10**12, places=15, allow_nan=False, allow_infinity=False))
+def test_ledger_amounts_read_as_femto_exactly(amount: Decimal) -> None:
+    from otelspend.finance.billing.days import _femto
+    from otelspend.money import usd_to_femto
+
+    text = f"{amount.quantize(Decimal('1e-15')):f}"  # how ClickHouse renders Decimal(38, 15)
+    assert _femto(text) == usd_to_femto(Decimal(text))

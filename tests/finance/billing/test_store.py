@@ -98,3 +98,9 @@ def test_damaged_files_are_refused_not_crashed_on(store, tmp_path: Path, content
     with pytest.raises(BillingImportError, match=expected):
         service.import_file(store, path, format=format)
     assert service.list_imports(store) == []
+
+
+def test_the_ledger_query_runs_with_the_team_join(store) -> None:
+    """A mapping by team reads each call's run team (runs hold it, spans do not)."""
+    assert sql.ledger_usage(store, 0, 86_400 * 10**9, ["openai"], with_team=True) == []
+    assert sql.ledger_usage(store, 0, 86_400 * 10**9, ["openai"], with_team=False) == []
