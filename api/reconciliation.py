@@ -21,6 +21,7 @@ from otelspend.api.requests import check_limit, split_names
 from otelspend.api.window import DAY_NS, NS, Window, parse_window, rfc3339
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import billing as sql
+from otelspend.finance.billing import store as billing_store
 from otelspend.finance.billing.names import model_key
 from otelspend.finance.billing.reconcile import CAUSES
 
@@ -123,12 +124,12 @@ def reconciliation(store: Store, request: ReconciliationRequest) -> dict[str, An
     """Stored reconciliation of the window, grouped; totals, other charges and the days' status."""
     start_s, end_s = request.window.start_ns // NS, -(-request.window.end_ns // NS)
     filters = dict(request.filters)
-    rows = sql.reconciliation_groups(store, start_s, end_s, request.group_by, filters, request.limit)
-    (total,) = sql.reconciliation_groups(store, start_s, end_s, (), filters, 1) or [None]
+    rows = billing_store.reconciliation_groups(store, start_s, end_s, request.group_by, filters, request.limit)
+    (total,) = billing_store.reconciliation_groups(store, start_s, end_s, (), filters, 1) or [None]
     first = dt.datetime.fromtimestamp(start_s, dt.UTC).date()
     end = dt.datetime.fromtimestamp(end_s - 1, dt.UTC).date() + dt.timedelta(days=1)
-    other = sql.stored_other_charges(store, first, end)
-    days = sql.reconciled_days(store, first, end)
+    other = billing_store.stored_other_charges(store, first, end)
+    days = billing_store.reconciled_days(store, first, end)
     return {
         **request.window.describe(),
         "group_by": list(request.group_by),
@@ -160,7 +161,7 @@ def cell_runs(
     store: Store, *, day: dt.date, provider: str, model: str, account: str, limit: int = 100
 ) -> list[dict[str, Any]]:
     """The runs behind one cell with their billed share (the drill-down); unattributed first-class."""
-    rows = sql.cell_runs(store, day, provider, model_key(model) or model, account, limit)
+    rows = billing_store.cell_runs(store, day, provider, model_key(model) or model, account, limit)
     return [
         {
             "run_id": row["run_id"] or None,
@@ -192,5 +193,5 @@ def run_billing(store: Store, run_id: str) -> list[dict[str, Any]]:
             "confidence": row["confidence"],
             "billing_lines": list(row["line_ids"]),
         }
-        for row in sql.trueup_for_runs(store, [run_id])
+        for row in billing_store.trueup_for_runs(store, [run_id])
     ]

@@ -1,20 +1,24 @@
-"""SQL of the billing area (migration 0006): billing lines and imports, the ledger usage a
-reconciliation compares them with, stored reconciliations and true-up shares.
+"""Billing (migration 0006): billing lines and imports, the ledger usage a reconciliation
+compares them with, stored reconciliations and true-up shares.
 
-Every value is a bound parameter; table names come from the database name the ``Store``
-holds, column names from the constants below.
+Statements follow the package's conventions: templates with ``{name}`` identifiers (the
+database, columns from the fixed lists here) filled by ``render``, every value a bound
+``{name:Type}`` parameter; each function returns a ``Query`` for the caller to run
+(``otelspend.finance.billing.store``). Inserts go through ``Store.insert_arrow`` /
+``insert_rows`` with the Arrow schemas below.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 
-from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries.runs import RUNS_IN_FORCE
+from otelspend.clickhouse.queries.sql import Fragment, Params, Query, render
 
 _USD = pa.decimal128(38, 15)
 _QUANTITY = pa.decimal128(38, 12)
@@ -161,92 +165,108 @@ def arrow_table(schema: pa.Schema, columns: Mapping[str, Sequence[Any]]) -> pa.T
     return pa.Table.from_arrays([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
 
 
+# -- tables ------------------------------------------------------------------------------------
+
+LINES = "billing_lines"
+IMPORTS = "billing_imports"
+DAYS = "reconciliation_days"
+CELLS = "reconciliation_cells"
+OTHER = "reconciliation_other_charges"
+TRUEUP = "billing_trueup"
+DAY_TABLES = (CELLS, OTHER, TRUEUP)
+"""Tables holding a reconciled day's rows under its version."""
+DAY_COLUMNS = ("day", "version", "computed_at", "cells", "trueup", "settings")
+
+
+def table(database: str, name: str) -> str:
+    """``<database>.<table>`` for an insert (``name`` from the constants above)."""
+    if name not in (LINES, IMPORTS, DAYS, *DAY_TABLES):
+        raise ValueError(f"not a billing table: {name!r}")
+    return render("{db}.{table}", db=database, table=name)
+
+
 # -- imports and lines --------------------------------------------------------------------------
 
-
-def insert_lines(store: Store, columns: Mapping[str, Sequence[Any]]) -> None:
-    """Insert a batch of lines (one list per ``LINE_COLUMNS`` name); invisible until the import
-    is recorded."""
-    store.insert_arrow(f"{store.database}.billing_lines", arrow_table(LINE_SCHEMA, columns))
-
-
-def delete_import(store: Store, import_id: str) -> None:
-    """Remove the lines of an import that was refused or failed (never recorded, so never seen)."""
-    store.command(
-        f"ALTER TABLE {store.database}.billing_lines DELETE WHERE import_id = {{i:String}}",
-        {"i": import_id},
-    )
-
-
-def record_import(store: Store, row: Mapping[str, Any]) -> None:
-    """The switch: from now on the import's lines are part of the bill."""
-    store.insert_rows(f"{store.database}.billing_imports", [[row[c] for c in IMPORT_COLUMNS]], IMPORT_COLUMNS)
-
-
 _COMPLETE = "import_id IN (SELECT import_id FROM {db}.billing_imports)"
+"""Lines of recorded imports: a line counts only once its import is recorded (written last)."""
+_DELETE_IMPORT = "ALTER TABLE {db}.billing_lines DELETE WHERE import_id = {import_id:String}"
+_EARLIER = """
+SELECT count() FROM (
+    SELECT 1 FROM {db}.billing_lines
+    WHERE {complete} AND import_seq < {seq:UInt64}
+      AND period_start >= toDateTime({start:Int64}, 'UTC') AND period_start < toDateTime({end:Int64}, 'UTC')
+    LIMIT 1
+)
+"""
+_REPLACED = """
+SELECT count() FROM (
+    SELECT DISTINCT identity FROM {db}.billing_lines
+    WHERE {complete} AND import_seq < {seq:UInt64}
+      AND period_start >= toDateTime({start:Int64}, 'UTC') AND period_start < toDateTime({end:Int64}, 'UTC')
+      AND identity IN (SELECT identity FROM {db}.billing_lines WHERE import_id = {import_id:String})
+)
+"""
+_LIST_IMPORTS = "SELECT {columns} FROM {db}.billing_imports FINAL ORDER BY seq DESC LIMIT {limit:UInt32}"
+_CURRENT_LINES = """
+SELECT {columns} FROM {db}.billing_lines
+WHERE {complete}
+  AND period_start >= toDateTime({start:Int64}, 'UTC') AND period_start < toDateTime({end:Int64}, 'UTC')
+ORDER BY identity, import_seq DESC LIMIT 1 BY identity
+"""
+_BILLED_DAYS = """
+SELECT DISTINCT toDate(period_start) FROM {db}.billing_lines WHERE import_id = {import_id:String} ORDER BY 1
+"""
 
 
-def replaced_lines(store: Store, import_id: str, seq: int, start_s: int, end_s: int) -> int:
-    """Lines of earlier complete imports that lines of this import restate (same identity).
-    Nothing to compare when no earlier import has lines in the period: the common first
-    import of a period answers without building the import's identity set."""
-    db = store.database
-    earlier = store.scalar(
-        f"SELECT count() FROM (SELECT 1 FROM {db}.billing_lines WHERE {_COMPLETE.format(db=db)} "
-        "AND import_seq < {seq:UInt64} AND period_start >= toDateTime({a:Int64}, 'UTC') "
-        "AND period_start < toDateTime({b:Int64}, 'UTC') LIMIT 1)",
-        {"seq": seq, "a": start_s, "b": end_s},
-    )
-    if not earlier:
-        return 0
-    return int(
-        store.scalar(
-            f"SELECT count() FROM (SELECT DISTINCT identity FROM {db}.billing_lines "
-            f"WHERE {_COMPLETE.format(db=db)} AND import_seq < {{seq:UInt64}} "
-            "AND period_start >= toDateTime({a:Int64}, 'UTC') AND period_start < toDateTime({b:Int64}, 'UTC') "
-            f"AND identity IN (SELECT identity FROM {db}.billing_lines WHERE import_id = {{i:String}}))",
-            {"seq": seq, "a": start_s, "b": end_s, "i": import_id},
-        )
-        or 0
-    )
+def _complete(database: str) -> Fragment:
+    return Fragment(render(_COMPLETE, db=database))
 
 
-def list_imports(store: Store, limit: int) -> list[dict[str, Any]]:
-    return store.dicts(
-        f"SELECT {', '.join(IMPORT_COLUMNS)} FROM {store.database}.billing_imports FINAL "
-        "ORDER BY seq DESC LIMIT {n:UInt32}",
-        {"n": limit},
-    )
+def delete_import(database: str, import_id: str) -> Query:
+    """Remove the lines of an import that was refused or failed (never recorded, so never seen)."""
+    return Query(render(_DELETE_IMPORT, db=database), {"import_id": import_id})
 
 
-def current_lines(store: Store, start_s: int, end_s: int) -> list[dict[str, Any]]:
+def earlier_lines(database: str, seq: int, start_s: int, end_s: int) -> Query:
+    """1 when an earlier recorded import has lines in ``[start_s, end_s)``, else 0."""
+    sql = render(_EARLIER, db=database, complete=_complete(database))
+    return Query(sql, {"seq": seq, "start": start_s, "end": end_s})
+
+
+def replaced_lines(database: str, import_id: str, seq: int, start_s: int, end_s: int) -> Query:
+    """Lines of earlier recorded imports that lines of this import restate (same identity).
+    Ask ``earlier_lines`` first: with nothing earlier in the period this builds the import's
+    whole identity set for nothing."""
+    sql = render(_REPLACED, db=database, complete=_complete(database))
+    return Query(sql, {"seq": seq, "start": start_s, "end": end_s, "import_id": import_id})
+
+
+def list_imports(database: str, limit: int) -> Query:
+    return Query(render(_LIST_IMPORTS, db=database, columns=Fragment(", ".join(IMPORT_COLUMNS))), {"limit": limit})
+
+
+def current_lines(database: str, start_s: int, end_s: int) -> Query:
     """The bill in force for lines starting in ``[start_s, end_s)``: the latest version of each
-    identity among complete imports."""
-    db = store.database
-    return store.dicts(
-        f"SELECT {', '.join(READ_COLUMNS)} FROM {db}.billing_lines "
-        f"WHERE {_COMPLETE.format(db=db)} "
-        "AND period_start >= toDateTime({a:Int64}, 'UTC') AND period_start < toDateTime({b:Int64}, 'UTC') "
-        "ORDER BY identity, import_seq DESC LIMIT 1 BY identity",
-        {"a": start_s, "b": end_s},
-    )
+    identity among recorded imports (``READ_COLUMNS``)."""
+    sql = render(_CURRENT_LINES, db=database, columns=Fragment(", ".join(READ_COLUMNS)), complete=_complete(database))
+    return Query(sql, {"start": start_s, "end": end_s})
 
 
-def billed_days(store: Store, import_id: str) -> list[dt.date]:
+def billed_days(database: str, import_id: str) -> Query:
     """UTC days an import has lines on (the days to reconcile after it)."""
-    return [
-        row[0]
-        for row in store.rows(
-            f"SELECT DISTINCT toDate(period_start) FROM {store.database}.billing_lines "
-            "WHERE import_id = {i:String} ORDER BY 1",
-            {"i": import_id},
-        )
-    ]
+    return Query(render(_BILLED_DAYS, db=database), {"import_id": import_id})
 
 
 # -- the ledger side ------------------------------------------------------------------------------
 
-LEDGER_SQL = """
+SPAN_COLUMNS: tuple[str, ...] = (
+    "start_time", "provider", "model", "ingest_token", "service_name", "environment", "call_role", "cost_usd",
+    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens",
+    "cost_input_usd", "cost_cache_read_usd", "cost_cache_write_usd", "cost_output_usd", "cost_reasoning_usd",
+    "cost_request_usd", "cost_compute_usd", "processing", "service_tier", "unpriced_reason", "status_code",
+)  # fmt: skip
+"""Span columns the ledger side reads; ``s.<name>`` in ``_LEDGER`` is the latest version's value."""
+_LEDGER = """
 SELECT
     toUnixTimestamp(toStartOfHour(s.start_time)) AS hour,
     s.provider AS provider,
@@ -278,151 +298,117 @@ SELECT
         AS cost_output,
     toString(sum(ifNull(s.cost_request_usd, toDecimal128(0, 15)))) AS cost_request,
     toString(sum(ifNull(s.cost_compute_usd, toDecimal128(0, 15)))) AS cost_other,
-    groupUniqArray(if(s.processing != '', s.processing, s.service_tier)) AS tiers,
-    min(s.start_time) AS first_call
+    groupUniqArray(if(s.processing != '', s.processing, s.service_tier)) AS tiers
 FROM (
     -- The latest version of each span that started in the window. Not FINAL: with spans ordered
     -- by trace, FINAL reads every granule whose key range meets the window's (measured on 10M
     -- spans: the whole table, 1,248 granules where the start-time index picks 154; 10 s a day
-    -- instead of 1). A span's start never changes between its versions, so deduplicating the
+    -- instead of 3.7). A span's start never changes between versions: deduplicating the
     -- window's rows is exact.
-    SELECT trace_id, span_id, argMax(tuple({columns}), version) AS v
+    SELECT trace_id, span_id, argMax(tuple({span_columns}), version) AS v
     FROM {db}.spans
-    WHERE start_time >= fromUnixTimestamp64Nano({{a:Int64}}) AND start_time < fromUnixTimestamp64Nano({{b:Int64}})
-      AND provider IN {{providers:Array(String)}}
+    WHERE start_time >= fromUnixTimestamp64Nano({start:Int64}) AND start_time < fromUnixTimestamp64Nano({end:Int64})
+      AND provider IN {providers:Array(String)}
     GROUP BY trace_id, span_id
 ) AS d
-{join}
+{team_join}
 WHERE s.call_role = 'call'
   AND NOT (s.cost_usd IS NULL AND s.unpriced_reason = 'no_usage' AND s.status_code = 'ERROR')
 GROUP BY hour, provider, model, ingest_token, service, environment, team, run_id
 """
 # A failed call that reported no usage was not billed (it is not unpriced either): left out.
-SPAN_COLUMNS: tuple[str, ...] = (
-    "start_time", "provider", "model", "ingest_token", "service_name", "environment", "call_role", "cost_usd",
-    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens",
-    "cost_input_usd", "cost_cache_read_usd", "cost_cache_write_usd", "cost_output_usd", "cost_reasoning_usd",
-    "cost_request_usd", "cost_compute_usd", "processing", "service_tier", "unpriced_reason", "status_code",
-)  # fmt: skip
-"""Span columns the ledger side reads, as ``s.<name>`` over the deduplicated tuple."""
-
-_TEAM_JOIN = (
-    "LEFT JOIN (SELECT run_id, argMax(team, version) AS run_team FROM {db}.runs "
-    "WHERE start_time >= fromUnixTimestamp64Nano({{ra:Int64}}) AND start_time < fromUnixTimestamp64Nano({{b:Int64}}) "
-    "GROUP BY run_id HAVING sum(sign) > 0) AS r ON r.run_id = d.trace_id"
-)
+_TEAM_JOIN = """
+LEFT JOIN (
+    SELECT run_id, argMax(team, version) AS run_team FROM {db}.runs
+    WHERE start_time >= fromUnixTimestamp64Nano({runs_start:Int64})
+      AND start_time < fromUnixTimestamp64Nano({end:Int64})
+    {in_force}
+) AS r ON r.run_id = d.trace_id
+"""
+_SPAN_VALUE = re.compile(r"\bs\.([a-z0-9_]+)\b")
 
 
-def ledger_usage(
-    store: Store, start_ns: int, end_ns: int, providers: Sequence[str], *, with_team: bool
-) -> list[dict[str, Any]]:
+def ledger_usage(database: str, start_ns: int, end_ns: int, providers: Sequence[str], *, with_team: bool) -> Query:
     """Counted calls that started in ``[start_ns, end_ns)``, per hour x provider x model x owner
     fields x run: tokens by kind (unpriced calls' tokens apart), calculated cost by component
-    (exact decimal strings), service tiers seen."""
-    db = store.database
-    sql = LEDGER_SQL.format(
-        db=db,
-        team="ifNull(r.run_team, '')" if with_team else "''",
-        join=_TEAM_JOIN.format(db=db) if with_team else "",
-        columns=", ".join(SPAN_COLUMNS),
+    (exact decimal strings), service tiers seen. ``with_team`` joins each call's run team (runs
+    start at most a day before their calls: the late-span horizon)."""
+    positions = {name: index for index, name in enumerate(SPAN_COLUMNS, 1)}
+    template = _SPAN_VALUE.sub(lambda m: f"d.v.{positions[m.group(1)]}", _LEDGER)
+    team_join = Fragment(render(_TEAM_JOIN, db=database, in_force=RUNS_IN_FORCE)) if with_team else Fragment("")
+    sql = render(
+        template,
+        db=database,
+        span_columns=Fragment(", ".join(SPAN_COLUMNS)),
+        team=Fragment("ifNull(r.run_team, '')" if with_team else "''"),
+        team_join=team_join,
     )
-    # s.<column> reads the latest version's value out of the deduplicated tuple.
-    for index, name in enumerate(SPAN_COLUMNS, 1):
-        sql = re.sub(rf"\bs\.{name}\b", f"d.v.{index}", sql)
-    # Runs start at most a day before their calls (the late-span horizon): that is where the
-    # team join looks.
-    params = {"a": start_ns, "b": end_ns, "providers": list(providers), "ra": start_ns - 86_400 * 10**9}
-    return store.dicts(sql, params)
+    parameters: dict[str, Any] = {"start": start_ns, "end": end_ns, "providers": list(providers)}
+    if with_team:
+        parameters["runs_start"] = start_ns - 86_400 * 10**9
+    return Query(sql, parameters)
 
 
-def run_attribution(store: Store, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """run_id -> start time (ns) and attribution, for runs in force (net sign > 0)."""
-    ids = list(dict.fromkeys(run_ids))
-    found: dict[str, dict[str, Any]] = {}
-    columns = ", ".join(f"argMax({name}, version) AS {name}" for name in RUN_DIMENSIONS)
-    for start in range(0, len(ids), 20_000):
-        chunk = ids[start : start + 20_000]
-        rows = store.dicts(
-            f"SELECT run_id, toUnixTimestamp64Nano(argMax(start_time, version)) AS run_start_ns, {columns} "
-            f"FROM {store.database}.runs WHERE run_id IN {{ids:Array(String)}} "
-            "GROUP BY run_id HAVING sum(sign) > 0",
-            {"ids": chunk},
-        )
-        found.update((row.pop("run_id"), row) for row in rows)
-    return found
+_RUN_ATTRIBUTION = """
+SELECT run_id, toUnixTimestamp64Nano(argMax(start_time, version)) AS run_start_ns, {columns}
+FROM {db}.runs WHERE run_id IN {ids:Array(String)}
+{in_force}
+"""
+
+
+def run_attribution(database: str, run_ids: Sequence[str]) -> Query:
+    """run_id, start time (ns) and attribution (``RUN_DIMENSIONS``) of runs in force."""
+    columns = Fragment(", ".join(f"argMax({name}, version) AS {name}" for name in RUN_DIMENSIONS))
+    sql = render(_RUN_ATTRIBUTION, db=database, columns=columns, in_force=RUNS_IN_FORCE)
+    return Query(sql, {"ids": list(run_ids)})
 
 
 # -- stored reconciliations ---------------------------------------------------------------------
 
-CURRENT = "(day, version) IN (SELECT day, max(version) FROM {db}.reconciliation_days GROUP BY day)"
-"""The reconciliation in force for each day (the last one recorded)."""
+_CURRENT = "(day, version) IN (SELECT day, max(version) FROM {db}.reconciliation_days GROUP BY day)"
+_DELETE_SUPERSEDED = "DELETE FROM {db}.{table} WHERE day = {day:Date} AND version < {version:UInt64}"
 
 
-def save_reconciliation(
-    store: Store,
-    day: dt.date,
-    version: int,
-    cells: pa.Table,
-    other: pa.Table,
-    trueup: pa.Table | None,
-    settings_json: str,
-) -> None:
-    """Write a day's cells, other charges and true-up shares, then switch the day to them."""
-    db = store.database
-    store.insert_arrow(f"{db}.reconciliation_cells", cells)
-    store.insert_arrow(f"{db}.reconciliation_other_charges", other)
-    if trueup is not None:
-        store.insert_arrow(f"{db}.billing_trueup", trueup)
-    store.insert_rows(
-        f"{db}.reconciliation_days",
-        [[day, version, dt.datetime.now(dt.UTC), cells.num_rows, int(trueup is not None), settings_json]],
-        ("day", "version", "computed_at", "cells", "trueup", "settings"),
-    )
-    for table in ("reconciliation_cells", "reconciliation_other_charges", "billing_trueup"):
-        # Superseded versions: invisible already (CURRENT), removed to keep the tables small.
-        store.command(
-            f"DELETE FROM {db}.{table} WHERE day = {{d:Date}} AND version < {{v:UInt64}}", {"d": day, "v": version}
-        )
+def current(database: str) -> Fragment:
+    """The reconciliation in force for each day (the last one recorded), as a WHERE term."""
+    return Fragment(render(_CURRENT, db=database))
 
 
-def stored_cells(store: Store, first_day: dt.date, end_day: dt.date) -> list[dict[str, Any]]:
-    """Current cells of the days in ``[first_day, end_day)``."""
-    db = store.database
-    return store.dicts(
-        f"SELECT * FROM {db}.reconciliation_cells WHERE day >= {{a:Date}} AND day < {{b:Date}} "
-        f"AND {CURRENT.format(db=db)} ORDER BY day, provider, model, account, period_start",
-        {"a": first_day, "b": end_day},
-    )
+def delete_superseded(database: str, name: str, day: dt.date, version: int) -> Query:
+    """Rows of a day's earlier versions (invisible already): removed to keep the tables small."""
+    if name not in DAY_TABLES:
+        raise ValueError(f"not a reconciliation table: {name!r}")
+    return Query(render(_DELETE_SUPERSEDED, db=database, table=name), {"day": day, "version": version})
 
 
-def stored_other_charges(store: Store, first_day: dt.date, end_day: dt.date) -> list[dict[str, Any]]:
-    db = store.database
-    return store.dicts(
-        f"SELECT day, provider, charge, billed_usd FROM {db}.reconciliation_other_charges "
-        f"WHERE day >= {{a:Date}} AND day < {{b:Date}} AND {CURRENT.format(db=db)} ORDER BY day, provider, charge",
-        {"a": first_day, "b": end_day},
-    )
+_OTHER_CHARGES = """
+SELECT day, provider, charge, billed_usd FROM {db}.reconciliation_other_charges
+WHERE day >= {first:Date} AND day < {end:Date} AND {current} ORDER BY day, provider, charge
+"""
+_RECONCILED_DAYS = """
+SELECT day, max(version) AS current_version, argMax(computed_at, version) AS computed_at,
+       argMax(trueup, version) AS with_trueup
+FROM {db}.reconciliation_days WHERE day >= {first:Date} AND day < {end:Date} GROUP BY day ORDER BY day
+"""
+_TRUEUP_OF_RUNS = """
+SELECT run_id, day, period_start, provider, model, model_key, account, billed_usd, calculated_usd, confidence, line_ids
+FROM {db}.billing_trueup WHERE run_id IN {ids:Array(String)} AND {current}
+ORDER BY run_id, day, provider, model
+"""
 
 
-def reconciled_days(store: Store, first_day: dt.date, end_day: dt.date) -> list[dict[str, Any]]:
-    db = store.database
-    return store.dicts(
-        f"SELECT day, max(version) AS current_version, argMax(computed_at, version) AS computed_at, "
-        f"argMax(trueup, version) AS with_trueup FROM {db}.reconciliation_days "
-        "WHERE day >= {a:Date} AND day < {b:Date} GROUP BY day ORDER BY day",
-        {"a": first_day, "b": end_day},
-    )
+def stored_other_charges(database: str, first_day: dt.date, end_day: dt.date) -> Query:
+    sql = render(_OTHER_CHARGES, db=database, current=current(database))
+    return Query(sql, {"first": first_day, "end": end_day})
 
 
-def trueup_for_runs(store: Store, run_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Current true-up shares of some runs (run pages, drill-downs)."""
-    db = store.database
-    return store.dicts(
-        "SELECT run_id, day, period_start, provider, model, model_key, account, billed_usd, calculated_usd, "
-        f"confidence, line_ids FROM {db}.billing_trueup WHERE run_id IN {{ids:Array(String)}} "
-        f"AND {CURRENT.format(db=db)} ORDER BY run_id, day, provider, model",
-        {"ids": list(run_ids)},
-    )
+def reconciled_days(database: str, first_day: dt.date, end_day: dt.date) -> Query:
+    return Query(render(_RECONCILED_DAYS, db=database), {"first": first_day, "end": end_day})
+
+
+def trueup_for_runs(database: str, run_ids: Sequence[str]) -> Query:
+    """Current true-up shares of some runs (run pages)."""
+    return Query(render(_TRUEUP_OF_RUNS, db=database, current=current(database)), {"ids": list(run_ids)})
 
 
 # -- reading reconciliations (GET /v1/reconciliation) ---------------------------------------------
@@ -436,75 +422,84 @@ RECONCILIATION_DIMENSIONS: dict[str, str] = {
 }
 """Whitelisted group_by / filter names -> the cell column (``model`` is the match key)."""
 _RANK = "multiIf(confidence = 'high', 3, confidence = 'medium', 2, 1)"
+_MEASURES = [
+    "count() AS a_cells",
+    "anyHeavy(model_name) AS a_model_name",
+    "sum(ledger_calls) AS a_ledger_calls",
+    "sum(unpriced_calls) AS a_unpriced_calls",
+    *(f"sum(ledger_{k}) AS a_ledger_{k}" for k in KIND_COLUMNS),
+    *(
+        f"if(countIf(billed_{k} IS NOT NULL) = 0, NULL, sum(billed_{k})) AS a_billed_{k}"
+        for k in (*KIND_COLUMNS, "web_search")
+    ),
+    "sum(calculated_usd) AS a_calculated_usd",
+    "sumIf(calculated_usd, variance_usd IS NOT NULL) AS a_compared_calculated_usd",
+    "countIf(variance_usd IS NULL) AS a_quantity_only_cells",
+    "sum(billed_usd) AS a_billed_usd",
+    "sum(variance_usd) AS a_variance_usd",
+    *(f"sum({c}) AS a_{c}" for c in CAUSE_COLUMNS),
+    f"min({_RANK}) AS a_confidence_rank",
+    "countIf(confidence = 'high') AS a_cells_high",
+    "countIf(confidence = 'medium') AS a_cells_medium",
+    "countIf(confidence = 'low') AS a_cells_low",
+    "max(allocated) AS a_allocated",
+    "if(count() = 1, any(prices), '') AS a_prices",
+    "if(count() = 1, any(line_ids), []) AS a_line_ids",
+]
+"""Measures named ``a_<name>``, never a column's own name: an alias shadowing a column would be
+read inside the other aggregates."""
+_GROUPS = """
+SELECT {columns} FROM {db}.reconciliation_cells
+WHERE day >= toDate(toDateTime({start:Int64}, 'UTC')) AND day <= toDate(toDateTime({end:Int64}, 'UTC'))
+  AND period_start >= toDateTime({start:Int64}, 'UTC') AND period_start < toDateTime({end:Int64}, 'UTC')
+  AND {current}{filters}
+{group_clause}
+HAVING a_cells > 0 ORDER BY {order} LIMIT {limit:UInt32}
+"""
 
 
 def reconciliation_groups(
-    store: Store,
+    database: str,
     start_s: int,
     end_s: int,
     group_by: Sequence[str],
     filters: Mapping[str, Sequence[str]],
     limit: int,
-) -> list[dict[str, Any]]:
+) -> Query:
     """Current cells whose period starts in ``[start_s, end_s)``, summed per group: columns
-    ``g_<dimension>`` and ``a_<measure>`` (never a column's own name: an alias shadowing a
-    column would be read inside the other aggregates)."""
+    ``g_<dimension>`` and ``a_<measure>``. Names from ``RECONCILIATION_DIMENSIONS`` only."""
     unknown = [name for name in (*group_by, *filters) if name not in RECONCILIATION_DIMENSIONS]
     if unknown:
         raise ValueError(f"not a reconciliation dimension: {unknown[0]!r}")
-    db = store.database
-    params: dict[str, Any] = {"a": start_s, "b": end_s, "n": limit}
+    params = Params()
+    terms = [
+        f" AND {RECONCILIATION_DIMENSIONS[name]} IN {params.bind('f', list(values), 'Array(String)')}"
+        for name, values in sorted(filters.items())
+    ]
     groups = [f"{RECONCILIATION_DIMENSIONS[name]} AS g_{name}" for name in group_by]
-    where = [
-        "day >= toDate(toDateTime({a:Int64}, 'UTC')) AND day <= toDate(toDateTime({b:Int64}, 'UTC'))",
-        "period_start >= toDateTime({a:Int64}, 'UTC') AND period_start < toDateTime({b:Int64}, 'UTC')",
-        CURRENT.format(db=db),
-    ]
-    for index, (name, values) in enumerate(sorted(filters.items())):
-        params[f"f{index}"] = list(values)
-        where.append(f"{RECONCILIATION_DIMENSIONS[name]} IN {{f{index}:Array(String)}}")
-    measures = [
-        "count() AS a_cells",
-        "anyHeavy(model_name) AS a_model_name",
-        "sum(ledger_calls) AS a_ledger_calls",
-        "sum(unpriced_calls) AS a_unpriced_calls",
-        *(f"sum(ledger_{k}) AS a_ledger_{k}" for k in KIND_COLUMNS),
-        *(
-            f"if(countIf(billed_{k} IS NOT NULL) = 0, NULL, sum(billed_{k})) AS a_billed_{k}"
-            for k in (*KIND_COLUMNS, "web_search")
-        ),
-        "sum(calculated_usd) AS a_calculated_usd",
-        "sumIf(calculated_usd, variance_usd IS NOT NULL) AS a_compared_calculated_usd",
-        "countIf(variance_usd IS NULL) AS a_quantity_only_cells",
-        "sum(billed_usd) AS a_billed_usd",
-        "sum(variance_usd) AS a_variance_usd",
-        *(f"sum({c}) AS a_{c}" for c in CAUSE_COLUMNS),
-        f"min({_RANK}) AS a_confidence_rank",
-        "countIf(confidence = 'high') AS a_cells_high",
-        "countIf(confidence = 'medium') AS a_cells_medium",
-        "countIf(confidence = 'low') AS a_cells_low",
-        "max(allocated) AS a_allocated",
-        "if(count() = 1, any(prices), '') AS a_prices",
-        "if(count() = 1, any(line_ids), []) AS a_line_ids",
-    ]
-    group_clause = f" GROUP BY {', '.join(f'g_{name}' for name in group_by)}" if group_by else ""
-    order = ", ".join(f"g_{name}" for name in group_by) or "a_cells"
-    sql = (
-        f"SELECT {', '.join([*groups, *measures])} FROM {db}.reconciliation_cells "
-        f"WHERE {' AND '.join(where)}{group_clause} HAVING a_cells > 0 ORDER BY {order} LIMIT {{n:UInt32}}"
+    sql = render(
+        _GROUPS,
+        db=database,
+        columns=Fragment(", ".join([*groups, *_MEASURES])),
+        current=current(database),
+        filters=Fragment("".join(terms)),
+        group_clause=Fragment(f"GROUP BY {', '.join(f'g_{name}' for name in group_by)}" if group_by else ""),
+        order=Fragment(", ".join(f"g_{name}" for name in group_by) or "a_cells"),
     )
-    return store.dicts(sql, params)
+    return Query(sql, {**params.values, "start": start_s, "end": end_s, "limit": limit})
 
 
-def cell_runs(
-    store: Store, day: dt.date, provider: str, model_key: str, account: str, limit: int
-) -> list[dict[str, Any]]:
+_CELL_RUNS = """
+SELECT run_id, model, toUnixTimestamp64Nano(run_start) AS run_start_ns, billed_usd, calculated_usd, confidence,
+       workflow_type, tenant, service, unattributed
+FROM {db}.billing_trueup
+WHERE day = {day:Date} AND provider = {provider:String} AND model_key = {model_key:String}
+  AND account = {account:String} AND {current}
+ORDER BY billed_usd DESC, run_id LIMIT {limit:UInt32}
+"""
+
+
+def cell_runs(database: str, day: dt.date, provider: str, model_key: str, account: str, limit: int) -> Query:
     """The true-up shares of one cell's runs (the drill-down), largest first."""
-    db = store.database
-    return store.dicts(
-        "SELECT run_id, model, toUnixTimestamp64Nano(run_start) AS run_start_ns, billed_usd, calculated_usd, "
-        "confidence, workflow_type, tenant, service, unattributed "
-        f"FROM {db}.billing_trueup WHERE day = {{d:Date}} AND provider = {{p:String}} AND model_key = {{m:String}} "
-        f"AND account = {{acc:String}} AND {CURRENT.format(db=db)} ORDER BY billed_usd DESC, run_id LIMIT {{n:UInt32}}",
-        {"d": day, "p": provider, "m": model_key, "acc": account, "n": limit},
-    )
+    parameters = {"day": day, "provider": provider, "model_key": model_key, "account": account, "limit": limit}
+    return Query(render(_CELL_RUNS, db=database, current=current(database)), parameters)

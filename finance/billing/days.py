@@ -19,6 +19,7 @@ from typing import Any
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import billing as sql
+from otelspend.finance.billing import store as billing_store
 from otelspend.finance.billing.accounts import AccountMap, load_accounts
 from otelspend.finance.billing.lines import BillingLine, Charge, UsageKind
 from otelspend.finance.billing.reconcile import (
@@ -86,17 +87,17 @@ def reconcile_days(store: Store, days: Iterable[dt.date], options: Options) -> l
 
 def reconcile_day(store: Store, day: dt.date, options: Options) -> dict[str, Any] | None:
     start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
-    lines = [_line(row) for row in sql.current_lines(store, start, start + DAY)]
+    lines = [_line(row) for row in billing_store.current_lines(store, start, start + DAY)]
     if not lines:
         return None
     providers = sorted({line.provider for line in lines})
-    rows = sql.ledger_usage(
+    rows = billing_store.ledger_usage(
         store, start * NS, (start + DAY) * NS, providers, with_team="team" in options.accounts.owner_fields
     )
     result = reconcile(lines, (_ledger_row(row) for row in rows), options.accounts, options.tolerances)
     version = time.time_ns()
     trueup = shares(result.cells) if options.trueup else None
-    sql.save_reconciliation(
+    billing_store.save_reconciliation(
         store,
         day,
         version,
@@ -276,7 +277,7 @@ def _other_columns(result: Reconciliation, day: dt.date, version: int) -> dict[s
 
 
 def _share_columns(store: Store, trueup: list[Share], day: dt.date, version: int) -> dict[str, list[Any]]:
-    runs = sql.run_attribution(store, [s.run_id for s in trueup if not s.unattributed])
+    runs = billing_store.run_attribution(store, [s.run_id for s in trueup if not s.unattributed])
     columns: dict[str, list[Any]] = {name: [] for name in sql.TRUEUP_SCHEMA.names}
     for share in trueup:
         run = runs.get(share.run_id)

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from otelspend.clickhouse.client import Store
-from otelspend.clickhouse.queries import billing as sql
+from otelspend.finance.billing import store as billing_store
 from otelspend.finance.billing.importers import Counters, Source, choose
 from otelspend.finance.billing.lines import BillingImportError, BillingLine, Charge
 
@@ -134,7 +134,7 @@ class _Columns:
 
     def flush(self, store: Store) -> None:
         if self.rows:
-            sql.insert_lines(store, self.data)
+            billing_store.insert_lines(store, self.data)
             self.rows = []
 
 
@@ -178,11 +178,11 @@ def import_file(
         raise
     result.skipped = dict(counters.skipped)
     if result.lines:
-        result.replaced = sql.replaced_lines(
+        result.replaced = billing_store.replaced_lines(
             store, result.import_id, seq, result.period_start or 0, (result.period_end or 0) + 1
         )
-        result.days = sql.billed_days(store, result.import_id)
-    sql.record_import(
+        result.days = billing_store.billed_days(store, result.import_id)
+    billing_store.record_import(
         store,
         {
             "import_id": result.import_id,
@@ -224,11 +224,11 @@ def _forget(store: Store, import_id: str) -> None:
     """Best effort: the rows of an unrecorded import are invisible anyway, and the original
     error is what the caller must see."""
     with contextlib.suppress(Exception):
-        sql.delete_import(store, import_id)
+        billing_store.delete_import(store, import_id)
 
 
 def list_imports(store: Store, limit: int = 100) -> list[dict[str, Any]]:
-    rows = sql.list_imports(store, limit)
+    rows = billing_store.list_imports(store, limit)
     for row in rows:
         row["billed_usd"] = _usd(Decimal(row["billed_usd"]))
         for key in ("period_start", "period_end", "imported_at"):

@@ -74,7 +74,7 @@ def _request(
 ) -> tuple[str, Any] | None:
     """(base URL, JSON answer) from the server, or None when nothing listens there."""
     url = (args.api or default_api_url(settings)).rstrip("/")
-    token = args.token or (settings.api.tokens[0] if settings.api.tokens else None)
+    token = args.token or (settings.api.tokens[0].get_secret_value() if settings.api.tokens else None)
     request = urllib.request.Request(f"{url}{path}", data=body, method=method, headers=dict(headers or {}))
     if token:
         request.add_header("Authorization", f"Bearer {token}")

@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from otelspend.cli import main
+from tests import canary
 from tests.finance.billing.fakes import FakeAdminApi, anthropic_results, serving
 from tests.finance.billing.helpers import TESTDATA
 
-KEY = "sk-ant-admin01-SECRET-do-not-print"
+KEY = canary.ANTHROPIC_ADMIN_KEY
 
 
 @pytest.fixture
@@ -99,8 +100,8 @@ def test_pull_without_a_key_names_the_setting(capsys, config) -> None:
 
 
 def test_import_goes_through_the_running_server(capsys, start_server) -> None:
-    server = start_server(api={"tokens": ["billing-token-0001"]})
-    args = ["--api", server.api_url, "--token", "billing-token-0001"]
+    server = start_server()
+    args = ["--api", server.api_url, "--token", canary.API_TOKEN]
     code, out, err = cli(capsys, "import", str(TESTDATA / "anthropic_usage.json"), *args)
     assert code == 0, err
     assert f"imported anthropic_usage.json through the server at {server.api_url}" in out
@@ -114,5 +115,5 @@ def test_import_goes_through_the_running_server(capsys, start_server) -> None:
     code, out, err = cli(capsys, "import", str(bad), "--format", "openai_costs", *args)
     assert code == 1 and "answered 422: anthropic_cost.json: page 1, bucket 1" in err
     # A wrong token is the server refusing, never a silent fall-back to offline.
-    code, out, err = cli(capsys, "import", str(bad), "--api", server.api_url, "--token", "wrong-token-0000")
+    code, out, err = cli(capsys, "import", str(bad), "--api", server.api_url, "--token", canary.WRONG_TOKEN)
     assert code == 1 and "answered 401" in err

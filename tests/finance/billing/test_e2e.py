@@ -240,7 +240,7 @@ def test_an_untagged_project_is_untagged_with_its_amount(reconciled: Any) -> Non
     assert expected == Decimal("0.011")
     assert _causes(untagged) == {"untagged": expected} and untagged["confidence"] == "low"
     unattributed = server.rows(
-        "SELECT sum(billed_usd) FROM {db}.billing_trueup WHERE unattributed = 1 AND " + sql.CURRENT.format(db=server.db)
+        "SELECT sum(billed_usd) FROM {db}.billing_trueup WHERE unattributed = 1 AND " + sql.current(server.db)
     )[0][0]
     assert unattributed == expected
 
@@ -272,11 +272,11 @@ def test_billed_money_reaches_the_rollups_exactly(reconciled: Any) -> None:
     # Each run's share is exact: shares of a cell add up to its billed money.
     per_cell = server.rows(
         "SELECT day, model_key, account, sum(billed_usd) FROM {db}.billing_trueup WHERE "
-        + sql.CURRENT.format(db=server.db) + " GROUP BY day, model_key, account ORDER BY day"
+        + sql.current(server.db) + " GROUP BY day, model_key, account ORDER BY day"
     )  # fmt: skip
     cells = server.rows(
         "SELECT day, model, account, billed_usd FROM {db}.reconciliation_cells WHERE "
-        + sql.CURRENT.format(db=server.db) + " ORDER BY day"
+        + sql.current(server.db) + " ORDER BY day"
     )  # fmt: skip
     assert sorted(per_cell) == sorted(cells)
 

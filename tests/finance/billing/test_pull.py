@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from otelspend.clickhouse.queries import billing as sql
 from otelspend.finance.billing import service
+from otelspend.finance.billing import store as billing_store
 from otelspend.finance.billing.pull import ENDPOINTS, Client, PullError, PullOptions, pull, resume_point
+from tests import canary
 from tests.finance.billing.fakes import LIMITS, FakeAdminApi, Injected, anthropic_results, openai_results, serving
 
-KEY = "sk-admin-TEST-never-printed-1234"
+KEY = canary.OPENAI_ADMIN_KEY  # watched: no output, log or answer may show it
 START = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 DAYS = [int((START + dt.timedelta(days=n)).timestamp()) for n in range(5)]
 END = START + dt.timedelta(days=5)
@@ -34,12 +35,12 @@ def _importer(store) -> Any:
 
 
 def _billed(store) -> Decimal:
-    rows = sql.current_lines(store, DAYS[0], DAYS[-1] + 86_400)
+    rows = billing_store.current_lines(store, DAYS[0], DAYS[-1] + 86_400)
     return sum((row["amount"] for row in rows if row["amount"] is not None), Decimal(0))
 
 
 def _tokens(store) -> Decimal:
-    rows = sql.current_lines(store, DAYS[0], DAYS[-1] + 86_400)
+    rows = billing_store.current_lines(store, DAYS[0], DAYS[-1] + 86_400)
     return sum((row["quantity"] for row in rows if row["unit"] == "tokens"), Decimal(0))
 
 
@@ -70,11 +71,11 @@ def test_a_refused_admin_key_is_permanent_and_never_shown(store, tmp_path: Path,
     results = openai_results(DAYS) if provider == "openai" else anthropic_results(DAYS)
     waits: list[float] = []
     with serving(FakeAdminApi(provider, KEY, results)) as api:
-        reports = pull(provider, _options(api, waits, key="sk-wrong-key-5678"), START, END, tmp_path, _importer(store))
+        reports = pull(provider, _options(api, waits, key=canary.WRONG_TOKEN), START, END, tmp_path, _importer(store))
     (report,) = reports  # stops at the first endpoint: every endpoint would refuse the key
     assert report.status == 401 and report.pages == 0 and waits == [] and len(api.requests) == 1
     assert f"check billing.{provider}_admin_key" in report.error
-    assert "sk-wrong-key" not in report.error and "sk-wrong-key" not in str(report.as_dict())
+    assert canary.WRONG_TOKEN not in report.error and canary.WRONG_TOKEN not in str(report.as_dict())
     assert service.list_imports(store) == []
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from otelspend.clickhouse.queries import billing as sql
 from otelspend.finance.billing import service
+from otelspend.finance.billing import store as billing_store
 from otelspend.finance.billing.lines import BillingImportError
 from tests.finance.billing.helpers import TESTDATA
 
@@ -18,7 +18,7 @@ DAY1, DAY3 = 1748736000, 1748908800
 
 
 def _billed(store) -> Decimal:
-    return sum((row["amount"] or Decimal(0) for row in sql.current_lines(store, DAY1, DAY3)), Decimal(0))
+    return sum((row["amount"] or Decimal(0) for row in billing_store.current_lines(store, DAY1, DAY3)), Decimal(0))
 
 
 def test_import_stores_lines_and_records_the_import(store) -> None:
@@ -35,7 +35,7 @@ def test_reimporting_the_same_file_never_double_counts(store) -> None:
     first = service.import_file(store, TESTDATA / "openai_costs.jsonl")
     second = service.import_file(store, TESTDATA / "openai_costs.jsonl")
     assert second.replaced == first.lines == 5
-    lines = sql.current_lines(store, DAY1, DAY3)
+    lines = billing_store.current_lines(store, DAY1, DAY3)
     assert len(lines) == 5 and {row["import_id"] for row in lines} == {second.import_id}
     assert _billed(store) == Decimal("2.195")
     history = store.scalar(f"SELECT count() FROM {store.database}.billing_lines")
@@ -80,7 +80,7 @@ def test_lines_of_an_unrecorded_import_are_never_seen(store) -> None:
         columns.add(line)
     columns.flush(store)
     assert store.scalar(f"SELECT count() FROM {store.database}.billing_lines") == 5
-    assert sql.current_lines(store, DAY1, DAY3) == []
+    assert billing_store.current_lines(store, DAY1, DAY3) == []
 
 
 @pytest.mark.parametrize(
@@ -102,5 +102,5 @@ def test_damaged_files_are_refused_not_crashed_on(store, tmp_path: Path, content
 
 def test_the_ledger_query_runs_with_the_team_join(store) -> None:
     """A mapping by team reads each call's run team (runs hold it, spans do not)."""
-    assert sql.ledger_usage(store, 0, 86_400 * 10**9, ["openai"], with_team=True) == []
-    assert sql.ledger_usage(store, 0, 86_400 * 10**9, ["openai"], with_team=False) == []
+    assert billing_store.ledger_usage(store, 0, 86_400 * 10**9, ["openai"], with_team=True) == []
+    assert billing_store.ledger_usage(store, 0, 86_400 * 10**9, ["openai"], with_team=False) == []
