@@ -157,7 +157,7 @@ def aggregate_query(
         partials.append("latency_count")  # cheap; tells live groups from cancelled ones
     unbilled: set[str] = set()
     if {*group_by, *(name for name, _ in filters)} & BILLING_UNSUPPORTED_DIMENSIONS:
-        unbilled = {m for m in metrics if any(PARTIALS[p].billing for p in METRICS[m].partials)}
+        unbilled = {m for m in metrics if any(p in PARTIALS and PARTIALS[p].billing for p in METRICS[m].partials)}
         partials = [p for p in partials if not PARTIALS[p].billing]
     elif any(PARTIALS[p].billing for p in partials) and "billed_shares" not in partials:
         partials.append("billed_shares")  # tells groups with billed money from empty ones
