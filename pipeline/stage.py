@@ -152,7 +152,6 @@ class Pipeline:
         self._emitted: deque[_EmissionDone] = deque()
         """Emissions the writer finished (appended there, consumed here)."""
         self._emit_checkpoint_ns = time.time_ns()
-        self._checkpoint_ceiling = 2**63  # lowered below a batch that failed to process
         self._wal_hold: int | None = None
         """Store writer thread only: checkpoints stay below a batch whose refused rows could
         not be quarantined (the next start replays it)."""
@@ -353,8 +352,6 @@ class Pipeline:
             # the batch in the write-ahead log (checkpoints stop below it) for the next start.
             self.guard.failed("process", exc)
             self.metrics.inc("otelspend_pipeline_errors_total")
-            below = min(item.seq for item in items) - 1
-            self._checkpoint_ceiling = min(self._checkpoint_ceiling, below)
             self.release(sum(len(item.rows) for item in items))
         else:
             self.guard.succeeded("process")
@@ -412,7 +409,8 @@ class Pipeline:
         if duplicates:
             self.metrics.inc("otelspend_spans_duplicate_total", duplicates)
         first = min(item.seq for item in items)
-        last = min(max(item.seq for item in items), self._checkpoint_ceiling)
+        last = max(item.seq for item in items)
+        seqs = [item.seq for item in items]
         accepted = sum(len(item.rows) for item in items)
         written = len(rows)
         writer, refusal = self.writer, self._count_refusal
@@ -428,7 +426,7 @@ class Pipeline:
                 self.metrics.inc("otelspend_spans_quarantined_total", quarantined)
                 self.emitter.refuse(_span_keys(refused))
                 self._quarantine_spans(refused, first, last)
-            self._checkpoint_wal(last)
+            self._checkpoint_wal(self.wal.complete(seqs))
 
         # The writer job holds the Arrow table only; the rows die with this batch.
         self.store.submit(insert, "otelspend_insert_seconds", stored)
@@ -438,7 +436,9 @@ class Pipeline:
     def checkpoint_after(self, seq: int) -> None:
         """Checkpoint the log at ``seq`` in order with the inserts queued before it (recovery:
         a logged request that no longer decodes has nothing to store)."""
-        self.store.submit(lambda _attempt: None, "otelspend_insert_seconds", lambda _: self._checkpoint_wal(seq))
+        self.store.submit(
+            lambda _attempt: None, "otelspend_insert_seconds", lambda _: self._checkpoint_wal(self.wal.complete([seq]))
+        )
 
     def _checkpoint_wal(self, seq: int) -> None:
         if self._wal_hold is not None:
