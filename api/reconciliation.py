@@ -125,7 +125,7 @@ def reconciliation(store: Store, request: ReconciliationRequest) -> dict[str, An
     start_s, end_s = request.window.start_ns // NS, -(-request.window.end_ns // NS)
     filters = dict(request.filters)
     rows = billing_store.reconciliation_groups(store, start_s, end_s, request.group_by, filters, request.limit)
-    (total,) = billing_store.reconciliation_groups(store, start_s, end_s, (), filters, 1) or [None]
+    total = rows.pop(0) if rows and rows[0]["a_total"] else None
     first = dt.datetime.fromtimestamp(start_s, dt.UTC).date()
     end = dt.datetime.fromtimestamp(end_s - 1, dt.UTC).date() + dt.timedelta(days=1)
     other = billing_store.stored_other_charges(store, first, end)

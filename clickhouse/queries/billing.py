@@ -454,7 +454,7 @@ WHERE day >= toDate(toDateTime({start:Int64}, 'UTC')) AND day <= toDate(toDateTi
   AND period_start >= toDateTime({start:Int64}, 'UTC') AND period_start < toDateTime({end:Int64}, 'UTC')
   AND {current}{filters}
 {group_clause}
-HAVING a_cells > 0 ORDER BY {order} LIMIT {limit:UInt32}
+HAVING a_cells > 0 ORDER BY a_total DESC, {order} LIMIT {limit:UInt32}
 """
 
 
@@ -467,7 +467,10 @@ def reconciliation_groups(
     limit: int,
 ) -> Query:
     """Current cells whose period starts in ``[start_s, end_s)``, summed per group: columns
-    ``g_<dimension>`` and ``a_<measure>``. Names from ``RECONCILIATION_DIMENSIONS`` only."""
+    ``g_<dimension>`` and ``a_<measure>``. Names from ``RECONCILIATION_DIMENSIONS`` only.
+
+    The window's total comes first, in the same pass (grouping sets), flagged ``a_total``;
+    then at most ``limit`` groups."""
     unknown = [name for name in (*group_by, *filters) if name not in RECONCILIATION_DIMENSIONS]
     if unknown:
         raise ValueError(f"not a reconciliation dimension: {unknown[0]!r}")
@@ -476,17 +479,19 @@ def reconciliation_groups(
         f" AND {RECONCILIATION_DIMENSIONS[name]} IN {params.bind('f', list(values), 'Array(String)')}"
         for name, values in sorted(filters.items())
     ]
+    keys = ", ".join(f"g_{name}" for name in group_by)
     groups = [f"{RECONCILIATION_DIMENSIONS[name]} AS g_{name}" for name in group_by]
+    total = f"grouping({keys}) != 0 AS a_total" if group_by else "1 AS a_total"
     sql = render(
         _GROUPS,
         db=database,
-        columns=Fragment(", ".join([*groups, *_MEASURES])),
+        columns=Fragment(", ".join([*groups, total, *_MEASURES])),
         current=current(database),
         filters=Fragment("".join(terms)),
-        group_clause=Fragment(f"GROUP BY {', '.join(f'g_{name}' for name in group_by)}" if group_by else ""),
-        order=Fragment(", ".join(f"g_{name}" for name in group_by) or "a_cells"),
+        group_clause=Fragment(f"GROUP BY GROUPING SETS (({keys}), ())" if group_by else ""),
+        order=Fragment(keys or "a_cells"),
     )
-    return Query(sql, {**params.values, "start": start_s, "end": end_s, "limit": limit})
+    return Query(sql, {**params.values, "start": start_s, "end": end_s, "limit": limit + 1 if group_by else 1})
 
 
 _CELL_RUNS = """

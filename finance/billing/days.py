@@ -165,11 +165,13 @@ def _line(row: Mapping[str, Any]) -> BillingLine:
 
 
 def _femto(text: str) -> int:
-    """A ``Decimal(38, 15)`` rendered by ClickHouse (always 15 decimals) as femto-USD: the digits
-    without the point (a ledger day has ~10^5 rows of 7 amounts: this is the hot path)."""
-    whole, point, fraction = text.partition(".")
-    if point and len(fraction) == 15:
-        return int(whole + fraction) if whole[:1] != "-" else -int(whole[1:] + fraction)
+    """A ``Decimal(38, 15)`` rendered by ClickHouse (at most 15 decimals, trailing zeros trimmed)
+    as femto-USD: the digits without the point, padded to 15 decimals (a ledger day has ~10^5
+    rows of 7 amounts: this is the hot path)."""
+    whole, _, fraction = text.partition(".")
+    if len(fraction) <= 15 and whole.lstrip("-").isdigit() and (not fraction or fraction.isdigit()):
+        femto = int(whole.lstrip("-") + fraction.ljust(15, "0"))
+        return -femto if whole[:1] == "-" else femto
     return usd_to_femto(Decimal(text))
 
 
