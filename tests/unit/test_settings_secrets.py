@@ -229,6 +229,7 @@ def test_file_variables_exist_for_exactly_the_secret_settings() -> None:
         "OTELSPEND_CLICKHOUSE_DSN_FILE": ("clickhouse", "dsn"),
         "OTELSPEND_BILLING_OPENAI_ADMIN_KEY_FILE": ("billing", "openai_admin_key"),
         "OTELSPEND_BILLING_ANTHROPIC_ADMIN_KEY_FILE": ("billing", "anthropic_admin_key"),
+        "OTELSPEND_SQL_PASSWORD_FILE": ("sql", "password"),
     }
     assert not [name for name in env_names() if name.endswith("_FILE")]
     message = problems(environ={"OTELSPEND_API_TOKEN_FILE": "/run/secrets/api"})
@@ -242,6 +243,7 @@ def test_the_reference_marks_secrets_and_their_file_variable() -> None:
         "otlp.ingest_tokens",
         "api.tokens",
         "clickhouse.dsn",
+        "sql.password",
         "billing.openai_admin_key",
         "billing.anthropic_admin_key",
     }
