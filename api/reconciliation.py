@@ -35,6 +35,9 @@ KINDS = ("uncached_input", "cached_input", "cache_write_5m", "cache_write_1h", "
 
 @dataclass(frozen=True)
 class ReconciliationRequest:
+    """A validated ``GET /v1/reconciliation`` request: window, grouping, filters (model filters as match keys), row
+    limit."""
+
     window: Window
     group_by: tuple[str, ...] = DEFAULT_GROUP_BY
     filters: tuple[tuple[str, tuple[str, ...]], ...] = ()

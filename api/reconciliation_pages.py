@@ -57,6 +57,7 @@ def _top_cause(row: dict[str, Any]) -> str:
 
 
 def reconciliation_page(store: Store, p: Period, *, provider: str = "", day: str = "") -> dict[str, Any]:
+    """Template data of the Reconciliation page: per-day chart, causes, provider days, cells."""
     window = day_window(p)
     by_day = recon.reconciliation(store, _request(window, ("day",), provider=provider, day=day))
     by_provider = recon.reconciliation(store, _request(window, ("day", "provider"), provider=provider, day=day))
@@ -68,10 +69,12 @@ def reconciliation_page(store: Store, p: Period, *, provider: str = "", day: str
     billed = [_money(found[k]["billed_usd"]) if k in found else None for k in keys]
     calculated = [_money(found[k]["calculated_usd"]) if k in found else None for k in keys]
     chart = svg.time_chart(
-        "chart-billed-calculated",
-        "Billed and calculated per day",
-        "Usage money the provider billed and the ledger's calculated cost of the same calls, per UTC day, "
-        "on the days a bill covers.",
+        svg.Chart(
+            "chart-billed-calculated",
+            "Billed and calculated per day",
+            "Usage money the provider billed and the ledger's calculated cost of the same calls, per UTC day, "
+            "on the days a bill covers.",
+        ),
         [d.strftime("%b %d (UTC)") for d in days],
         [d.strftime("%b %d") for d in days],
         [
@@ -106,9 +109,11 @@ def reconciliation_page(store: Store, p: Period, *, provider: str = "", day: str
         "totals": totals,
         "chart": chart,
         "causes_chart": svg.bar_chart(
-            "chart-causes",
-            "Variance by cause",
-            "The variance of the period split by cause (absolute amounts; the text keeps the sign).",
+            svg.Chart(
+                "chart-causes",
+                "Variance by cause",
+                "The variance of the period split by cause (absolute amounts; the text keeps the sign).",
+            ),
             cause_bars,
             width=560,
             label_width=150,

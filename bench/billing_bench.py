@@ -114,6 +114,7 @@ class PeakRss:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    """Write (or reuse) the FOCUS file and time its import, sampling peak memory."""
     from otelspend.clickhouse.client import Store
     from otelspend.clickhouse.migrate import migrate
     from otelspend.finance.billing import service
@@ -218,6 +219,7 @@ def write_bill(store: Any, path: Path, first: dt.date, days: int) -> int:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
+    """Bill 30 days of the synthetic ledger, reconcile them, then time the reconciliation queries."""
     from fastapi.testclient import TestClient
 
     from bench.synth import generate
@@ -225,9 +227,6 @@ def run_reconcile(args: argparse.Namespace) -> int:
     from otelspend.api.main import create_app
     from otelspend.clickhouse.client import Store
     from otelspend.clickhouse.migrate import migrate
-    from otelspend.clickhouse.queries import billing as billing_queries
-    from otelspend.finance.billing import service
-    from otelspend.finance.billing.days import Options, days_between, reconcile_days
     from otelspend.metrics import Metrics
     from otelspend.settings import load_settings
 
@@ -248,37 +247,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
     runs = store.scalar(f"SELECT count() FROM {args.database}.runs FINAL")
     today = dt.datetime.now(dt.UTC).date()
     first = today - dt.timedelta(days=30)
-    if args.queries_only:
-        reconciled = store.dicts(*billing_queries.reconciled_days(args.database, first, today))
-        if len(reconciled) < 30:
-            raise SystemExit(f"--queries-only: {len(reconciled)} of the 30 days are reconciled; run without it")
-        prepared = "Queries only, over the bill, import and reconciliation of an earlier run."
-    else:
-        bill = OUT / f"ledger-bill-{uuid.uuid4().hex[:8]}.csv"
-        OUT.mkdir(exist_ok=True)
-        started = time.monotonic()
-        lines = write_bill(store, bill, first, 30)
-        bill_seconds = time.monotonic() - started
-        started = time.monotonic()
-        imported = service.import_file(store, bill, format="focus", source="bench")
-        import_seconds = time.monotonic() - started
-        bill.unlink()
-        options = Options.from_settings(settings.billing)
-        started = time.monotonic()
-        days = reconcile_days(store, days_between(first, today), options)
-        reconcile_seconds = time.monotonic() - started
-        cells = sum(d["cells"] for d in days)
-        shares = store.scalar(f"SELECT count() FROM {args.database}.billing_trueup")
-        print(
-            f"bill {lines:,} FOCUS lines written in {bill_seconds:.0f} s, imported in {import_seconds:.1f} s; "
-            f"30 days reconciled in {reconcile_seconds:.1f} s ({cells:,} cells, {shares:,} true-up shares)"
-        )
-        prepared = (
-            f"Bill: {lines:,} FOCUS lines (day x provider x model x token kind of the ledger's priced calls, one "
-            f"cell in twenty with 3 % more input), imported in {import_seconds:.1f} s ({imported.lines:,} lines). "
-            f"Reconciling the 30 days (cells, true-up shares, stored): {reconcile_seconds:.1f} s, {cells:,} cells, "
-            f"{shares:,} shares."
-        )
+    prepared = _prepare(store, args, settings, first, today)
     settled = _settle(store, args.database)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -344,6 +313,45 @@ def _settle(store: Any, database: str, limit_s: float = 300.0) -> float:
     return time.monotonic() - started
 
 
+def _prepare(store: Any, args: argparse.Namespace, settings: Any, first: dt.date, today: dt.date) -> str:
+    """Bill the 30 days, import the bill and reconcile them (unless ``--queries-only``); says what was done."""
+    from otelspend.clickhouse.queries import billing as billing_queries
+    from otelspend.finance.billing import service
+    from otelspend.finance.billing.days import Options, days_between, reconcile_days
+
+    if args.queries_only:
+        reconciled = store.dicts(*billing_queries.reconciled_days(args.database, first, today))
+        if len(reconciled) < 30:
+            raise SystemExit(f"--queries-only: {len(reconciled)} of the 30 days are reconciled; run without it")
+        return "Queries only, over the bill, import and reconciliation of an earlier run."
+    else:
+        bill = OUT / f"ledger-bill-{uuid.uuid4().hex[:8]}.csv"
+        OUT.mkdir(exist_ok=True)
+        started = time.monotonic()
+        lines = write_bill(store, bill, first, 30)
+        bill_seconds = time.monotonic() - started
+        started = time.monotonic()
+        imported = service.import_file(store, bill, format="focus", source="bench")
+        import_seconds = time.monotonic() - started
+        bill.unlink()
+        options = Options.from_settings(settings.billing)
+        started = time.monotonic()
+        days = reconcile_days(store, days_between(first, today), options)
+        reconcile_seconds = time.monotonic() - started
+        cells = sum(d["cells"] for d in days)
+        shares = store.scalar(f"SELECT count() FROM {args.database}.billing_trueup")
+        print(
+            f"bill {lines:,} FOCUS lines written in {bill_seconds:.0f} s, imported in {import_seconds:.1f} s; "
+            f"30 days reconciled in {reconcile_seconds:.1f} s ({cells:,} cells, {shares:,} true-up shares)"
+        )
+        return (
+            f"Bill: {lines:,} FOCUS lines (day x provider x model x token kind of the ledger's priced calls, one "
+            f"cell in twenty with 3 % more input), imported in {import_seconds:.1f} s ({imported.lines:,} lines). "
+            f"Reconciling the 30 days (cells, true-up shares, stored): {reconcile_seconds:.1f} s, {cells:,} cells, "
+            f"{shares:,} shares."
+        )
+
+
 # -- common ---------------------------------------------------------------------------------------
 
 
@@ -365,6 +373,7 @@ def _append(lines: list[str]) -> None:
 
 
 def main() -> int:
+    """Parse the command line and run the chosen benchmark."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     imports = sub.add_parser("import", help="import a large FOCUS file: time and memory")

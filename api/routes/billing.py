@@ -76,6 +76,7 @@ async def post_import(
     account: Annotated[str, Query(max_length=200, description="Billing account, when the file does not say.")] = "",
     reconcile: Annotated[bool, Query(description="Reconcile the days the file touches.")] = True,
 ) -> JSONResponse:
+    """Import one billing export sent as the request body (streamed to a temporary file, bounded)."""
     limit = ctx.settings.billing.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -113,10 +114,13 @@ async def post_import(
 def get_imports(
     ctx: Context, limit: Annotated[int, Query(ge=1, le=1000, description="Imports to list.")] = 100
 ) -> JSONResponse:
+    """The recorded imports, latest first."""
     return JSONResponse({"imports": service.list_imports(ctx.store, limit)})
 
 
 class ReconcileIn(BaseModel):
+    """Body of ``POST /v1/billing/reconcile``: the UTC days ``[from, to)`` to reconcile again."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     start: dt.date = Field(alias="from", description="First UTC day.")
     end: dt.date = Field(alias="to", description="Day after the last (exclusive).")
@@ -128,6 +132,7 @@ class ReconcileIn(BaseModel):
     response_class=JSONResponse,
 )
 def post_reconcile(ctx: Context, body: ReconcileIn) -> JSONResponse:
+    """Reconcile the window's days again with the bill in force (after a rate card or mapping change)."""
     if body.end <= body.start:
         raise HTTPException(422, "'to' must be after 'from'")
     if (body.end - body.start).days > MAX_DAYS:
@@ -167,6 +172,7 @@ def get_reconciliation(
     filter_day: Annotated[Filter, Query(alias="filter.day")] = None,
     limit: Annotated[int | None, Query(description=f"Rows (1 to {recon.MAX_ROWS}, default 1000).")] = None,
 ) -> JSONResponse:  # fmt: skip
+    """The stored reconciliation, grouped, with totals, other charges and the days' status."""
     filters = {
         name: values
         for name, values in (("provider", filter_provider), ("model", filter_model), ("account", filter_account),
@@ -192,6 +198,7 @@ def get_cell_runs(
     account: Annotated[str, Query(max_length=200)] = "",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> JSONResponse:
+    """The runs behind one reconciled cell with their billed share, largest first."""
     runs = recon.cell_runs(ctx.store, day=day, provider=provider, model=model, account=account, limit=limit)
     return JSONResponse({"day": day.isoformat(), "provider": provider, "model": model, "account": account,
                          "runs": runs})  # fmt: skip

@@ -200,6 +200,7 @@ def unpriced(request: Request, ctx: Context) -> Response:
 
 @router.get("/reconciliation", response_class=HTMLResponse)
 def reconciliation(request: Request, ctx: Context) -> Response:
+    """The Reconciliation page: ledger against bill per day, provider and cell."""
     provider = request.query_params.get("provider", "")[:200]
     day = request.query_params.get("day", "")[:10]
 
@@ -214,6 +215,7 @@ def reconciliation(request: Request, ctx: Context) -> Response:
 
 @router.get("/reconciliation/cell", response_class=HTMLResponse)
 def reconciliation_cell(request: Request, ctx: Context) -> Response:
+    """One reconciled cell: quantities, prices, causes and the runs behind it."""
     if not authorized(request):
         return _login_redirect(request)
     params = request.query_params

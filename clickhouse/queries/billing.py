@@ -162,6 +162,7 @@ TRUEUP_SCHEMA = pa.schema(
 
 
 def arrow_table(schema: pa.Schema, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
+    """An Arrow table of ``schema`` from lists of Python values, one per column."""
     return pa.Table.from_arrays([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
 
 
@@ -242,6 +243,7 @@ def replaced_lines(database: str, import_id: str, seq: int, start_s: int, end_s:
 
 
 def list_imports(database: str, limit: int) -> Query:
+    """The recorded imports, latest first."""
     return Query(render(_LIST_IMPORTS, db=database, columns=Fragment(", ".join(IMPORT_COLUMNS))), {"limit": limit})
 
 
@@ -398,11 +400,13 @@ ORDER BY run_id, day, provider, model
 
 
 def stored_other_charges(database: str, first_day: dt.date, end_day: dt.date) -> Query:
+    """Current other (non-usage) charges of the days ``[first_day, end_day)``."""
     sql = render(_OTHER_CHARGES, db=database, current=current(database))
     return Query(sql, {"first": first_day, "end": end_day})
 
 
 def reconciled_days(database: str, first_day: dt.date, end_day: dt.date) -> Query:
+    """The days of ``[first_day, end_day)`` with a stored reconciliation: version, when, with true-up or not."""
     return Query(render(_RECONCILED_DAYS, db=database), {"first": first_day, "end": end_day})
 
 

@@ -163,20 +163,13 @@ def aggregate_query(
         partials.append(PARTIALS[minimum[0]].name)
     if shape.groups and "latency_count" not in partials:
         partials.append("latency_count")  # cheap; tells live groups from cancelled ones
-    unbilled: set[str] = set()
-    if {*group_by, *(name for name, _ in filters)} & BILLING_UNSUPPORTED_DIMENSIONS:
-        unbilled = {m for m in metrics if any(p in PARTIALS and PARTIALS[p].billing for p in METRICS[m].partials)}
-        partials = [p for p in partials if not PARTIALS[p].billing]
-    elif any(PARTIALS[p].billing for p in partials) and "billed_shares" not in partials:
-        partials.append("billed_shares")  # tells groups with billed money from empty ones
+    partials, unbilled = _billing(partials, metrics, {*group_by, *(name for name, _ in filters)})
     common_where = _filter_sql(filters, params)
     if keys is not None:
         common_where.append(_keys_sql(group_by, keys, params))
     inner = _sources(database, plan, window, shape, partials, common_where, params)
 
     groups = shape.groups
-
-    # Billed money is matched per model and provider: null at an agent or tool cut.
     metric_columns = [f"{'NULL' if m in unbilled else shape.metric(m, partials)} AS m_{m}" for m in metrics]
     extra = []
     if totals:
@@ -190,11 +183,7 @@ def aggregate_query(
         # A group whose rows were all cancelled (e.g. a run first emitted before its root
         # span named its workflow) nets to zero everywhere: not a group any more. A live
         # group has runs, or at call level at least calls or tool executions.
-        having.append(
-            "(a_latency_count != 0"
-            + (" OR a_runs != 0" if "runs" in partials else "")
-            + (" OR a_billed_shares != 0)" if "billed_shares" in partials else ")")
-        )
+        having.append(f"({' OR '.join(f'a_{p} != 0' for p in LIVE_GROUP_PARTIALS if p in partials)})")
     if minimum is not None:
         having.append(f"a_{PARTIALS[minimum[0]].name} >= {params.bind('m', minimum[1], 'Int64')}")
     if having:
@@ -208,6 +197,21 @@ def aggregate_query(
         del params.values["subset"]  # only raw breakdown run counts read it
     totals_columns = [GROUP_COUNT, *(f"t_{m}" for m in metrics)] if totals else []
     return sql, params.values, [*groups, *(f"m_{m}" for m in metrics), *totals_columns]
+
+
+LIVE_GROUP_PARTIALS = ("latency_count", "runs", "billed_shares")
+"""Partials any of which, non-zero, makes a group live (calls or tool executions, runs, billed money)."""
+
+
+def _billing(partials: list[str], metrics: Sequence[str], cut: set[str]) -> tuple[list[str], set[str]]:
+    """Billing partials of the query, and metrics that are NULL because billed money is matched per
+    model and provider (an agent or tool cut has no share of it)."""
+    if cut & BILLING_UNSUPPORTED_DIMENSIONS:
+        unbilled = {m for m in metrics if any(p in PARTIALS and PARTIALS[p].billing for p in METRICS[m].partials)}
+        return [p for p in partials if not PARTIALS[p].billing], unbilled
+    if any(PARTIALS[p].billing for p in partials) and "billed_shares" not in partials:
+        return [*partials, "billed_shares"], set()  # tells groups with billed money from empty ones
+    return partials, set()
 
 
 def _filter_sql(filters: Filters, params: Params) -> list[str]:

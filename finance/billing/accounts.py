@@ -78,6 +78,8 @@ class _File(BaseModel):
 
 @dataclass(frozen=True)
 class Account:
+    """One mapping entry: which billing lines (``match``, optionally one provider) belong to which owner."""
+
     name: str
     provider: str | None
     match: tuple[tuple[str, str], ...]
@@ -93,10 +95,12 @@ class AccountMap:
 
     @property
     def configured(self) -> bool:
+        """Whether any account is mapped (without a mapping nothing is untagged)."""
         return bool(self.accounts)
 
     @property
     def owner_fields(self) -> frozenset[str]:
+        """Owner fields the mapping uses (the ledger side groups calls by them)."""
         return frozenset(key for account in self.accounts for key, _ in account.owner)
 
     def for_line(self, provider: str, ids: Mapping[str, str]) -> str | None:

@@ -59,6 +59,7 @@ class Options:
         )
 
     def describe(self) -> str:
+        """The options as JSON, stored with each reconciled day (what produced it)."""
         t = self.tolerances
         return json.dumps(
             {
@@ -86,6 +87,7 @@ def reconcile_days(store: Store, days: Iterable[dt.date], options: Options) -> l
 
 
 def reconcile_day(store: Store, day: dt.date, options: Options) -> dict[str, Any] | None:
+    """Reconcile one UTC day and store the result; None when the day has no billing lines."""
     start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
     lines = [_line(row) for row in billing_store.current_lines(store, start, start + DAY)]
     if not lines:

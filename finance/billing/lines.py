@@ -144,6 +144,7 @@ class BillingImportError(ValueError):
         super().__init__(f"{where}: {detail}")
 
     def as_dict(self) -> dict[str, object]:
+        """The error as JSON fields (the API's 422 detail)."""
         return {
             "file": self.file,
             "record": self.record,
@@ -262,6 +263,7 @@ class Identities:
         self._repeats: dict[int, int] = {}
 
     def assign(self, line: BillingLine, extra: tuple[str, ...] = ()) -> BillingLine:
+        """The line with its identity: its natural key plus an ordinal among equal keys of the same file."""
         digest = hashlib.blake2b("\x1f".join((*line.key, *extra)).encode(), digest_size=16).digest()
         short = int.from_bytes(digest[:8], "big") or 1
         identity = digest.hex()

@@ -102,6 +102,7 @@ class EndpointPull:
     imported: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The failure as JSON fields, with where to resume."""
         return {
             "endpoint": self.endpoint,
             "format": self.format,
@@ -117,6 +118,8 @@ class EndpointPull:
 
 @dataclass
 class PullOptions:
+    """How to reach one admin API: base URL, key, limits of retries and waits."""
+
     base_url: str
     key: SecretStr
     timeout_seconds: float = 60.0
@@ -137,12 +140,14 @@ class Client:
     waits: list[float] = field(default_factory=list)
 
     def headers(self) -> dict[str, str]:
+        """Request headers for the provider (the key is written here and nowhere else)."""
         key = self.options.key.get_secret_value()
         if self.provider == "anthropic":
             return {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION, "User-Agent": USER_AGENT}
         return {"Authorization": f"Bearer {key}", "User-Agent": USER_AGENT}
 
     def get(self, path: str, params: list[tuple[str, str]]) -> dict[str, Any]:
+        """One page: retries 429 and 5xx within bounds (Retry-After honoured), refuses 401/403 at once."""
         url = self.options.base_url.rstrip("/") + path + "?" + urllib.parse.urlencode(params)
         waited = 0.0
         for attempt in range(1, self.options.max_attempts + 1):

@@ -93,15 +93,20 @@ DISCOUNT_TIERS = frozenset({"batch", "flex", "priority", "scale"})
 
 @dataclass(frozen=True)
 class Tolerances:
+    """When a cell agrees: quantity within ``quantity_pct``, money within the larger of ``money_pct`` and
+    ``money_usd``."""
+
     quantity_pct: Decimal = Decimal("0.5")
     money_pct: Decimal = Decimal("1")
     money_usd: Decimal = Decimal("0.01")
 
     def money_ok(self, variance: int, calculated: int) -> bool:
+        """Whether a money variance is within tolerance of the calculated amount."""
         bound = max(Fraction(usd_to_femto(self.money_usd)), Fraction(abs(calculated)) * Fraction(self.money_pct) / 100)
         return abs(variance) <= bound
 
     def quantity_ok(self, billed: Fraction, ledger: int) -> bool:
+        """Whether a billed quantity is within tolerance of the ledger's."""
         return abs(billed - ledger) <= Fraction(ledger) * Fraction(self.quantity_pct) / 100
 
 
@@ -178,10 +183,12 @@ class Cell:
 
     @property
     def key(self) -> CellKey:
+        """The cell's identity: period, provider, model key, account."""
         return (self.period_start, self.period_end, self.provider, self.model, self.account)
 
     @property
     def variance(self) -> int:
+        """Billed minus calculated, femto-USD."""
         return self.billed - self.calculated
 
     @property
@@ -190,11 +197,13 @@ class Cell:
         return self.money_lines > 0 or self.bill_lines == 0
 
     def billed_quantity(self, group: str) -> Fraction | None:
+        """Billed tokens of a price group (None when the bill states none)."""
         kinds = [k for k in TOKEN_COLUMNS if GROUP_OF[k] == group]
         found = [self.billed_tokens[k] for k in kinds if k in self.billed_tokens]
         return sum(found, Fraction(0)) if found else None
 
     def ledger_quantity(self, group: str) -> int:
+        """Ledger tokens of a price group (calls for ``request``)."""
         if group == "request":
             return self.ledger_calls
         return sum(self.ledger_tokens.get(k, 0) for k in TOKEN_COLUMNS if GROUP_OF[k] == group)
@@ -202,6 +211,8 @@ class Cell:
 
 @dataclass(frozen=True)
 class OtherCharge:
+    """Billed money that is not model usage (support, credits, tax, ...): shown, not reconciled."""
+
     period_start: int
     provider: str
     charge: str
@@ -211,6 +222,8 @@ class OtherCharge:
 
 @dataclass
 class Reconciliation:
+    """The cells of a period and its other charges."""
+
     cells: list[Cell]
     other: list[OtherCharge]
 
@@ -454,6 +467,28 @@ def _prices(cell: Cell) -> _Prices:
 
 
 def _quantity_effects(cell: Cell, prices: _Prices, causes: dict[str, Fraction]) -> None:
+    """Money of quantities the two sides disagree on: usage one side saw and the other did not."""
+    _input_effects(cell, prices, causes)
+    for group in ("output", "request", "web_search"):
+        billed = cell.billed_quantity(group)
+        if billed is None:
+            continue
+        delta = billed - cell.ledger_quantity(group)
+        if delta > 0:
+            causes["missing_telemetry"] += delta * prices.missing(group)
+        elif delta < 0:
+            causes["not_in_bill"] += delta * prices.excess(group)
+    for group in (*TOKEN_GROUPS, "request", "web_search"):
+        # Money for a kind the ledger saw none of, with no quantity on the bill (a cost report
+        # without its usage report): all of it is usage the ledger never saw.
+        if cell.billed_quantity(group) is None and cell.ledger_quantity(group) == 0 and cell.billed_money.get(group):
+            causes["missing_telemetry"] += cell.billed_money[group]
+
+
+def _input_effects(cell: Cell, prices: _Prices, causes: dict[str, Fraction]) -> None:
+    """Input tokens: a surplus on one side matched by a deficit in another input kind moved
+    between kinds (cache reads or writes priced differently: ``discount``); the rest is missing
+    telemetry (bill has more) or not in the bill (ledger has more)."""
     positive: dict[str, Fraction] = {}
     negative: dict[str, Fraction] = {}
     for group in INPUT_GROUPS:
@@ -475,20 +510,6 @@ def _quantity_effects(cell: Cell, prices: _Prices, causes: dict[str, Fraction]) 
     if lost:
         causes["not_in_bill"] -= lost_usd * (lost - moved) / lost
         causes["discount"] -= lost_usd * moved / lost
-    for group in ("output", "request", "web_search"):
-        billed = cell.billed_quantity(group)
-        if billed is None:
-            continue
-        delta = billed - cell.ledger_quantity(group)
-        if delta > 0:
-            causes["missing_telemetry"] += delta * prices.missing(group)
-        elif delta < 0:
-            causes["not_in_bill"] += delta * prices.excess(group)
-    for group in (*TOKEN_GROUPS, "request", "web_search"):
-        # Money for a kind the ledger saw none of, with no quantity on the bill (a cost report
-        # without its usage report): all of it is usage the ledger never saw.
-        if cell.billed_quantity(group) is None and cell.ledger_quantity(group) == 0 and cell.billed_money.get(group):
-            causes["missing_telemetry"] += cell.billed_money[group]
 
 
 def _unpriced_effect(cell: Cell, prices: _Prices, causes: dict[str, Fraction]) -> None:
@@ -572,4 +593,5 @@ def _grade(cells: Sequence[Cell], tolerances: Tolerances) -> None:
 
 
 def prices_json(cell: Cell) -> str:
+    """The prices a cell implies, per group (billed, ledger; USD per million tokens), as JSON."""
     return json.dumps(cell.prices, sort_keys=True, separators=(",", ":"))

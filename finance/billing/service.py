@@ -65,6 +65,7 @@ class ImportResult:
     reconciled: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The import as JSON fields (money as decimal strings)."""
         return {
             "import_id": self.import_id,
             "format": self.format,
@@ -92,6 +93,7 @@ def _rfc3339(seconds: int | None) -> str | None:
 
 
 def file_sha256(path: Path) -> str:
+    """SHA-256 of the file's bytes, hex."""
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
@@ -228,6 +230,7 @@ def _forget(store: Store, import_id: str) -> None:
 
 
 def list_imports(store: Store, limit: int = 100) -> list[dict[str, Any]]:
+    """The recorded imports, latest first, as JSON fields."""
     rows = billing_store.list_imports(store, limit)
     for row in rows:
         row["billed_usd"] = _usd(Decimal(row["billed_usd"]))

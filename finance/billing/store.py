@@ -24,6 +24,7 @@ def insert_lines(store: Store, columns: Mapping[str, Sequence[Any]]) -> None:
 
 
 def delete_import(store: Store, import_id: str) -> None:
+    """Remove an import's lines (an import that failed before it was recorded)."""
     store.command(*q.delete_import(store.database, import_id))
 
 
@@ -40,20 +41,24 @@ def replaced_lines(store: Store, import_id: str, seq: int, start_s: int, end_s: 
 
 
 def list_imports(store: Store, limit: int) -> list[dict[str, Any]]:
+    """The recorded imports, latest first."""
     return store.dicts(*q.list_imports(store.database, limit))
 
 
 def current_lines(store: Store, start_s: int, end_s: int) -> list[dict[str, Any]]:
+    """The bill in force for lines starting in ``[start_s, end_s)``."""
     return store.dicts(*q.current_lines(store.database, start_s, end_s))
 
 
 def billed_days(store: Store, import_id: str) -> list[dt.date]:
+    """The UTC days an import has lines on."""
     return [row[0] for row in store.rows(*q.billed_days(store.database, import_id))]
 
 
 def ledger_usage(
     store: Store, start_ns: int, end_ns: int, providers: Sequence[str], *, with_team: bool
 ) -> list[dict[str, Any]]:
+    """The ledger side: calls per hour, provider, model, owner and run, with tokens and cost components."""
     return store.dicts(*q.ledger_usage(store.database, start_ns, end_ns, providers, with_team=with_team))
 
 
@@ -90,14 +95,17 @@ def save_reconciliation(
 
 
 def stored_other_charges(store: Store, first_day: dt.date, end_day: dt.date) -> list[dict[str, Any]]:
+    """Stored other charges of the days ``[first_day, end_day)``."""
     return store.dicts(*q.stored_other_charges(store.database, first_day, end_day))
 
 
 def reconciled_days(store: Store, first_day: dt.date, end_day: dt.date) -> list[dict[str, Any]]:
+    """The days of ``[first_day, end_day)`` with a stored reconciliation."""
     return store.dicts(*q.reconciled_days(store.database, first_day, end_day))
 
 
 def trueup_for_runs(store: Store, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Current true-up shares of some runs."""
     return store.dicts(*q.trueup_for_runs(store.database, run_ids))
 
 
@@ -109,10 +117,12 @@ def reconciliation_groups(
     filters: Mapping[str, Sequence[str]],
     limit: int,
 ) -> list[dict[str, Any]]:
+    """Stored cells of the window summed per group (the window's total first, flagged ``a_total``)."""
     return store.dicts(*q.reconciliation_groups(store.database, start_s, end_s, group_by, filters, limit))
 
 
 def cell_runs(
     store: Store, day: dt.date, provider: str, model_key: str, account: str, limit: int
 ) -> list[dict[str, Any]]:
+    """The true-up shares of one cell's runs, largest first."""
     return store.dicts(*q.cell_runs(store.database, day, provider, model_key, account, limit))

@@ -43,6 +43,7 @@ class Share:
 
     @property
     def unattributed(self) -> bool:
+        """Whether the share belongs to no run (money no run's calls explain)."""
         return self.run_id == UNATTRIBUTED
 
 

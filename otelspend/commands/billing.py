@@ -35,6 +35,7 @@ FORMATS = ("auto", "openai_costs", "openai_usage", "anthropic_cost", "anthropic_
 
 
 def register(sub: Any) -> None:
+    """Add ``otelspend billing`` and its actions to the command line."""
     parser = sub.add_parser("billing", help="import provider bills, pull them from admin APIs, reconcile")
     actions = parser.add_subparsers(dest="action", required=True)
 
@@ -141,6 +142,7 @@ def _errors() -> tuple[type[BaseException], ...]:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    """``billing import``: import files through the running server, else into the store directly."""
     settings = settings_from_args(args)
     setup_logging("warning")
     importer, where, close = _importer(args, settings, reconcile=not args.no_reconcile)
@@ -208,6 +210,7 @@ def _importer(
 
 
 def import_lines(answer: dict[str, Any]) -> list[str]:
+    """Lines printed for one import's answer."""
     skipped = sum(answer["skipped"].values())
     lines = [
         f"  format                {answer['format']}",
@@ -223,6 +226,7 @@ def import_lines(answer: dict[str, Any]) -> list[str]:
 
 
 def reconcile_lines(days: list[dict[str, Any]]) -> list[str]:
+    """Lines printed for reconciled days."""
     out = []
     for day in days:
         confidence = ", ".join(f"{n} {level}" for level, n in day["confidence"].items())
@@ -246,6 +250,7 @@ def _nonzero(value: str) -> bool:
 
 
 def run_pull(args: argparse.Namespace) -> int:
+    """``billing pull``: fetch a provider's admin API reports, then import them; says where to resume on failure."""
     from otelspend.finance.billing.pull import PullOptions, pull, resume_point
 
     settings = settings_from_args(args)
@@ -302,6 +307,7 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
+    """``billing reconcile``: reconcile a window's days again."""
     settings = settings_from_args(args)
     setup_logging("warning")
     if args.end <= args.start:
@@ -344,6 +350,7 @@ def _end_day(end: dt.datetime) -> dt.date:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    """``billing imports``: list the recorded imports."""
     settings = settings_from_args(args)
     setup_logging("warning")
     try:

@@ -40,10 +40,13 @@ COST_TYPES = ("tokens", "web_search", "code_execution", "session_usage")
 
 
 class AnthropicCost:
+    """Anthropic Admin API cost report (``/v1/organizations/cost_report``): amounts in cents as decimal strings."""
+
     format = "anthropic_cost"
     description = "Anthropic cost report pages (GET /v1/organizations/cost_report), JSON"
 
     def identify(self, head: Head) -> bool:
+        """A page of cost buckets whose results carry ``currency`` and ``cost_type`` or ``amount``."""
         return (
             head.kind == "json"
             and '"starting_at"' in head.text
@@ -52,6 +55,7 @@ class AnthropicCost:
         )
 
     def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
+        """Billing lines of every result of every bucket, amounts converted from cents to USD."""
         identities = Identities()
         for where, start, end, results in admin_results(source, "starting_at", "ending_at"):
             for number, result in enumerate(results, 1):
@@ -75,6 +79,7 @@ def cents_to_usd(value: Any) -> Decimal:
 
 
 def kind_of(cost_type: str, token_type: str) -> UsageKind:
+    """The usage kind of a cost result (``cost_type`` ``tokens`` with its ``token_type``, ``web_search``, ...)."""
     if cost_type and cost_type not in COST_TYPES:
         raise RecordError("cost_type", cost_type, "one of " + ", ".join(COST_TYPES) + " (or null)")
     if cost_type == "web_search":

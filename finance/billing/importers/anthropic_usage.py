@@ -29,10 +29,14 @@ from otelspend.finance.billing.names import model_key
 
 
 class AnthropicUsage:
+    """Anthropic Admin API messages usage report (``/v1/organizations/usage_report/messages``): token counts, no
+    money."""
+
     format = "anthropic_usage"
     description = "Anthropic usage report pages (GET /v1/organizations/usage_report/messages), JSON"
 
     def identify(self, head: Head) -> bool:
+        """A page of usage buckets whose results carry ``uncached_input_tokens``."""
         return (
             head.kind == "json"
             and '"starting_at"' in head.text
@@ -41,6 +45,7 @@ class AnthropicUsage:
         )
 
     def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
+        """Quantity lines per token kind, cache writes split 5 min / 1 h from the nested ``cache_creation``."""
         identities = Identities()
         for where, start, end, results in admin_results(source, "starting_at", "ending_at"):
             for number, result in enumerate(results, 1):

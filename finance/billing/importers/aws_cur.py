@@ -80,13 +80,17 @@ LINE_ITEM_TYPES: dict[str, Charge] = {
 
 
 class AwsCur:
+    """AWS Cost and Usage Report 2.0 (CSV or Parquet): the Amazon Bedrock lines."""
+
     format = "aws_cur"
     description = "AWS CUR 2.0 lines of Amazon Bedrock (CSV, gzip CSV or Parquet)"
 
     def identify(self, head: Head) -> bool:
+        """A CUR 2.0 header (``line_item_usage_type`` and ``line_item_unblended_cost``)."""
         return head.kind in ("csv", "parquet") and all(column in head.columns for column in REQUIRED)
 
     def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
+        """Billing lines of the Bedrock usage rows (model and token kind from the usage type)."""
         table = Table(source, COLUMNS)
         missing = [c for c in REQUIRED if c not in table.index]
         if missing:

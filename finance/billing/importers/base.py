@@ -62,16 +62,21 @@ class Counters:
     skipped: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str) -> None:
+        """Count one record skipped for ``reason``."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
 class Importer(Protocol):
+    """One export format, in beangulp's shape: cheap ``identify``, streaming ``extract``."""
+
     format: str
     description: str
 
-    def identify(self, head: Head) -> bool: ...
+    def identify(self, head: Head) -> bool:
+        """Whether the file's head looks like this format (cheap: header or first record only)."""
 
-    def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]: ...
+    def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
+        """The file's billing lines, one at a time (bounded memory); raises BillingImportError on bad input."""
 
 
 def sniff(path: Path, name: str | None = None) -> Head:
@@ -319,6 +324,7 @@ def _parse_time_text(field: str, text: str) -> int:
 
 
 def check_period(start: int, end: int, field: str = "end_time") -> None:
+    """Refuse a period that ends before it starts."""
     if end <= start:
         raise RecordError(field, end, f"after the period start ({start})")
     if end - start > 32 * 86_400:
@@ -333,6 +339,7 @@ def text(value: Any) -> str:
 
 
 def located(source: Source, record: str, error: RecordError) -> BillingImportError:
+    """A record's error placed in its file (file, record, field, value, expectation)."""
     return BillingImportError(source.name, record, error.field, error.value, error.expected)
 
 

@@ -92,13 +92,18 @@ _TIERS = ("batch", "priority", "flex", "provisioned")
 
 
 class Focus:
+    """FinOps FOCUS 1.x cost and usage data (CSV or Parquet): the AI usage rows of any provider."""
+
     format = "focus"
     description = "FOCUS 1.2 / 1.3 cost and usage file (CSV, gzip CSV or Parquet)"
 
     def identify(self, head: Head) -> bool:
+        """A header with FOCUS's ``BilledCost``, ``ChargePeriodStart`` and ``ProviderName`` columns."""
         return head.kind in ("csv", "parquet") and all(column in head.columns for column in REQUIRED)
 
     def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
+        """Billing lines of the usage rows of AI services (model and token kind from ``x_`` columns or the SKU
+        meter)."""
         table = Table(source, COLUMNS)
         missing = [c for c in REQUIRED if c not in table.index]
         if missing:

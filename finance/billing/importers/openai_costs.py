@@ -49,13 +49,17 @@ def parse_line_item(line_item: str) -> tuple[str, UsageKind, str]:
 
 
 class OpenAICosts:
+    """OpenAI Admin API costs (``/v1/organization/costs``): money per day, project and line item."""
+
     format = "openai_costs"
     description = "OpenAI Costs API pages (GET /v1/organization/costs), JSON"
 
     def identify(self, head: Head) -> bool:
+        """A page (or JSONL of pages) of ``organization.costs.result`` objects."""
         return head.kind == "json" and RESULT_OBJECT in head.text
 
     def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
+        """Billing lines of every result of every bucket (kind and model from the line item)."""
         identities = Identities()
         for where, start, end, results in admin_results(source, "start_time", "end_time"):
             for number, result in enumerate(results, 1):

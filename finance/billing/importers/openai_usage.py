@@ -22,13 +22,17 @@ RESULT_OBJECT = "organization.usage.completions.result"
 
 
 class OpenAIUsage:
+    """OpenAI Admin API completions usage (``/v1/organization/usage/completions``): token counts, no money."""
+
     format = "openai_usage"
     description = "OpenAI Usage API pages for completions (GET /v1/organization/usage/completions), JSON"
 
     def identify(self, head: Head) -> bool:
+        """A page of ``organization.usage.completions.result`` objects."""
         return head.kind == "json" and RESULT_OBJECT in head.text
 
     def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
+        """Quantity lines per token kind (cached input apart from uncached) and the request count."""
         identities = Identities()
         for where, start, end, results in admin_results(source, "start_time", "end_time"):
             for number, result in enumerate(results, 1):
