@@ -164,7 +164,8 @@ class Ledger:
         self.runs = s.dicts("SELECT * FROM {db}.runs FINAL")
         self.calls = s.dicts("SELECT * FROM {db}.run_calls FINAL")
         self.spans = s.dicts(
-            "SELECT model, provider, cost_usd, unpriced_reason, status_code, price_source, toDate(start_time) AS day "
+            "SELECT model, provider, cost_usd, unpriced_reason, status_code, price_source, "
+            "toString(toDate(start_time)) AS day "
             "FROM {db}.spans FINAL "
             "WHERE call_role = 'call'"
         )

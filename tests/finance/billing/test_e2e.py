@@ -315,7 +315,7 @@ def test_the_grafana_panel_shows_the_reconciliation(reconciled: Any) -> None:
     dashboard = json.loads((Path(__file__).parents[3] / "grafana/dashboards/otelspend-pricing.json").read_text())
     (panel,) = [p for p in dashboard["panels"] if p["title"] == "Ledger vs bill by provider per day"]
     sql_text = expand(panel["targets"][0]["rawSql"], TimeRange(_day(0), _day(5) - 1), {"database": server.db})
-    rows = {(r["day"].isoformat(), r["provider"]): r for r in server.store.dicts(sql_text)}
+    rows = {(r["day"], r["provider"]): r for r in server.store.dicts(sql_text)}
     api_rows = api.get("/v1/reconciliation", params={"from": "2025-06-01", "to": "2025-06-06",
                                                      "group_by": "day,provider"}).json()["rows"]  # fmt: skip
     assert set(rows) == {(r["day"], r["provider"]) for r in api_rows}
