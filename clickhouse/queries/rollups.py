@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from otelspend.clickhouse.queries import billing
 from otelspend.clickhouse.queries.rollup_plan import DAILY, RAW_TABLE, ROLLUP_TABLE, BucketExpr, Plan, Window
 from otelspend.clickhouse.queries.sql import Fragment, Params, Query, render, time_range
 from otelspend.clickhouse.queries.vocabulary import (
@@ -182,7 +183,7 @@ def aggregate_query(
         # span named its workflow) nets to zero everywhere: not a group any more. A live
         # group has runs, or at call level at least calls or tool executions, or allocated
         # money or revenue rows.
-        alive = [f"a_{p} != 0" for p in ("latency_count", "runs", "allocation_rows", "revenue_days") if p in partials]
+        alive = [f"a_{p} != 0" for p in LIVE_GROUP_PARTIALS if p in partials]
         having.append("(" + " OR ".join(alive) + ")")
     if minimum is not None:
         having.append(f"a_{PARTIALS[minimum[0]].name} >= {params.bind('m', minimum[1], 'Int64')}")
@@ -199,7 +200,10 @@ def aggregate_query(
     return sql, params.values, [*groups, *(f"m_{m}" for m in metrics), *totals_columns]
 
 
-_JOINED: tuple[Family, ...] = ("allocation", "revenue")
+LIVE_GROUP_PARTIALS = ("latency_count", "runs", "billed_shares", "allocation_rows", "revenue_days")
+"""Partials any of which, non-zero, makes a group live (calls or tool executions, runs, billed money,
+allocated money, revenue)."""
+_JOINED: tuple[Family, ...] = ("billing", "allocation", "revenue")
 
 
 def _nulled_families(group_by: Sequence[str], filters: Filters) -> set[Family]:
@@ -231,7 +235,12 @@ def unavailable_metrics(
     return [m for m in metrics if any(PARTIALS[p].family in nulled for p in metric_partials(METRICS[m], level))]
 
 
-_PRESENCE: dict[Family, str] = {"ledger": "latency_count", "allocation": "allocation_rows", "revenue": "revenue_days"}
+_PRESENCE: dict[Family, str] = {
+    "ledger": "latency_count",
+    "billing": "billed_shares",
+    "allocation": "allocation_rows",
+    "revenue": "revenue_days",
+}
 """Per family, the partial that is non-zero in every live group (a cancelled one nets to zero)."""
 
 
@@ -299,6 +308,10 @@ def _sources(
         where = _where(filters, keys, shape.group_by, params, "allocation")
         touched = {*shape.group_by, *(name for name, _ in filters)}
         sources.append(_allocated(database, window, shape, allocated, where, params, touched))
+    billed = [p for p in partials if PARTIALS[p].family == "billing"]
+    if billed:
+        where = _where(filters, keys, shape.group_by, params, "billing")
+        sources.append(_billed(database, window, shape, billed, where, params))
     revenue = [p for p in partials if PARTIALS[p].family == "revenue"]
     if revenue:
         where = _where(filters, keys, shape.group_by, params, "revenue")
@@ -312,6 +325,41 @@ def _sources(
         else:
             joined += f" CROSS JOIN ({source}) AS s{index}"
     return joined
+
+
+_BILLED = """
+SELECT {columns} FROM {db}.billing_trueup
+WHERE {current}
+  AND run_start >= fromUnixTimestamp64Nano({start}) AND run_start < fromUnixTimestamp64Nano({end}){filters}
+{group_clause}
+"""
+
+
+def _billed(
+    database: str,
+    window: Window,
+    shape: _Shape,
+    partials: Sequence[str],
+    where: Sequence[str],
+    params: Params,
+) -> str:
+    """Billed-money partials per group from the current true-up shares of the runs that started
+    in the window (``billing_trueup`` carries the run's dimensions, model and provider)."""
+    columns = [f"{column_sql(name, 'billing')} AS g{i}" for i, name in enumerate(shape.group_by)]
+    if shape.bucket:
+        unit = "toStartOfHour" if shape.bucket == "hour" else "toStartOfDay"
+        columns.append(f"toUnixTimestamp({unit}(run_start)) AS b")
+    columns.extend(f"{PARTIALS[p].joined_raw} AS a_{p}" for p in partials)
+    return render(
+        _BILLED,
+        db=database,
+        columns=Fragment(", ".join(columns)),
+        current=billing.current(database),
+        start=Fragment(params.bind("t", window.start_ns, "Int64")),
+        end=Fragment(params.bind("t", window.end_ns, "Int64")),
+        filters=Fragment("".join(f" AND {term}" for term in where)),
+        group_clause=Fragment(shape.group_clause()),
+    )
 
 
 def _allocated(

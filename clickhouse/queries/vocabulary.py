@@ -36,18 +36,20 @@ from typing import Literal
 from otelspend.record import CALL_DIMENSIONS
 
 Level = Literal["run", "call", "raw"]
-Kind = Literal["usd", "int", "float"]
-"""How a metric value is serialised: ``usd`` a decimal string, ``int`` and ``float`` JSON numbers."""
+Kind = Literal["usd", "int", "float", "str"]
+"""How a metric value is serialised: ``usd`` a decimal string, ``int`` and ``float`` JSON numbers,
+``str`` a string (``billed_confidence``)."""
 Source = Literal[
     "runs_rollup", "calls_rollup", "runs_daily", "calls_daily", "runs", "run_calls",
-    "alloc_hourly", "alloc_daily", "allocations", "revenue",
+    "alloc_hourly", "alloc_daily", "allocations", "revenue", "billing",
 ]  # fmt: skip
 """Where partials come from: the hourly rollups, the daily rollups (migration 0005), raw rows;
-for allocated money its rollups and rows, for revenue its days (migration 0007)."""
-Family = Literal["ledger", "allocation", "revenue"]
+for billed money the true-up shares (migration 0006); for allocated money its rollups and rows,
+for revenue its days (migration 0007)."""
+Family = Literal["ledger", "billing", "allocation", "revenue"]
 """Which tables a partial is read from: the ledger's (runs, breakdown rows and their rollups), the
-allocations' (shared costs, migration 0007) or revenue's. The families are read separately and
-joined by group."""
+billing true-up's (billed money shared over runs, migration 0006), the allocations' (shared costs,
+migration 0007) or revenue's. The families are read separately and joined by group."""
 
 
 @dataclass(frozen=True)
@@ -89,13 +91,14 @@ class Partial:
     """How a group keeps the partial when a table's totals are asked (``{value}``): a state the
     totals merge again (quantiles). None: the group's value itself adds up with ``outer``."""
     family: Family = "ledger"
-    """``allocation`` / ``revenue``: read from those tables only (``joined``), the ledger
+    """``billing`` / ``allocation`` / ``revenue``: read from those tables only, the ledger
     fragments above unused."""
     joined_rollup: str = ""
     """Allocation partials: the row expression over ``rollup_alloc_hourly`` / ``_daily``."""
     joined_raw: str = ""
-    """Allocation partials: the aggregate over signed ``allocations`` rows; revenue partials: the
-    aggregate over ``revenue`` days."""
+    """The aggregate over the family's raw rows: signed ``allocations`` rows, ``revenue`` days, or
+    the current true-up shares of ``billing_trueup`` (a group no share reaches reads 0 there, the
+    join's default, hence billed metrics test ``billed_shares``)."""
 
     def expression(self, source: Source) -> str:
         """The fragment this source computes the partial with."""
@@ -110,6 +113,7 @@ class Partial:
             "alloc_daily": self.joined_rollup,
             "allocations": self.joined_raw,
             "revenue": self.joined_raw,
+            "billing": self.joined_raw,
         }[source]
 
 
@@ -235,6 +239,21 @@ PARTIALS: dict[str, Partial] = {
             "(latencies_ms, arrayWithConstant(length(latencies_ms), toUInt64(sign)))",
             group_state="quantilesExactWeightedArrayMergeState(0.5, 0.95)({value})",
         ),
+        # Billed money shared over runs (the billing true-up, migration 0006): read from
+        # billing_trueup, per group.
+        *(
+            Partial(name, outer, "", "", "", "", family="billing", joined_raw=aggregate)
+            for name, outer, aggregate in (
+                ("billed_shares", _SUM, "toInt64(count())"),
+                ("billed_usd", _SUM, f"CAST(sum(billed_usd) AS {_USD})"),
+                ("billed_calculated_usd", _SUM, f"CAST(sum(calculated_usd) AS {_USD})"),
+                (
+                    "billed_confidence",
+                    "min(nullIf({value}, 0))",
+                    "min(multiIf(confidence = 'high', 3, confidence = 'medium', 2, 1))",
+                ),
+            )
+        ),
         # Shared costs allocated to runs (migration 0007): signed sums, whatever the source.
         Partial(
             "allocated_usd",
@@ -270,6 +289,10 @@ PARTIALS: dict[str, Partial] = {
         ),
     )
 }
+
+
+BILLING_UNSUPPORTED_DIMENSIONS = frozenset({"agent", "tool", "operation", "payload_band"})
+"""Bills are matched per model and provider: billed metrics are null when grouped or filtered by these."""
 
 
 @dataclass(frozen=True)
@@ -329,6 +352,36 @@ METRICS: dict[str, Metric] = {
             "compare with cost_usd, never the ledger)." + _AT_CALL_LEVEL,
             ("reported_cost_usd",),
             "{reported_cost_usd}",
+        ),
+        Metric(
+            "billed_cost_usd",
+            "usd",
+            "USD",
+            "Billed money from imported provider bills, shared over the runs behind each reconciled "
+            "cell in proportion to their calculated cost (exact to 1e-15 USD; see GET /v1/reconciliation). "
+            "Money no run takes is in a group whose run dimensions are '(unattributed)'. Never changes "
+            "cost_usd. Null where no bill was reconciled, and with agent, tool, operation or payload_band "
+            "(bills are matched per model and provider).",
+            ("billed_usd", "billed_shares"),
+            "if({billed_shares} = 0, NULL, {billed_usd})",
+        ),
+        Metric(
+            "variance_usd",
+            "usd",
+            "USD",
+            "billed_cost_usd minus the calculated cost of the same calls (those in reconciled cells): "
+            "positive when the bill is higher than the ledger. Null as billed_cost_usd.",
+            ("billed_usd", "billed_calculated_usd", "billed_shares"),
+            "if({billed_shares} = 0, NULL, {billed_usd} - {billed_calculated_usd})",
+        ),
+        Metric(
+            "billed_confidence",
+            "str",
+            "high | medium | low",
+            "The weakest reconciliation confidence among the cells behind billed_cost_usd; null without billed money.",
+            ("billed_confidence",),
+            "multiIf({billed_confidence} = 3, 'high', {billed_confidence} = 2, 'medium', "
+            "{billed_confidence} = 1, 'low', NULL)",
         ),
         Metric(
             "runs",
@@ -616,6 +669,7 @@ def metric_partials(metric: Metric, level: Literal["run", "call"]) -> tuple[str,
 
 FAMILY_DIMENSIONS: dict[Family, frozenset[str]] = {
     "ledger": frozenset(DIMENSIONS),
+    "billing": frozenset(DIMENSIONS) - BILLING_UNSUPPORTED_DIMENSIONS - {"cost_kind", "pool"},
     "allocation": frozenset(
         name for name, d in DIMENSIONS.items() if d.level in ("run", "raw") or name in ("cost_kind", "pool")
     ),

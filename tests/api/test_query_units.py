@@ -93,6 +93,7 @@ def test_every_metric_is_computable_from_every_source(metric: str) -> None:
                 "ledger": sources,
                 "allocation": ("alloc_hourly", "alloc_daily", "allocations"),
                 "revenue": ("revenue",),
+                "billing": ("billing",),
             }[family]
             for source in read_from:
                 assert PARTIALS[partial].expression(source), (metric, partial, source)
