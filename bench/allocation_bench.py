@@ -103,7 +103,7 @@ def main() -> int:
 
     from otelspend.clickhouse.client import Store
     from otelspend.clickhouse.migrate import migrate
-    from otelspend.finance.allocation.amounts import fixed_or_billed_amount
+    from otelspend.finance.allocation.amounts import fixed_amount
     from otelspend.finance.allocation.job import Allocator
     from otelspend.finance.allocation.pools import load_cost_rules, parse_cost_rules
 
@@ -123,9 +123,7 @@ def main() -> int:
     )
 
     current = {"rules": rules}
-    allocator = Allocator(
-        store, lambda: current["rules"], fixed_or_billed_amount, node="bench", lookback_days=args.days
-    )
+    allocator = Allocator(store, lambda: current["rules"], fixed_amount, node="bench", lookback_days=args.days)
     turns = [_turn(allocator, "first allocation of every period")]
     periods = _check_exact(store, current["rules"])
     turns.append(_turn(allocator, "second turn, nothing new"))

@@ -40,7 +40,7 @@ from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.ratecard import RateCardError
 from otelspend.enrich.runs import RunOptions
 from otelspend.enrich.stitcher import Stitcher
-from otelspend.finance.allocation.amounts import fixed_or_billed_amount
+from otelspend.finance.allocation.amounts import PoolAmounts
 from otelspend.finance.allocation.job import AllocationBusy, AllocationJob, Allocator
 from otelspend.finance.allocation.pools import CostRules, PoolsError, load_cost_rules
 from otelspend.metrics import Metrics
@@ -138,7 +138,7 @@ class OtelSpend:
         self.allocator = Allocator(
             self.store,
             lambda: self.pools_file.current,
-            fixed_or_billed_amount,
+            PoolAmounts(self.store),
             node=s.node_id,
             lookback_days=s.allocation.lookback_days,
         )

@@ -9,11 +9,12 @@ fetched rows the same way).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from otelspend.clickhouse.queries import billing
 from otelspend.clickhouse.queries.runs import RUNS_IN_FORCE, in_force, run_filters
-from otelspend.clickhouse.queries.sql import Fragment, Params, Query, render
+from otelspend.clickhouse.queries.sql import Fragment, Params, Query, checked_columns, render
 from otelspend.clickhouse.queries.vocabulary import DIMENSIONS, Filters
 
 DIMENSIONS_CARRIED: tuple[str, ...] = (
@@ -195,3 +196,55 @@ def by_consumer(database: str, from_s: int, to_s: int, pools: Sequence[str] = ()
         extra = " AND pool IN {pools:Array(String)}"
         params["pools"] = list(pools)
     return Query(render(_BY_CONSUMER, db=database, pools=Fragment(extra), in_force=IN_FORCE), params)
+
+
+# -- billed pools: the amount of imported bill lines (billing import, migration 0006) -------------
+
+BILL_COLUMNS = frozenset(
+    {
+        "provider",
+        "account_id",
+        "project_id",
+        "workspace_id",
+        "api_key_id",
+        "model",
+        "model_billed",
+        "kind",
+        "charge",
+        "format",
+        "service_tier",
+        "description",
+    }
+)
+"""Columns of the bill lines in force a billed pool's filter may name."""
+_BILLED_AMOUNT = """
+SELECT CAST(sum(ifNull(amount, toDecimal128(0, 15))) AS Decimal(38, 15)), toInt64(count()),
+       toInt64(countIf(amount IS NOT NULL))
+FROM ({lines})
+WHERE {filters}
+"""
+
+
+def billed_amount(database: str, start_s: int, end_s: int, bill_filter: Mapping[str, Sequence[str]]) -> Query:
+    """(money, lines, lines stating money) of the bill lines in force whose period starts in
+    ``[start_s, end_s)`` and that match ``bill_filter`` (column -> values)."""
+    lines = billing.current_lines(database, start_s, end_s)
+    params = Params()
+    terms = [
+        f"{column} IN {params.bind('b', list(bill_filter[column]), 'Array(String)')}"
+        for column in checked_columns(sorted(bill_filter), BILL_COLUMNS)
+    ]
+    sql = render(_BILLED_AMOUNT, lines=Fragment(lines.sql), filters=Fragment(" AND ".join(terms) or "1"))
+    return Query(sql, {**lines.parameters, **params.values})
+
+
+_BILL_IMPORTS = """
+SELECT toUnixTimestamp(period_start), toUnixTimestamp(period_end) FROM {db}.billing_imports
+WHERE imported_at >= fromUnixTimestamp64Milli(intDiv({since:Int64}, 1000000))
+"""
+
+
+def bill_imports_since(database: str, since_ns: int) -> Query:
+    """(period start, period end) in unix seconds of the bill imports recorded since ``since_ns``:
+    the periods of billed pools to look at again."""
+    return Query(render(_BILL_IMPORTS, db=database), {"since": since_ns})

@@ -162,13 +162,16 @@ class Allocator:
             in_force.setdefault((pool_id, int(start_s) * NS), set()).add(version)
             kinds[(pool_id, int(start_s) * NS)] = kind
         dirty = {int(day) * NS for (day,) in self.store.rows(*queries.dirty_days(db, since, month_floor))}
+        billed = self._bill_imports(since) if any(pool.billed for pool in pools) else []
         work: list[Callable[[], Restated]] = []
         wanted: set[tuple[str, int]] = set()
         for pool in pools:
             for period in self._periods(pool, horizon, now + 1):
                 key = (pool.id, period.start_ns)
                 wanted.add(key)
-                touched = any(period.start_ns <= day < period.end_ns for day in dirty)
+                touched = any(period.start_ns <= day < period.end_ns for day in dirty) or bool(
+                    pool.billed and any(start < period.end_ns and period.start_ns < end for start, end in billed)
+                )
                 if in_force.get(key) != {pool.rule_version} or touched:
                     work.append(self._restater(pool, period))
         for key in sorted(in_force.keys() - wanted):
@@ -177,6 +180,11 @@ class Allocator:
             if period.start_ns >= period_of(period.kind, horizon).start_ns:
                 work.append(self._withdrawer(pool_id, period))
         return work
+
+    def _bill_imports(self, since: int) -> list[tuple[int, int]]:
+        """Periods (ns) of the bill imports recorded since ``since``: billed pools look at them again."""
+        rows = self.store.rows(*queries.bill_imports_since(self.store.database, since))
+        return [(int(start) * NS, int(end) * NS) for start, end in rows]
 
     def _periods(self, pool: Pool, start_ns: int, end_ns: int) -> Iterable[PoolPeriod]:
         """The pool's periods overlapping ``[start_ns, end_ns)`` in which it exists."""

@@ -64,7 +64,7 @@ def _offline(settings: Settings, args: argparse.Namespace, window: str) -> int:
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
     from otelspend.clickhouse.client import Store, StoreUnavailable
-    from otelspend.finance.allocation.amounts import fixed_or_billed_amount
+    from otelspend.finance.allocation.amounts import PoolAmounts
     from otelspend.finance.allocation.job import Allocator
     from otelspend.finance.allocation.pools import PoolsError, load_cost_rules
 
@@ -75,7 +75,7 @@ def _offline(settings: Settings, args: argparse.Namespace, window: str) -> int:
             allocator = Allocator(
                 store,
                 lambda: rules,
-                fixed_or_billed_amount,
+                PoolAmounts(store),
                 node=settings.node_id,
                 lookback_days=settings.allocation.lookback_days,
                 clock=time.time_ns,
