@@ -21,7 +21,6 @@ import pyarrow as pa
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import allocation as queries
-from otelspend.clickhouse.queries.runs import current
 from otelspend.finance.allocation.engine import Allocation, RunSignal, allocate
 from otelspend.finance.allocation.periods import NS, PoolPeriod
 from otelspend.finance.allocation.pools import Pool
@@ -72,7 +71,7 @@ def read_stored(
     """The rows in force of one pool's period: key -> (row, its version)."""
     rows = store.rows(*queries.stored(store.database, pool_id, period.start_ns // NS))
     found: dict[tuple[str, int, str, str], tuple[Allocation, int]] = {}
-    for values in current(rows, len(rows[0]) - 1 if rows else 0):
+    for values in rows:
         row = _from_stored(values[:-1])
         found[row.key] = (row, int(values[-1]))
     return found
@@ -165,7 +164,7 @@ def write_delta(
 
 
 def _from_stored(values: Sequence[Any]) -> Allocation:
-    """A row as ``queries.stored`` reads it (without version and sign) -> ``Allocation``."""
+    """A row as ``queries.stored`` reads it (without its version) -> ``Allocation``."""
     (pool, period_start, consumer, run_id, rule_version, period, period_end, by, method, signal, cost_kind,
      unallocated, start_ns, amount, run_q, consumer_q, pool_q, ratio, *dims) = values  # fmt: skip
     scale = queries.SIGNAL_WEIGHTS[signal][1] if signal in queries.SIGNAL_WEIGHTS else 1
