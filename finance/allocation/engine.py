@@ -105,7 +105,7 @@ def allocate(
     rows: list[Allocation] = []
     for consumer, weight, share in zip(consumers, weights, split.shares, strict=True):
         members = sorted((run for run in groups.get(consumer, ()) if run.weight > 0), key=lambda run: run.run_id)
-        ratio = Fraction(weight) / total_weight
+        ratio = _decimal(Fraction(weight) / total_weight)  # once per consumer, not per run
         consumer_weight = sum(run.weight for run in members)
         if not members:
             rows.append(base.consumer_only(consumer, share, ratio))
@@ -149,7 +149,7 @@ class _Row:
         start_ns: int,
         amount: int,
         weights: tuple[int, int],
-        ratio: Fraction,
+        ratio: Decimal,
         dims: tuple[str, ...],
         unallocated: int = 0,
     ) -> Allocation:
@@ -172,7 +172,7 @@ class _Row:
             weights[0],
             weights[1],
             self.pool_weight,
-            _decimal(ratio),
+            ratio,
             dims,
         )
 
@@ -184,14 +184,14 @@ class _Row:
     def unallocated(self, amount: int) -> Allocation:
         """The whole period's amount, kept when no consumer takes it."""
         return self._make(
-            UNALLOCATED, "", self.period.start_ns, amount, (0, 0), Fraction(0), self._only(UNALLOCATED), 1
+            UNALLOCATED, "", self.period.start_ns, amount, (0, 0), _decimal(Fraction(0)), self._only(UNALLOCATED), 1
         )
 
-    def consumer_only(self, consumer: str, amount: int, ratio: Fraction) -> Allocation:
+    def consumer_only(self, consumer: str, amount: int, ratio: Decimal) -> Allocation:
         """A consumer's share with no run in scope to carry it."""
         return self._make(consumer, "", self.period.start_ns, amount, (0, 0), ratio, self._only(consumer))
 
-    def of_run(self, run: RunSignal, consumer: str, amount: int, consumer_weight: int, ratio: Fraction) -> Allocation:
+    def of_run(self, run: RunSignal, consumer: str, amount: int, consumer_weight: int, ratio: Decimal) -> Allocation:
         """A run's part of its consumer's share."""
         return self._make(consumer, run.run_id, run.start_ns, amount, (run.weight, consumer_weight), ratio, run.dims)
 

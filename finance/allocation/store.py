@@ -219,33 +219,38 @@ def _money(femtos: Sequence[int]) -> pa.Array:
 
 def _table(signed: Sequence[tuple[Allocation, int, int]], node: str, written_ns: int) -> pa.Table:
     """Signed rows (row, version, sign) as an Arrow table in ``allocations`` column order."""
-    rows = [row for row, _, _ in signed]
-    n = len(rows)
-    signals = [row.signal for row in rows]
+    n = len(signed)
+    if not n:
+        raise ValueError("no rows to write")
+    # Transposed once in C (Allocation is a tuple) rather than one comprehension per column.
+    (pool_ids, period_starts, consumers, run_ids, rule_versions, periods, period_ends, bys, methods, signals,
+     cost_kinds, unallocated, starts, amounts, run_weights, consumer_weights, pool_weights, ratios,
+     dims) = zip(*(row for row, _, _ in signed), strict=True)  # fmt: skip
+    signal_list = list(signals)
     columns: dict[str, pa.Array] = {
-        "pool": pa.array([r.pool_id for r in rows], pa.string()),
-        "period_start": pa.array([r.period_start_ns // NS for r in rows], pa.int64()).view(_SECONDS),
-        "consumer": pa.array([r.consumer for r in rows], pa.string()),
-        "run_id": pa.array([r.run_id for r in rows], pa.string()),
+        "pool": pa.array(pool_ids, pa.string()),
+        "period_start": pa.array([start // NS for start in period_starts], pa.int64()).view(_SECONDS),
+        "consumer": pa.array(consumers, pa.string()),
+        "run_id": pa.array(run_ids, pa.string()),
         "version": pa.array([v for _, v, _ in signed], pa.uint64()),
         "sign": pa.array([s for _, _, s in signed], pa.int8()),
-        "rule_version": pa.array([r.rule_version for r in rows], pa.string()),
-        "period": pa.array([r.period for r in rows], pa.string()),
-        "period_end": pa.array([r.period_end_ns // NS for r in rows], pa.int64()).view(_SECONDS),
-        "by": pa.array([r.by for r in rows], pa.string()),
-        "method": pa.array([r.method for r in rows], pa.string()),
-        "signal": pa.array(signals, pa.string()),
-        "cost_kind": pa.array([r.cost_kind for r in rows], pa.string()),
-        "unallocated": pa.array([r.unallocated for r in rows], pa.uint8()),
-        "start_time": pa.array([r.start_ns for r in rows], pa.int64()).view(_NANOS),
-        "amount_usd": _money([r.amount_femto for r in rows]),
-        "run_quantity": _quantities([r.run_weight for r in rows], signals),
-        "consumer_quantity": _quantities([r.consumer_weight for r in rows], signals),
-        "pool_quantity": _quantities([r.pool_weight for r in rows], signals),
-        "consumer_ratio": pa.array([r.consumer_ratio for r in rows], _D18),
+        "rule_version": pa.array(rule_versions, pa.string()),
+        "period": pa.array(periods, pa.string()),
+        "period_end": pa.array([end // NS for end in period_ends], pa.int64()).view(_SECONDS),
+        "by": pa.array(bys, pa.string()),
+        "method": pa.array(methods, pa.string()),
+        "signal": pa.array(signal_list, pa.string()),
+        "cost_kind": pa.array(cost_kinds, pa.string()),
+        "unallocated": pa.array(unallocated, pa.uint8()),
+        "start_time": pa.array(starts, pa.int64()).view(_NANOS),
+        "amount_usd": _money(amounts),
+        "run_quantity": _quantities(run_weights, signal_list),
+        "consumer_quantity": _quantities(consumer_weights, signal_list),
+        "pool_quantity": _quantities(pool_weights, signal_list),
+        "consumer_ratio": pa.array(ratios, _D18),
     }
-    for index, name in enumerate(DIMENSIONS):
-        columns[name] = pa.array([r.dims[index] for r in rows], pa.string())
+    for name, values in zip(DIMENSIONS, zip(*dims, strict=True), strict=True):
+        columns[name] = pa.array(values, pa.string())
     columns["written_at"] = pa.array([written_ns // 1_000_000] * n, pa.int64()).view(_MILLIS)
     columns["node"] = pa.array([node] * n, pa.string())
     return pa.Table.from_arrays([columns[name] for name in queries.FIELDS], names=list(queries.FIELDS))
