@@ -121,6 +121,7 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="use the dataset already at --path")
     parser.add_argument("--repeat", type=int, default=30, help="timed calls per query")
     parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
+    parser.add_argument("--only", default="", help="time only the queries whose name contains one of these (a,b)")
     args = parser.parse_args()
 
     from fastapi.testclient import TestClient
@@ -168,26 +169,35 @@ def main() -> int:
         f"load average {host['load']} (1/5/15 min, the cores are shared)"
     )
     print("dataset: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+    wanted = [part.strip() for part in args.only.split(",") if part.strip()]
+    rows = _time_queries(client, sample_run, args.repeat, wanted)
+
+    if not args.no_results:
+        _append_results(host, counts, generated, args, rows)
+    store.close()
+    return 0
+
+
+def _time_queries(client: Any, sample_run: str, repeat: int, wanted: list[str]) -> list[Any]:
+    """Time each query (those named in ``wanted``, or all) through the API; print a line each."""
     rows = []
     for q in queries(sample_run):
+        if wanted and not any(part in q.name for part in wanted):
+            continue
 
         def call(q: Query = q) -> None:
             response = client.get(q.path, params=q.params)
             if response.status_code != 200:
                 raise RuntimeError(f"{q.name}: {response.status_code} {response.text[:300]}")
 
-        timings = measure(call, args.repeat)
+        timings = measure(call, repeat)
         p50, p95 = statistics.median(timings), percentile(timings, 0.95)
         verdict = ("ok" if p95 < TARGET_MS else "OVER") if q.kind in ("rollups", "timeseries") else ""
         rows.append((q, p50, p95, max(timings), verdict))
         print(
             f"  {q.kind:<10} {q.name:<48} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  max {max(timings):7.1f} ms  {verdict}"
         )
-
-    if not args.no_results:
-        _append_results(host, counts, generated, args, rows)
-    store.close()
-    return 0
+    return rows
 
 
 def _append_results(
