@@ -35,7 +35,7 @@ def test_cost_to_serve_equals_the_api(tab: Tab, loaded: Loaded) -> None:
         assert page.get_attribute(card, "value") == total[metric], card
     assert Decimal(total["loaded_cost_usd"]) == Decimal(total["direct_cost_usd"]) + Decimal(total["allocated_cost_usd"])
 
-    columns = {name: i for i, name in enumerate(page.locator("#serve-table thead th").all_inner_texts())}
+    columns = {name: i for i, name in enumerate(page.locator("#serve-table thead th").all_text_contents())}
     expected: dict[str, dict[str, Any]] = {row["tenant"]: row for row in rows}
     for label, metric in (("Direct cost", "direct_cost_usd"), ("Allocated", "allocated_cost_usd"),
                           ("Loaded cost", "loaded_cost_usd"), ("Margin", "margin_usd")):  # fmt: skip
