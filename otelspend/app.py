@@ -30,6 +30,7 @@ from otelspend.clickhouse.migrate import apply_spans_ttl, migrate
 from otelspend.clickhouse.rollups import rebuild_hours, rebuild_window
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.clickhouse.writer import SpanWriter
+from otelspend.controls.service import Controls
 from otelspend.conventions import load_conventions
 from otelspend.enrich.genai_prices_card import GenaiPricesCard
 from otelspend.enrich.ownership import OwnershipRules, load_ownership
@@ -79,6 +80,7 @@ class OtelSpend:
         self._grpc: OtlpGrpcServer | None = None
         self._otlp_http: OtlpHttpApp | None = None
         self._stopped = threading.Event()
+        self._controls: Controls | None = None
 
     # -- start --------------------------------------------------------------------------------
 
@@ -115,6 +117,8 @@ class OtelSpend:
         )
         self.wal = WriteAheadLog(s.wal_dir, fsync=s.wal.fsync, segment_bytes=s.wal.segment_bytes)
         pending = self.wal.open()
+        if s.controls.enabled:
+            self._controls = Controls(s, self.store, self.metrics, lambda: self.pricing.current)
         self.pipeline = Pipeline(
             writer=SpanWriter(self.store, on_resources=self.resources.remember),
             pricing=self.pricing,
@@ -131,6 +135,7 @@ class OtelSpend:
             emit_batch_runs=s.runs.emit_batch_runs,
             emit_interval=s.runs.emit_interval_seconds,
             store_maintenance=self.store.release_memory if self.store.embedded else None,
+            observer=self._controls,
         )
         self.normalizer = Normalizer(
             load_conventions(),
@@ -157,6 +162,8 @@ class OtelSpend:
         api_sock, api_address = _listen(s.api.address)
         self._start_http([(self._otlp_http, otlp_sock), (api, api_sock)])
         self.addresses = Addresses(self._grpc.address, otlp_address, api_address)
+        if self._controls is not None:
+            self._controls.start(api_address)  # before recovery: a replayed span is watched like a new one
         self._bootstrap = threading.Thread(
             target=self._bring_up_store, args=(pending,), name="otelspend-bootstrap", daemon=True
         )
@@ -193,6 +200,8 @@ class OtelSpend:
         self._recover(pending)
         self.pipeline.store.drain()
         self.pipeline.start()
+        if self._controls is not None:
+            self._controls.attach_pipeline(self.pipeline.call)
 
     def _run_options(self) -> RunOptions:
         runs = self.settings.runs
@@ -281,6 +290,10 @@ class OtelSpend:
         """The rate cards in force."""
         return self.pricing.current
 
+    def controls(self) -> Controls | None:
+        """The spend controls (None when ``controls.enabled`` is off)."""
+        return self._controls
+
     def pipeline_problem(self) -> str | None:
         """None while spans are accepted; else why not (``/readyz``)."""
         if not hasattr(self, "pipeline"):
@@ -306,9 +319,12 @@ class OtelSpend:
                 self.store, self.runstore, self.settings.node_id, self.emitter.options, live=self.stitcher
             )
             try:
-                return reprice_window(target, self.pricing.current, start_ns, end_ns, dry_run=dry_run).as_dict()
+                result = reprice_window(target, self.pricing.current, start_ns, end_ns, dry_run=dry_run).as_dict()
             except RepriceError as exc:
                 raise CommandRefused(str(exc)) from None
+            if self._controls is not None and not dry_run:
+                self._controls.restated()  # re-priced runs were written outside emissions
+            return result
 
         return self.pipeline.call(run, timeout=timeout_seconds)
 
@@ -385,6 +401,8 @@ class OtelSpend:
         if hasattr(self, "pipeline"):
             self.pipeline.shutdown()
             self.wal.close()
+        if self._controls is not None:
+            self._controls.stop()  # after the pipeline: its last emissions count too
         self.store.close()
         log.info("otelspend stopped")
 

@@ -63,6 +63,10 @@ class EmitStats:
     late_ignored: int = 0
     outcome_pending: int = 0
     role_changes: int = 0
+    run_rows: list[list[Any]] = field(default_factory=list)
+    """The signed run rows written (cancels and new rows): the exact delta, for observers."""
+    call_rows: list[list[Any]] = field(default_factory=list)
+    """The signed breakdown rows written."""
 
 
 class Emitter:
@@ -151,6 +155,7 @@ class Emitter:
             self.runstore.insert_runs(run_rows)
         if call_rows:
             self.runstore.insert_run_calls(call_rows)
+        stats.run_rows, stats.call_rows = run_rows, call_rows
         if roles:
             self.runstore.update_roles(roles, now)
             stats.role_changes = len(roles)

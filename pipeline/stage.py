@@ -32,6 +32,7 @@ from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.runs import initial_role
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun, Stitcher
 from otelspend.metrics import Metrics
+from otelspend.observers import LedgerObserver
 from otelspend.pipeline.emission import EmitStats, Emitter
 from otelspend.pipeline.store_writer import StoreWriter
 from otelspend.pipeline.wal import FORMAT_JSON, FORMAT_PROTOBUF, WriteAheadLog
@@ -79,6 +80,7 @@ class Pipeline:
         emit_batch_runs: int = 5_000,
         emit_interval: float = 1.0,
         store_maintenance: Callable[[], None] | None = None,
+        observer: LedgerObserver | None = None,
     ) -> None:
         self.writer = writer
         self.pricing = pricing
@@ -111,6 +113,10 @@ class Pipeline:
         self._last_reload_check = 0.0
         self._last_purge = 0.0
         self.store_maintenance = store_maintenance
+        self.observer = observer
+        """Told about priced spans and written run deltas (the spend controls); never blocks."""
+        self._written: deque[EmitStats] = deque()
+        """Emissions written, to be told to the observer (pipeline thread)."""
         metrics.gauge("otelspend_queue_spans", lambda: self._reserved)
         metrics.gauge("otelspend_open_runs", stitcher.open_count)
         metrics.gauge("otelspend_wal_pending_bytes", lambda: wal.pending_bytes)
@@ -285,7 +291,10 @@ class Pipeline:
         for row in rows:
             if row[F.parent_span_id]:
                 row[F.attributes] = None  # stored now; runs only ever read their root's attributes
-        self.stitcher.add(map(lite_from_row, rows), now_ns)
+        spans = list(map(lite_from_row, rows))
+        self.stitcher.add(spans, now_ns)
+        if self.observer is not None and spans:
+            self.observer.spans_priced(spans, now_ns)
         for row in rows:
             reason = row[F.unpriced_reason]
             if reason:
@@ -349,6 +358,8 @@ class Pipeline:
             self.metrics.inc("otelspend_runs_unchanged_total", stats.unchanged)
             if stats.late_ignored:
                 self.metrics.inc("otelspend_late_spans_ignored_total", stats.late_ignored)
+            if self.observer is not None and (stats.run_rows or stats.call_rows):
+                self._written.append(stats)
 
         self.store.submit(emit, "otelspend_emit_seconds", done)
 
@@ -356,6 +367,9 @@ class Pipeline:
         while self._emitted:
             run, previous = self._emitted.popleft()
             self.stitcher.emitted(run, previous)
+        while self._written and self.observer is not None:
+            stats = self._written.popleft()
+            self.observer.runs_written([tuple(row) for row in stats.run_rows], [tuple(row) for row in stats.call_rows])
 
     def _run_commands(self) -> None:
         if not self._commands:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     app = OtelSpend(settings)
     try:
         addresses = app.start(wait_for_store=settings.clickhouse.startup_wait_seconds)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: an invalid rate card, budgets or policy file
         log.error("cannot start: %s", exc)
         app.stop()
         return 1
@@ -56,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     def reload(_signum: int, _frame: Any) -> None:
         app.pricing.request()
         app.ownership.request()
+        controls = app.controls()
+        if controls is not None:
+            controls.policy_file.request()
+            controls.budget_file.request()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

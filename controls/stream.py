@@ -1,0 +1,480 @@
+"""Controls on the span stream: retry loops and model-policy violations, seconds after ingest.
+
+Spans arrive in export batches, children usually before their root, one provider call
+often as several spans (an instrumentor's span around the SDK's own, two libraries side
+by side). This keeps, per open run, just enough to count each call once as it arrives:
+
+* an inference span is a **view** of a call already seen when it shares its
+  ``gen_ai.response.id``, nests directly in or around one of its spans, or is a sibling
+  from another instrumentation scope lying within it in time for the same provider,
+  operation and model (the rules ``enrich.runs`` applies to whole runs, taken one span at
+  a time; a view never counts again);
+* **retries** of a call are the largest of ``http.request.resend_count``, an explicit
+  retry attribute and its per-attempt HTTP child spans minus one; a failed call followed
+  by a later call of the same step counts one more (the application retried);
+* a **step** is the operation and model (or tool) called under one parent span, as for
+  the stored ``runs.retry_loop`` flag.
+
+A run raises ``run.retry_loop`` once, when more than ``max_retries`` retries, or more
+than ``max_step_calls`` calls of one step, fall within ``window_seconds`` of span time.
+Each counted call is checked against the policy as soon as the run attributes its rules
+match on are known (on the call or an earlier span, else when the root arrives).
+
+Memory is bounded: at most ``max_runs`` runs (the least recently active are forgotten,
+counted) and ``max_calls_per_run`` calls each. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from otelspend.controls.events import POLICY_VIOLATION, RETRY_LOOP, Detection, Measure, count, decimal
+from otelspend.controls.policy import Policy, PolicyRule, UnitPrices, Violation
+from otelspend.controls.windows import WindowCounter
+from otelspend.record import L
+
+CONTEXT_KEYS: tuple[str, ...] = ("workflow_type", "feature", "environment", "tenant", "customer")
+_CONTEXT_SLOTS = tuple((key, getattr(L, key)) for key in CONTEXT_KEYS)
+_SERVICE = L.service_name
+NS = 10**9
+PriceLookup = Callable[[str, str, int, int], "UnitPrices | str"]
+"""(provider, model, start_ns, input_tokens) -> unit prices, or why the model is unpriced."""
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """Thresholds and memory bounds of the stream controls."""
+
+    max_retries: int = 2
+    max_step_calls: int = 9
+    window_seconds: float = 60.0
+    max_runs: int = 100_000
+    max_calls_per_run: int = 10_000
+    policy_wait_seconds: float = 300.0
+    """A call whose rules need run attributes not seen yet is checked with what is known after this long."""
+
+
+@dataclass
+class _Call:
+    span_id: str
+    parent: str
+    scope: str
+    start: int
+    end: int
+    provider: str
+    operation: str
+    model: str
+    response_id: str
+    step: tuple[str, str, str]
+    input_tokens: int
+    failed: bool
+    attributed: int = 0
+    """Retries from attributes (resend / explicit) over every span of the call."""
+    attempts: int = 0
+    """Per-attempt HTTP child spans seen."""
+    counted: int = 0
+    """Retries of this call already added to the run's window."""
+    app_retry: bool = False
+    """Counted as a retry the application made (a later call of its step exists)."""
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    run_id: str
+    context: dict[str, str] = field(default_factory=dict)
+    final: bool = False
+    calls: list[_Call] = field(default_factory=list)
+    by_span: dict[str, _Call] = field(default_factory=dict)
+    by_response: dict[str, _Call] = field(default_factory=dict)
+    by_parent: dict[str, list[_Call]] = field(default_factory=lambda: defaultdict(list))
+    http_under: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    retries: WindowCounter = field(default_factory=WindowCounter)
+    steps: dict[tuple[str, str, str], WindowCounter] = field(default_factory=dict)
+    step_calls: dict[tuple[str, str, str], list[_Call]] = field(default_factory=lambda: defaultdict(list))
+    pending: list[tuple[_Call, float]] = field(default_factory=list)
+    """Calls waiting for run attributes, with when they arrived (monotonic seconds)."""
+    looped: bool = False
+    last_active: float = 0.0
+    new_retries: list[int] = field(default_factory=list)
+    """Times of retries added since the last check."""
+    new_steps: dict[tuple[str, str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
+    """Times of step calls added since the last check, by step."""
+
+
+@dataclass
+class StreamStats:
+    """Counters the engine exports."""
+
+    calls: int = 0
+    views: int = 0
+    runs_evicted: int = 0
+    calls_over_cap: int = 0
+    violations: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Violating calls by rule id."""
+
+
+class StreamControls:
+    """Per-run state of the stream controls; ``observe`` returns what it detected."""
+
+    def __init__(self, limits: StreamLimits, prices: PriceLookup) -> None:
+        self.limits = limits
+        self.prices = prices
+        self.policy = Policy()
+        self.runs: OrderedDict[str, _Run] = OrderedDict()
+        self.stats = StreamStats()
+        self._window_ns = int(limits.window_seconds * NS)
+
+    # -- input ------------------------------------------------------------------------------
+
+    def observe(self, spans: Iterable[tuple[Any, ...]], now: float) -> list[Detection]:
+        """Take one batch of priced spans (``otelspend.record.L`` tuples); ``now`` is monotonic seconds."""
+        found: list[Detection] = []
+        touched: dict[str, _Run] = {}
+        for span in spans:
+            span_class = span[L.span_class]
+            is_root = not span[L.parent_span_id]
+            if span_class not in ("llm", "tool", "http") and not is_root:
+                continue
+            run = self._run(span[L.trace_id], now)
+            touched[run.run_id] = run
+            self._learn_context(run, span, is_root)
+            if span_class == "llm":
+                self._inference(run, span, found)
+            elif span_class == "tool":
+                self._step_event(run, ("tool", span[L.parent_span_id], span[L.tool_name]), span[L.start_time])
+            elif span_class == "http":
+                self._attempt(run, span[L.parent_span_id])
+            if is_root:
+                run.final = True
+        for run in touched.values():
+            self._check_loop(run, found)
+            if run.pending and run.final:
+                self._settle_pending(run, found, force=True)
+        self._evict(found)
+        return found
+
+    def tick(self, now: float) -> list[Detection]:
+        """Check calls that waited too long for their run's attributes."""
+        found: list[Detection] = []
+        wait = self.limits.policy_wait_seconds
+        for run in list(self.runs.values()):
+            if run.pending and run.pending[0][1] + wait <= now:
+                self._settle_pending(run, found, force=True)
+        return found
+
+    def set_policy(self, policy: Policy) -> None:
+        """Use ``policy`` for calls from now on."""
+        self.policy = policy
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def _run(self, run_id: str, now: float) -> _Run:
+        run = self.runs.get(run_id)
+        if run is None:
+            run = self.runs[run_id] = _Run(run_id)
+        else:
+            self.runs.move_to_end(run_id)
+        run.last_active = now
+        return run
+
+    def _evict(self, found: list[Detection]) -> None:
+        while len(self.runs) > self.limits.max_runs:
+            _, run = self.runs.popitem(last=False)
+            self.stats.runs_evicted += 1
+            if run.pending:
+                self._settle_pending(run, found, force=True)
+
+    def forget_idle(self, now: float, idle_seconds: float) -> list[Detection]:
+        """Forget runs quiet for ``idle_seconds`` (their pending calls are checked first)."""
+        found: list[Detection] = []
+        while self.runs:
+            run = next(iter(self.runs.values()))
+            if run.last_active + idle_seconds > now:
+                break
+            self.runs.popitem(last=False)
+            if run.pending:
+                self._settle_pending(run, found, force=True)
+        return found
+
+    @staticmethod
+    def _learn_context(run: _Run, span: tuple[Any, ...], is_root: bool) -> None:
+        context = run.context
+        for key, slot in _CONTEXT_SLOTS:
+            value = span[slot]
+            if value and (is_root or key not in context):
+                context[key] = value
+        if (is_root or "service" not in context) and span[_SERVICE]:
+            context["service"] = span[_SERVICE]
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def _inference(self, run: _Run, span: tuple[Any, ...], found: list[Detection]) -> None:
+        span_id = span[L.span_id]
+        call = self._same_call(run, span)
+        attributed = max(span[L.resend_count] or 0, span[L.retry_count] or 0)
+        if call is not None:
+            self.stats.views += 1
+            call.members.append(span_id)
+            run.by_span[span_id] = call
+            call.attributed = max(call.attributed, attributed)
+            call.attempts += run.http_under.get(span_id, 0)
+            if span[L.response_id]:
+                run.by_response.setdefault(span[L.response_id], call)
+            if call.failed and _has_usage(span):
+                call.failed = False  # the usage report of a call that succeeded
+            self._add_call_retries(run, call)
+            return
+        if len(run.calls) >= self.limits.max_calls_per_run:
+            self.stats.calls_over_cap += 1
+            return
+        self.stats.calls += 1
+        parent = span[L.parent_span_id]
+        call = _Call(
+            span_id=span_id,
+            parent=parent,
+            scope=span[L.scope_name],
+            start=span[L.start_time],
+            end=span[L.end_time],
+            provider=span[L.provider],
+            operation=span[L.operation],
+            model=span[L.model],
+            response_id=span[L.response_id],
+            step=("call", parent, f"{span[L.operation]}:{_base_model(span[L.model])}"),
+            input_tokens=span[L.input_tokens] or 0,
+            failed=span[L.status_code] == "ERROR" and not _has_usage(span),
+            attributed=attributed,
+            attempts=run.http_under.get(span_id, 0),
+            members=[span_id],
+        )
+        run.calls.append(call)
+        run.by_span[span_id] = call
+        run.by_parent[parent].append(call)
+        if call.response_id:
+            run.by_response[call.response_id] = call
+        self._add_call_retries(run, call)
+        self._app_retries(run, call)
+        self._step_event(run, call.step, call.start)
+        self._policy(run, call, found)
+
+    @staticmethod
+    def _same_call(run: _Run, span: tuple[Any, ...]) -> _Call | None:
+        """The call ``span`` is a view of, if any (see the module docstring)."""
+        response_id = span[L.response_id]
+        if response_id and response_id in run.by_response:
+            return run.by_response[response_id]
+        parent = span[L.parent_span_id]
+        inner = run.by_span.get(parent)
+        if inner is not None:
+            return inner
+        for child in run.by_parent.get(span[L.span_id], ()):
+            return child  # the span wraps a call already seen
+        for sibling in run.by_parent.get(parent, ()):
+            if _sibling_view(sibling, span):
+                return sibling
+        return None
+
+    def _attempt(self, run: _Run, parent: str) -> None:
+        run.http_under[parent] += 1
+        call = run.by_span.get(parent)
+        if call is not None:
+            call.attempts += 1
+            self._add_call_retries(run, call)
+
+    def _add_call_retries(self, run: _Run, call: _Call) -> None:
+        retries = max(call.attributed, call.attempts - 1, 0)
+        if retries > call.counted:
+            run.retries.add(call.start, retries - call.counted)
+            run.new_retries.append(call.start)
+            call.counted = retries
+
+    def _app_retries(self, run: _Run, call: _Call) -> None:
+        """A failed call with a later call of the same step was retried by the application."""
+        siblings = run.step_calls[call.step]
+        for earlier in siblings:
+            if earlier.failed and not earlier.app_retry and earlier.start < call.start:
+                earlier.app_retry = True
+                run.retries.add(earlier.start)
+                run.new_retries.append(earlier.start)
+        if call.failed and any(other.start > call.start for other in siblings):
+            call.app_retry = True
+            run.retries.add(call.start)
+            run.new_retries.append(call.start)
+        siblings.append(call)
+
+    def _step_event(self, run: _Run, step: tuple[str, str, str], start: int) -> None:
+        counter = run.steps.get(step)
+        if counter is None:
+            counter = run.steps[step] = WindowCounter()
+        counter.add(start)
+        run.new_steps[step].append(start)
+
+    # -- retry loops -------------------------------------------------------------------------------
+
+    def _check_loop(self, run: _Run, found: list[Detection]) -> None:
+        if run.looped:
+            run.new_retries.clear()
+            run.new_steps.clear()
+            return
+        limits, width = self.limits, self._window_ns
+        # Only windows around what arrived since the last check can have grown.
+        retries = max((run.retries.busiest(t, width) for t in run.new_retries), default=0)
+        busiest_step, step_calls = None, 0
+        for step, times in run.new_steps.items():
+            counter = run.steps[step]
+            calls = max((counter.busiest(t, width) for t in times), default=0)
+            if calls > step_calls:
+                busiest_step, step_calls = step, calls
+        run.new_retries.clear()
+        run.new_steps.clear()
+        if retries <= limits.max_retries and step_calls <= limits.max_step_calls:
+            return
+        run.looped = True
+        found.append(self._loop_detection(run, retries, busiest_step, step_calls))
+
+    def _loop_detection(self, run: _Run, retries: int, step: tuple[str, str, str] | None, step_calls: int) -> Detection:
+        limits = self.limits
+        by_retries = retries > limits.max_retries
+        window = f"{limits.window_seconds:g} s"
+        if by_retries:
+            reason = f"{retries} retries within {window} (more than {limits.max_retries})"
+            observed, threshold = count(retries, "retries"), count(limits.max_retries, "retries")
+        else:
+            reason = f"{step_calls} calls of one step within {window} (more than {limits.max_step_calls})"
+            observed, threshold = count(step_calls, "calls"), count(limits.max_step_calls, "calls")
+        step_info = {}
+        if step is not None:
+            kind, parent, what = step
+            step_info = {"kind": kind, "parent_span_id": parent, ("tool" if kind == "tool" else "call"): what}
+        return Detection(
+            type=RETRY_LOOP,
+            key=f"{RETRY_LOOP}:{run.run_id}",
+            severity="warning",
+            title=f"Retry loop in run {run.run_id}: {reason}",
+            dimensions={k: v for k, v in run.context.items() if v},
+            observed=observed,
+            threshold=threshold,
+            details={
+                "run_id": run.run_id,
+                "reason": reason,
+                "retries_in_window": retries,
+                "max_step_calls_in_window": step_calls,
+                "busiest_step": step_info,
+                "window_seconds": limits.window_seconds,
+                "action": "stop",
+            },
+            run_id=run.run_id,
+            links={"run": f"/runs/{run.run_id}", "stop": f"/v1/controls/runs/{run.run_id}"},
+        )
+
+    # -- policy ------------------------------------------------------------------------------------------
+
+    def _policy(self, run: _Run, call: _Call, found: list[Detection]) -> None:
+        if not self.policy:
+            return
+        if not self._evaluate(run, call, found, final=run.final):
+            run.pending.append((call, run.last_active))
+
+    def _settle_pending(self, run: _Run, found: list[Detection], *, force: bool) -> None:
+        waiting, run.pending = run.pending, []
+        for call, since in waiting:
+            if not self._evaluate(run, call, found, final=force or run.final):
+                run.pending.append((call, since))
+
+    def _evaluate(self, run: _Run, call: _Call, found: list[Detection], *, final: bool) -> bool:
+        """Check one call against every rule; False when a rule cannot be decided yet."""
+        applicable: list[PolicyRule] = []
+        for rule in self.policy.rules:
+            applies = rule.applies(run.context, final=final)
+            if applies is None:
+                return False
+            if applies:
+                applicable.append(rule)
+        prices: UnitPrices | str | None = None
+        for rule in applicable:
+            if rule.prices_needed and prices is None:
+                prices = self.prices(call.provider, call.model, call.start, call.input_tokens)
+            violation = rule.check(call.model, prices)
+            if violation is not None:
+                self.stats.violations[rule.id] += 1
+                found.append(self._violation(run, call, rule, violation, prices))
+        return True
+
+    @staticmethod
+    def _violation(
+        run: _Run, call: _Call, rule: PolicyRule, violation: Violation, prices: UnitPrices | str | None
+    ) -> Detection:
+        dims = {k: run.context.get(k, "") for k in ("workflow_type", "feature", "environment")}
+        observed: Measure = Measure(call.model, "model")
+        threshold: Measure | None = Measure(", ".join(rule.allow), "models") if rule.allow is not None else None
+        if isinstance(prices, UnitPrices) and "cap" in violation.reason:
+            kind_input = "input tokens" in violation.reason
+            price = prices.input if kind_input else prices.output
+            cap = rule.max_input if kind_input else rule.max_output
+            if price is not None and cap is not None:
+                observed = decimal(_decimal(price), "USD per million tokens")
+                threshold = decimal(_decimal(cap), "USD per million tokens")
+        return Detection(
+            type=POLICY_VIOLATION,
+            key=f"{POLICY_VIOLATION}:{rule.id}:{call.model}:" + ":".join(dims.values()),
+            severity="warning",
+            title=f"Model outside policy {rule.id}: {violation.reason}",
+            dimensions={
+                **{k: v for k, v in dims.items() if v},
+                "model": call.model,
+                "tenant": run.context.get("tenant", ""),
+            },
+            observed=observed,
+            threshold=threshold,
+            details={
+                "rule": rule.id,
+                "action": rule.action,
+                "reason": violation.reason,
+                "run_id": run.run_id,
+                "span_id": call.span_id,
+                "provider": call.provider,
+                "model": call.model,
+            },
+            links={"run": f"/runs/{run.run_id}"},
+        )
+
+
+def _has_usage(span: tuple[Any, ...]) -> bool:
+    return span[L.input_tokens] is not None or span[L.output_tokens] is not None
+
+
+_SNAPSHOT = re.compile(r"-(\d{4}-?\d{2}-?\d{2}|latest)$")
+
+
+def _base_model(model: str) -> str:
+    """``gpt-5-2025-08-07`` -> ``gpt-5``: the failed attempt knows the model asked for, the
+    success the dated snapshot that answered; one step either way."""
+    return _SNAPSHOT.sub("", model)
+
+
+def _sibling_view(call: _Call, span: tuple[Any, ...]) -> bool:
+    """Two libraries' spans of one request side by side: another scope, one inside the other
+    in time, the same provider, operation and model, not two different responses."""
+    scope = span[L.scope_name]
+    if not scope or not call.scope or scope == call.scope:
+        return False
+    if call.response_id and span[L.response_id] and call.response_id != span[L.response_id]:
+        return False
+    start, end = span[L.start_time], span[L.end_time]
+    nested = (call.start <= start and end <= call.end) or (start <= call.start and call.end <= end)
+    if not nested:
+        return False
+    for mine, theirs in ((call.provider, span[L.provider]), (call.operation, span[L.operation])):
+        if mine and theirs and mine != theirs:
+            return False
+    return not call.model or not span[L.model] or _base_model(call.model) == _base_model(span[L.model])
+
+
+def _decimal(value: Any) -> Any:
+    from decimal import Decimal
+
+    return Decimal(value.numerator) / Decimal(value.denominator)
