@@ -286,7 +286,7 @@ def detections(status: BudgetStatus) -> list[Detection]:
     links = {"budget": f"/v1/budgets/{budget.id}", "page": "/budgets"}
     found = []
     for share in status.crossed:
-        percent = format(share * 100, ".4g") if share.denominator != 1 else str(int(share * 100))
+        percent = format(float(share * 100), "g")
         found.append(
             Detection(
                 type=BUDGET_THRESHOLD,

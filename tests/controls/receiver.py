@@ -41,6 +41,8 @@ class Receiver:
     url: str
     received: list[Received] = field(default_factory=list)
     answer: Callable[[int], int] = lambda _n: 200
+    delay: Callable[[int], float] = lambda _n: 0.0
+    """Seconds to wait before answering request n (a slow webhook)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def events(self, *, delivered_only: bool = True) -> list[dict[str, Any]]:
@@ -68,11 +70,17 @@ def webhook_receiver(path: str = "/hook") -> Iterator[Receiver]:
             body = self.rfile.read(length)
             receiver = state["r"]
             with receiver.lock:
-                status = receiver.answer(len(receiver.received))
+                number = len(receiver.received)
+                status = receiver.answer(number)
+                pause = receiver.delay(number)
                 receiver.received.append(
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(), status)
                 )
+            if pause:
+                time.sleep(pause)
             self.send_response(status)
+            if status == 429:
+                self.send_header("Retry-After", "0")
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
