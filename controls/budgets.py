@@ -22,6 +22,8 @@ as $0; a token budget counts their tokens.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -126,6 +128,12 @@ class Budget:
     def id(self) -> str:
         """The budget id."""
         return self.spec.id
+
+    @property
+    def version(self) -> str:
+        """A short digest of the definition: incidents of a changed budget are new incidents."""
+        text = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     def matches_run(self, row: tuple[Any, ...]) -> bool:
         """Whether a run row counts toward the budget (run-level filters only)."""

@@ -30,7 +30,7 @@ from typing import Any
 
 from otelspend.controls.budgets import Budget
 from otelspend.controls.decision import Flag
-from otelspend.controls.events import RETRY_LOOP, Detection, event_payload, new_id, resolved_payload
+from otelspend.controls.events import POLICY_VIOLATION, RETRY_LOOP, Detection, event_payload, new_id, resolved_payload
 from otelspend.controls.incidents import Incident, IncidentBook
 from otelspend.controls.journal import Journal, event_record, flag_record, incident_record
 from otelspend.controls.policy import Policy
@@ -202,7 +202,11 @@ class Engine:
         for kind, payload in ledger:
             budgets_moved |= self._ledger_message(kind, payload, found, now_ns)
         for spans, _queued in stream:
-            found.extend(self.stream.observe(spans, time.monotonic()))
+            seen = self.stream.observe(spans, time.monotonic())
+            for detection in seen:
+                if detection.type == POLICY_VIOLATION:  # every violating call counts, alerted or not
+                    self.metrics.inc("otelspend_policy_violations_total", rule=str(detection.details["rule"]))
+            found.extend(seen)
         if found:
             self.raise_detections(found, now_ns)
         monotonic = time.monotonic()
@@ -338,17 +342,19 @@ class Engine:
             found.extend(mine)
             asserted.update(d.key for d in mine)
             if still_on_pace(status):
-                asserted.add(forecast_key(budget_id, status.period))
+                asserted.add(forecast_key(status.budget, status.period))
         self.published = Published(statuses, self.published.policy)
         if found:
             self.raise_detections(found, now_ns)
         for key in [k for k in self.book.open if k.startswith("budget.") and k not in asserted]:
-            budget_id, label = _budget_of(key)
+            budget_id, label, version = _budget_of(key)
             current = statuses.get(budget_id)
             if current is None:
                 if budget_id in self.ledger.tracked:
                     continue  # being loaded: decided once its figures are in
                 self._resolve(key, now_ns, "budget deleted")
+            elif current.budget.version != version:
+                self._resolve(key, now_ns, "budget changed")
             elif not current.loaded:
                 continue
             elif current.period.label != label:
@@ -377,10 +383,11 @@ class Engine:
         return sum(1 for key in self.book.open if key.startswith(RETRY_LOOP))
 
 
-def _budget_of(key: str) -> tuple[str, str]:
-    """``budget.threshold_crossed:<id>:<label>:<share>`` -> (id, label)."""
+def _budget_of(key: str) -> tuple[str, str, str]:
+    """``budget.threshold_crossed:<id>:<label>:<version>:<share>`` (or ``budget.forecast_exceeded:<id>:<label>:
+    <version>``) -> (id, label, version)."""
     parts = key.split(":")
-    return parts[1], parts[2]
+    return parts[1], parts[2], parts[3]
 
 
 def totals_of(spend: Any) -> Totals:

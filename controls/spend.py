@@ -245,9 +245,9 @@ def evaluate(ledger: BudgetLedger, budget_id: str, now_ns: int, min_elapsed: Fra
     return BudgetStatus(budget, period, totals, current, ledger.loaded(budget_id, period), shares, now_ns)
 
 
-def forecast_key(budget_id: str, period: Period) -> str:
-    """The incident key of "on pace to exceed" for one period."""
-    return f"{BUDGET_FORECAST}:{budget_id}:{period.label}"
+def forecast_key(budget: Budget, period: Period) -> str:
+    """The incident key of "on pace to exceed" for one period (and definition)."""
+    return f"{BUDGET_FORECAST}:{budget.id}:{period.label}:{budget.version}"
 
 
 def still_on_pace(status: BudgetStatus) -> bool:
@@ -290,7 +290,7 @@ def detections(status: BudgetStatus) -> list[Detection]:
         found.append(
             Detection(
                 type=BUDGET_THRESHOLD,
-                key=f"{BUDGET_THRESHOLD}:{budget.id}:{period.label}:{share}",
+                key=f"{BUDGET_THRESHOLD}:{budget.id}:{period.label}:{budget.version}:{share}",
                 severity="critical" if share >= 1 else "warning",
                 title=f"Budget {budget.id} reached {percent} % of {status.money(pace_.amount)} {budget.unit} "
                 f"({period.kind} {period.label})",
@@ -306,7 +306,7 @@ def detections(status: BudgetStatus) -> list[Detection]:
         found.append(
             Detection(
                 type=BUDGET_FORECAST,
-                key=forecast_key(budget.id, period),
+                key=forecast_key(budget, period),
                 severity="warning",
                 title=f"Budget {budget.id} is on pace to exceed {status.money(pace_.amount)} {budget.unit} "
                 f"({period.kind} {period.label})",

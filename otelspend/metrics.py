@@ -49,6 +49,17 @@ HELP: dict[str, str] = {
     "otelspend_insert_seconds": "Latency of span inserts into ClickHouse.",
     "otelspend_emit_seconds": "Latency of run emissions into ClickHouse.",
     "otelspend_maintenance_seconds": "Latency of periodic store maintenance (embedded memory release).",
+    "otelspend_alerts_total": "Alert events raised (firing and resolved), by type.",
+    "otelspend_alerts_suppressed_total": "Detections inside an incident's cool-down (no alert), by type.",
+    "otelspend_alert_deliveries_total": "Webhook delivery attempts, by sink and outcome (delivered, retry, failed, dropped).",
+    "otelspend_alert_history_errors_total": "Failed writes of alert history to the store (retried).",
+    "otelspend_alert_history_dropped_total": "Delivery states dropped while the store was down (the events are kept).",
+    "otelspend_alert_outbox_pending": "Alert deliveries not yet done (waiting, retrying or in flight).",
+    "otelspend_policy_violations_total": "Model calls outside the routing policy, by rule.",
+    "otelspend_controls_skipped_batches_total": "Span batches the controls skipped because their queue was full.",
+    "otelspend_controls_errors_total": "Errors in the controls threads (store down, a bug: see the log).",
+    "otelspend_controls_detector_runs_total": "Runs of the scheduled anomaly detectors.",
+    "otelspend_controls_tracked_runs": "Open runs the stream controls hold.",
 }
 
 

@@ -84,6 +84,9 @@ class Running:
         )
         # One more pipeline round-trip so the last emission has been written.
         self.app.pipeline.call(lambda: None)
+        controls = self.app.controls()
+        if controls is not None:  # the spend controls have seen it all and recorded their alerts
+            wait_for(controls.idle, timeout, "controls idle")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:

@@ -97,7 +97,8 @@ def test_statuses_and_the_incidents_they_assert():
     status = evaluate(ledger, "acme", DAY0 + 12 * 3600 * NS, Fraction(1, 10))
     (half,) = detections(status)
     assert status.status == "warning" and half.type == BUDGET_THRESHOLD
-    assert half.key == "budget.threshold_crossed:acme:2026-12-05:1/2" and half.severity == "warning"
+    assert half.key == f"budget.threshold_crossed:acme:2026-12-05:{status.budget.version}:1/2"
+    assert half.severity == "warning"
     assert (half.observed.value, half.threshold.value) == ("12.500000000000000", "12.500000000000000")  # type: ignore[union-attr]
     # Spending the rest of the pace by 6 am: on pace to exceed (forecast 50 USD) as well.
     early = evaluate(ledger, "acme", DAY0 + 6 * 3600 * NS, Fraction(1, 10))
