@@ -51,7 +51,7 @@ HELP: dict[str, str] = {
     "otelspend_maintenance_seconds": "Latency of periodic store maintenance (embedded memory release).",
     "otelspend_alerts_total": "Alert events raised (firing and resolved), by type.",
     "otelspend_alerts_suppressed_total": "Detections inside an incident's cool-down (no alert), by type.",
-    "otelspend_alert_deliveries_total": "Webhook delivery attempts, by sink and outcome (delivered, retry, failed, dropped).",
+    "otelspend_alert_deliveries_total": "Webhook delivery attempts, by sink and outcome (delivered, retry, failed).",
     "otelspend_alert_history_errors_total": "Failed writes of alert history to the store (retried).",
     "otelspend_alert_history_dropped_total": "Delivery states dropped while the store was down (the events are kept).",
     "otelspend_alert_outbox_pending": "Alert deliveries not yet done (waiting, retrying or in flight).",
