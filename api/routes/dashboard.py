@@ -26,7 +26,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from otelspend import __version__
-from otelspend.api import display, pages
+from otelspend.api import controls_pages, display, pages
 from otelspend.api.deps import Context, require_token
 from otelspend.api.errors import QueryError
 from otelspend.api.requests import check_filters
@@ -59,6 +59,8 @@ NAV = (
     ("/outliers", "Outliers"),
     ("/unpriced", "Unpriced"),
     ("/runs", "Runs"),
+    ("/alerts", "Alerts"),
+    ("/budgets", "Budgets"),
 )
 
 environment = Environment(
@@ -187,6 +189,20 @@ def outliers(request: Request, ctx: Context) -> Response:
 @router.get("/unpriced", response_class=HTMLResponse)
 def unpriced(request: Request, ctx: Context) -> Response:
     return _page(request, "unpriced.html", "Unpriced calls", "/unpriced", lambda p: pages.unpriced_page(ctx.store, p))
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts(request: Request, ctx: Context) -> Response:
+    return _page(request, "alerts.html", "Alerts", "/alerts", lambda p: controls_pages.alerts_page(ctx.store, p))
+
+
+@router.get("/budgets", response_class=HTMLResponse)
+def budgets(request: Request, ctx: Context) -> Response:
+    if not authorized(request):
+        return _login_redirect(request)
+    controls = ctx.commands.controls() if ctx.commands is not None else None
+    data = controls_pages.budgets_page(controls)
+    return render("budgets.html", title="Budgets", **_chrome(request, "/budgets", None, show_range=False), **data)
 
 
 @router.get("/runs", response_class=HTMLResponse)
