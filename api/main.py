@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from otelspend import __version__
 from otelspend.api.deps import ApiContext
 from otelspend.api.errors import QueryError, query_error_handler
+from otelspend.api.fastcheck import CheckFastPath
 from otelspend.api.routes import (
     admin,
     alerts,
@@ -46,4 +47,5 @@ def create_app(context: ApiContext) -> FastAPI:
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.add_exception_handler(QueryError, query_error_handler)
+    app.add_middleware(CheckFastPath, context=context)  # the decision endpoint, answered in microseconds
     return app

@@ -52,14 +52,40 @@ def run_action(flag: Flag | None, run_id: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class BudgetCheck:
+    """What one budget adds to a decision, prepared when its status is published: the filter a
+    request must match and the reasons it then gets (none for a budget with nothing to say)."""
+
+    budget_id: str
+    filter: tuple[tuple[str, str], ...]
+    reasons: tuple[dict[str, Any], ...]
+
+    def applies(self, values: Mapping[str, str]) -> bool:
+        """Every dimension of the filter is in the request with the same value."""
+        return all(values.get(key) == value for key, value in self.filter)
+
+
+def budget_checks(statuses: Sequence[BudgetStatus]) -> tuple[BudgetCheck, ...]:
+    """The budgets that would add a reason to a decision (spent, past a threshold, on pace to
+    exceed, or counting unpriced calls), prepared once per evaluation, not per request."""
+    checks = []
+    for status in statuses:
+        reasons = _budget_reasons(status) if status.loaded else []
+        if reasons:
+            checks.append(
+                BudgetCheck(status.budget.id, tuple(sorted(status.budget.spec.filter.items())), tuple(reasons))
+            )
+    return tuple(checks)
+
+
 def decide(
     values: Mapping[str, str],
     run_id: str,
     *,
-    budgets: Sequence[BudgetStatus],
-    policy: Policy,
+    checks: Sequence[BudgetCheck],
+    policy_reasons: Callable[[Mapping[str, str]], Sequence[dict[str, Any]]],
     flags: Mapping[str, Flag],
-    prices: Callable[[str, str], UnitPrices | str],
 ) -> dict[str, Any]:
     """The decision for one request; ``values`` holds the non-empty check dimensions."""
     reasons: list[dict[str, Any]] = []
@@ -68,19 +94,17 @@ def decide(
         reasons.append(
             {"control": "retry_loop", "action": "deny", "run_id": run_id, "message": f"run flagged: {flag.reason}"}
         )
-    for status in budgets:
-        reasons.extend(_budget_reasons(status, values))
-    model = values.get("model", "")
-    if model and policy:
-        reasons.extend(_policy_reasons(policy, values, model, prices))
+    for check in checks:
+        if check.applies(values):
+            reasons.extend(check.reasons)
+    if values.get("model"):
+        reasons.extend(policy_reasons(values))
     action = max((r["action"] for r in reasons), key=_RANK.__getitem__, default="allow")
     return {"action": action, "reasons": reasons}
 
 
-def _budget_reasons(status: BudgetStatus, values: Mapping[str, str]) -> list[dict[str, Any]]:
+def _budget_reasons(status: BudgetStatus) -> list[dict[str, Any]]:
     budget = status.budget
-    if not status.loaded or any(values.get(key) != value for key, value in budget.spec.filter.items()):
-        return []
     pace = status.pace
     base = {"control": "budget", "budget": budget.id, "period": status.period.label}
     spent = f"{status.money(pace.spent)} of {status.money(pace.amount)} {budget.unit}"
@@ -113,9 +137,11 @@ def _budget_reasons(status: BudgetStatus, values: Mapping[str, str]) -> list[dic
     return found
 
 
-def _policy_reasons(
-    policy: Policy, values: Mapping[str, str], model: str, prices: Callable[[str, str], UnitPrices | str]
+def policy_reasons(
+    policy: Policy, values: Mapping[str, str], prices: Callable[[str, str], UnitPrices | str]
 ) -> list[dict[str, Any]]:
+    """The rules a model in the request breaks; a rule applies when every key it matches on is given."""
+    model = values.get("model", "")
     found = []
     unit: UnitPrices | str | None = None
     for rule in policy.rules:

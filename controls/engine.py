@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from otelspend.controls.budgets import Budget
-from otelspend.controls.decision import Flag
+from otelspend.controls.decision import BudgetCheck, Flag, budget_checks
 from otelspend.controls.events import POLICY_VIOLATION, RETRY_LOOP, Detection, event_payload, new_id, resolved_payload
 from otelspend.controls.incidents import Incident, IncidentBook
 from otelspend.controls.journal import Journal, event_record, flag_record, incident_record
@@ -58,6 +58,8 @@ class Published:
 
     budgets: dict[str, BudgetStatus] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    checks: tuple[BudgetCheck, ...] = ()
+    """The budgets that add a reason to a decision, prepared for the check endpoint."""
 
 
 @dataclass(frozen=True)
@@ -343,7 +345,7 @@ class Engine:
             asserted.update(d.key for d in mine)
             if still_on_pace(status):
                 asserted.add(forecast_key(status.budget, status.period))
-        self.published = Published(statuses, self.published.policy)
+        self.published = Published(statuses, self.published.policy, budget_checks(list(statuses.values())))
         if found:
             self.raise_detections(found, now_ns)
         for key in [k for k in self.book.open if k.startswith("budget.") and k not in asserted]:
@@ -371,7 +373,7 @@ class Engine:
     def set_policy(self, policy: Policy) -> None:
         """Use a new policy (controls thread)."""
         self.stream.set_policy(policy)
-        self.published = Published(self.published.budgets, policy)
+        self.published = Published(self.published.budgets, policy, self.published.checks)
 
     def flag(self, run_id: str) -> Flag | None:
         """The flag on a run, if any (any thread)."""

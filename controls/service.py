@@ -22,14 +22,14 @@ from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries.controls import DeliveryState, save_budget, stored_budgets
 from otelspend.controls.baseline import Rules
 from otelspend.controls.budgets import Budget, load_budget_file, parse_budget
-from otelspend.controls.decision import CHECK_DIMENSIONS, decide, run_action
+from otelspend.controls.decision import CHECK_DIMENSIONS, decide, policy_reasons, run_action
 from otelspend.controls.delivery import Policy as DeliveryPolicy
 from otelspend.controls.delivery import Sink, SinkWorker
 from otelspend.controls.engine import Engine, EngineOptions
 from otelspend.controls.history import HistoryWriter
 from otelspend.controls.incidents import IncidentBook
 from otelspend.controls.journal import COMPACT_AFTER_RECORDS, Journal, done_record, recorded_record
-from otelspend.controls.policy import Policy, UnitPrices, load_policy, unit_prices
+from otelspend.controls.policy import MATCH_KEYS, Policy, UnitPrices, load_policy, unit_prices
 from otelspend.controls.scheduler import RunOnPipeline, Scheduler
 from otelspend.controls.stream import StreamControls, StreamLimits
 from otelspend.controls.validation import ControlsConfigError, Problem
@@ -130,6 +130,7 @@ class Controls:
             for sink in self.sinks
         }
         self._price_cache: dict[tuple[str, str], tuple[float, UnitPrices | str]] = {}
+        self._policy_cache: tuple[Policy | None, dict[tuple[str, ...], list[dict[str, Any]]]] = (None, {})
         metrics.gauge("otelspend_alert_outbox_pending", lambda: sum(w.pending for w in self.workers.values()))
         metrics.gauge("otelspend_controls_tracked_runs", lambda: len(stream.runs))
 
@@ -210,16 +211,29 @@ class Controls:
     # -- the API -----------------------------------------------------------------------------------------
 
     def check(self, values: Mapping[str, str], run_id: str = "") -> dict[str, Any]:
-        """``GET /v1/controls/check``, from memory."""
+        """``GET /v1/controls/check``, from memory: prepared budget reasons, flagged runs, and
+        policy answers cached per (policy, attributes, model) until the policy changes."""
         published = self.engine.published
         return decide(
             {k: v for k, v in values.items() if v and k in CHECK_DIMENSIONS},
             run_id,
-            budgets=tuple(published.budgets.values()),
-            policy=published.policy,
+            checks=published.checks,
+            policy_reasons=lambda given: self._policy_reasons(published.policy, given),
             flags=self.engine.flags,
-            prices=self._check_prices,
         )
+
+    def _policy_reasons(self, policy: Policy, values: Mapping[str, str]) -> list[dict[str, Any]]:
+        if self._policy_cache[0] is not policy:
+            self._policy_cache = (policy, {})
+        cache = self._policy_cache[1]
+        key = (*(values.get(k, "") for k in MATCH_KEYS), values.get("model", ""), values.get("provider", ""))
+        found = cache.get(key)
+        if found is None:
+            found = policy_reasons(policy, values, self._check_prices)
+            if len(cache) >= 10_000:
+                cache.clear()
+            cache[key] = found
+        return found
 
     def run_action(self, run_id: str) -> dict[str, Any]:
         """``GET /v1/controls/runs/{run_id}``."""

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otelspend.controls.budgets import parse_budget
-from otelspend.controls.decision import Flag, decide, run_action
+from otelspend.controls.decision import Flag, budget_checks, decide, policy_reasons, run_action
 from otelspend.controls.events import BUDGET_FORECAST, BUDGET_THRESHOLD
 from otelspend.controls.policy import Policy, PolicyRule, UnitPrices
 from otelspend.controls.spend import BudgetLedger, Totals, detections, evaluate
@@ -112,7 +112,7 @@ def test_unpriced_calls_are_counted_beside_the_spend_never_as_zero():
     ledger.apply([run_row(+1, start=DAY0 + NS, cost=None, unpriced=3)], [])
     status = evaluate(ledger, "acme", DAY0 + 3600 * NS, Fraction(1, 10))
     assert (status.totals.cost, status.totals.unpriced, status.as_dict()["unpriced_calls"]) == (0, 3, 3)
-    answer = decide({"tenant": "acme"}, "", budgets=[status], policy=Policy(), flags={}, prices=lambda *_: "x")
+    answer = decide({"tenant": "acme"}, "", checks=budget_checks([status]), policy_reasons=lambda _: [], flags={})
     assert answer["action"] == "warn" and "3 call(s) could not be priced" in answer["reasons"][0]["message"]
 
 
@@ -125,8 +125,11 @@ def test_the_decision_is_the_strictest_reason():
 
     def ask(**values: str) -> dict[str, Any]:
         run_id = values.pop("run_id", "")
-        return decide(values, run_id, budgets=statuses, policy=Policy((rule,)), flags=flags,
-                      prices=lambda *_: UnitPrices(None, None))  # fmt: skip
+
+        def rules(given: dict[str, str]) -> list[dict[str, Any]]:
+            return policy_reasons(Policy((rule,)), given, lambda *_: UnitPrices(None, None))
+
+        return decide(values, run_id, checks=budget_checks(statuses), policy_reasons=rules, flags=flags)
 
     assert ask(tenant="beta") == {"action": "allow", "reasons": []}
     assert ask(tenant="acme")["action"] == "deny"  # 30 of 25 spent
