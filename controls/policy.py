@@ -127,6 +127,38 @@ def unit_prices(compiled: CompiledPrice, input_tokens: int = 0) -> UnitPrices:
     return UnitPrices(found.get(C_INPUT), found.get(C_OUTPUT))
 
 
+class UnitPriceCache:
+    """``unit_prices`` for the hot path: each compiled price is turned once into its per-MTok
+    input and output prices per tier, so a call only picks its tier (no fraction arithmetic)."""
+
+    def __init__(self) -> None:
+        self._tables: dict[int, tuple[CompiledPrice, list[tuple[tuple[int, ...], list[UnitPrices]]]]] = {}
+
+    def prices(self, compiled: CompiledPrice, input_tokens: int) -> UnitPrices:
+        """The unit prices in force for a call with ``input_tokens``."""
+        entry = self._tables.get(id(compiled))
+        if entry is None or entry[0] is not compiled:  # ids are recycled: keep and compare the object
+            if len(self._tables) >= 10_000:
+                self._tables.clear()
+            entry = self._tables[id(compiled)] = (compiled, _tier_table(compiled))
+        for thresholds, by_tier in entry[1]:
+            tier = 0
+            for threshold in thresholds:
+                if input_tokens > threshold:
+                    tier += 1
+            return by_tier[tier]
+        return UnitPrices(None, None)
+
+
+def _tier_table(compiled: CompiledPrice) -> list[tuple[tuple[int, ...], list[UnitPrices]]]:
+    """The thresholds where any input or output price changes, and the unit prices between them."""
+    thresholds = sorted(
+        {t for unit in compiled.units if unit.component in (C_INPUT, C_OUTPUT) for t, _ in unit.tiers}
+    )
+    points = [0] + [t + 1 for t in thresholds]
+    return [(tuple(thresholds), [unit_prices(compiled, tokens) for tokens in points])]
+
+
 @dataclass(frozen=True)
 class Violation:
     """A call (or a checked model) outside one rule."""

@@ -29,7 +29,7 @@ from otelspend.controls.engine import Engine, EngineOptions
 from otelspend.controls.history import HistoryWriter
 from otelspend.controls.incidents import IncidentBook
 from otelspend.controls.journal import COMPACT_AFTER_RECORDS, Journal, done_record, recorded_record
-from otelspend.controls.policy import MATCH_KEYS, Policy, UnitPrices, load_policy, unit_prices
+from otelspend.controls.policy import MATCH_KEYS, Policy, UnitPriceCache, UnitPrices, load_policy
 from otelspend.controls.scheduler import RunOnPipeline, Scheduler
 from otelspend.controls.stream import StreamControls, StreamLimits
 from otelspend.controls.validation import ControlsConfigError, Problem
@@ -131,6 +131,8 @@ class Controls:
         }
         self._price_cache: dict[tuple[str, str], tuple[float, UnitPrices | str]] = {}
         self._policy_cache: tuple[Policy | None, dict[tuple[str, ...], list[dict[str, Any]]]] = (None, {})
+        self._quotes: tuple[PriceBook | None, dict[tuple[str, str, int], Any]] = (None, {})
+        self._unit_cache = UnitPriceCache()
         metrics.gauge("otelspend_alert_outbox_pending", lambda: sum(w.pending for w in self.workers.values()))
         metrics.gauge("otelspend_controls_tracked_runs", lambda: len(stream.runs))
 
@@ -367,11 +369,24 @@ class Controls:
         self.journal.append([recorded_record(event_id) for event_id in event_ids])
 
     def _unit_prices(self, provider: str, model: str, start_ns: int, input_tokens: int) -> UnitPrices | str:
-        try:
-            quote = self.price_book().quote(provider, model, model, start_ns)
-        except Unpriced as exc:
-            return exc.reason
-        return unit_prices(quote.compiled, input_tokens)
+        """List prices of a call (controls thread): the quote cached per book, model and hour."""
+        book = self.price_book()
+        if self._quotes[0] is not book:
+            self._quotes = (book, {})
+        quotes = self._quotes[1]
+        key = (provider, model, start_ns // 3_600_000_000_000)
+        compiled = quotes.get(key)
+        if compiled is None:
+            try:
+                compiled = book.quote(provider, model, model, start_ns).compiled
+            except Unpriced as exc:
+                compiled = exc.reason
+            if len(quotes) >= 10_000:
+                quotes.clear()
+            quotes[key] = compiled
+        if isinstance(compiled, str):
+            return compiled
+        return self._unit_cache.prices(compiled, input_tokens)
 
     def _check_prices(self, provider: str, model: str) -> UnitPrices | str:
         key = (provider, model)

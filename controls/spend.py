@@ -69,11 +69,13 @@ class BudgetLedger:
     def __init__(self) -> None:
         self.tracked: dict[str, _Tracked] = {}
         self._generation = 0
+        self._indexes: dict[bool, list[tuple[tuple[int, ...], dict[tuple[Any, ...], list[_Tracked]]]]] | None = None
 
     def replace(self, budgets: Iterable[Budget]) -> list[tuple[str, int]]:
         """Put ``budgets`` in force; returns (id, generation) of those to load from the store
         (new, or changed in any way: filter, period, zone, amount)."""
         wanted = {budget.id: budget for budget in budgets}
+        self._indexes = None
         for budget_id in set(self.tracked) - set(wanted):
             del self.tracked[budget_id]
         to_load = []
@@ -108,22 +110,43 @@ class BudgetLedger:
         return current
 
     def apply(self, runs: Sequence[tuple[Any, ...]], calls: Sequence[tuple[Any, ...]]) -> None:
-        """Add the signed rows of one emission to every budget they match."""
-        for budget_id, tracked in self.tracked.items():
-            budget = tracked.budget
-            if budget.call_level:
-                rows, slots, matches, run_level = calls, _CALL_SLOTS, budget.matches_call, 0
-            else:
-                rows, slots, matches, run_level = runs, _RUN_SLOTS, budget.matches_run, 1
+        """Add the signed rows of one emission to every budget they match.
+
+        Budgets are grouped by the columns they filter on, so a row costs one dict lookup per
+        group (not one comparison per budget)."""
+        for rows, slots, run_level, groups in ((runs, _RUN_SLOTS, 1, self._index(False)),
+                                               (calls, _CALL_SLOTS, 0, self._index(True))):  # fmt: skip
+            if not rows or not groups:
+                continue
             start_i, sign_i, cost_i, unpriced_i, in_i, out_i, calls_i = slots
             for row in rows:
-                if not matches(row):
-                    continue
-                period = self.period(budget_id, row[start_i])
-                totals = tracked.by_period.get(period.start_ns)
-                if totals is None:
-                    totals = tracked.by_period[period.start_ns] = Totals()
-                totals.add(row[sign_i], row[cost_i], row[unpriced_i], row[in_i] + row[out_i], row[calls_i], run_level)
+                for columns, by_values in groups:
+                    matched = by_values.get(tuple(row[i] for i in columns))
+                    if matched is None:
+                        continue
+                    for tracked in matched:
+                        period = self.period(tracked.budget.id, row[start_i])
+                        totals = tracked.by_period.get(period.start_ns)
+                        if totals is None:
+                            totals = tracked.by_period[period.start_ns] = Totals()
+                        totals.add(
+                            row[sign_i], row[cost_i], row[unpriced_i], row[in_i] + row[out_i], row[calls_i], run_level
+                        )
+
+    def _index(self, call_level: bool) -> list[tuple[tuple[int, ...], dict[tuple[Any, ...], list[_Tracked]]]]:
+        """(filter columns, {filter values: budgets}) for the run-level or call-level budgets."""
+        if self._indexes is None:
+            groups: dict[tuple[bool, tuple[int, ...]], dict[tuple[Any, ...], list[_Tracked]]] = {}
+            for tracked in self.tracked.values():
+                budget = tracked.budget
+                pairs = budget.call_filter if budget.call_level else budget.run_filter
+                columns = tuple(index for index, _ in pairs)
+                values = tuple(value for _, value in pairs)
+                groups.setdefault((budget.call_level, columns), {}).setdefault(values, []).append(tracked)
+            self._indexes = {
+                level: [(columns, by) for (lvl, columns), by in groups.items() if lvl == level] for level in (False, True)
+            }
+        return self._indexes[call_level]
 
     def load(self, budget_id: str, generation: int, period_start: int, totals: Totals) -> bool:
         """Figures read from the store for one period; ignored when the budget changed since."""

@@ -26,6 +26,7 @@ counted) and ``max_calls_per_run`` calls each. Nothing here does I/O.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
@@ -39,8 +40,16 @@ from otelspend.record import L
 
 CONTEXT_KEYS: tuple[str, ...] = ("workflow_type", "feature", "environment", "tenant", "customer")
 _CONTEXT_SLOTS = tuple((key, getattr(L, key)) for key in CONTEXT_KEYS)
+_CONTEXT_INDEXES = tuple(slot for _, slot in _CONTEXT_SLOTS)
 _SERVICE = L.service_name
+# Tuple positions as plain ints: an attribute lookup on ``L`` per field per span adds up.
+_TRACE, _SPAN, _PARENT, _CLASS = L.trace_id, L.span_id, L.parent_span_id, L.span_class
+_START, _END, _STATUS, _SCOPE = L.start_time, L.end_time, L.status_code, L.scope_name
+_PROVIDER, _OPERATION, _MODEL, _RESPONSE = L.provider, L.operation, L.model, L.response_id
+_INPUT, _OUTPUT, _RESEND, _RETRY, _TOOL = L.input_tokens, L.output_tokens, L.resend_count, L.retry_count, L.tool_name
+_WATCHED = frozenset({"llm", "tool", "http"})
 NS = 10**9
+_UNKNOWN: Any = object()
 PriceLookup = Callable[[str, str, int, int], "UnitPrices | str"]
 """(provider, model, start_ns, input_tokens) -> unit prices, or why the model is unpriced."""
 
@@ -58,7 +67,7 @@ class StreamLimits:
     """A call whose rules need run attributes not seen yet is checked with what is known after this long."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Call:
     span_id: str
     parent: str
@@ -83,27 +92,41 @@ class _Call:
     members: list[str] = field(default_factory=list)
 
 
-@dataclass
 class _Run:
-    run_id: str
-    context: dict[str, str] = field(default_factory=dict)
-    final: bool = False
-    calls: list[_Call] = field(default_factory=list)
-    by_span: dict[str, _Call] = field(default_factory=dict)
-    by_response: dict[str, _Call] = field(default_factory=dict)
-    by_parent: dict[str, list[_Call]] = field(default_factory=lambda: defaultdict(list))
-    http_under: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    retries: WindowCounter = field(default_factory=WindowCounter)
-    steps: dict[tuple[str, str, str], WindowCounter] = field(default_factory=dict)
-    step_calls: dict[tuple[str, str, str], list[_Call]] = field(default_factory=lambda: defaultdict(list))
-    pending: list[tuple[_Call, float]] = field(default_factory=list)
-    """Calls waiting for run attributes, with when they arrived (monotonic seconds)."""
-    looped: bool = False
-    last_active: float = 0.0
-    new_retries: list[int] = field(default_factory=list)
-    """Times of retries added since the last check."""
-    new_steps: dict[tuple[str, str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
-    """Times of step calls added since the last check, by step."""
+    """What the stream controls remember of one open run."""
+
+    __slots__ = (
+        "run_id", "context", "final", "calls", "by_span", "by_response", "by_parent", "http_under", "retries",
+        "retry_total", "steps", "step_calls", "pending", "looped", "last_active", "new_retries", "new_steps",
+        "rules", "rules_version", "context_version",
+    )  # fmt: skip
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.context: dict[str, str] = {}
+        self.final = False
+        self.calls = 0
+        self.by_span: dict[str, _Call] = {}
+        self.by_response: dict[str, _Call] = {}
+        self.by_parent: dict[str, list[_Call]] = {}
+        self.http_under: dict[str, int] = {}
+        self.retries = WindowCounter()
+        self.retry_total = 0
+        self.steps: dict[tuple[str, str, str], list[int]] = {}
+        """Start times of each step's calls, sorted."""
+        self.step_calls: dict[tuple[str, str, str], list[_Call]] = {}
+        self.pending: list[tuple[_Call, float]] = []
+        """Calls waiting for run attributes, with when they arrived (monotonic seconds)."""
+        self.looped = False
+        self.last_active = 0.0
+        self.new_retries: list[int] = []
+        """Times of retries added since the last check."""
+        self.new_steps: dict[tuple[str, str, str], list[int]] = {}
+        """Times of step calls added since the last check, by step."""
+        self.rules: tuple[PolicyRule, ...] | None = None
+        """The policy rules that apply to this run, once decidable (cached per context version)."""
+        self.rules_version = -1
+        self.context_version = 0
 
 
 @dataclass
@@ -128,6 +151,8 @@ class StreamControls:
         self.runs: OrderedDict[str, _Run] = OrderedDict()
         self.stats = StreamStats()
         self._window_ns = int(limits.window_seconds * NS)
+        self._checked: dict[tuple[str, str, Any], Any] = {}
+        """(rule, model, prices) -> the violation or None: a model is judged once per rule and price."""
 
     # -- input ------------------------------------------------------------------------------
 
@@ -135,20 +160,22 @@ class StreamControls:
         """Take one batch of priced spans (``otelspend.record.L`` tuples); ``now`` is monotonic seconds."""
         found: list[Detection] = []
         touched: dict[str, _Run] = {}
+        watched = _WATCHED
         for span in spans:
-            span_class = span[L.span_class]
-            is_root = not span[L.parent_span_id]
-            if span_class not in ("llm", "tool", "http") and not is_root:
+            span_class = span[_CLASS]
+            is_root = not span[_PARENT]
+            if span_class not in watched and not is_root:
                 continue
-            run = self._run(span[L.trace_id], now)
+            run = self._run(span[_TRACE], now)
             touched[run.run_id] = run
-            self._learn_context(run, span, is_root)
+            if is_root or len(run.context) < 6:
+                self._learn_context(run, span, is_root)
             if span_class == "llm":
                 self._inference(run, span, found)
             elif span_class == "tool":
-                self._step_event(run, ("tool", span[L.parent_span_id], span[L.tool_name]), span[L.start_time])
+                self._step_event(run, ("tool", span[_PARENT], span[_TOOL]), span[_START])
             elif span_class == "http":
-                self._attempt(run, span[L.parent_span_id])
+                self._attempt(run, span[_PARENT])
             if is_root:
                 run.final = True
         for run in touched.values():
@@ -170,6 +197,9 @@ class StreamControls:
     def set_policy(self, policy: Policy) -> None:
         """Use ``policy`` for calls from now on."""
         self.policy = policy
+        self._checked = {}
+        for run in self.runs.values():
+            run.rules_version = -1
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -204,82 +234,96 @@ class StreamControls:
     @staticmethod
     def _learn_context(run: _Run, span: tuple[Any, ...], is_root: bool) -> None:
         context = run.context
+        changed = False
         for key, slot in _CONTEXT_SLOTS:
             value = span[slot]
-            if value and (is_root or key not in context):
+            if value and (is_root or key not in context) and context.get(key) != value:
                 context[key] = value
-        if (is_root or "service" not in context) and span[_SERVICE]:
-            context["service"] = span[_SERVICE]
+                changed = True
+        service = span[_SERVICE]
+        if service and (is_root or "service" not in context) and context.get("service") != service:
+            context["service"] = service
+            changed = True
+        if changed:
+            run.context_version += 1
 
     # -- calls ----------------------------------------------------------------------------------
 
     def _inference(self, run: _Run, span: tuple[Any, ...], found: list[Detection]) -> None:
-        span_id = span[L.span_id]
+        span_id = span[_SPAN]
         call = self._same_call(run, span)
-        attributed = max(span[L.resend_count] or 0, span[L.retry_count] or 0)
+        attributed = max(span[_RESEND] or 0, span[_RETRY] or 0)
         if call is not None:
             self.stats.views += 1
             call.members.append(span_id)
             run.by_span[span_id] = call
             call.attributed = max(call.attributed, attributed)
             call.attempts += run.http_under.get(span_id, 0)
-            if span[L.response_id]:
-                run.by_response.setdefault(span[L.response_id], call)
+            if span[_RESPONSE]:
+                run.by_response.setdefault(span[_RESPONSE], call)
             if call.failed and _has_usage(span):
                 call.failed = False  # the usage report of a call that succeeded
             self._add_call_retries(run, call)
             return
-        if len(run.calls) >= self.limits.max_calls_per_run:
+        if run.calls >= self.limits.max_calls_per_run:
             self.stats.calls_over_cap += 1
             return
         self.stats.calls += 1
-        parent = span[L.parent_span_id]
+        run.calls += 1
+        parent = span[_PARENT]
+        model = span[_MODEL]
         call = _Call(
-            span_id=span_id,
-            parent=parent,
-            scope=span[L.scope_name],
-            start=span[L.start_time],
-            end=span[L.end_time],
-            provider=span[L.provider],
-            operation=span[L.operation],
-            model=span[L.model],
-            response_id=span[L.response_id],
-            step=("call", parent, f"{span[L.operation]}:{_base_model(span[L.model])}"),
-            input_tokens=span[L.input_tokens] or 0,
-            failed=span[L.status_code] == "ERROR" and not _has_usage(span),
-            attributed=attributed,
-            attempts=run.http_under.get(span_id, 0),
-            members=[span_id],
+            span_id,
+            parent,
+            span[_SCOPE],
+            span[_START],
+            span[_END],
+            span[_PROVIDER],
+            span[_OPERATION],
+            model,
+            span[_RESPONSE],
+            ("call", parent, f"{span[_OPERATION]}:{_base_model(model)}"),
+            span[_INPUT] or 0,
+            span[_STATUS] == "ERROR" and not _has_usage(span),
+            attributed,
+            run.http_under.get(span_id, 0) if run.http_under else 0,
         )
-        run.calls.append(call)
+        call.members.append(span_id)
         run.by_span[span_id] = call
-        run.by_parent[parent].append(call)
+        siblings = run.by_parent.get(parent)
+        if siblings is None:
+            run.by_parent[parent] = [call]
+        else:
+            siblings.append(call)
         if call.response_id:
             run.by_response[call.response_id] = call
-        self._add_call_retries(run, call)
+        if attributed or call.attempts:
+            self._add_call_retries(run, call)
         self._app_retries(run, call)
         self._step_event(run, call.step, call.start)
-        self._policy(run, call, found)
+        if self.policy.rules:
+            self._policy(run, call, found)
 
     @staticmethod
     def _same_call(run: _Run, span: tuple[Any, ...]) -> _Call | None:
         """The call ``span`` is a view of, if any (see the module docstring)."""
-        response_id = span[L.response_id]
+        response_id = span[_RESPONSE]
         if response_id and response_id in run.by_response:
             return run.by_response[response_id]
-        parent = span[L.parent_span_id]
+        parent = span[_PARENT]
         inner = run.by_span.get(parent)
         if inner is not None:
             return inner
-        for child in run.by_parent.get(span[L.span_id], ()):
+        for child in run.by_parent.get(span[_SPAN], ()):
             return child  # the span wraps a call already seen
+        scope = span[_SCOPE]
         for sibling in run.by_parent.get(parent, ()):
-            if _sibling_view(sibling, span):
+            if sibling.scope != scope and _sibling_view(sibling, span):  # two libraries side by side
                 return sibling
         return None
 
     def _attempt(self, run: _Run, parent: str) -> None:
-        run.http_under[parent] += 1
+        run.http_under[parent] = run.http_under.get(parent, 0) + 1
         call = run.by_span.get(parent)
         if call is not None:
             call.attempts += 1
@@ -289,29 +333,37 @@ class StreamControls:
         retries = max(call.attributed, call.attempts - 1, 0)
         if retries > call.counted:
             run.retries.add(call.start, retries - call.counted)
+            run.retry_total += retries - call.counted
             run.new_retries.append(call.start)
             call.counted = retries
 
     def _app_retries(self, run: _Run, call: _Call) -> None:
         """A failed call with a later call of the same step was retried by the application."""
-        siblings = run.step_calls[call.step]
+        siblings = run.step_calls.get(call.step)
+        if siblings is None:
+            run.step_calls[call.step] = [call]
+            return
         for earlier in siblings:
             if earlier.failed and not earlier.app_retry and earlier.start < call.start:
                 earlier.app_retry = True
                 run.retries.add(earlier.start)
+                run.retry_total += 1
                 run.new_retries.append(earlier.start)
         if call.failed and any(other.start > call.start for other in siblings):
             call.app_retry = True
             run.retries.add(call.start)
+            run.retry_total += 1
             run.new_retries.append(call.start)
         siblings.append(call)
 
     def _step_event(self, run: _Run, step: tuple[str, str, str], start: int) -> None:
-        counter = run.steps.get(step)
-        if counter is None:
-            counter = run.steps[step] = WindowCounter()
-        counter.add(start)
-        run.new_steps[step].append(start)
+        times = run.steps.get(step)
+        if times is None:
+            run.steps[step] = [start]
+            return
+        bisect.insort(times, start)
+        if len(times) > self.limits.max_step_calls:  # fewer calls in all can never be too many in a window
+            run.new_steps.setdefault(step, []).append(start)
 
     # -- retry loops -------------------------------------------------------------------------------
 
@@ -321,12 +373,14 @@ class StreamControls:
             run.new_steps.clear()
             return
         limits, width = self.limits, self._window_ns
+        if not run.new_steps and (not run.new_retries or run.retry_total <= limits.max_retries):
+            run.new_retries.clear()
+            return
         # Only windows around what arrived since the last check can have grown.
         retries = max((run.retries.busiest(t, width) for t in run.new_retries), default=0)
         busiest_step, step_calls = None, 0
         for step, times in run.new_steps.items():
-            counter = run.steps[step]
-            calls = max((counter.busiest(t, width) for t in times), default=0)
+            calls = max((_busiest(run.steps[step], t, width) for t in times), default=0)
             if calls > step_calls:
                 busiest_step, step_calls = step, calls
         run.new_retries.clear()
@@ -385,20 +439,41 @@ class StreamControls:
             if not self._evaluate(run, call, found, final=force or run.final):
                 run.pending.append((call, since))
 
-    def _evaluate(self, run: _Run, call: _Call, found: list[Detection], *, final: bool) -> bool:
-        """Check one call against every rule; False when a rule cannot be decided yet."""
+    def _applicable(self, run: _Run, final: bool) -> tuple[PolicyRule, ...] | None:
+        """The rules covering the run, None while undecidable; cached until its context changes."""
+        version = run.context_version * 2 + final
+        if run.rules_version == version:
+            return run.rules
         applicable: list[PolicyRule] = []
+        decided: tuple[PolicyRule, ...] | None = None
         for rule in self.policy.rules:
             applies = rule.applies(run.context, final=final)
             if applies is None:
-                return False
+                break
             if applies:
                 applicable.append(rule)
+        else:
+            decided = tuple(applicable)
+        run.rules, run.rules_version = decided, version
+        return decided
+
+    def _evaluate(self, run: _Run, call: _Call, found: list[Detection], *, final: bool) -> bool:
+        """Check one call against every rule; False when a rule cannot be decided yet."""
+        applicable = self._applicable(run, final)
+        if applicable is None:
+            return False
         prices: UnitPrices | str | None = None
+        checked = self._checked
         for rule in applicable:
             if rule.prices_needed and prices is None:
                 prices = self.prices(call.provider, call.model, call.start, call.input_tokens)
-            violation = rule.check(call.model, prices)
+            key = (rule.id, call.model, prices if rule.prices_needed else None)
+            violation = checked.get(key, _UNKNOWN)
+            if violation is _UNKNOWN:
+                violation = rule.check(call.model, prices)
+                if len(checked) >= 10_000:
+                    checked.clear()
+                checked[key] = violation
             if violation is not None:
                 self.stats.violations[rule.id] += 1
                 found.append(self._violation(run, call, rule, violation, prices))
@@ -444,16 +519,31 @@ class StreamControls:
 
 
 def _has_usage(span: tuple[Any, ...]) -> bool:
-    return span[L.input_tokens] is not None or span[L.output_tokens] is not None
+    return span[_INPUT] is not None or span[_OUTPUT] is not None
+
+
+def _busiest(times: list[int], around: int, width: int) -> int:
+    """Most of the sorted ``times`` within any window ``[t, t + width]`` that contains ``around``."""
+    first = bisect.bisect_left(times, around - width)
+    last = bisect.bisect_right(times, around)
+    return max((bisect.bisect_right(times, times[i] + width) - i for i in range(first, last)), default=0)
 
 
 _SNAPSHOT = re.compile(r"-(\d{4}-?\d{2}-?\d{2}|latest)$")
 
 
+_BASE_MODELS: dict[str, str] = {}
+
+
 def _base_model(model: str) -> str:
     """``gpt-5-2025-08-07`` -> ``gpt-5``: the failed attempt knows the model asked for, the
-    success the dated snapshot that answered; one step either way."""
-    return _SNAPSHOT.sub("", model)
+    success the dated snapshot that answered; one step either way (memoised: models are few)."""
+    base = _BASE_MODELS.get(model)
+    if base is None:
+        if len(_BASE_MODELS) > 10_000:
+            _BASE_MODELS.clear()
+        base = _BASE_MODELS[model] = _SNAPSHOT.sub("", model)
+    return base
 
 
 def _sibling_view(call: _Call, span: tuple[Any, ...]) -> bool:
