@@ -152,9 +152,7 @@ class UnitPriceCache:
 
 def _tier_table(compiled: CompiledPrice) -> list[tuple[tuple[int, ...], list[UnitPrices]]]:
     """The thresholds where any input or output price changes, and the unit prices between them."""
-    thresholds = sorted(
-        {t for unit in compiled.units if unit.component in (C_INPUT, C_OUTPUT) for t, _ in unit.tiers}
-    )
+    thresholds = sorted({t for unit in compiled.units if unit.component in (C_INPUT, C_OUTPUT) for t, _ in unit.tiers})
     points = [0] + [t + 1 for t in thresholds]
     return [(tuple(thresholds), [unit_prices(compiled, tokens) for tokens in points])]
 

@@ -143,9 +143,9 @@ class BudgetLedger:
                 columns = tuple(index for index, _ in pairs)
                 values = tuple(value for _, value in pairs)
                 groups.setdefault((budget.call_level, columns), {}).setdefault(values, []).append(tracked)
-            self._indexes = {
-                level: [(columns, by) for (lvl, columns), by in groups.items() if lvl == level] for level in (False, True)
-            }
+            self._indexes = {level: [] for level in (False, True)}
+            for (level, columns), by_values in groups.items():
+                self._indexes[level].append((columns, by_values))
         return self._indexes[call_level]
 
     def load(self, budget_id: str, generation: int, period_start: int, totals: Totals) -> bool:

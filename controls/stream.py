@@ -96,9 +96,26 @@ class _Run:
     """What the stream controls remember of one open run."""
 
     __slots__ = (
-        "run_id", "context", "final", "calls", "by_span", "by_response", "by_parent", "http_under", "retries",
-        "retry_total", "steps", "step_calls", "pending", "looped", "last_active", "new_retries", "new_steps",
-        "rules", "rules_version", "context_version",
+        "by_parent",
+        "by_response",
+        "by_span",
+        "calls",
+        "context",
+        "context_version",
+        "final",
+        "http_under",
+        "last_active",
+        "looped",
+        "new_retries",
+        "new_steps",
+        "pending",
+        "retries",
+        "retry_total",
+        "rules",
+        "rules_version",
+        "run_id",
+        "step_calls",
+        "steps",
     )  # fmt: skip
 
     def __init__(self, run_id: str) -> None:
