@@ -95,33 +95,69 @@ def backoff_seconds(attempt: int, policy: Policy, rng: random.Random, retry_afte
     return float(base * (0.5 + rng.random() / 2))
 
 
+class Connection:
+    """A keep-alive connection to one sink, reopened when the server closed it."""
+
+    def __init__(self, sink: Sink, timeout: float) -> None:
+        parts = urlsplit(sink.url)
+        self.https = parts.scheme == "https"
+        self.host, self.port = parts.hostname or "", parts.port
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.timeout = timeout
+        self._http: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        """Drop the connection (the next request opens a new one)."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def _open(self) -> http.client.HTTPConnection:
+        if self._http is None:
+            if self.https:
+                context = ssl.create_default_context()
+                self._http = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=context)
+            else:
+                self._http = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return self._http
+
+    def post(self, payload: bytes, headers: Mapping[str, str]) -> tuple[int | None, str, float | None]:
+        """POST ``payload``; (status or None, error text, Retry-After seconds). Never raises."""
+        for reused in (self._http is not None, False):
+            try:
+                connection = self._open()
+                connection.request("POST", self.target, body=payload, headers=dict(headers))
+                response = connection.getresponse()
+                text = response.read(2048).decode("utf-8", "replace")
+                response.read()  # drain, so the connection can carry the next request
+                if response.will_close:
+                    self.close()
+                retry_after = _retry_after(response.getheader("Retry-After"))
+                error = "" if 200 <= response.status < 300 else f"HTTP {response.status}: {text[:200]}".strip()
+                return response.status, error, retry_after
+            except TimeoutError:  # socket.timeout is TimeoutError since Python 3.10
+                self.close()
+                return None, f"timed out after {self.timeout:g} s", None
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if reused:
+                    continue  # the server closed an idle keep-alive connection: one fresh try
+                return None, f"{type(exc).__name__}: {exc}"[:300], None
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                return None, f"{type(exc).__name__}: {exc}"[:300], None
+        return None, "no answer", None  # pragma: no cover - the loop always returns
+
+
 def post(
     sink: Sink, payload: bytes, headers: Mapping[str, str], timeout: float
 ) -> tuple[int | None, str, float | None]:
-    """POST ``payload``; (status or None, error text, Retry-After seconds). Never raises."""
-    parts = urlsplit(sink.url)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    connection: http.client.HTTPConnection
+    """One POST on a connection of its own; (status or None, error text, Retry-After seconds)."""
+    connection = Connection(sink, timeout)
     try:
-        if parts.scheme == "https":
-            connection = http.client.HTTPSConnection(
-                parts.hostname or "", parts.port, timeout=timeout, context=ssl.create_default_context()
-            )
-        else:
-            connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-        try:
-            connection.request("POST", target, body=payload, headers=dict(headers))
-            response = connection.getresponse()
-            text = response.read(2048).decode("utf-8", "replace")
-            retry_after = _retry_after(response.getheader("Retry-After"))
-            error = "" if 200 <= response.status < 300 else f"HTTP {response.status}: {text[:200]}".strip()
-            return response.status, error, retry_after
-        finally:
-            connection.close()
-    except TimeoutError:
-        return None, f"timed out after {timeout:g} s", None
-    except (OSError, http.client.HTTPException) as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:300], None
+        return connection.post(payload, headers)
+    finally:
+        connection.close()
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -178,6 +214,7 @@ class SinkWorker:
         self._stopping = False
         self._busy = False
         self._thread: threading.Thread | None = None
+        self._connection = Connection(sink, policy.timeout_seconds)
 
     def start(self) -> None:
         """Start delivering."""
@@ -212,6 +249,7 @@ class SinkWorker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self._connection.close()
 
     def _loop(self) -> None:
         while True:
@@ -240,8 +278,8 @@ class SinkWorker:
         item.attempts += 1
         payload = body(item.event, self.sink.format)
         now = time.time_ns()
-        status, error, retry_after = post(
-            self.sink, payload, headers_for(self.sink, item.event, payload, now // NS), self.policy.timeout_seconds
+        status, error, retry_after = self._connection.post(
+            payload, headers_for(self.sink, item.event, payload, now // NS)
         )
         result = classify(status, error, retry_after)
         done = time.time_ns()

@@ -30,7 +30,7 @@ from typing import Any
 
 from otelspend.controls.budgets import Budget
 from otelspend.controls.decision import BudgetCheck, Flag, budget_checks
-from otelspend.controls.events import POLICY_VIOLATION, RETRY_LOOP, Detection, event_payload, new_id, resolved_payload
+from otelspend.controls.events import RETRY_LOOP, Detection, event_payload, new_id, resolved_payload
 from otelspend.controls.incidents import Incident, IncidentBook
 from otelspend.controls.journal import Journal, event_record, flag_record, incident_record
 from otelspend.controls.policy import Policy
@@ -114,6 +114,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._last_evaluation = 0.0
         self._periodic: list[tuple[float, float, Callable[[], None]]] = []
+        self._violations_counted: dict[str, int] = {}
 
     # -- inputs (any thread; never block) ---------------------------------------------------------
 
@@ -204,11 +205,8 @@ class Engine:
         for kind, payload in ledger:
             budgets_moved |= self._ledger_message(kind, payload, found, now_ns)
         for spans, _queued in stream:
-            seen = self.stream.observe(spans, time.monotonic())
-            for detection in seen:
-                if detection.type == POLICY_VIOLATION:  # every violating call counts, alerted or not
-                    self.metrics.inc("otelspend_policy_violations_total", rule=str(detection.details["rule"]))
-            found.extend(seen)
+            found.extend(self.stream.observe(spans, time.monotonic()))
+        self._count_violations()
         if found:
             self.raise_detections(found, now_ns)
         monotonic = time.monotonic()
@@ -253,6 +251,14 @@ class Engine:
                 future.set_exception(exc)
             return False
         raise ValueError(f"unknown controls message {kind!r}")
+
+    def _count_violations(self) -> None:
+        """Every violating call counts in the metric, whether or not it opened an alert."""
+        for rule, total in self.stream.stats.violations.items():
+            counted = self._violations_counted.get(rule, 0)
+            if total > counted:
+                self.metrics.inc("otelspend_policy_violations_total", total - counted, rule=rule)
+                self._violations_counted[rule] = total
 
     def _tick(self, now_ns: int, monotonic: float) -> None:
         found = self.stream.tick(monotonic)

@@ -20,7 +20,8 @@ from otelspend.clickhouse.queries.controls import DeliveryState, alert_row, inse
 from otelspend.metrics import Metrics
 
 log = logging.getLogger("otelspend")
-FLUSH_SECONDS = 0.2
+FLUSH_SECONDS = 1.0
+"""Rows are gathered this long per insert: each insert through ClickHouse has a fixed cost."""
 MAX_WAITING = 50_000
 _BACKOFF_MAX = 30.0
 
@@ -108,5 +109,6 @@ class HistoryWriter:
                 self.on_recorded([event_id for event_id, _ in alerts])
             with self._cond:
                 self._writing = False
-                if not self._stopping:
-                    self._cond.wait(FLUSH_SECONDS)  # gather the next batch
+                deadline = time.monotonic() + FLUSH_SECONDS  # gather the next batch
+                while not self._stopping and (remaining := deadline - time.monotonic()) > 0:
+                    self._cond.wait(remaining)

@@ -49,6 +49,8 @@ _PROVIDER, _OPERATION, _MODEL, _RESPONSE = L.provider, L.operation, L.model, L.r
 _INPUT, _OUTPUT, _RESEND, _RETRY, _TOOL = L.input_tokens, L.output_tokens, L.resend_count, L.retry_count, L.tool_name
 _WATCHED = frozenset({"llm", "tool", "http"})
 NS = 10**9
+REPORT_SECONDS = 10.0
+"""A policy incident is reported to the engine at most this often (its calls are all counted)."""
 _UNKNOWN: Any = object()
 PriceLookup = Callable[[str, str, int, int], "UnitPrices | str"]
 """(provider, model, start_ns, input_tokens) -> unit prices, or why the model is unpriced."""
@@ -169,6 +171,7 @@ class StreamControls:
         self.stats = StreamStats()
         self._window_ns = int(limits.window_seconds * NS)
         self._checked: dict[tuple[str, str, Any], Any] = {}
+        self._last_reported: dict[tuple[str, ...], float] = {}
         """(rule, model, prices) -> the violation or None: a model is judged once per rule and price."""
 
     # -- input ------------------------------------------------------------------------------
@@ -215,6 +218,7 @@ class StreamControls:
         """Use ``policy`` for calls from now on."""
         self.policy = policy
         self._checked = {}
+        self._last_reported = {}
         for run in self.runs.values():
             run.rules_version = -1
 
@@ -493,7 +497,14 @@ class StreamControls:
                 checked[key] = violation
             if violation is not None:
                 self.stats.violations[rule.id] += 1
-                found.append(self._violation(run, call, rule, violation, prices))
+                key = (rule.id, call.model, run.context.get("workflow_type", ""), run.context.get("feature", ""),
+                       run.context.get("environment", ""))  # fmt: skip
+                # One detection per incident key every REPORT_SECONDS is enough to open it and keep it
+                # open (it resolves after alerts.resolve_after_seconds of silence); every call is
+                # still counted (stats.violations -> otelspend_policy_violations_total).
+                if self._last_reported.get(key, -REPORT_SECONDS) + REPORT_SECONDS <= run.last_active:
+                    self._last_reported[key] = run.last_active
+                    found.append(self._violation(run, call, rule, violation, prices))
         return True
 
     @staticmethod
