@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -64,7 +64,9 @@ class BudgetSpec(BaseModel):
     timezone: str = "UTC"
     amount_usd: Decimal | None = Field(None, gt=0, le=MAX_USD)
     amount_tokens: int | None = Field(None, gt=0, le=10**15)
-    thresholds: list[Decimal] = Field(list(DEFAULT_THRESHOLDS), min_length=1, max_length=20)
+    thresholds: list[Annotated[Decimal, Field(gt=0, le=10)]] = Field(
+        list(DEFAULT_THRESHOLDS), min_length=1, max_length=20
+    )
     forecast: bool = True
     action: Action = "deny"
 
@@ -92,9 +94,6 @@ class BudgetSpec(BaseModel):
     @field_validator("thresholds")
     @classmethod
     def _shares(cls, value: list[Decimal]) -> list[Decimal]:
-        for share in value:
-            if not 0 < share <= 10:
-                raise ValueError(f"threshold {share} is outside (0, 10]: expected shares of the amount such as 0.8")
         if len(set(value)) != len(value):
             raise ValueError("thresholds repeat a value")
         return sorted(value)

@@ -255,6 +255,8 @@ class Controls:
 
         Raises ControlsConfigError (422), BudgetConflict (409), KeyError (404)."""
         label = "request body"
+        if not isinstance(doc, Mapping):
+            raise ControlsConfigError(label, [Problem("", "", None, "expected a JSON object", False)])
         if budget_id is not None and doc.get("id", budget_id) != budget_id:
             raise ControlsConfigError(
                 label, [Problem("", "id", doc.get("id"), f"expected {budget_id!r} (the id in the path)")]

@@ -181,14 +181,17 @@ class StreamControls:
         found: list[Detection] = []
         touched: dict[str, _Run] = {}
         watched = _WATCHED
+        learn_all = bool(self.policy.rules)  # attributes on child spans only matter to policy rules
         for span in spans:
             span_class = span[_CLASS]
             is_root = not span[_PARENT]
             if span_class not in watched and not is_root:
                 continue
-            run = self._run(span[_TRACE], now)
-            touched[run.run_id] = run
-            if is_root or len(run.context) < 6:
+            trace = span[_TRACE]
+            run = touched.get(trace)  # spans of a trace usually come together: one LRU update per batch
+            if run is None:
+                run = touched[trace] = self._run(trace, now)
+            if is_root or (learn_all and len(run.context) < 6):
                 self._learn_context(run, span, is_root)
             if span_class == "llm":
                 self._inference(run, span, found)

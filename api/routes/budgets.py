@@ -80,7 +80,9 @@ async def create_budget(request: Request, ctx: Context) -> Response:
     controls = controls_of(ctx)
     try:
         doc = await _body(request)
-        if isinstance(doc, dict) and "id" not in doc:
+        if not isinstance(doc, dict):
+            raise ControlsConfigError("request body", [Problem("", "", None, "expected a JSON object", False)])
+        if "id" not in doc:
             raise ControlsConfigError("request body", [Problem("", "id", None, "Field required", False)])
         return JSONResponse(await _in_thread(lambda: controls.put_budget(doc)), status_code=201)
     except ControlsConfigError as exc:

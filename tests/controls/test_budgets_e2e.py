@@ -122,7 +122,7 @@ def test_bad_budgets_are_refused_naming_field_value_and_expectation(controlled, 
             problems[("period",)]["input"] == "fortnight" and "'day', 'week' or 'month'" in problems[("period",)]["msg"]
         )
         assert "unknown dimension tenat" in problems[("filter",)]["msg"]
-        assert "threshold 20 is outside (0, 10]" in problems[("thresholds",)]["msg"]
+        assert "thresholds.1 = 20: Input should be less than or equal to 10" in problems[("thresholds", "1")]["msg"]
         assert client.post("/v1/budgets", json={"id": "x", "period": "day"}).status_code == 422
         assert client.post("/v1/budgets", content=b"{not json").status_code == 422
         assert (

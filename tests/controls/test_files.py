@@ -42,7 +42,7 @@ def test_a_valid_budgets_file():
                      id="bad-zone"),
         pytest.param("budgets_too_precise", "amount_usd = '0.0000000000000001': expected at most 15 decimal places",
                      id="finer-than-femto"),
-        pytest.param("budgets_bad_threshold", "thresholds: threshold 0 is outside (0, 10]", id="zero-threshold"),
+        pytest.param("budgets_bad_threshold", "thresholds.1 = 0: Input should be greater than 0", id="zero-threshold"),
         pytest.param("budgets_duplicate", "budgets: duplicate budget id 'same' (budgets 1 and 2)", id="duplicate"),
         pytest.param("budgets_typo_field", "budget 1 (id 'x'), treshold: unknown field", id="typo"),
         pytest.param("budgets_not_yaml", "not valid YAML at line 2", id="not-yaml"),
