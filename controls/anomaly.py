@@ -89,22 +89,17 @@ def tenant_costs(series: Series, first_s: int, now_s: int, rules: Rules, min_run
     for key, hours in sorted(series.items()):
         for window in windows(now_s):
             total = _totals(hours, window.start_s, window.end_s)
-            runs = weekly_samples(
-                lambda a, b, h=hours: Fraction(_totals(h, a, b).runs),  # type: ignore[misc]
-                window.start_s,
-                window.end_s,
-                weeks=rules.weeks,
-                first_s=first_s,
-            )
+
+            def runs_in(a: int, b: int, h: Mapping[int, HourFigures] = hours) -> Fraction:
+                return Fraction(_totals(h, a, b).runs)
+
+            def cost_in(a: int, b: int, h: Mapping[int, HourFigures] = hours) -> Fraction:
+                return Fraction(_totals(h, a, b).cost)
+
+            runs = weekly_samples(runs_in, window.start_s, window.end_s, weeks=rules.weeks, first_s=first_s)
             judgement = None
             if len(runs) >= rules.min_weeks and median(runs) >= min_runs:
-                samples = weekly_samples(
-                    lambda a, b, h=hours: Fraction(_totals(h, a, b).cost),  # type: ignore[misc]
-                    window.start_s,
-                    window.end_s,
-                    weeks=rules.weeks,
-                    first_s=first_s,
-                )
+                samples = weekly_samples(cost_in, window.start_s, window.end_s, weeks=rules.weeks, first_s=first_s)
                 judgement = judge(Fraction(total.cost), samples, rules)
             out.append(Evaluation(key, window, total.runs, total.successful, total.unpriced, total.cost, judgement))
     return out

@@ -121,9 +121,9 @@ class Scheduler:
             with self._cond:
                 while not self._stopping:
                     ready = self.run_on_pipeline is not None
-                    if ready and (self._loads or time.monotonic() >= self._next_anomaly):
+                    if ready and (self._loads or (self.interval and time.monotonic() >= self._next_anomaly)):
                         break
-                    wait = self._next_anomaly - time.monotonic() if ready else 1.0
+                    wait = self._next_anomaly - time.monotonic() if ready and self.interval else 1.0
                     self._cond.wait(max(min(wait, 1.0), 0.01))
                 if self._stopping:
                     return
@@ -133,7 +133,7 @@ class Scheduler:
             try:
                 if loads:
                     self._load(list(loads.values()), run_on_pipeline)
-                if time.monotonic() >= self._next_anomaly:
+                if self.interval and time.monotonic() >= self._next_anomaly:
                     self._next_anomaly = time.monotonic() + self.interval
                     self.run_anomalies(self.clock_ns() // NS)
                 delay = 0.5

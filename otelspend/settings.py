@@ -300,8 +300,9 @@ class ControlsSettings(Section):
     this within the window raises run.retry_loop too."""
     retry_loop_window_seconds: float = Field(60.0, gt=0)
     """The window (span time) of both retry-loop rules."""
-    anomaly_interval_seconds: float = Field(300.0, ge=1)
-    """How often the anomaly detectors read the hourly rollups."""
+    anomaly_interval_seconds: float = Field(300.0, ge=0)
+    """How often the anomaly detectors read the hourly rollups; 0 turns them off (with several replicas
+    on one store, run them on one replica: each would raise the same anomalies)."""
     anomaly_weeks: int = Field(4, ge=1, le=8)
     """Weeks of the same hour of the week that make a baseline."""
     anomaly_min_weeks: int = Field(2, ge=1, le=8)
