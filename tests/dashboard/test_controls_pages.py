@@ -103,3 +103,52 @@ def test_without_alerts_or_controls_the_pages_say_so(read_only: TestClient):
     assert read_only.get("/v1/alerts").json()["alerts"] == []
     assert read_only.get("/v1/alerts/evt_" + "0" * 32).status_code == 404
     assert read_only.get("/v1/alerts", params={"type": "nope"}).status_code == 422
+
+
+def test_the_alerts_page_renders_every_kind_of_event(read_only: TestClient):
+    """Budget, anomaly, policy and resolve events (written to the history as the controls write
+    them) render; money shows as dollars, other measures with their unit."""
+    import time
+
+    from otelspend.clickhouse.queries.controls import DeliveryState, alert_row, insert_history
+    from otelspend.controls.events import (
+        BUDGET_THRESHOLD,
+        POLICY_VIOLATION,
+        TENANT_ANOMALY,
+        WORKFLOW_SPIKE,
+        Detection,
+        Measure,
+        event_payload,
+        new_id,
+        resolved_payload,
+        usd,
+    )
+
+    now = time.time_ns()
+    detections = [
+        Detection(BUDGET_THRESHOLD, "b", "critical", "Budget acme-daily reached 100 % of 25.000000000000000 USD",
+                  {"tenant": "acme"}, usd(25 * 10**15), usd(25 * 10**15), details={"budget_id": "acme-daily"},
+                  auto_resolve=False),
+        Detection(TENANT_ANOMALY, "t", "warning", "Tenant acme: cost in the last hour 9.00 USD", {"tenant": "acme"},
+                  usd(9 * 10**15), expected=usd(2 * 10**15), auto_resolve=False),
+        Detection(WORKFLOW_SPIKE, "w", "warning", "Workflow research: cost per successful run up",
+                  {"workflow_type": "research"}, Measure("0.500000000000000", "USD per successful run"),
+                  expected=Measure("0.100000000000000", "USD per successful run"), auto_resolve=False),
+        Detection(POLICY_VIOLATION, "p", "warning", "Model outside policy", {"model": "gpt-4o"},
+                  Measure("gpt-4o", "model"), Measure("gpt-4o-mini*", "models"), details={"run_id": "a" * 32}),
+    ]  # fmt: skip
+    events = [
+        event_payload(d, event_id=new_id("evt"), incident_id=new_id("inc"), now_ns=now, node="n", base_url="http://x")
+        for d in detections
+    ]
+    events.append(resolved_payload(events[1], event_id=new_id("evt"), now_ns=now + 10**9, resolution="back in range"))
+    store = read_only.app.state.context.store
+    states = [DeliveryState(events[0]["id"], "ops", "retrying", 3, 503, "HTTP 503: busy", now + 10**10, None, now)]
+    insert_history(store, [alert_row(e, now, now) for e in events], states)
+    page = read_only.get("/alerts?range=24h")
+    assert page.status_code == 200
+    html = page.text
+    assert all(f'data-key="{e["id"]}"' in html for e in events)
+    assert "$25.00" in html and "$9.00" in html and "$0.50 per successful run" in html and "gpt-4o model" in html
+    assert "ops: retrying (3 attempts)" in html and "back in range" in html
+    assert "<script" not in html and "http://" not in html
