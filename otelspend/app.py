@@ -433,8 +433,11 @@ def _listen(address: str) -> tuple[socket.socket, str]:
     host, port = split_address(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     infos = socket.getaddrinfo(host, port, family if ":" in host else socket.AF_UNSPEC, socket.SOCK_STREAM)
-    family, _, _, _, sockaddr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, _, proto, _, sockaddr = infos[0]
+    # The protocol number matters: asyncio disables Nagle's algorithm only on sockets whose
+    # proto is IPPROTO_TCP, and a response written as headers then body otherwise waits for
+    # the client's delayed ACK (measured: 44 ms per keep-alive request instead of 0.1 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, proto or socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(sockaddr)
     sock.listen(1024)
