@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-query screenshot install clean
+.PHONY: run test lint bench bench-query screenshot captures install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ bench: $(TEST_STAMP)
 ## API latency over a large synthetic ledger (p50/p95 per query), appended to bench/RESULTS.md.
 bench-query: $(TEST_STAMP)
 	$(BIN)/python -m bench.query_bench $(ARGS)
+
+## Re-capture every GenAI instrumentation against the loopback fake provider (a throwaway venv or
+## npm project per library, pinned by tests/conventions/harness/locks; not part of `make test`).
+## One library: make captures ARGS=langchain-openinference
+captures: $(TEST_STAMP)
+	$(BIN)/python -m tests.conventions.harness.run --keep-going $(ARGS)
 
 ## Refresh docs/img/dashboard-overview.png from the browser test's screenshot.
 screenshot: $(TEST_STAMP) | $(CHROMIUM)

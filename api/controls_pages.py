@@ -20,7 +20,7 @@ from otelspend.api import display
 from otelspend.api.commands import ControlsApi
 from otelspend.api.pages import Period
 from otelspend.clickhouse.client import Store
-from otelspend.clickhouse.queries.controls import list_alerts
+from otelspend.controls.store import list_alerts
 
 PAGE_ALERTS = 200
 BAR_WIDTH = 560.0

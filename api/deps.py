@@ -14,6 +14,7 @@ from otelspend.api.commands import Commands
 from otelspend.clickhouse.client import Store
 from otelspend.enrich.pricing import PriceBook
 from otelspend.metrics import Metrics
+from otelspend.redact import RejectedCredentials
 from otelspend.settings import Settings
 
 
@@ -26,6 +27,8 @@ class ApiContext:
     metrics: Metrics
     commands: Commands | None = None
     """The running pipeline's commands; None when serving a stored ledger read-only."""
+    refusals: RejectedCredentials = field(default_factory=lambda: RejectedCredentials("API"), repr=False)
+    """Requests refused for a missing or unknown token: logged at most once a minute, never the token."""
     _book: PriceBook | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -50,12 +53,16 @@ def require_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """Bearer-token auth when ``api.tokens`` is set (a ``token`` cookie also works for the dashboard)."""
-    tokens: list[str] = request.app.state.context.settings.api.tokens
+    context: ApiContext = request.app.state.context
+    tokens = context.settings.api.tokens
     if not tokens:
         return
     presented = credentials.credentials if credentials else request.cookies.get("otelspend_token", "")
-    if presented and any(hmac.compare_digest(presented.encode(), t.encode()) for t in tokens):
+    if presented and any(hmac.compare_digest(presented.encode(), t.get_secret_value().encode()) for t in tokens):
         return
+    reason = "unknown" if presented else "missing"
+    context.metrics.inc("otelspend_auth_refused_total", surface="api", reason=reason)
+    context.refusals.refused(reason)
     raise HTTPException(
         status_code=status.HTTP_401_UNAUTHORIZED,
         detail="missing or invalid bearer token",

@@ -93,7 +93,12 @@ class CheckFastPath:
                 key, _, value = part.strip().partition("=")
                 if key == "otelspend_token":
                     presented = value
-        return bool(presented) and any(hmac.compare_digest(presented.encode(), t.encode()) for t in tokens)
+        if presented and any(hmac.compare_digest(presented.encode(), t.get_secret_value().encode()) for t in tokens):
+            return True
+        reason = "unknown" if presented else "missing"  # as deps.require_token counts and logs refusals
+        self.context.metrics.inc("otelspend_auth_refused_total", surface="api", reason=reason)
+        self.context.refusals.refused(reason)
+        return False
 
 
 def _dump(value: Any) -> bytes:

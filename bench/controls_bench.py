@@ -92,7 +92,7 @@ rules:
     (directory / "budgets.yaml").write_text("\n".join(budgets) + "\n")
     (directory / "policy.yaml").write_text(policy)
     return {
-        "OTELSPEND_BUDGETS_FILE": str(directory / "budgets.yaml"),
+        "OTELSPEND_BUDGETS_PATH": str(directory / "budgets.yaml"),
         "OTELSPEND_CONTROLS_POLICY": str(directory / "policy.yaml"),
     }
 

@@ -6,12 +6,14 @@ OTel SDK exporters, ``Sender`` retries UNAVAILABLE / RESOURCE_EXHAUSTED (gRPC) a
 502 / 503 / 504 (HTTP) and connection failures, waiting as long as the server's RetryInfo
 or Retry-After asks (capped), else with jittered exponential backoff; any other answer is
 permanent and recorded. Requests are pre-encoded payloads, sent by ``concurrency`` worker
-threads, each with its own channel or HTTP connection, like independent exporters.
+threads, each with its own channel or HTTP connection, like independent exporters. Like
+them too, it sends the headers of ``OTEL_EXPORTER_OTLP_HEADERS`` (an ingest token).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import threading
 import time
@@ -24,6 +26,7 @@ import grpc
 import httpx
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.util.re import parse_env_headers
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 RETRYABLE_GRPC = frozenset(
@@ -56,6 +59,11 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+def env_headers() -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` as the SDK exporters read it (names lower case)."""
+    return parse_env_headers(os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""), liberal=True)
+
+
 class GrpcTransport:
     """One channel; reconnects fast so a restarted server is found again within ~1 s."""
 
@@ -72,10 +80,11 @@ class GrpcTransport:
         self.call = self.channel.unary_unary(
             EXPORT_METHOD, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
         )
+        self.metadata = tuple(env_headers().items())
 
     def export(self, payload: bytes, timeout_seconds: float) -> Reply:
         try:
-            response = self.call(payload, timeout=timeout_seconds)
+            response = self.call(payload, timeout=timeout_seconds, metadata=self.metadata)
         except grpc.RpcError as exc:
             code = exc.code()
             return Reply(
@@ -95,7 +104,7 @@ class GrpcTransport:
 class HttpTransport:
     def __init__(self, base_url: str, path: str = "/v1/traces") -> None:
         self.url = base_url.rstrip("/") + path
-        self.client = httpx.Client(headers={"content-type": "application/x-protobuf"})
+        self.client = httpx.Client(headers={"content-type": "application/x-protobuf", **env_headers()})
 
     def export(self, payload: bytes, timeout_seconds: float) -> Reply:
         try:

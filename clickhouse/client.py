@@ -17,6 +17,9 @@ from typing import Any
 import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
+from pydantic import SecretStr
+
+from otelspend.redact import SecretDsn, redact_url, scrub, url_secrets
 
 EMBEDDED_PREFIX = "chdb://"
 
@@ -37,11 +40,12 @@ def chdb_path(dsn: str) -> Path | None:
 
 
 class Store:
-    def __init__(self, dsn: str, database: str, *, timeout_seconds: float = 30.0) -> None:
-        self.dsn = dsn
+    def __init__(self, dsn: str | SecretStr, database: str, *, timeout_seconds: float = 30.0) -> None:
+        # The DSN may hold a password: kept secret (its str() is redacted), unwrapped only to connect.
+        self.dsn = dsn if isinstance(dsn, SecretStr) else SecretDsn(dsn)
         self.database = database
         self.timeout_seconds = timeout_seconds
-        self.path = chdb_path(dsn)
+        self.path = chdb_path(self.dsn.get_secret_value())
         self._local = threading.local()
         self._clients: list[Client] = []
         self._lock = threading.Lock()
@@ -51,17 +55,21 @@ class Store:
     def embedded(self) -> bool:
         return self.path is not None
 
+    def scrub(self, text: str) -> str:
+        """A driver's message with this store's secrets (DSN password, query tokens) masked."""
+        return scrub(text, list(url_secrets(self.dsn.get_secret_value())))
+
     def describe(self) -> str:
         if self.path is not None:
             return f"chdb://{self.path} database {self.database}"
-        return f"{self.dsn.split('@')[-1]} database {self.database}"
+        return f"{redact_url(self.dsn.get_secret_value(), keep_path=True)} database {self.database}"
 
     def _connect(self, database: str | None) -> Client:
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True)
             return clickhouse_connect.get_client(interface="chdb", path=str(self.path), database=database)
         return clickhouse_connect.get_client(
-            dsn=self.dsn,
+            dsn=self.dsn.get_secret_value(),
             database=database or "default",
             send_receive_timeout=int(self.timeout_seconds),
             connect_timeout=min(10, int(self.timeout_seconds)),
@@ -105,6 +113,10 @@ class Store:
     def scalar(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         rows = self.rows(sql, parameters)
         return rows[0][0] if rows else None
+
+    def ping(self) -> None:
+        """Raise unless the store answers a query (readiness)."""
+        self.scalar("SELECT 1")
 
     def insert_arrow(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
         if data.num_rows:

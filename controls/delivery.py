@@ -34,9 +34,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otelspend import __version__
-from otelspend.clickhouse.queries.controls import DeliveryState
 from otelspend.controls.formats import Format, body
 from otelspend.controls.signing import SIGNATURE_HEADER, signature_header
+from otelspend.controls.store import DeliveryState
 from otelspend.metrics import Metrics
 
 log = logging.getLogger("otelspend")

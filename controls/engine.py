@@ -399,5 +399,5 @@ def _budget_of(key: str) -> tuple[str, str, str]:
 
 
 def totals_of(spend: Any) -> Totals:
-    """A store read (``queries.controls.Spend``) as ledger totals."""
+    """A store read (``controls.store.Spend``) as ledger totals."""
     return Totals(spend.cost, spend.tokens, spend.unpriced, spend.calls, spend.runs)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from otelspend.clickhouse.client import Store
-from otelspend.clickhouse.queries.controls import DeliveryState, alert_row, insert_history
+from otelspend.controls.store import DeliveryState, alert_row, insert_history
 from otelspend.metrics import Metrics
 
 log = logging.getLogger("otelspend")

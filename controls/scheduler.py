@@ -23,13 +23,6 @@ from fractions import Fraction
 from typing import Any
 
 from otelspend.clickhouse.client import Store
-from otelspend.clickhouse.queries.controls import (
-    budget_totals,
-    first_hour,
-    hourly_series,
-    tenant_breakdown,
-    workflow_drivers,
-)
 from otelspend.controls.anomaly import (
     DriverFigures,
     Evaluation,
@@ -45,6 +38,13 @@ from otelspend.controls.budgets import Budget
 from otelspend.controls.engine import Engine, totals_of
 from otelspend.controls.events import TENANT_ANOMALY, WORKFLOW_SPIKE, Detection, Measure, rfc3339_ms, usd
 from otelspend.controls.periods import period_at
+from otelspend.controls.store import (
+    budget_totals,
+    first_hour,
+    hourly_series,
+    tenant_breakdown,
+    workflow_drivers,
+)
 from otelspend.metrics import Metrics
 
 log = logging.getLogger("otelspend")

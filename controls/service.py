@@ -19,7 +19,6 @@ from fractions import Fraction
 from typing import Any
 
 from otelspend.clickhouse.client import Store
-from otelspend.clickhouse.queries.controls import DeliveryState, save_budget, stored_budgets
 from otelspend.controls.baseline import Rules
 from otelspend.controls.budgets import Budget, load_budget_file, parse_budget
 from otelspend.controls.decision import CHECK_DIMENSIONS, decide, policy_reasons, run_action
@@ -31,6 +30,7 @@ from otelspend.controls.incidents import IncidentBook
 from otelspend.controls.journal import COMPACT_AFTER_RECORDS, Journal, done_record, recorded_record
 from otelspend.controls.policy import MATCH_KEYS, Policy, UnitPriceCache, UnitPrices, load_policy
 from otelspend.controls.scheduler import RunOnPipeline, Scheduler
+from otelspend.controls.store import DeliveryState, save_budget, stored_budgets
 from otelspend.controls.stream import StreamControls, StreamLimits
 from otelspend.controls.validation import ControlsConfigError, Problem
 from otelspend.enrich.pricing import PriceBook, Unpriced
@@ -74,7 +74,7 @@ class Controls:
         self.sinks = sinks_of(a)
         self.journal = Journal(settings.data_dir / "controls")
         self.policy_file: Reloadable[Policy] = Reloadable("model policy", c.policy, load_policy)
-        self.budget_file: Reloadable[tuple[Budget, ...]] = Reloadable("budgets", b.file, load_budget_file)
+        self.budget_file: Reloadable[tuple[Budget, ...]] = Reloadable("budgets", b.path, load_budget_file)
         self.api_budgets: dict[str, Budget] = {}
         stream = StreamControls(
             StreamLimits(
@@ -264,7 +264,7 @@ class Controls:
         budget = parse_budget({**doc, "id": budget_id} if budget_id else dict(doc), label)
         file_ids = {b.id for b in self.budget_file.current}
         if budget.id in file_ids:
-            raise BudgetConflict(f"budget {budget.id!r} is defined in {self.settings.budgets.file}: edit the file")
+            raise BudgetConflict(f"budget {budget.id!r} is defined in {self.settings.budgets.path}: edit the file")
         if budget_id is None and budget.id in self.api_budgets:
             raise BudgetConflict(f"budget {budget.id!r} exists: PUT /v1/budgets/{budget.id} replaces it")
         if budget_id is not None and budget_id not in self.api_budgets:
@@ -277,7 +277,7 @@ class Controls:
     def delete_budget(self, budget_id: str) -> bool:
         """Delete a budget created over the API (its open alerts resolve); False when unknown."""
         if budget_id in {b.id for b in self.budget_file.current}:
-            raise BudgetConflict(f"budget {budget_id!r} is defined in {self.settings.budgets.file}: edit the file")
+            raise BudgetConflict(f"budget {budget_id!r} is defined in {self.settings.budgets.path}: edit the file")
         if budget_id not in self.api_budgets:
             return False
         save_budget(self.store, budget_id, None, time.time_ns())

@@ -3,7 +3,7 @@
 The pipeline reports every emission as signed rows (a re-emitted run cancels its previous
 row and adds the new one), so adding ``sign x value`` of each matching row keeps the spend
 equal to what the store holds, however often runs change. A budget's first figures come
-from the store (``clickhouse.queries.controls.budget_totals``) at a moment when every
+from the store (``controls.store.budget_totals``) at a moment when every
 earlier delta is already stored and later ones are not yet counted (see the engine);
 after that, deltas alone keep it current. Spend is keyed by period (the period of each
 row's run start), so a period rolls over without a query.

@@ -8,6 +8,10 @@ came from, the value and what was expected.
 Environment names are derived, not listed: ``OTELSPEND_<SECTION>_<FIELD>`` for a field of
 a section (``OTELSPEND_CLICKHOUSE_DSN``), ``OTELSPEND_<FIELD>`` for a top-level field
 (``OTELSPEND_RATE_CARD``). Lists are comma separated.
+
+Secret settings (tokens, passwords, keys, URLs with credentials) are ``SecretStr`` types
+(``otelspend.redact``): never shown, and each can also be read from a file only the service
+user can read, named by ``OTELSPEND_<SECTION>_<FIELD>_FILE`` or ``<field>_file:`` in YAML.
 """
 
 from __future__ import annotations
@@ -25,6 +29,20 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from otelspend.redact import (
+    SecretDsn,
+    SecretFileError,
+    SecretUrl,
+    annotation_at,
+    bare,
+    holds_secret,
+    is_secret_path,
+    read_secret_file,
+    shown,
+)
+
+__all__ = ["SecretDsn", "SecretStr", "SecretUrl"]  # the secret types new settings use
 
 ENV_PREFIX = "OTELSPEND_"
 MIB = 1024 * 1024
@@ -59,14 +77,32 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a ValidationError printed by anyone (not only load_settings,
+    # which formats its own) never repeats the input, which may be a secret.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+def _at_least(length: int, what: str) -> Any:
+    def check(value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < length:
+            raise ValueError(f"{what} must be at least {length} characters")
+        return value
+
+    return AfterValidator(check)
+
+
+def _split_secret_list(value: Any) -> Any:
+    """Env and file form of a token list: separated by commas or new lines."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.replace("\n", ",").split(",") if item.strip()]
+    return value
 
 
 class IngestToken(Section):
     """A bearer token accepted on OTLP; ``name`` is what gets stored and matched by ownership rules."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    token: str = Field(min_length=8)
+    token: Annotated[SecretStr, _at_least(8, "an ingest token")]
 
 
 class OtlpSettings(Section):
@@ -77,7 +113,8 @@ class OtlpSettings(Section):
     max_request_bytes: int = Field(16 * MIB, ge=1024, le=1024 * MIB)
     """Largest request accepted, compressed or not (RESOURCE_EXHAUSTED / 413 above it)."""
     ingest_tokens: list[IngestToken] = []
-    """Bearer tokens accepted on OTLP. Empty = no auth. Env form: ``name:token,name2:token2``."""
+    """Bearer tokens accepted on OTLP; the name is stored with each span, the token never. Empty =
+    no auth. Env and file form: ``name:token,name2:token2`` (or one pair per line)."""
     keep_content: bool = False
     """Keep prompt/completion content attributes. Default drops them and keeps their byte size."""
     max_attribute_value_bytes: int = Field(4096, ge=64, le=MIB)
@@ -91,10 +128,11 @@ class OtlpSettings(Section):
     @field_validator("ingest_tokens", mode="before")
     @classmethod
     def _parse_token_list(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):  # YAML {name: token, ...}
+            return [{"name": name, "token": token} for name, token in value.items()]
         if isinstance(value, str):
-            pairs = [item.strip() for item in value.split(",") if item.strip()]
             parsed = []
-            for pair in pairs:
+            for pair in _split_secret_list(value):
                 name, sep, token = pair.partition(":")
                 if not sep:
                     raise ValueError("expected name:token pairs separated by commas")
@@ -106,31 +144,23 @@ class OtlpSettings(Section):
 class ApiSettings(Section):
     address: Address = "127.0.0.1:8000"
     """REST API and web dashboard listen address."""
-    tokens: list[str] = []
-    """Bearer tokens accepted by the API and dashboard. Empty = no auth (loopback default)."""
+    tokens: list[Annotated[SecretStr, _at_least(8, "each API token")]] = []
+    """Bearer tokens accepted by the API and dashboard, at least 8 characters each. Empty = no
+    auth (loopback default). Env and file form: comma separated (or one per line)."""
     max_rows: int = Field(10_000, ge=1, le=1_000_000)
     """Upper bound of ``limit`` on list and rollup endpoints."""
 
     @field_validator("tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
-
-    @field_validator("tokens")
-    @classmethod
-    def _long_enough(cls, value: list[str]) -> list[str]:
-        for token in value:
-            if len(token) < 8:
-                raise ValueError("each API token must be at least 8 characters")
-        return value
+        return _split_secret_list(value)
 
 
 class ClickHouseSettings(Section):
-    dsn: str = "chdb://./data/chdb"
+    dsn: SecretDsn = SecretDsn("chdb://./data/chdb")
     """``chdb://<dir>`` for embedded chDB (relative paths resolve from the working directory),
-    ``http(s)://user:password@host:8123`` for a ClickHouse server."""
+    ``http(s)://user:password@host:8123`` for a ClickHouse server (shown with ``***`` for the
+    password and query values)."""
     database: str = Field("otelspend", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """Database holding every otelspend table."""
     batch_rows: int = Field(20_000, ge=1, le=1_000_000)
@@ -150,13 +180,14 @@ class ClickHouseSettings(Section):
 
     @field_validator("dsn")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
+    def _known_scheme(cls, dsn: SecretDsn) -> SecretDsn:
+        value = dsn.get_secret_value()
         if value.startswith("chdb://"):
             if not value[len("chdb://") :]:
                 raise ValueError("expected chdb://<directory>, e.g. chdb://./data/chdb")
-            return value
+            return dsn
         if value.startswith(("http://", "https://")):
-            return value
+            return dsn
         raise ValueError("expected a chdb://<directory> or http(s)://host:port DSN")
 
 
@@ -206,13 +237,13 @@ class WebhookSink(Section):
     """One webhook that receives alert events."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-    url: SecretStr
+    url: SecretUrl
     secret: SecretStr | None = None
     format: Literal["json", "slack"] = "json"
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: SecretStr) -> SecretStr:
+    def _http_url(cls, value: SecretUrl) -> SecretUrl:
         _check_webhook_url(value)
         return value
 
@@ -226,7 +257,7 @@ class AlertsSettings(Section):
     webhooks: list[WebhookSink] = []
     """Webhook sinks: ``name``, ``url`` (secret: may carry a token), ``secret`` (HMAC key), ``format``
     (``json`` or ``slack``). Env form: a JSON list."""
-    webhook_url: SecretStr | None = None
+    webhook_url: SecretUrl | None = None
     """One more JSON sink, named ``default`` (the short form of ``webhooks``)."""
     webhook_secret: SecretStr | None = None
     """HMAC-SHA256 signing secret of the ``default`` sink."""
@@ -259,7 +290,7 @@ class AlertsSettings(Section):
 
     @field_validator("webhook_url")
     @classmethod
-    def _http(cls, value: SecretStr | None) -> SecretStr | None:
+    def _http(cls, value: SecretUrl | None) -> SecretUrl | None:
         _check_webhook_url(value)
         return value
 
@@ -273,14 +304,14 @@ class AlertsSettings(Section):
 
 
 class BudgetsSettings(Section):
-    file: Path | None = None
+    path: Path | None = None
     """YAML budgets (reloaded on change); more are created over ``/v1/budgets``."""
     forecast_min_elapsed: float = Field(0.1, ge=0, le=1)
     """Share of a period that must have passed before "on pace to exceed" can fire."""
     evaluate_interval_seconds: float = Field(5.0, gt=0, le=3600)
     """How often budgets are re-evaluated without new spend (pace, period rollover)."""
 
-    @field_validator("file")
+    @field_validator("path")
     @classmethod
     def _file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -377,6 +408,11 @@ def env_names() -> dict[str, tuple[str, ...]]:
     return names
 
 
+def secret_file_env_names() -> dict[str, tuple[str, ...]]:
+    """``OTELSPEND_<...>_FILE`` for every secret setting: the file holding its value."""
+    return {f"{name}_FILE": path for name, path in env_names().items() if is_secret_path(Settings, path)}
+
+
 def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     for part in path[:-1]:
         target = target.setdefault(part, {})
@@ -416,23 +452,34 @@ def load_settings(
         except OSError as exc:
             raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from None
+            raise ConfigError(f"config file {path}: not valid YAML ({_yaml_problem(exc)})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
-        raw = loaded
         _record_sources(loaded, (), f"config file {path}", sources)
+        raw = _read_secret_files(loaded, Settings, (), f"config file {path}", sources, problems)
 
     known = env_names()
+    from_files = secret_file_env_names()
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
             continue
-        path_ = known.get(name)
+        path_, source = known.get(name), f"env {name}"
+        if path_ is None and name in from_files:
+            path_, source = from_files[name], f"env {name}, file {value}"
+            if name.removesuffix("_FILE") in environ:
+                problems.append(f"{name}: set either {name.removesuffix('_FILE')} or {name}, not both")
+                continue
+            try:
+                value = read_secret_file(Path(value))
+            except SecretFileError as exc:
+                problems.append(f"{'.'.join(path_)} ({source}): {exc}")
+                continue
         if path_ is None:
-            hint = difflib.get_close_matches(name, known, n=1)
+            hint = difflib.get_close_matches(name, [*known, *from_files], n=1)
             problems.append(f"{name}: unknown setting" + (f" (did you mean {hint[0]}?)" if hint else ""))
             continue
         _set_path(raw, path_, value)
-        sources[path_] = f"env {name}"
+        sources[path_] = source
 
     if overrides:
         raw = _deep_merge(raw, overrides)
@@ -449,6 +496,56 @@ def load_settings(
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     assert settings is not None
     return settings
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without the snippet of the line PyYAML quotes (a secret, maybe)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+
+
+def _read_secret_files(
+    tree: Mapping[str, Any],
+    model: type[BaseModel],
+    prefix: tuple[str, ...],
+    label: str,
+    sources: dict[tuple[str, ...], str],
+    problems: list[str],
+) -> dict[str, Any]:
+    """``tree`` with every ``<secret>_file: PATH`` key of the YAML replaced by ``<secret>: content``."""
+    resolved: dict[str, Any] = {}
+    for key, value in tree.items():
+        key = str(key)
+        stem = key.removesuffix("_file")
+        field = model.model_fields.get(key)
+        if field is None and stem != key and stem in model.model_fields:
+            if not holds_secret(model.model_fields[stem].annotation):
+                resolved[key] = value  # rejected as an unknown key: only secrets come from files
+            elif stem in tree:
+                problems.append(f"{'.'.join((*prefix, key))} ({label}): set either {stem} or {key}, not both")
+            else:
+                source = f"{label}, file {value}"
+                try:
+                    resolved[stem] = read_secret_file(Path(str(value)))
+                    sources[(*prefix, stem)] = source
+                except SecretFileError as exc:
+                    problems.append(f"{'.'.join((*prefix, stem))} ({source}): {exc}")
+            continue
+        annotation = bare(field.annotation) if field is not None else None
+        if isinstance(value, Mapping) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            value = _read_secret_files(value, annotation, (*prefix, key), label, sources, problems)
+        elif isinstance(value, list) and annotation is not None and holds_secret(annotation):
+            item_type = bare(annotation_at(model, (key, 0)))
+            if isinstance(item_type, type) and issubclass(item_type, BaseModel):
+                value = [
+                    _read_secret_files(item, item_type, (*prefix, key, str(i)), label, sources, problems)
+                    if isinstance(item, Mapping)
+                    else item
+                    for i, item in enumerate(value)
+                ]
+        resolved[key] = value
+    return resolved
 
 
 def _record_sources(
@@ -476,12 +573,11 @@ def _describe(loc: tuple[str, ...], error: Mapping[str, Any], sources: dict[tupl
         hint = difflib.get_close_matches(loc[-1], parent.model_fields, n=1)
         return f"{key} ({source}): unknown key" + (f" (did you mean {hint[0]}?)" if hint else "")
     message = str(error["msg"]).removeprefix("Value error, ")
-    shown = "'***'" if _SECRET_KEYS & set(loc) else repr(error.get("input"))
-    return f"{key} ({source}) = {shown}: {message}"
-
-
-_SECRET_KEYS = {"webhook_url", "webhook_secret", "url", "secret"}
-"""Settings whose values never appear in an error message (URLs may carry tokens)."""
+    if is_secret_path(Settings, loc):
+        value = shown(error.get("input"), annotation_at(Settings, loc))
+    else:
+        value = repr(error.get("input"))
+    return f"{key} ({source}) = {value}: {message}"
 
 
 def reference_markdown() -> str:
@@ -505,10 +601,14 @@ def _reference_row(key: str, env: str, field: Any, doc: str) -> str:
     elif field.default is None or field.default == []:
         default = ""
     else:
-        default = str(field.default)
-    shown = f"`{default}`" if default else ""
+        default = str(field.default)  # a secret's str() is its redacted form
+    default_cell = f"`{default}`" if default else ""
     doc = " ".join(doc.split()).replace("|", "\\|")
-    return f"| `{key}` | `{ENV_PREFIX}{env.upper()}` | {shown} | {doc} |"
+    env_cell = f"`{ENV_PREFIX}{env.upper()}`"
+    if holds_secret(field.annotation):
+        env_cell += f" or `{ENV_PREFIX}{env.upper()}_FILE`"
+        doc = f"**Secret** (redacted wherever shown, see [Secrets](#secrets)). {doc}"
+    return f"| `{key}` | {env_cell} | {default_cell} | {doc} |"
 
 
 def _field_docs(model: type[BaseModel]) -> dict[str, str]:

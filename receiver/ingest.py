@@ -12,6 +12,7 @@ from otelspend.receiver import errors
 from otelspend.receiver.decode import Decoded, UndecodableRequest, decode_json, decode_protobuf
 from otelspend.receiver.normalize import NormalizedBatch, Normalizer
 from otelspend.receiver.sink import AcceptedRequest, BatchSink
+from otelspend.redact import RejectedCredentials
 from otelspend.settings import IngestToken
 
 
@@ -37,6 +38,7 @@ class Ingest:
         self.metrics = metrics
         self.tokens = tuple(tokens)
         self.retry_after = retry_after_seconds
+        self.refusals = RejectedCredentials("OTLP")
 
     def authenticate(self, authorization: str | None) -> str:
         """Token name for an ``Authorization`` header value; '' when auth is off."""
@@ -45,8 +47,11 @@ class Ingest:
         scheme, _, secret = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and secret:
             for token in self.tokens:
-                if hmac.compare_digest(token.token.encode(), secret.strip().encode()):
+                if hmac.compare_digest(token.token.get_secret_value().encode(), secret.strip().encode()):
                     return token.name
+        reason = "unknown" if authorization else "missing"
+        self.metrics.inc("otelspend_auth_refused_total", surface="otlp", reason=reason)
+        self.refusals.refused(reason)
         raise errors.unauthenticated()
 
     def decode(self, payload: bytes, *, json_body: bool) -> Decoded:

@@ -1,6 +1,7 @@
 """Shared fixtures: real chDB (one temp path per test process, one database per test),
 the real otelspend server in-process on ephemeral loopback ports, and the official OTel
-SDK with its OTLP exporters."""
+SDK with its OTLP exporters. Every server carries the secret canaries (``tests/canary.py``)
+and every test fails if one of them shows up in its logs, output or HTTP answers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,23 @@ import pytest
 from otelspend.app import OtelSpend
 from otelspend.clickhouse.client import Store
 from otelspend.settings import Settings, load_settings
+from tests import canary
+from tests.canary import (
+    pytest_configure,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_unconfigure,
+)
+
+__all__ = [
+    "pytest_configure",
+    "pytest_runtest_makereport",
+    "pytest_sessionfinish",
+    "pytest_terminal_summary",
+    "pytest_unconfigure",
+]
+pytest_plugins = ["pytester"]  # tests/test_canary.py runs deliberately leaking suites
 
 
 @pytest.fixture(scope="session")
@@ -24,14 +42,19 @@ def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_settings(chdb_path: Path, data_dir: Path, database: str, **overrides: Any) -> Settings:
+    """Test settings: loopback, ephemeral ports, fast settling, and the canary secrets (API and
+    ingest tokens, an alert webhook; an override of ``tokens``, ``ingest_tokens`` or
+    ``webhook_url`` replaces them)."""
+    secrets = canary.settings_overrides()
     base: dict[str, Any] = {
         "data_dir": str(data_dir),
         "node_id": "test-node",
         "clickhouse": {"dsn": f"chdb://{chdb_path}", "database": database, "flush_interval_ms": 20},
-        "otlp": {"grpc_address": "127.0.0.1:0", "http_address": "127.0.0.1:0"},
-        "api": {"address": "127.0.0.1:0"},
+        "otlp": {"grpc_address": "127.0.0.1:0", "http_address": "127.0.0.1:0", **secrets["otlp"]},
+        "api": {"address": "127.0.0.1:0", **secrets["api"]},
         "runs": {"settle_seconds": 0.3, "root_wait_seconds": 2.0, "emit_interval_seconds": 0.05},
         "wal": {"fsync": False},
+        "alerts": dict(secrets["alerts"]),
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -49,6 +72,18 @@ class Running:
         self.addresses = app.addresses
         self.store = app.store
         self.db = app.store.database
+        if canary.holds_canary_tokens(app.settings):
+            canary.register(api=self.addresses.api)
+        if any(t.token.get_secret_value() == canary.INGEST_TOKEN for t in app.settings.otlp.ingest_tokens):
+            canary.register(otlp_http=self.addresses.otlp_http)
+
+    @property
+    def ingest_headers(self) -> dict[str, str]:
+        """What an OTLP client of this server sends to authenticate ({} when it takes anything or
+        only tokens its test gives out)."""
+        if self.addresses.otlp_http in canary.registered():
+            return {"authorization": f"Bearer {canary.INGEST_TOKEN}"}
+        return {}
 
     @property
     def grpc_endpoint(self) -> str:

@@ -17,8 +17,8 @@ from otelspend.api.deps import Authorized, Context
 from otelspend.api.errors import QueryError
 from otelspend.api.params import From, To, strict_query
 from otelspend.api.window import DAY_NS, parse_window, rfc3339
-from otelspend.clickhouse.queries.controls import get_alert, list_alerts
 from otelspend.controls.events import EVENT_TYPES
+from otelspend.controls.store import get_alert, list_alerts
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], dependencies=[Authorized, Depends(strict_query)])
 DEFAULT_DAYS = 7

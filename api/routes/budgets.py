@@ -1,6 +1,6 @@
 """``/v1/budgets``: budgets with their spend, forecast, remaining amount and status.
 
-Budgets come from the YAML file (``budgets.file``, read-only here) and from this API
+Budgets come from the YAML file (``budgets.path``, read-only here) and from this API
 (stored in ClickHouse, so they survive restarts). A create or change answers once the
 budget's figures for its current period are read from the store.
 """

@@ -8,33 +8,24 @@ The check is on a gateway's request path, so it is answered from the controls' m
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.security.utils import get_authorization_scheme_param
 
 from otelspend.api.commands import ControlsApi
-from otelspend.api.deps import ApiContext, get_context
+from otelspend.api.deps import ApiContext, get_context, require_token
 from otelspend.api.params import strict_query
-
-COOKIE = "otelspend_token"
 
 
 async def require_token_async(request: Request) -> None:
-    """The API's bearer-token check (``deps.require_token``) without the thread pool."""
-    tokens: list[str] = request.app.state.context.settings.api.tokens
-    if not tokens:
-        return
+    """The API's bearer-token check (``deps.require_token``: the same tokens, cookie, refusal
+    count and log) without the thread pool."""
     scheme, presented = get_authorization_scheme_param(request.headers.get("Authorization"))
-    if scheme.lower() != "bearer" or not presented:
-        presented = request.cookies.get(COOKIE, "")
-    if presented and any(hmac.compare_digest(presented.encode(), t.encode()) for t in tokens):
-        return
-    raise HTTPException(
-        status_code=401, detail="missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
-    )
+    credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=presented) if presented else None
+    require_token(request, credentials)
 
 
 async def strict_query_async(request: Request) -> None:

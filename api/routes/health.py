@@ -20,14 +20,14 @@ def readyz(ctx: Context) -> Response:
     checks: dict[str, str] = {}
     ready = True
     try:
-        ctx.store.scalar("SELECT 1")
+        ctx.store.ping()
         checks["store"] = "ok"
     except Exception as exc:  # any driver error means not ready
-        checks["store"] = f"error: {exc}"[:300]
+        checks["store"] = ctx.store.scrub(f"error: {exc}")[:300]
         ready = False
     if ctx.commands is not None:
         problem = ctx.commands.pipeline_problem()
-        checks["pipeline"] = "ok" if problem is None else problem[:300]
+        checks["pipeline"] = "ok" if problem is None else ctx.store.scrub(problem)[:300]
         ready = ready and problem is None
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from otelspend.redact import RedactSecrets, secret_values
 from otelspend.settings import Settings, load_settings
 
 # flag dest -> settings path; every such flag is also an OTELSPEND_* variable
@@ -38,5 +39,12 @@ def settings_from_args(args: argparse.Namespace, flags: Mapping[str, tuple[str, 
     return load_settings(overrides, config_file=getattr(args, "config", None))
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def setup_logging(level: str, settings: Settings | None = None) -> None:
+    """Log to stderr at ``level``; every secret value of ``settings`` is replaced by ``***`` in
+    what is written (a library's message may quote one; our own messages never do)."""
+    handler = logging.StreamHandler()
+    if settings is not None:
+        handler.addFilter(RedactSecrets(secret_values(settings)))
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=[handler]
+    )

@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    setup_logging("warning")
+    setup_logging("warning", settings)
     if args.end <= args.start:
         print("otelspend: --to must be after --from", file=sys.stderr)
         return 2

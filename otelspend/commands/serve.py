@@ -37,14 +37,18 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from otelspend.app import OtelSpend
+    """Serve until SIGTERM / SIGINT (exit 0); a start-up that cannot go on exits 2, one line."""
+    from otelspend.app import OtelSpend, StartupError
 
     settings = settings_from_args(args, SERVE_FLAGS)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings)
     app = OtelSpend(settings)
     try:
         addresses = app.start(wait_for_store=settings.clickhouse.startup_wait_seconds)
-    except (OSError, ValueError) as exc:  # ValueError: an invalid rate card, budgets or policy file
+    except StartupError:
+        app.stop()
+        raise  # the CLI prints the message alone and exits 2
+    except OSError as exc:
         log.error("cannot start: %s", exc)
         app.stop()
         return 1
@@ -68,4 +72,7 @@ def run(args: argparse.Namespace) -> int:
     # SIGHUP as soon as it reads this line must not hit the default action (terminate).
     print(addresses.line(), flush=True)
     app.wait()
+    app.stop()
+    if app.fatal is not None:  # the store came up later, with a permanent problem (logged)
+        return 2
     return 0

@@ -40,7 +40,7 @@ def ask_server(
     """POST ``body`` to the server's ``path``: (base URL, JSON answer), or None when nothing
     listens (after saying ``fallback`` on stderr). Raises ApiError when the server refuses."""
     url = (args.api or default_api_url(settings)).rstrip("/")
-    token = args.token or (settings.api.tokens[0] if settings.api.tokens else None)
+    token = args.token or (settings.api.tokens[0].get_secret_value() if settings.api.tokens else None)
     request = urllib.request.Request(
         f"{url}{path}", data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
     )

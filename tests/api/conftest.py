@@ -19,7 +19,7 @@ from otelspend.api.deps import ApiContext
 from otelspend.api.main import create_app
 from otelspend.app import OtelSpend
 from otelspend.metrics import Metrics
-from otelspend.settings import Settings
+from otelspend.settings import ApiSettings, Settings
 from tests.api.ledger import Ledger, build, late_spans, post, send
 from tests.conftest import Running, make_settings
 
@@ -121,7 +121,8 @@ def client_with(loaded: Loaded, *, pipeline: bool = True, **api_settings: Any) -
     """A TestClient over a second app on the same store: other API settings (tokens,
     max_rows), and with or without the running pipeline (``pipeline=False``: read-only)."""
     base: Settings = loaded.server.app.settings
-    settings = base.model_copy(update={"api": base.api.model_copy(update=api_settings)})
+    api = ApiSettings.model_validate({**dict(base.api), **api_settings})  # validated: tokens are secrets
+    settings = base.model_copy(update={"api": api})
     context = ApiContext(
         settings=settings,
         store=loaded.server.store,

@@ -6,9 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests import canary
 from tests.api.conftest import Loaded, client_with
 
-TOKEN = "s3cret-token-one"
+TOKEN = canary.OTHER_TOKEN
 V1_GETS = [
     "/v1/rollups",
     "/v1/timeseries",
@@ -22,10 +23,10 @@ V1_GETS = [
 
 @pytest.mark.parametrize("path", V1_GETS)
 def test_tokens_on_require_a_valid_bearer(loaded: Loaded, path: str) -> None:
-    client = client_with(loaded, tokens=[TOKEN, "another-token-two"])
+    client = client_with(loaded, tokens=[TOKEN, "another-token-two"])  # not the canary every client has
     missing = client.get(path)
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
-    assert client.get(path, headers={"Authorization": "Bearer wrong-token-xx"}).status_code == 401
+    assert client.get(path, headers={"Authorization": f"Bearer {canary.WRONG_TOKEN}"}).status_code == 401
     assert client.get(path, headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
     assert client.get(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert client.get(path, headers={"Authorization": "Bearer another-token-two"}).status_code == 200
@@ -50,9 +51,10 @@ def test_tokens_on_leave_health_open_and_accept_the_dashboard_cookie(loaded: Loa
     assert client.get("/v1/rollups").status_code == 200
 
 
-def test_tokens_off_means_open(api: httpx.Client) -> None:
+def test_tokens_off_means_open(loaded: Loaded) -> None:
+    client = client_with(loaded, tokens=[])
     for path in V1_GETS:
-        assert api.get(path).status_code == 200, path
+        assert client.get(path).status_code == 200, path
 
 
 def test_openapi_declares_the_bearer_scheme(api: httpx.Client) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import httpx
 import pytest
 
 from otelspend.api.vocabulary import METRICS
 from otelspend.cli import main
+from tests import canary
 from tests.api.conftest import Loaded
 
 HOUR = 3600 * 10**9
@@ -41,7 +43,15 @@ def _lose_hours(loaded: Loaded, hours: int) -> tuple[int, int, int]:
     return first, end, (-(-end // 86400) - first // 86400) * 24
 
 
-def test_rebuild_through_the_api(loaded: Loaded, api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rebuild_through_the_api(
+    loaded: Loaded,
+    api: httpx.Client,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # The command finds the server's token as an operator's shell would: a file only they read.
+    monkeypatch.setenv("OTELSPEND_API_TOKENS_FILE", canary.secret_files(tmp_path)["OTELSPEND_API_TOKENS_FILE"])
     before = _figures(api, loaded)
     start, end, rebuilt = _lose_hours(loaded, 3)
     assert _figures(api, loaded) != before

@@ -18,6 +18,7 @@ from schemathesis import GenerationMode
 from otelspend.api.deps import ApiContext
 from otelspend.api.main import create_app
 from otelspend.app import OtelSpend
+from tests import canary
 from tests.api.ledger import build, send
 from tests.conftest import Running, make_settings
 
@@ -71,7 +72,9 @@ def _fuzz(operation: Any, mode: GenerationMode, statuses: dict[int, int], failur
     )
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
-        response = case.call()
+        # The app's canary API token, as a configured client sends it; its answers are watched too.
+        response = case.call(headers={"Authorization": f"Bearer {canary.API_TOKEN}"})
+        canary.check_text(response.content, f"answer to {operation.label}")
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         if response.status_code >= 500:
             failures.append(

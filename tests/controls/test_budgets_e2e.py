@@ -112,7 +112,7 @@ def test_api_budgets_survive_a_restart(start_server, hook, tmp_path):
 def test_bad_budgets_are_refused_naming_field_value_and_expectation(controlled, tmp_path):
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text("budgets:\n  - {id: from-file, period: day, amount_usd: '10'}\n")
-    server = controlled(budgets={"file": str(budgets)})
+    server = controlled(budgets={"path": str(budgets)})
     with api(server) as client:
         bad = client.post("/v1/budgets", json={"id": "x", "period": "fortnight", "amount_usd": "1.5",
                                                "filter": {"tenat": "acme"}, "thresholds": [2, 20]})  # fmt: skip

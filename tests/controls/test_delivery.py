@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from otelspend.clickhouse.queries.controls import DeliveryState
 from otelspend.controls.decision import Flag
 from otelspend.controls.delivery import Policy, Sink, SinkWorker, backoff_seconds, classify
 from otelspend.controls.events import RETRY_LOOP, Detection, count, event_payload, resolved_payload
 from otelspend.controls.incidents import Incident
 from otelspend.controls.journal import Journal, done_record, event_record, flag_record, incident_record, recorded_record
 from otelspend.controls.signing import signature, signature_header, verify
+from otelspend.controls.store import DeliveryState
 from otelspend.metrics import Metrics
 from tests.conftest import wait_for
 from tests.controls.receiver import webhook_receiver

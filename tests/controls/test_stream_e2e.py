@@ -51,7 +51,10 @@ def test_a_retry_loop_alerts_within_five_seconds_signed_and_the_run_is_told_to_s
         server.wait_idle()
         history = client.get("/v1/alerts", params={"type": "run.retry_loop"}).json()["alerts"]
         assert [a["id"] for a in history] == [alert["id"]]
-        assert history[0]["deliveries"][0]["status"] == "delivered"
+        deliveries = {d["sink"]: d for d in history[0]["deliveries"]}
+        assert deliveries["ops"]["status"] == "delivered"
+        # The suite's canary webhook (tests/canary.py) listens nowhere: retried, and shown so.
+        assert deliveries["default"]["status"] in ("pending", "retrying")
         stored = server.scalar("SELECT retry_loop FROM {db}.runs FINAL WHERE run_id = {r:String}", r=looping)
         assert stored == 1  # the stored run agrees once it closes
 

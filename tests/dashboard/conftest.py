@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, R
 
 from otelspend.app import OtelSpend
 from otelspend.cli import main
+from tests import canary
 from tests.conftest import Running, make_settings
 from tests.otel import tracer_provider
 
@@ -30,7 +31,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic",
 ]  # fmt: skip
-TOKEN = "dashboard-test-token-0123"
+TOKEN = canary.OTHER_TOKEN
+"""The API token of the dashboard's server: a watched canary that no client is given unasked."""
 COOKIE = "otelspend_token"
 DEMO_RUNS = 600
 DEMO_DAYS = 6.9
@@ -191,6 +193,7 @@ class Tab:
         self.watch.reset()
         response = self.page.goto(self.origin + path, wait_until="load")
         assert response is not None and response.status == 200, (path, response and response.status)
+        canary.check_text(response.body(), f"dashboard page {path}")
         self.watch.assert_clean()
         return response
 
@@ -211,5 +214,6 @@ def tab(browser: Browser, loaded: Loaded) -> Iterator[Tab]:
     watch.attach(page)
     try:
         yield Tab(page, watch, loaded.url)
+        canary.check_text(page.content(), f"dashboard page {page.url} as rendered")
     finally:
         context.close()

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
+from tests import canary
 from tests.dashboard.conftest import (
     COOKIE,
     DEMO_RUNS,
@@ -79,10 +80,11 @@ def test_pages_need_the_api_token_and_the_sign_in_form_sets_it(browser: Browser,
         page.goto("/workflows?range=24h")
         assert parse_qs(urlparse(page.url).query)["next"] == ["/workflows?range=24h"]
 
-        page.fill("#token", "not-the-token-at-all")
+        page.fill("#token", canary.WRONG_TOKEN)
         with page.expect_navigation():
             page.click("form[action='/login'] button")
         assert page.locator("#login-error").is_visible()
+        canary.check_text(page.content(), "sign-in page after a refused token")
         assert not [c for c in context.cookies() if c["name"] == COOKIE]
 
         watch = Watch(loaded.url)
@@ -115,7 +117,9 @@ def test_sign_in_never_redirects_off_site_and_pages_accept_a_bearer_header(loade
         assert response.status_code == 303 and response.headers["location"] == "/", target
     page = httpx.get(f"{loaded.url}/tenants", headers={"Authorization": f"Bearer {TOKEN}"})
     assert page.status_code == 200 and "Tenants &amp; features" in page.text
-    assert httpx.get(f"{loaded.url}/tenants", headers={"Authorization": "Bearer wrong-token"}).status_code == 303
+    assert (
+        httpx.get(f"{loaded.url}/tenants", headers={"Authorization": f"Bearer {canary.WRONG_TOKEN}"}).status_code == 303
+    )
 
 
 # -- every page ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otelspend.clickhouse.migrate import load_migrations
+from tests import canary
 from tests.conftest import wait_for
 from tests.otlp import request, span
 
@@ -25,7 +26,9 @@ EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PROTOBUF = {"content-type": "application/x-protobuf"}
 
 
-def grpc_export(server, payload: bytes, metadata=()):
+def grpc_export(server, payload: bytes, metadata=None):
+    """``metadata`` None: the server's own ingest token (the canary), if it takes one."""
+    metadata = tuple(server.ingest_headers.items()) if metadata is None else metadata
     with grpc.insecure_channel(server.grpc_endpoint) as channel:
         call = channel.unary_unary(
             EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
@@ -228,17 +231,19 @@ def test_store_unavailable_answers_retryable_with_a_delay(server):
 
 
 def test_ingest_tokens_authenticate_and_are_recorded(start_server):
-    server = start_server(otlp={"ingest_tokens": [{"name": "acme-prod", "token": "tok-acme-123456"}]})
+    server = start_server(otlp={"ingest_tokens": [{"name": "acme-prod", "token": canary.OTHER_TOKEN}]})
     payload = request([chat()]).SerializeToString()
     assert httpx.post(f"{server.http_url}/v1/traces", content=payload, headers=PROTOBUF).status_code == 401
-    wrong = {**PROTOBUF, "authorization": "Bearer nope-nope-nope"}
+    wrong = {**PROTOBUF, "authorization": f"Bearer {canary.WRONG_TOKEN}"}
     assert httpx.post(f"{server.http_url}/v1/traces", content=payload, headers=wrong).status_code == 401
     with pytest.raises(grpc.RpcError) as info:
         grpc_export(server, payload)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    good = {**PROTOBUF, "authorization": "Bearer tok-acme-123456"}
+    good = {**PROTOBUF, "authorization": f"Bearer {canary.OTHER_TOKEN}"}
     assert httpx.post(f"{server.http_url}/v1/traces", content=payload, headers=good).status_code == 200
-    grpc_export(server, request([chat()]).SerializeToString(), metadata=(("authorization", "Bearer tok-acme-123456"),))
+    grpc_export(
+        server, request([chat()]).SerializeToString(), metadata=(("authorization", f"Bearer {canary.OTHER_TOKEN}"),)
+    )
     assert stored(server) == 2
     assert server.rows("SELECT DISTINCT ingest_token FROM {db}.spans FINAL") == [("acme-prod",)]
 

@@ -193,7 +193,10 @@ def test_otelspend_accepts_what_the_collector_exporter_sends(server):
     from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression
 
     exporter = OTLPSpanExporter(
-        endpoint=server.grpc_endpoint, insecure=True, compression=Compression.Gzip, headers={"x-collector": "otelcol"}
+        endpoint=server.grpc_endpoint,
+        insecure=True,
+        compression=Compression.Gzip,
+        headers={"x-collector": "otelcol", **server.ingest_headers},
     )
     provider = TracerProvider(resource=Resource.create({"service.name": "via-collector"}))
     provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -59,7 +59,7 @@ def test_every_otelspend_variable_is_a_real_setting_and_validates(services):
     names = [name for name in env if name.startswith("OTELSPEND_")]
     assert names and [n for n in names if n not in known] == []
     settings = load_settings(environ=env)  # raises ConfigError naming any bad value
-    assert settings.clickhouse.dsn.startswith("http://"), "the stack stores in the ClickHouse server"
+    assert settings.clickhouse.dsn.get_secret_value().startswith("http://"), "the stack stores in the ClickHouse server"
     assert settings.node_id == "otelspend-1", "a stable node id survives container re-creation"
     for address in (settings.otlp.grpc_address, settings.otlp.http_address, settings.api.address):
         assert split_address(address)[0] == "0.0.0.0", f"{address}: a container must listen on every interface"
@@ -80,7 +80,7 @@ def test_otelspend_ports_match_its_listen_addresses(services):
 
 def test_otelspend_reaches_the_clickhouse_service_with_its_credentials(services):
     settings = _otelspend_settings(services)
-    dsn = urlsplit(settings.clickhouse.dsn)
+    dsn = urlsplit(settings.clickhouse.dsn.get_secret_value())
     clickhouse = environment(services["clickhouse"])
     assert dsn.hostname == "clickhouse" and dsn.port == 8123
     assert (dsn.username, dsn.password) == (clickhouse["CLICKHOUSE_USER"], clickhouse["CLICKHOUSE_PASSWORD"])
@@ -92,8 +92,10 @@ def test_otelspend_reaches_the_clickhouse_service_with_its_credentials(services)
 def test_passwords_come_from_the_environment_when_given(services):
     env = {"CLICKHOUSE_PASSWORD": "s3cret-pass", "GRAFANA_CLICKHOUSE_PASSWORD": "gr4fana-pass"}
     overridden = load_compose(COMPOSE, env)["services"]
-    assert load_settings(environ=environment(overridden["otelspend"])).clickhouse.dsn.endswith(
-        ":s3cret-pass@clickhouse:8123"
+    assert (
+        load_settings(environ=environment(overridden["otelspend"]))
+        .clickhouse.dsn.get_secret_value()
+        .endswith(":s3cret-pass@clickhouse:8123")
     )
     assert environment(overridden["clickhouse"])["CLICKHOUSE_PASSWORD"] == "s3cret-pass"
     assert environment(overridden["grafana"])["GRAFANA_CLICKHOUSE_PASSWORD"] == "gr4fana-pass"
@@ -156,7 +158,7 @@ def test_grafana_datasource_reads_the_otelspend_database_as_a_read_only_user(ser
     settings = _otelspend_settings(services)
     (source,) = yaml.safe_load((REPO / "grafana/provisioning/datasources/otelspend.yaml").read_text())["datasources"]
     data = source["jsonData"]
-    assert data["host"] == "clickhouse" and data["port"] == urlsplit(settings.clickhouse.dsn).port
+    assert data["host"] == "clickhouse" and data["port"] == urlsplit(settings.clickhouse.dsn.get_secret_value()).port
     assert data["protocol"] == "http" and data["defaultDatabase"] == settings.clickhouse.database
     password_variable = source["secureJsonData"]["password"].removeprefix("$")
     assert password_variable in environment(services["grafana"])
@@ -169,7 +171,8 @@ def test_grafana_datasource_reads_the_otelspend_database_as_a_read_only_user(ser
     profile = users.find(f"profiles/{user.findtext('profile')}")
     assert profile is not None and profile.findtext("readonly") == "2"
     assert user.findtext("grants/query") == f"GRANT SELECT ON {settings.clickhouse.database}.*"
-    assert settings.clickhouse.dsn.split("://")[1].split(":")[0] != data["username"], "not otelspend's writer"
+    writer = urlsplit(settings.clickhouse.dsn.get_secret_value()).username
+    assert writer != data["username"], "not otelspend's writer"
 
 
 def test_every_mounted_file_exists_in_the_repository(compose, services):

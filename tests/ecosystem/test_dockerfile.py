@@ -125,7 +125,8 @@ def test_environment_is_valid_settings_and_ports_are_exposed(instructions):
     assert all(split_address(a)[0] == "0.0.0.0" for a in addresses)
     volumes = [_args(arguments) for keyword, arguments in instructions if keyword == "VOLUME"]
     assert [str(settings.data_dir)] in volumes
-    assert settings.clickhouse.dsn == f"chdb://{settings.data_dir}/chdb", "embedded store inside the volume"
+    dsn = settings.clickhouse.dsn.get_secret_value()
+    assert dsn == f"chdb://{settings.data_dir}/chdb", "embedded store inside the volume"
 
 
 def test_cmd_is_a_real_subcommand(instructions):

@@ -18,12 +18,13 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 
 from otelspend.cli import main
 from otelspend.clickhouse.client import Store
+from tests import canary
 from tests.conftest import wait_for
 from tests.otel import tracer_provider
 
 from .helpers import figures, write_card
 
-TOKEN = "reprice-test-token"
+TOKEN = canary.OTHER_TOKEN
 MINI_CALLS = [(12_000, 8_000, 400), (3_000, 0, 900), (50_000, 45_000, 1_200)]
 """(input incl. cached, cached, output) of the gpt-4o-mini calls of every run."""
 
@@ -185,12 +186,12 @@ def test_reprice_offline_dry_run_and_invalid_card(start_server, tmp_path, chdb_p
 
     # An invalid card on disk: the server keeps the old one and refuses to re-price with it.
     write_card(rates, "entries:\n  - id: broken\n    model: gpt-4o-mini\n    prices: {input: -1, output: 1}\n")
-    code, _, err = reprice_cli(capsys, *window(), "--api", server.api_url)
+    code, _, err = reprice_cli(capsys, *window(), "--api", server.api_url, "--token", canary.API_TOKEN)
     assert code == 1 and "409" in err and "entry 1 (id 'broken'), prices.input = -1" in err
     assert figures(server.scalar) == before
 
     write_card(rates, card("0.5", "0.05", "2.0"))
-    code, out, _ = reprice_cli(capsys, *window(), "--api", server.api_url, "--dry-run")
+    code, out, _ = reprice_cli(capsys, *window(), "--api", server.api_url, "--token", canary.API_TOKEN, "--dry-run")
     assert code == 0 and re.search(r"spans would change +9 \(9 counted calls\)", out) and "nothing was written" in out
     assert figures(server.scalar) == before
     api_url = server.api_url

@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.server import ServerProcess
 from bench.traces import Workload, generate
+from tests import canary
 
 SERVER_ENV = {
     "OTELSPEND_NODE_ID": "resilience",
@@ -27,18 +28,23 @@ SERVER_ENV = {
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start ``otelspend serve`` children; any still running at teardown is killed."""
+    """Start ``otelspend serve`` children (API and ingest tokens: the canaries, from files);
+    any still running at teardown is killed, and every child's log is checked for them."""
     started: list[ServerProcess] = []
+    secrets = canary.secret_files(tmp_path / "secrets")
 
     def start(name: str = "data", env: dict[str, str] | None = None, **kwargs: Any) -> ServerProcess:
-        server = ServerProcess(tmp_path / name, env={**SERVER_ENV, **(env or {})}, **kwargs)
+        server = ServerProcess(tmp_path / name, env={**SERVER_ENV, **secrets, **(env or {})}, **kwargs)
         started.append(server)
-        return server.start()
+        server.start()
+        canary.register(api=server.api_address, otlp_http=server.http_address)
+        return server
 
     yield start
     for server in started:
         if server.alive():
             server.kill()
+        canary.check_file(server.log_path, f"log of otelspend serve in {server.data_dir}")
 
 
 @pytest.fixture(scope="session")
@@ -52,13 +58,16 @@ def reference_totals(workload: Workload, tmp_path_factory: pytest.TempPathFactor
     """Stored totals of an uninterrupted ingest of ``workload`` (the yardstick after a crash)."""
     from bench.otlp_client import Sender
 
-    server = ServerProcess(tmp_path_factory.mktemp("reference") / "data", env=SERVER_ENV).start()
+    directory = tmp_path_factory.mktemp("reference")
+    env = {**SERVER_ENV, **canary.secret_files(directory / "secrets")}
+    server = ServerProcess(directory / "data", env=env).start()
     try:
         stats = Sender(server.grpc_endpoint, concurrency=4).run(payloads(workload))
         assert stats.acked_count == len(workload.requests), stats.failures
         server.wait_stored(workload.spans, len(workload.traces), timeout_seconds=120)
     finally:
         server.terminate()
+        canary.check_file(server.log_path, "log of the reference otelspend serve")
     return server.stored_totals()
 
 

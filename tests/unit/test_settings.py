@@ -14,7 +14,7 @@ def test_defaults_bind_loopback_and_embedded_store():
     assert settings.otlp.grpc_address == "127.0.0.1:4317"
     assert settings.otlp.http_address == "127.0.0.1:4318"
     assert settings.api.address == "127.0.0.1:8000"
-    assert settings.clickhouse.dsn == "chdb://./data/chdb"
+    assert settings.clickhouse.dsn.get_secret_value() == "chdb://./data/chdb"
     assert settings.otlp.keep_content is False
     assert settings.otlp.max_request_bytes == 16 * 1024 * 1024
     assert settings.api.tokens == [] and settings.otlp.ingest_tokens == []
@@ -39,15 +39,15 @@ def test_yaml_then_env_then_flags(tmp_path):
     settings = load_settings({"clickhouse": {"batch_rows": 7}}, config_file=TESTDATA / "valid.yaml", environ=env)
     assert settings.clickhouse.database == "from_env"  # env beats file
     assert settings.clickhouse.batch_rows == 7  # flag beats file
-    assert settings.clickhouse.dsn == "http://default:pw@clickhouse:8123"  # file beats default
-    assert settings.api.tokens == ["tok-aaaaaaaa", "tok-bbbbbbbb"]
+    assert settings.clickhouse.dsn.get_secret_value() == "http://default:pw@clickhouse:8123"  # file beats default
+    assert [t.get_secret_value() for t in settings.api.tokens] == ["tok-aaaaaaaa", "tok-bbbbbbbb"]
     assert settings.otlp.ingest_tokens[0].name == "acme-prod"
     assert split_address(settings.otlp.http_address) == ("::1", 4318)
 
 
 def test_ingest_tokens_from_env():
     settings = load_settings(environ={"OTELSPEND_OTLP_INGEST_TOKENS": "acme:secret-acme-1, beta:secret-beta-2"})
-    assert [(t.name, t.token) for t in settings.otlp.ingest_tokens] == [
+    assert [(t.name, t.token.get_secret_value()) for t in settings.otlp.ingest_tokens] == [
         ("acme", "secret-acme-1"),
         ("beta", "secret-beta-2"),
     ]
