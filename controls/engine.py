@@ -189,9 +189,8 @@ class Engine:
                 self._busy = bool(ledger or stream)
             try:
                 self._work(ledger, stream)
-            except Exception:  # a bug: keep the thread (and every control) alive, count it
-                log.exception("controls: could not process a batch")
-                self.metrics.inc("otelspend_controls_errors_total")
+            except Exception as exc:  # a bug: keep the thread (and every control) alive, count it
+                self._failed("a turn of the controls thread", exc)
             finally:
                 with self._cond:
                     self._busy = False
@@ -203,9 +202,17 @@ class Engine:
         found: list[Detection] = []
         budgets_moved = False
         for kind, payload in ledger:
-            budgets_moved |= self._ledger_message(kind, payload, found, now_ns)
+            try:
+                budgets_moved |= self._ledger_message(kind, payload, found, now_ns)
+            except Exception as exc:  # a bug: this message is lost (counted, logged), the others go on
+                self._failed(f"a {kind} message", exc)
+                if kind in ("budgets", "call") and payload[1] is not None and not payload[1].done():
+                    payload[1].set_exception(exc)
         for spans, _queued in stream:
-            found.extend(self.stream.observe(spans, time.monotonic()))
+            try:
+                found.extend(self.stream.observe(spans, time.monotonic()))
+            except Exception as exc:
+                self._failed(f"a batch of {len(spans)} span(s)", exc)
         self._count_violations()
         if found:
             self.raise_detections(found, now_ns)
@@ -251,6 +258,10 @@ class Engine:
                 future.set_exception(exc)
             return False
         raise ValueError(f"unknown controls message {kind!r}")
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        log.error("controls: could not process %s: %s", what, exc, exc_info=exc)
+        self.metrics.inc("otelspend_controls_errors_total")
 
     def _count_violations(self) -> None:
         """Every violating call counts in the metric, whether or not it opened an alert."""
@@ -321,7 +332,10 @@ class Engine:
         if not events:
             return
         # Durable first: sinks are filled in by the service (its delivery targets).
-        self.journal.append(self._with_sinks(records))
+        try:
+            self.journal.append(self._with_sinks(records))
+        except OSError as exc:  # a full or failing disk: still send the alerts, only not durably
+            self._failed("the alert journal (alerts still sent, not kept across a restart)", exc)
         for event in events:
             self.events_raised += 1
             self.metrics.inc("otelspend_alerts_total", type=str(event["type"]))

@@ -365,10 +365,18 @@ class Controls:
                 )
 
     def _done(self, event_id: str, sink: str, status: str, at_ns: int) -> None:
-        self.journal.append([done_record(event_id, sink, status, at_ns)])
+        self._journal([done_record(event_id, sink, status, at_ns)])
 
     def _recorded(self, event_ids: list[str]) -> None:
-        self.journal.append([recorded_record(event_id) for event_id in event_ids])
+        self._journal([recorded_record(event_id) for event_id in event_ids])
+
+    def _journal(self, records: list[dict[str, Any]]) -> None:
+        """Journal what was done; a failing disk costs at most a repeat after a restart (same id)."""
+        try:
+            self.journal.append(records)
+        except OSError as exc:
+            log.error("controls: cannot write the alert journal: %s", exc)
+            self.metrics.inc("otelspend_controls_errors_total")
 
     def _unit_prices(self, provider: str, model: str, start_ns: int, input_tokens: int) -> UnitPrices | str:
         """List prices of a call (controls thread): the quote cached per book, model and hour."""
