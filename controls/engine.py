@@ -113,6 +113,7 @@ class Engine:
         self._busy = False
         self._thread: threading.Thread | None = None
         self._last_evaluation = 0.0
+        self._last_tick = 0.0
         self._periodic: list[tuple[float, float, Callable[[], None]]] = []
         self._violations_counted: dict[str, int] = {}
 
@@ -220,7 +221,9 @@ class Engine:
         if budgets_moved or monotonic - self._last_evaluation >= self.options.evaluate_interval_seconds:
             self._last_evaluation = monotonic
             self.evaluate_budgets(now_ns)
-        self._tick(now_ns, monotonic)
+        if monotonic - self._last_tick >= TICK_SECONDS:  # busy or idle, housekeeping four times a second
+            self._last_tick = monotonic
+            self._tick(now_ns, monotonic)
 
     def _ledger_message(self, kind: str, payload: Any, found: list[Detection], now_ns: int) -> bool:
         if kind == "runs":

@@ -38,6 +38,8 @@ class RoutingWatch:
         self._checked: dict[tuple[str, str, Any], Any] = {}
         """(rule, model, prices) -> the violation or None: a model is judged once per rule and price."""
         self._last_reported: dict[tuple[str, ...], float] = {}
+        self.waiting: set[str] = set()
+        """Runs with calls waiting for attributes (the only ones ``StreamControls.tick`` visits)."""
 
     def set_policy(self, policy: Policy) -> None:
         """Use ``policy`` for calls from now on."""
@@ -49,6 +51,7 @@ class RoutingWatch:
         """A new counted call: check it now, or once its run's attributes are known."""
         if not self._evaluate(run, call, found, final=run.final):
             run.pending.append((call, run.last_active))
+            self.waiting.add(run.run_id)
 
     def settle(self, run: RunState, found: list[Detection], *, force: bool) -> None:
         """Check the run's waiting calls (``force``: with what is known, whatever is missing)."""
@@ -56,6 +59,8 @@ class RoutingWatch:
         for call, since in waiting:
             if not self._evaluate(run, call, found, final=force or run.final):
                 run.pending.append((call, since))
+        if not run.pending:
+            self.waiting.discard(run.run_id)
 
     def _applicable(self, run: RunState, final: bool) -> tuple[PolicyRule, ...] | None:
         """The rules covering the run, None while undecidable; cached until its context changes."""

@@ -127,8 +127,11 @@ class StreamControls:
         """Check calls that waited too long for their run's attributes."""
         found: list[Detection] = []
         wait = self.limits.policy_wait_seconds
-        for run in list(self.runs.values()):
-            if run.pending and run.pending[0][1] + wait <= now:
+        for run_id in list(self.routing.waiting):
+            run = self.runs.get(run_id)
+            if run is None or not run.pending:
+                self.routing.waiting.discard(run_id)
+            elif run.pending[0][1] + wait <= now:
                 self.routing.settle(run, found, force=True)
         return found
 
