@@ -45,11 +45,14 @@ from otelspend.controls.spend import (
 )
 from otelspend.controls.stream import StreamControls
 from otelspend.metrics import Metrics
+from otelspend.record import RUN_COLUMNS
 
 log = logging.getLogger("otelspend")
 NS = 10**9
 TICK_SECONDS = 0.25
 MAX_FLAGS = 100_000
+_RUN_INDEX = {column.name: index for index, column in enumerate(RUN_COLUMNS)}
+_RUN_ID, _RUN_SIGN = _RUN_INDEX["run_id"], _RUN_INDEX["sign"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class Engine:
         self._last_tick = 0.0
         self._periodic: list[tuple[float, float, Callable[[], None]]] = []
         self._violations_counted: dict[str, int] = {}
+        self._closed: list[str] = []
+        """Runs written by emissions this turn (the stream controls forget them)."""
 
     # -- inputs (any thread; never block) ---------------------------------------------------------
 
@@ -214,6 +219,13 @@ class Engine:
                 found.extend(self.stream.observe(spans, time.monotonic()))
             except Exception as exc:
                 self._failed(f"a batch of {len(spans)} span(s)", exc)
+        if self._closed:
+            # After this turn's spans: every span the pipeline priced before writing these runs is in.
+            closed, self._closed = self._closed, []
+            try:
+                self.stream.closed(closed, found)
+            except Exception as exc:
+                self._failed("forgetting written runs", exc)
         self._count_violations()
         if found:
             self.raise_detections(found, now_ns)
@@ -229,6 +241,7 @@ class Engine:
         if kind == "runs":
             runs, calls = payload
             self.ledger.apply(runs, calls)
+            self._closed.extend(row[_RUN_ID] for row in runs if row[_RUN_SIGN] == 1)
             return True
         if kind == "loaded":
             budget_id, generation, period_start, totals = payload

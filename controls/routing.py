@@ -19,6 +19,9 @@ from typing import Any
 from otelspend.controls.events import POLICY_VIOLATION, Detection, Measure, decimal
 from otelspend.controls.policy import Policy, PolicyRule, UnitPrices, Violation
 from otelspend.controls.runstate import CallState, RunState
+from otelspend.record import L
+
+_MODEL, _PROVIDER, _START, _INPUT = L.model, L.provider, L.start_time, L.input_tokens
 
 REPORT_SECONDS = 10.0
 """A policy incident is reported to the engine at most this often (its calls are all counted)."""
@@ -46,6 +49,28 @@ class RoutingWatch:
         self.policy = policy
         self._checked = {}
         self._last_reported = {}
+
+    def may_violate(self, span: tuple[Any, ...]) -> bool:
+        """Whether an inference span's model breaks some rule, whatever the run it is in (a
+        screened run is analysed in full only then); judged once per model and price."""
+        model, provider = span[_MODEL], span[_PROVIDER]
+        prices: UnitPrices | str | None = None
+        for rule in self.policy.rules:
+            if rule.prices_needed and prices is None:
+                prices = self.prices(provider, model, span[_START], span[_INPUT] or 0)
+            if self._judge(rule, model, prices) is not None:
+                return True
+        return False
+
+    def _judge(self, rule: PolicyRule, model: str, prices: UnitPrices | str | None) -> Violation | None:
+        key = (rule.id, model, prices if rule.prices_needed else None)
+        violation = self._checked.get(key, _UNKNOWN)
+        if violation is _UNKNOWN:
+            violation = rule.check(model, prices)
+            if len(self._checked) >= 10_000:
+                self._checked.clear()
+            self._checked[key] = violation
+        return violation  # type: ignore[no-any-return]
 
     def call(self, run: RunState, call: CallState, found: list[Detection]) -> None:
         """A new counted call: check it now, or once its run's attributes are known."""
@@ -86,17 +111,10 @@ class RoutingWatch:
         if applicable is None:
             return False
         prices: UnitPrices | str | None = None
-        checked = self._checked
         for rule in applicable:
             if rule.prices_needed and prices is None:
                 prices = self.prices(call.provider, call.model, call.start, call.input_tokens)
-            key = (rule.id, call.model, prices if rule.prices_needed else None)
-            violation = checked.get(key, _UNKNOWN)
-            if violation is _UNKNOWN:
-                violation = rule.check(call.model, prices)
-                if len(checked) >= 10_000:
-                    checked.clear()
-                checked[key] = violation
+            violation = self._judge(rule, call.model, prices)
             if violation is not None:
                 self.violations[rule.id] = self.violations.get(rule.id, 0) + 1
                 context = run.context

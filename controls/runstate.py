@@ -65,10 +65,13 @@ class RunState:
         "new_steps",
         "pending",
         "retries",
+        "retry_bound",
         "retry_total",
         "rules",
         "rules_version",
         "run_id",
+        "screening",
+        "seen_calls",
         "step_calls",
         "steps",
     )  # fmt: skip
@@ -99,6 +102,12 @@ class RunState:
         """The policy rules that apply to this run, once decidable (cached per context version)."""
         self.rules_version = -1
         self.context_version = 0
+        self.screening: list[tuple[Any, ...]] | None = []
+        """Spans kept while the run is only screened (None once it is analysed in full)."""
+        self.seen_calls = 0
+        """Inference and tool spans seen (an upper bound of the calls of any step)."""
+        self.retry_bound = 0
+        """An upper bound of the run's retries (see ``StreamControls._screen``)."""
 
 
 def has_usage(span: tuple[Any, ...]) -> bool:

@@ -62,6 +62,9 @@ class StreamLimits:
     max_calls_per_run: int = 10_000
     policy_wait_seconds: float = 300.0
     """A call whose rules need run attributes not seen yet is checked with what is known after this long."""
+    screen: bool = True
+    """Screen runs first (analysed in full only near a threshold or at a call the policy may refuse);
+    off, every span is analysed at once. The detections are the same either way."""
 
 
 @dataclass
@@ -70,6 +73,8 @@ class StreamStats:
 
     calls: int = 0
     views: int = 0
+    analysed: int = 0
+    """Runs that came near a threshold (or a policy) and were analysed in full."""
     runs_evicted: int = 0
     calls_over_cap: int = 0
     violations: dict[str, int] = field(default_factory=dict)
@@ -95,8 +100,7 @@ class StreamControls:
         """Take one batch of priced spans (``otelspend.record.L`` tuples); ``now`` is monotonic seconds."""
         found: list[Detection] = []
         touched: dict[str, RunState] = {}
-        watched = _WATCHED
-        learn_all = bool(self.routing.policy.rules)  # attributes on child spans only matter to policy rules
+        watched, screen = _WATCHED, self.limits.screen
         for span in spans:
             span_class = span[_CLASS]
             is_root = not span[_PARENT]
@@ -106,22 +110,74 @@ class StreamControls:
             run = touched.get(trace)  # spans of a trace usually come together: one LRU update per batch
             if run is None:
                 run = touched[trace] = self._run(trace, now)
-            if is_root or (learn_all and len(run.context) < 6):
-                self._learn_context(run, span, is_root)
-            if span_class == "llm":
-                self._inference(run, span, found)
-            elif span_class == "tool":
-                self._step_event(run, ("tool", span[_PARENT], span[_TOOL]), span[_START])
-            elif span_class == "http":
-                self._attempt(run, span[_PARENT])
             if is_root:
+                self._learn_context(run, span, True)
                 run.final = True
+            if span_class not in watched:
+                continue
+            if run.screening is None or not screen:
+                self._process(run, span, found)
+            else:
+                self._screen(run, span, found)
         for run in touched.values():
             self._check_loop(run, found)
             if run.pending and run.final:
                 self.routing.settle(run, found, force=True)
         self._evict(found)
         return found
+
+    # -- screening: most runs never come near a threshold ----------------------------------------
+
+    def _screen(self, run: RunState, span: tuple[Any, ...], found: list[Detection]) -> None:
+        """Keep the span and count upper bounds of what the rules count: retries (every resend
+        and retry attribute, failed inference span and HTTP attempt, views included) and calls
+        (every inference and tool span). While both stay within their limits no rule can fire,
+        so the run costs a list append; past them, or at a call that may break the policy,
+        the run is analysed in full from its first span."""
+        screening = run.screening
+        assert screening is not None
+        screening.append(span)
+        span_class = span[_CLASS]
+        if span_class == "llm":
+            run.seen_calls += 1
+            run.retry_bound += (span[_RESEND] or 0) + (span[_RETRY] or 0) + (span[_STATUS] == "ERROR")
+            routing = self.routing
+            if routing.policy.rules and routing.may_violate(span):
+                self._analyse(run, found)
+                return
+        elif span_class == "tool":
+            run.seen_calls += 1
+        else:
+            run.retry_bound += 1  # an HTTP attempt
+        limits = self.limits
+        if run.retry_bound > limits.max_retries or run.seen_calls > limits.max_step_calls:
+            self._analyse(run, found)
+
+    def _analyse(self, run: RunState, found: list[Detection]) -> None:
+        """From now on, the run in full: what was screened first, in arrival order."""
+        kept, run.screening = run.screening or [], None
+        self.stats.analysed += 1
+        for span in kept:
+            self._process(run, span, found)
+
+    def _process(self, run: RunState, span: tuple[Any, ...], found: list[Detection]) -> None:
+        span_class = span[_CLASS]
+        if self.routing.policy.rules and span[_PARENT] and len(run.context) < 6:
+            self._learn_context(run, span, False)  # attributes on child spans matter to policy rules only
+        if span_class == "llm":
+            self._inference(run, span, found)
+        elif span_class == "tool":
+            self._step_event(run, ("tool", span[_PARENT], span[_TOOL]), span[_START])
+        else:
+            self._attempt(run, span[_PARENT])
+
+    def closed(self, run_ids: Iterable[str], found: list[Detection]) -> None:
+        """Runs just written by an emission: forget them (their waiting calls are checked first).
+        A late span starts a fresh state; a loop raised again is the same incident (keyed by run)."""
+        for run_id in run_ids:
+            run = self.runs.pop(run_id, None)
+            if run is not None and run.pending:
+                self.routing.settle(run, found, force=True)
 
     def tick(self, now: float) -> list[Detection]:
         """Check calls that waited too long for their run's attributes."""

@@ -3,16 +3,19 @@ the run's attributes are known."""
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from otelspend.controls.events import POLICY_VIOLATION, RETRY_LOOP
 from otelspend.controls.policy import Policy, PolicyRule, UnitPrices
 from otelspend.controls.stream import StreamControls, StreamLimits
 from otelspend.record import L
-from tests.controls.spans import call, lite
+from tests.controls.spans import MS, T0, call, lite
 
 
 def controls(**limits: Any) -> StreamControls:
@@ -61,7 +64,7 @@ def test_views_of_one_call_count_its_resends_once():
     _, agent = root_and_agent()
     outer = call(agent[L.span_id], resend_count=2, response_id="msg_1", scope_name="traceloop", duration_ms=900)
     inner = call(outer[L.span_id], resend_count=2, response_id="msg_1", scope_name="anthropic-sdk", start_ms=1)
-    stream = controls()
+    stream = controls(screen=False)  # analysed from the first span: the counts below are visible
     assert feed(stream, [inner], [outer]) == []
     assert (stream.stats.calls, stream.stats.views) == (1, 1)
     third = call(agent[L.span_id], resend_count=1, start_ms=2000)
@@ -72,7 +75,7 @@ def test_sibling_views_from_two_libraries_are_one_call():
     _, agent = root_and_agent()
     outer = call(agent[L.span_id], failed=True, scope_name="traceloop", duration_ms=500)
     inner = call(agent[L.span_id], failed=True, scope_name="anthropic-sdk", start_ms=10, duration_ms=400)
-    stream = controls()
+    stream = controls(screen=False)
     feed(stream, [inner, outer])
     assert (stream.stats.calls, stream.stats.views) == (1, 1)
 
@@ -141,3 +144,74 @@ def test_memory_is_bounded():
     for index in range(300):
         feed(stream, [call("p" * 16, trace_id=f"{index:032x}")])
     assert len(stream.runs) == 100 and stream.stats.runs_evicted == 200
+
+
+# -- screening changes the cost, never the detections ---------------------------------------------
+
+_SPAN_KIND = st.sampled_from(["ok", "failed", "resend", "retry_attr", "view_nested", "view_sibling", "http", "tool"])
+
+
+@st.composite
+def _runs(draw: st.DrawFn) -> list[list[tuple[Any, ...]]]:
+    """A few runs' spans in an arbitrary order, split into arbitrary batches."""
+    spans: list[tuple[Any, ...]] = []
+    for run_index in range(draw(st.integers(1, 3))):
+        trace = f"{run_index + 1:032x}"
+        root = lite(trace_id=trace, duration_ms=600_000, workflow_type=draw(st.sampled_from(["support", "batch"])))
+        agent = lite(trace_id=trace, parent_span_id=root[L.span_id], span_class="agent", start_ms=1)
+        run_spans = [root, agent]
+        calls: list[tuple[Any, ...]] = []
+        for _ in range(draw(st.integers(0, 14))):
+            kind = draw(_SPAN_KIND)
+            start = draw(st.integers(0, 120_000))
+            model = draw(st.sampled_from(["gpt-4o-mini", "gpt-4o"]))
+            parent = agent[L.span_id]
+            if kind in ("view_nested", "http") and calls:
+                parent = draw(st.sampled_from(calls))[L.span_id]
+            if kind == "http":
+                run_spans.append(lite(trace_id=trace, parent_span_id=parent, span_class="http", start_ms=start))
+                continue
+            if kind == "tool":
+                run_spans.append(lite(trace_id=trace, parent_span_id=parent, span_class="tool", tool_name="search",
+                                      start_ms=start))  # fmt: skip
+                continue
+            extra: dict[str, Any] = {}
+            if kind == "resend":
+                extra["resend_count"] = draw(st.integers(1, 3))
+            if kind == "retry_attr":
+                extra["retry_count"] = draw(st.integers(1, 3))
+            if kind == "view_sibling" and calls:
+                sibling = draw(st.sampled_from(calls))
+                extra.update(scope_name="other-lib", provider=sibling[L.provider], model=sibling[L.model])
+                start = (sibling[L.start_time] - T0) // MS + 1
+                parent = sibling[L.parent_span_id]
+            span = call(parent, failed=kind == "failed", trace_id=trace, start_ms=start, duration_ms=50,
+                        **{"model": model, **extra})  # fmt: skip
+            calls.append(span)
+            run_spans.append(span)
+        spans += draw(st.permutations(run_spans))
+    cuts = sorted(draw(st.lists(st.integers(0, len(spans)), max_size=4)))
+    bounds = [0, *cuts, len(spans)]
+    return [spans[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _summary(detections: list[Any]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (d.type, d.key, d.observed.value, d.observed.unit, str(sorted(d.details.items()))) for d in detections
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches=_runs(), with_policy=st.booleans())
+def test_screening_never_changes_what_is_detected(batches, with_policy):
+    """The cheap screen (upper bounds of retries and calls) analyses a run in full before any rule
+    could fire, so the detections equal those of analysing every span at once."""
+    results = []
+    for screen in (True, False):
+        stream = controls(screen=screen)
+        if with_policy:
+            stream.set_policy(Policy((RULE,)))
+        found = feed(stream, *batches)
+        found += stream.forget_idle(10**9, 0)  # waiting calls checked with what is known
+        results.append(_summary(found))
+    assert results[0] == results[1]
