@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-query bench-controls screenshot captures install clean
+.PHONY: run test lint bench bench-query bench-sql bench-controls screenshot captures install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,21 +26,43 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 
+# The SQL endpoint's tests drive the official Node client, @clickhouse/client (npm registry),
+# pinned by tests/sqlhttp/node/package-lock.json; Node itself from Debian if it is missing.
+NODE_DIR := tests/sqlhttp/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
+NPM := $(shell command -v npm || echo /usr/bin/npm)
+$(NPM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json | $(NPM)
+	cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The README's curl example runs as written in the SQL endpoint's tests.
+CURL := /usr/bin/curl
+$(CURL):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl
+
 install: $(RUN_STAMP)
 
 ## Serve OTLP (4317 gRPC, 4318 HTTP) and the API/dashboard (8000) on embedded chDB under ./data.
 run: $(RUN_STAMP)
 	$(BIN)/otelspend serve $(ARGS)
 
-## Lint, then the whole suite (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
-test: $(TEST_STAMP) | $(CHROMIUM)
+## Lint and type-check (mypy over the whole package, zero errors), then the whole suite
+## (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
+test: $(TEST_STAMP) $(NODE_STAMP) | $(CHROMIUM) $(CURL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tests.typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tests.typecheck
 
 ## Ingest benchmark: serve on a temp dir, drive the load generator, verify every total, append to bench/RESULTS.md.
 bench: $(TEST_STAMP)
@@ -60,6 +82,10 @@ bench-controls: $(TEST_STAMP)
 ## One library: make captures ARGS=langchain-openinference
 captures: $(TEST_STAMP)
 	$(BIN)/python -m tests.conventions.harness.run --keep-going $(ARGS)
+
+## Ingest throughput with and without a heavy query on the SQL endpoint, appended to bench/RESULTS.md.
+bench-sql: $(TEST_STAMP)
+	$(BIN)/python -m bench.sql_contention $(ARGS)
 
 ## Refresh docs/img/dashboard-overview.png from the browser test's screenshot.
 screenshot: $(TEST_STAMP) | $(CHROMIUM)

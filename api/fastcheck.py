@@ -40,6 +40,7 @@ class CheckFastPath:
         self.context = context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the decision endpoint here; pass every other request on."""
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return

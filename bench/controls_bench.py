@@ -205,6 +205,7 @@ def _flag_a_run(server: ServerProcess) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """Measure the decision endpoint at a fixed request rate; append the figures."""
     info = machine()
     print(f"machine: {info}", flush=True)
     with tempfile.TemporaryDirectory(prefix="otelspend-controls-") as tmp:
@@ -251,6 +252,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def check_report(args: argparse.Namespace, info: dict[str, str], load: dict[str, Any], sample: Any) -> str:
+    """The decision endpoint figures as a RESULTS.md section."""
     scheduled, service = load["scheduled"], load["service"]
 
     def ms(values: list[float], q: float) -> str:
@@ -305,6 +307,7 @@ def _ingest_once(args: argparse.Namespace, env: dict[str, str]) -> dict[str, flo
 
 
 def run_overhead(args: argparse.Namespace) -> int:
+    """Ingest with the controls off and on, alternately; append the figures."""
     info = machine()
     print(f"machine: {info}", flush=True)
     sink, url = webhook()
@@ -332,6 +335,8 @@ def run_overhead(args: argparse.Namespace) -> int:
 
 def overhead_report(args: argparse.Namespace, info: dict[str, str], runs: dict[str, list[dict[str, float]]],
                     alerts: int) -> str:  # fmt: skip
+    """The ingest overhead figures as a RESULTS.md section."""
+
     def column(arm: str, key: str) -> list[float]:
         return [r[key] for r in runs[arm]]
 
@@ -389,6 +394,7 @@ def _append(text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="decision endpoint latency at a fixed request rate")

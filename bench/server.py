@@ -24,7 +24,7 @@ from typing import IO, Any
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-_LISTENING = re.compile(r"otelspend listening otlp_grpc=(\S+) otlp_http=(\S+) api=(\S+)")
+_LISTENING = re.compile(r"otelspend listening otlp_grpc=(\S+) otlp_http=(\S+) api=(\S+)(?: sql=(\S+))?")
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 
 
@@ -52,22 +52,24 @@ class ServerProcess:
         grpc_port: int = 0,
         http_port: int = 0,
         api_port: int = 0,
+        sql_port: int = 0,
         dsn: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.dsn = dsn or f"chdb://{self.data_dir / 'chdb'}"
         self.env = dict(env or {})
-        self.ports = (grpc_port, http_port, api_port)
+        self.ports = (grpc_port, http_port, api_port, sql_port)
         self.process: subprocess.Popen[str] | None = None
-        self.grpc_address = self.http_address = self.api_address = ""
+        self.grpc_address = self.http_address = self.api_address = self.sql_address = ""
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         self._log: IO[str] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self, timeout_seconds: float = 60.0) -> ServerProcess:
+        """Start ``otelspend serve``; wait for the line saying where it listens (RuntimeError with the log if none)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        grpc_port, http_port, api_port = self.ports
+        grpc_port, http_port, api_port, sql_port = self.ports
         command = [
             *otelspend_command(), "serve",
             "--data-dir", str(self.data_dir),
@@ -75,6 +77,7 @@ class ServerProcess:
             "--otlp-grpc-address", f"127.0.0.1:{grpc_port}",
             "--otlp-http-address", f"127.0.0.1:{http_port}",
             "--api-address", f"127.0.0.1:{api_port}",
+            "--sql-address", f"127.0.0.1:{sql_port}",
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTELSPEND_")}
         env["PYTHONFAULTHANDLER"] = "1"  # thread stacks in the log if it has to be aborted
@@ -88,7 +91,8 @@ class ServerProcess:
         if match is None:
             self.kill()
             raise RuntimeError(f"otelspend serve did not start: {line!r}\n{self.log_tail()}")
-        self.grpc_address, self.http_address, self.api_address = match.groups()
+        self.grpc_address, self.http_address, self.api_address, sql = match.groups()
+        self.sql_address = sql or ""
         return self
 
     def _first_line(self, timeout_seconds: float) -> str:
@@ -103,10 +107,12 @@ class ServerProcess:
 
     @property
     def pid(self) -> int:
+        """The server's process id."""
         assert self.process is not None
         return self.process.pid
 
     def alive(self) -> bool:
+        """Whether the server process is still running."""
         return self.process is not None and self.process.poll() is None
 
     def terminate(self, timeout_seconds: float = 60.0) -> int:
@@ -153,6 +159,7 @@ class ServerProcess:
             return False
 
     def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the server's log."""
         try:
             return "\n".join(self.log_path.read_text().splitlines()[-lines:])
         except FileNotFoundError:
@@ -162,13 +169,16 @@ class ServerProcess:
 
     @property
     def grpc_endpoint(self) -> str:
+        """``grpc://host:port`` of the OTLP/gRPC receiver."""
         return f"grpc://{self.grpc_address}"
 
     @property
     def http_endpoint(self) -> str:
+        """``http://host:port`` of the OTLP/HTTP receiver."""
         return f"http://{self.http_address}"
 
     def endpoint(self, transport: str) -> str:
+        """The receiver endpoint for ``transport`` (``grpc`` or ``http``)."""
         return self.grpc_endpoint if transport == "grpc" else self.http_endpoint
 
     def metrics(self) -> dict[str, float]:
@@ -177,6 +187,7 @@ class ServerProcess:
         return parse_metrics(text)
 
     def readyz(self) -> tuple[int, dict[str, Any]]:
+        """``GET /readyz``: status code and body."""
         response = httpx.get(f"http://{self.api_address}/readyz", timeout=10)
         return response.status_code, response.json()
 
@@ -242,6 +253,7 @@ def is_settled(metrics: dict[str, float], spans: int, runs: int) -> bool:
 
 
 def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text -> {metric name: value}, the label sets of a name summed."""
     values: dict[str, float] = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):

@@ -39,6 +39,7 @@ _SHARDING_KEYS = {
 
 
 def table_names(migrations: list[Migration]) -> list[str]:
+    """Every table the migrations create, in order."""
     names = []
     for migration in migrations:
         for statement in migration.statements("{db}"):
@@ -59,6 +60,7 @@ def render_cluster(migrations: list[Migration], database: str, cluster: str) -> 
 
 
 def schema_migrations_statements(database: str, cluster: str) -> list[str]:
+    """The replicated ``schema_migrations`` table (and its distributed table) on ``cluster``."""
     return _table(SCHEMA_MIGRATIONS, {"schema_migrations"}, database, cluster)
 
 

@@ -111,6 +111,7 @@ class RunState:
 
 
 def has_usage(span: tuple[Any, ...]) -> bool:
+    """Whether the span reports token usage (a call that got an answer)."""
     return span[_INPUT] is not None or span[_OUTPUT] is not None
 
 

@@ -140,11 +140,13 @@ class Controls:
 
     def spans_priced(self, spans: Sequence[tuple[Any, ...]], ingested_ns: int) -> None:
         """Priced spans of one batch (pipeline thread; never blocks)."""
-        self.engine.spans(spans)
+        if spans:
+            self.engine.spans(spans)
 
     def runs_written(self, runs: Sequence[tuple[Any, ...]], calls: Sequence[tuple[Any, ...]]) -> None:
         """Signed run and breakdown rows just written (pipeline thread; never blocks)."""
-        self.engine.post("runs", (runs, calls))
+        if runs or calls:
+            self.engine.post("runs", (runs, calls))
 
     # -- lifecycle ------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ whose spans were stored but not yet emitted, repairs rollup hours a crash may ha
 half-written, replays the write-ahead log), then opens the receivers and the API. Port 0
 picks a free port; the chosen addresses are logged in one parseable line:
 
-    otelspend listening otlp_grpc=127.0.0.1:4317 otlp_http=127.0.0.1:4318 api=127.0.0.1:8000
+    otelspend listening otlp_grpc=127.0.0.1:4317 otlp_http=127.0.0.1:4318 api=127.0.0.1:8000 sql=127.0.0.1:8123
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import uvicorn
 from otelspend.api.commands import CommandRefused
 from otelspend.api.deps import ApiContext
 from otelspend.api.main import create_app
+from otelspend.api.sqlhttp.app import SqlHttpApp, create_sql_app
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.migrate import apply_spans_ttl, migrate
 from otelspend.clickhouse.queries import outcomes as outcome_queries
@@ -47,7 +48,7 @@ from otelspend.pipeline.errors import ErrorKind, classify, describe
 from otelspend.pipeline.recovery import recover
 from otelspend.pipeline.reprice import RepriceError, RepriceTarget, reprice_window
 from otelspend.pipeline.resources import ResourceCache, StoredResourceAttributes, fetch_resource_attributes
-from otelspend.pipeline.stage import Pipeline, PipelineStopped, read_state
+from otelspend.pipeline.stage import Housekeeping, Pipeline, PipelineConfig, PipelineStopped, read_state
 from otelspend.pipeline.wal import FORMAT_JSON, WalRecord, WriteAheadLog
 from otelspend.receiver.grpc_server import OtlpGrpcServer
 from otelspend.receiver.http_server import OtlpHttpApp
@@ -69,15 +70,24 @@ class StartupError(ConfigError):
 
 @dataclass(frozen=True)
 class Addresses:
+    """Where a started process listens (port 0 resolved to the port chosen)."""
+
     otlp_grpc: str
     otlp_http: str
     api: str
+    sql: str = ""
 
     def line(self) -> str:
-        return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}"
+        """The one parseable line ``serve`` prints once it listens."""
+        sql = f" sql={self.sql}" if self.sql else ""
+        return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}{sql}"
 
 
 class OtelSpend:
+    """One otelspend process: store, pricing, pipeline, receivers and API, assembled from the
+    settings; ``start()`` and ``shutdown()`` (see the module docstring).
+    """
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
@@ -91,6 +101,7 @@ class OtelSpend:
         self._uvicorn: list[uvicorn.Server] = []
         self._grpc: OtlpGrpcServer | None = None
         self._otlp_http: OtlpHttpApp | None = None
+        self._sql: SqlHttpApp | None = None
         self._stopped = threading.Event()
         self._exit = threading.Event()
         """Set when the process should end: a stop, or a start-up that cannot go on."""
@@ -150,18 +161,22 @@ class OtelSpend:
             emitter=self.emitter,
             wal=self.wal,
             metrics=self.metrics,
-            node=s.node_id,
-            data_dir=s.data_dir,
-            queue_spans=s.pipeline.queue_spans,
-            batch_rows=s.clickhouse.batch_rows,
-            flush_interval=s.clickhouse.flush_interval_ms / 1000,
-            reloadables=(self.ownership,),
-            emit_batch_runs=s.runs.emit_batch_runs,
-            emit_interval=s.runs.emit_interval_seconds,
-            store_maintenance=self.store.release_memory if self.store.embedded else None,
-            resources=self.resources,
-            observer=self._controls,
+            config=PipelineConfig(
+                node=s.node_id,
+                data_dir=s.data_dir,
+                queue_spans=s.pipeline.queue_spans,
+                batch_rows=s.clickhouse.batch_rows,
+                flush_interval=s.clickhouse.flush_interval_ms / 1000,
+                emit_batch_runs=s.runs.emit_batch_runs,
+                emit_interval=s.runs.emit_interval_seconds,
+            ),
+            housekeeping=Housekeeping(
+                reloadables=(self.ownership,),
+                store_maintenance=self.store.release_memory if self.store.embedded else None,
+            ),
         )
+        if self._controls is not None:
+            self.pipeline.observer = self._controls
         self.normalizer = Normalizer(
             load_conventions(),
             NormalizeOptions(
@@ -185,8 +200,16 @@ class OtelSpend:
         api = create_app(ApiContext(settings=s, store=self.store, metrics=self.metrics, commands=self))
         otlp_sock, otlp_address = _listen(s.otlp.http_address)
         api_sock, api_address = _listen(s.api.address)
-        self._start_http([(self._otlp_http, otlp_sock), (api, api_sock)])
-        self.addresses = Addresses(self._grpc.address, otlp_address, api_address)
+        servers: list[tuple[Any, socket.socket]] = [(self._otlp_http, otlp_sock), (api, api_sock)]
+        sql_address = ""
+        if s.sql.address and self.store.path is None:
+            log.info("sql endpoint off: the store is a ClickHouse server, query it directly (README, SQL)")
+        elif s.sql.address and self.store.path is not None:
+            self._sql = create_sql_app(s, self.store.path, self.metrics)
+            sql_sock, sql_address = _listen(s.sql.address)
+            servers.append((self._sql, sql_sock))
+        self._start_http(servers)
+        self.addresses = Addresses(self._grpc.address, otlp_address, api_address, sql_address)
         if self._controls is not None:
             self._controls.start(api_address)  # before recovery: a replayed span is watched like a new one
         self._bootstrap = threading.Thread(
@@ -254,7 +277,6 @@ class OtelSpend:
         recover(
             self.pipeline,
             runstore=self.runstore,
-            store=self.store,
             node=s.node_id,
             late_horizon_ns=int(s.runs.late_horizon_hours * 3600 * 10**9),
             state=read_state(s.data_dir),
@@ -424,6 +446,8 @@ class OtelSpend:
             self._http_thread.join(15)
         if self._otlp_http is not None:
             self._otlp_http.shutdown()
+        if self._sql is not None:
+            self._sql.shutdown()
         if hasattr(self, "pipeline"):
             self.pipeline.shutdown()
             self.wal.close()

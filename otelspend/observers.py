@@ -38,3 +38,17 @@ class LedgerObserver(Protocol):
     def runs_written(self, runs: Sequence[RowView], calls: Sequence[RowView]) -> None:
         """Signed run and breakdown rows just written by an emission; must not block."""
         ...
+
+
+class NoObserver:
+    """The observer of a pipeline nobody watches: does nothing."""
+
+    def spans_priced(self, spans: Sequence[SpanView], ingested_ns: int) -> None:
+        """Ignored."""
+
+    def runs_written(self, runs: Sequence[RowView], calls: Sequence[RowView]) -> None:
+        """Ignored."""
+
+
+NO_OBSERVER: LedgerObserver = NoObserver()
+"""The pipeline's observer until one is set (``Pipeline.observer``)."""

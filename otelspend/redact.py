@@ -31,7 +31,10 @@ log = logging.getLogger("otelspend")
 
 def shown(value: Any, annotation: Any = None) -> str:
     """How a secret (or the raw input meant for one) appears in messages: never its value.
-    Input meant for a secret URL (``annotation``) is shown redacted the way that type shows it."""
+    Input meant for a secret URL (``annotation``) is shown redacted the way that type shows it.
+    A missing secret (None) is shown as such: there is nothing to hide, and saying so helps."""
+    if value is None:
+        return "None"
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     url_type = bare(annotation)
@@ -237,9 +240,11 @@ class RedactSecrets(logging.Filter):
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
+        """``text`` with every configured secret replaced by ``***``."""
         return scrub(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub the record's message, exception text and stack in place; never drops a record."""
         if not self.secrets:
             return True
         record.msg = self.scrub(record.getMessage())

@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from otelspend.redact import (
     SecretDsn,
@@ -70,6 +79,24 @@ def _check_address(value: str) -> str:
 Address = Annotated[str, AfterValidator(_check_address)]
 
 
+def _check_optional_address(value: str) -> str:
+    return value if value == "" else _check_address(value)
+
+
+OptionalAddress = Annotated[str, AfterValidator(_check_optional_address)]
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback IPs (127.0.0.0/8, ::1)."""
+    bare = host.strip("[]")
+    if bare == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
+
+
 def split_address(address: str) -> tuple[str, int]:
     """``'127.0.0.1:4317'`` -> ``('127.0.0.1', 4317)``; brackets stripped from IPv6 hosts."""
     host, _, port = address.rpartition(":")
@@ -79,6 +106,8 @@ def split_address(address: str) -> tuple[str, int]:
 class Section(BaseModel):
     # hide_input_in_errors: a ValidationError printed by anyone (not only load_settings,
     # which formats its own) never repeats the input, which may be a secret.
+    """A settings section: unknown keys rejected, values frozen, inputs never echoed in errors."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
@@ -106,6 +135,8 @@ class IngestToken(Section):
 
 
 class OtlpSettings(Section):
+    """The OTLP receivers: listen addresses, request bounds, ingest tokens, what is kept of spans."""
+
     grpc_address: Address = "127.0.0.1:4317"
     """OTLP/gRPC listen address (TraceService/Export). Default loopback only."""
     http_address: Address = "127.0.0.1:4318"
@@ -142,6 +173,8 @@ class OtlpSettings(Section):
 
 
 class ApiSettings(Section):
+    """The REST API and dashboard: listen address, bearer tokens, answer size."""
+
     address: Address = "127.0.0.1:8000"
     """REST API and web dashboard listen address."""
     tokens: list[Annotated[SecretStr, _at_least(8, "each API token")]] = []
@@ -156,7 +189,49 @@ class ApiSettings(Section):
         return _split_secret_list(value)
 
 
+class SqlSettings(Section):
+    """The read-only SQL endpoint (ClickHouse HTTP interface over the embedded store): address,
+    password, concurrency, limits."""
+
+    address: OptionalAddress = "127.0.0.1:8123"
+    """Read-only ClickHouse HTTP interface over the embedded store (Grafana, clickhouse-connect,
+    @clickhouse/client, curl). Empty = off. Off too when the store is a ClickHouse server: query
+    that server directly."""
+    password: SecretStr | None = Field(None, validate_default=True)
+    """Password of the endpoint's user ``otelspend``. Without one the endpoint must listen on
+    loopback, and then needs no credentials."""
+    max_concurrent_queries: int = Field(2, ge=1, le=64)
+    """Queries running at once, each on a thread of the endpoint's own pool."""
+    max_queued_queries: int = Field(32, ge=0, le=10_000)
+    """Queries waiting for a thread (each at most ``max_execution_seconds``); beyond,
+    TOO_MANY_SIMULTANEOUS_QUERIES."""
+    max_execution_seconds: float = Field(30.0, gt=0, le=3600)
+    """Ceiling of ``max_execution_time``: a longer query fails with TIMEOUT_EXCEEDED."""
+    max_memory_bytes: int = Field(512 * MIB, ge=MIB)
+    """Ceiling of ``max_memory_usage`` per query (MEMORY_LIMIT_EXCEEDED above it)."""
+    max_result_rows: int = Field(1_000_000, ge=1)
+    """Ceiling of ``max_result_rows`` (TOO_MANY_ROWS_OR_BYTES above it, never a cut result)."""
+    max_result_bytes: int = Field(128 * MIB, ge=1024)
+    """Ceiling of ``max_result_bytes`` (uncompressed result blocks)."""
+    max_threads: int = Field(1, ge=1, le=64)
+    """Ceiling of ``max_threads``: engine threads per query. One leaves the other cores to ingest."""
+    max_request_bytes: int = Field(MIB, ge=1024, le=64 * MIB)
+    """Largest query request accepted, before and after decompression (QUERY_IS_TOO_LARGE above it)."""
+
+    @field_validator("password")
+    @classmethod
+    def _required_beyond_loopback(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 8:
+            raise ValueError("expected at least 8 characters")
+        address = info.data.get("address", "")
+        if value is None and address and not is_loopback(split_address(address)[0]):
+            raise ValueError(f"required when sql.address ({address}) listens beyond loopback")
+        return value
+
+
 class ClickHouseSettings(Section):
+    """The store: DSN (embedded chDB or a server), database, cluster, insert batching and timeouts, span TTL."""
+
     dsn: SecretDsn = SecretDsn("chdb://./data/chdb")
     """``chdb://<dir>`` for embedded chDB (relative paths resolve from the working directory),
     ``http(s)://user:password@host:8123`` for a ClickHouse server (shown with ``***`` for the
@@ -192,6 +267,8 @@ class ClickHouseSettings(Section):
 
 
 class WalSettings(Section):
+    """The write-ahead log: where, whether appends are fsynced, segment size."""
+
     dir: Path | None = None
     """Write-ahead log directory. Default ``<data_dir>/wal``."""
     fsync: bool = True
@@ -201,6 +278,8 @@ class WalSettings(Section):
 
 
 class PipelineSettings(Section):
+    """The ingest queue: its bound and the Retry-After hint when it is full."""
+
     queue_spans: int = Field(50_000, ge=1_000)
     """Spans accepted but not yet stored. Above it, exporters get UNAVAILABLE / 503 + Retry-After."""
     retry_after_seconds: int = Field(2, ge=1, le=300)
@@ -208,6 +287,8 @@ class PipelineSettings(Section):
 
 
 class RunsSettings(Section):
+    """Run stitching and emission: when a run is due, memory caps, emission batching, late spans, retry loops."""
+
     settle_seconds: float = Field(3.0, ge=0)
     """A run whose root has arrived is emitted after this long without new spans."""
     root_wait_seconds: float = Field(300.0, ge=0)
@@ -363,6 +444,8 @@ class ControlsSettings(Section):
 
 
 class Settings(Section):
+    """Everything one otelspend process is configured with (``load_settings`` builds it; README "Configuration")."""
+
     data_dir: Path = Path("./data")
     """Where the WAL (and the default embedded chDB) live."""
     node_id: str = Field(default_factory=socket.gethostname, min_length=1)
@@ -375,6 +458,7 @@ class Settings(Section):
     """YAML ownership rules (team, cost center, product, feature, owner)."""
     otlp: OtlpSettings = OtlpSettings()
     api: ApiSettings = ApiSettings()
+    sql: SqlSettings = SqlSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     wal: WalSettings = WalSettings()
     pipeline: PipelineSettings = PipelineSettings()
@@ -385,6 +469,7 @@ class Settings(Section):
 
     @property
     def wal_dir(self) -> Path:
+        """The write-ahead log's directory (``wal.dir``, else ``<data_dir>/wal``)."""
         return self.wal.dir or self.data_dir / "wal"
 
     @field_validator("rate_card", "ownership")
@@ -443,21 +528,44 @@ def load_settings(
     problems: list[str] = []
     sources: dict[tuple[str, ...], str] = {}
     raw: dict[str, Any] = {}
-
     config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
     if config_file:
-        path = Path(config_file)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({_yaml_problem(exc)})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
-        _record_sources(loaded, (), f"config file {path}", sources)
-        raw = _read_secret_files(loaded, Settings, (), f"config file {path}", sources, problems)
+        raw = _from_config_file(Path(config_file), sources, problems)
+    _from_environment(environ, raw, sources, problems)
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+        _record_sources(overrides, (), "flag", sources)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(str(part) for part in error["loc"])
+            problems.append(_describe(loc, error, sources))
+        settings = None
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    assert settings is not None
+    return settings
 
+
+def _from_config_file(path: Path, sources: dict[tuple[str, ...], str], problems: list[str]) -> dict[str, Any]:
+    """The settings tree of a YAML file, secret files read in; a file that cannot be used stops here."""
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({_yaml_problem(exc)})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
+    _record_sources(loaded, (), f"config file {path}", sources)
+    return _read_secret_files(loaded, Settings, (), f"config file {path}", sources, problems)
+
+
+def _from_environment(
+    environ: Mapping[str, str], raw: dict[str, Any], sources: dict[tuple[str, ...], str], problems: list[str]
+) -> None:
+    """Set every ``OTELSPEND_*`` variable (and ``*_FILE`` secret file) into ``raw``; unknown ones are problems."""
     known = env_names()
     from_files = secret_file_env_names()
     for name, value in environ.items():
@@ -480,22 +588,6 @@ def load_settings(
             continue
         _set_path(raw, path_, value)
         sources[path_] = source
-
-    if overrides:
-        raw = _deep_merge(raw, overrides)
-        _record_sources(overrides, (), "flag", sources)
-
-    try:
-        settings = Settings.model_validate(raw)
-    except ValidationError as exc:
-        for error in exc.errors():
-            loc = tuple(str(part) for part in error["loc"])
-            problems.append(_describe(loc, error, sources))
-        settings = None
-    if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-    assert settings is not None
-    return settings
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -563,7 +655,7 @@ def _describe(loc: tuple[str, ...], error: Mapping[str, Any], sources: dict[tupl
     key = ".".join(loc)
     source = next((sources[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in sources), "default")
     if error["type"] == "extra_forbidden":
-        parent = Settings
+        parent: type[Section] = Settings
         for part in loc[:-1]:
             field = parent.model_fields.get(part)
             annotation = field.annotation if field else None

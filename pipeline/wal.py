@@ -23,7 +23,7 @@ import struct
 import threading
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,8 @@ FORMAT_JSON = 1
 
 @dataclass(frozen=True)
 class WalRecord:
+    """One logged request: its sequence, format (protobuf or JSON), ingest token name and bytes."""
+
     seq: int
     format: int
     token: str
@@ -46,10 +48,15 @@ class WalRecord:
 
 
 class WalCorrupt(RuntimeError):
+    """The log cannot be used: it is closed, or its checkpoint file does not hold a sequence number."""
+
     pass
 
 
 class WriteAheadLog:
+    """Accepted requests, durable before they are acknowledged: segment files and a checkpoint
+    under ``directory`` (see the module docstring)."""
+
     def __init__(self, directory: Path, *, fsync: bool = True, segment_bytes: int = 64 << 20) -> None:
         self.directory = Path(directory)
         self.fsync = fsync
@@ -68,6 +75,7 @@ class WriteAheadLog:
         self.failing: str | None = None
         """Why the last checkpoint failed (None once one succeeds): a readiness problem."""
         self._sizes: deque[tuple[int, int]] = deque()  # (seq, payload bytes) not yet checkpointed
+        self._stored: set[int] = set()  # seqs above the checkpoint already stored downstream
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -90,6 +98,7 @@ class WriteAheadLog:
         return pending
 
     def close(self) -> None:
+        """Sync and close the current segment."""
         with self._lock:
             if self._fd is not None:
                 if self.fsync:
@@ -148,6 +157,24 @@ class WriteAheadLog:
 
     # -- checkpoints --------------------------------------------------------------------
 
+    def complete(self, seqs: Iterable[int]) -> int:
+        """Mark these requests stored downstream (or quarantined); return the highest seq up
+        to which every appended request is, i.e. what may be checkpointed.
+
+        Receivers append concurrently, so requests can reach the pipeline out of sequence
+        order: a batch holding seq 6 may be stored while seq 5 is still on its way. A
+        checkpoint at 6 would then drop an acknowledged request from replay; only the
+        prefix in which every request is stored is safe.
+        """
+        with self._lock:
+            self._stored.update(seq for seq in seqs if seq > self._checkpoint)
+            safe = self._checkpoint
+            for seq, _ in self._sizes:
+                if seq not in self._stored:
+                    break
+                safe = seq
+            return safe
+
     def checkpoint(self, seq: int) -> None:
         """Everything up to ``seq`` is stored downstream (or quarantined); drop what no replay
         can need.
@@ -173,7 +200,9 @@ class WriteAheadLog:
         self._checkpoint = seq
         with self._lock:
             while self._sizes and self._sizes[0][0] <= seq:
-                self.pending_bytes -= self._sizes.popleft()[1]
+                done, size = self._sizes.popleft()
+                self.pending_bytes -= size
+                self._stored.discard(done)
             # A segment is obsolete when the next one starts at or below checkpoint + 1.
             while len(self._segments) > 1 and self._segments[1][0] <= seq + 1:
                 _, path = self._segments.pop(0)
@@ -184,6 +213,7 @@ class WriteAheadLog:
 
     @property
     def checkpointed(self) -> int:
+        """The highest sequence known stored (records up to it are never replayed)."""
         return self._checkpoint
 
     # -- reading --------------------------------------------------------------------------

@@ -44,6 +44,7 @@ def alerts(
     incident_id: Annotated[str | None, Query(max_length=64, description="The events of one incident.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Events to return.")] = 100,
 ) -> JSONResponse:
+    """Alert events in a window, one page (see the route description)."""
     window = parse_window(start, to, now_ns=time.time_ns(), default_span_ns=DEFAULT_DAYS * DAY_NS)
     types = [t.strip() for value in (type_ or []) for t in value.split(",") if t.strip()]
     unknown = [t for t in types if t not in EVENT_TYPES]
@@ -64,6 +65,7 @@ def alerts(
 
 @router.get("/{event_id}", summary="One alert event with its webhook deliveries", response_class=JSONResponse)
 def alert(ctx: Context, event_id: Annotated[str, Path(max_length=64, pattern=r"^evt_[0-9a-f]{32}$")]) -> JSONResponse:
+    """One alert event with its deliveries, or 404."""
     found = get_alert(ctx.store, event_id)
     if found is None:
         raise HTTPException(status_code=404, detail=f"no alert {event_id}")

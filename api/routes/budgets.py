@@ -59,6 +59,7 @@ def _refused(exc: ControlsConfigError) -> JSONResponse:
 
 @router.get("", summary="Every budget in force with its spend, forecast and status", response_class=JSONResponse)
 def list_budgets(ctx: Context) -> JSONResponse:
+    """Every budget in force (file and API) with its figures."""
     return JSONResponse({"budgets": controls_of(ctx).budgets()})
 
 
@@ -77,6 +78,7 @@ def list_budgets(ctx: Context) -> JSONResponse:
     openapi_extra=BODY_DOC,
 )
 async def create_budget(request: Request, ctx: Context) -> Response:
+    """Create a budget from the JSON body (see the route description)."""
     controls = controls_of(ctx)
     try:
         doc = await _body(request)
@@ -94,6 +96,7 @@ async def create_budget(request: Request, ctx: Context) -> Response:
 @router.get("/{budget_id}", summary="One budget: spent, forecast, remaining, projected exhaustion, status",
             response_class=JSONResponse)  # fmt: skip
 def get_budget(ctx: Context, budget_id: BudgetId) -> JSONResponse:
+    """One budget with its figures, or 404."""
     found = controls_of(ctx).budget(budget_id)
     if found is None:
         raise HTTPException(status_code=404, detail=f"no budget {budget_id}")
@@ -107,6 +110,7 @@ def get_budget(ctx: Context, budget_id: BudgetId) -> JSONResponse:
     openapi_extra=BODY_DOC,
 )
 async def put_budget(request: Request, ctx: Context, budget_id: BudgetId) -> Response:
+    """Replace a budget created over the API (see the route description)."""
     controls = controls_of(ctx)
     try:
         doc = await _body(request)
@@ -124,6 +128,7 @@ async def put_budget(request: Request, ctx: Context, budget_id: BudgetId) -> Res
 @router.delete("/{budget_id}", summary="Delete a budget created over the API (its open alerts resolve)",
                status_code=204)  # fmt: skip
 def delete_budget(ctx: Context, budget_id: BudgetId) -> Response:
+    """Delete a budget created over the API, or 404 / 409 for a file budget."""
     try:
         deleted = controls_of(ctx).delete_budget(budget_id)
     except BudgetConflict as exc:

@@ -76,6 +76,7 @@ async def check(
     provider: Annotated[str, _dimension("Provider (gen_ai.provider.name); helps price an ambiguous model.")] = "",
     run_id: Annotated[str, Query(max_length=64, description="The run (trace id) the call belongs to.")] = "",
 ) -> JSONResponse:
+    """Allow, warn or deny a call about to be made (see the route description)."""
     controls = controls_of(get_context(request))
     values = {
         "tenant": tenant, "customer": customer, "feature": feature, "workflow_type": workflow_type,
@@ -94,6 +95,7 @@ async def run(
     request: Request,
     run_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{32}$", description="The run id (trace id, 32 hex).")],
 ) -> JSONResponse:
+    """Stop or continue for one run (see the route description)."""
     return JSONResponse(controls_of(get_context(request)).run_action(run_id.lower()))
 
 
@@ -101,4 +103,5 @@ async def run(
     "/status", summary="What the controls are doing: policy, budgets, sinks, detectors", response_class=JSONResponse
 )
 async def status(request: Request) -> JSONResponse:
+    """Policy, budgets, sinks and detectors in force, with their counters."""
     return JSONResponse(controls_of(get_context(request)).status())

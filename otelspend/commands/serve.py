@@ -16,6 +16,7 @@ SERVE_FLAGS: dict[str, tuple[str, ...]] = {
     "otlp_grpc_address": ("otlp", "grpc_address"),
     "otlp_http_address": ("otlp", "http_address"),
     "api_address": ("api", "address"),
+    "sql_address": ("sql", "address"),
     "rate_card": ("rate_card",),
     "ownership": ("ownership",),
     "api_tokens": ("api", "tokens"),
@@ -24,11 +25,13 @@ SERVE_FLAGS: dict[str, tuple[str, ...]] = {
 
 
 def register(sub: Any) -> None:
+    """Add ``serve`` to the command line."""
     parser = sub.add_parser("serve", help="run the OTLP receivers, pipeline, API and dashboard")
     add_config_flags(parser)
     parser.add_argument("--otlp-grpc-address", help="default 127.0.0.1:4317 (OTELSPEND_OTLP_GRPC_ADDRESS)")
     parser.add_argument("--otlp-http-address", help="default 127.0.0.1:4318 (OTELSPEND_OTLP_HTTP_ADDRESS)")
     parser.add_argument("--api-address", help="default 127.0.0.1:8000 (OTELSPEND_API_ADDRESS)")
+    parser.add_argument("--sql-address", help="default 127.0.0.1:8123, empty = off (OTELSPEND_SQL_ADDRESS)")
     parser.add_argument("--rate-card", help="YAML rate card (OTELSPEND_RATE_CARD)")
     parser.add_argument("--ownership", help="YAML ownership rules (OTELSPEND_OWNERSHIP)")
     parser.add_argument("--api-tokens", help="comma-separated API bearer tokens (OTELSPEND_API_TOKENS)")

@@ -230,6 +230,7 @@ def test_file_variables_exist_for_exactly_the_secret_settings() -> None:
         "OTELSPEND_ALERTS_WEBHOOKS_FILE": ("alerts", "webhooks"),
         "OTELSPEND_ALERTS_WEBHOOK_URL_FILE": ("alerts", "webhook_url"),
         "OTELSPEND_ALERTS_WEBHOOK_SECRET_FILE": ("alerts", "webhook_secret"),
+        "OTELSPEND_SQL_PASSWORD_FILE": ("sql", "password"),
     }
     assert not [name for name in env_names() if name.endswith("_FILE")]
     message = problems(environ={"OTELSPEND_API_TOKEN_FILE": "/run/secrets/api"})
@@ -240,7 +241,7 @@ def test_the_reference_marks_secrets_and_their_file_variable() -> None:
     rows = {line.split("|")[1].strip(" `"): line for line in reference_markdown().splitlines()[2:]}
     secret_rows = {key for key, line in rows.items() if "**Secret**" in line}
     assert secret_rows == {
-        "otlp.ingest_tokens", "api.tokens", "clickhouse.dsn", "alerts.webhooks", "alerts.webhook_url",
+        "otlp.ingest_tokens", "api.tokens", "clickhouse.dsn", "sql.password", "alerts.webhooks", "alerts.webhook_url",
         "alerts.webhook_secret",
     }  # fmt: skip
     assert "`OTELSPEND_CLICKHOUSE_DSN` or `OTELSPEND_CLICKHOUSE_DSN_FILE`" in rows["clickhouse.dsn"]
