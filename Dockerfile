@@ -24,6 +24,7 @@ COPY pipeline ./pipeline
 COPY clickhouse ./clickhouse
 COPY controls ./controls
 COPY api ./api
+COPY finance ./finance
 RUN pip install . \
  && rm -rf /src
 

@@ -11,6 +11,7 @@ from otelspend.api.fastcheck import CheckFastPath
 from otelspend.api.routes import (
     admin,
     alerts,
+    billing,
     budgets,
     catalog,
     controls,
@@ -42,7 +43,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     app.include_router(health.router)
     app.include_router(admin.router)
-    for module in (rollups, runs, outcomes, catalog, maintenance):
+    for module in (rollups, runs, outcomes, catalog, maintenance, billing):
         app.include_router(module.router)
     for module in (controls, budgets, alerts):
         app.include_router(module.router)

@@ -60,6 +60,10 @@ WEBHOOK_URL = f"http://127.0.0.1:9/hooks/{WEBHOOK_PATH}?token={WEBHOOK_TOKEN}"
 """The alert webhook every server carries: its path and query are secret (Slack-style URLs
 carry their token there). Nothing listens on port 9, so deliveries to it keep failing: the
 alert history shows it retrying."""
+OPENAI_ADMIN_KEY = f"canary-openai-admin-key-{_RUN}"
+ANTHROPIC_ADMIN_KEY = f"canary-anthropic-admin-key-{_RUN}"
+"""Billing admin keys (``billing.*_admin_key``): every test server carries them; the loopback
+admin-API fakes accept them; nothing may ever show them."""
 SECRETS: dict[str, str] = {
     "API_TOKEN": API_TOKEN,
     "INGEST_TOKEN": INGEST_TOKEN,
@@ -69,6 +73,8 @@ SECRETS: dict[str, str] = {
     "WEBHOOK_PATH": WEBHOOK_PATH,
     "WEBHOOK_TOKEN": WEBHOOK_TOKEN,
     "WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "OPENAI_ADMIN_KEY": OPENAI_ADMIN_KEY,
+    "ANTHROPIC_ADMIN_KEY": ANTHROPIC_ADMIN_KEY,
 }
 OTLP_HEADERS = f"authorization=Bearer%20{INGEST_TOKEN}"
 """``OTEL_EXPORTER_OTLP_HEADERS`` (the SDK's format: key=value, values URL-encoded)."""
@@ -89,6 +95,7 @@ def settings_overrides() -> dict[str, Any]:
         "api": {"tokens": [API_TOKEN]},
         "otlp": {"ingest_tokens": [{"name": INGEST_NAME, "token": INGEST_TOKEN}]},
         "alerts": {"webhook_url": WEBHOOK_URL, "webhook_secret": WEBHOOK_SECRET},
+        "billing": {"openai_admin_key": OPENAI_ADMIN_KEY, "anthropic_admin_key": ANTHROPIC_ADMIN_KEY},
     }
 
 
