@@ -34,7 +34,9 @@ class _Template:
     calls: list[dict[str, Any]]
 
 
-def _templates(workflow: str, rng: random.Random, book: PriceBook, at_ns: int) -> list[_Template]:
+def _templates(
+    workflow: str, rng: random.Random, book: PriceBook, at_ns: int, input_factor: int = 1
+) -> list[_Template]:
     provider, model = WORKFLOWS[workflow]
     quote = book.quote(provider, model, model, at_ns).compiled
     made = []
@@ -42,7 +44,7 @@ def _templates(workflow: str, rng: random.Random, book: PriceBook, at_ns: int) -
         root = lite(trace_id="0" * 32, duration_ms=20_000, status_code="OK")
         spans = [root]
         for index in range(rng.choice((1, 2))):
-            usage = (rng.randint(18_000, 26_000), 0, 0, 0, rng.randint(600, 1_000), 0)
+            usage = (rng.randint(18_000, 26_000) * input_factor, 0, 0, 0, rng.randint(600, 1_000), 0)
             call = lite(
                 trace_id="0" * 32, parent_span_id=root[1], span_class="llm", operation="chat", provider=provider,
                 model=model, input_tokens=usage[0], output_tokens=usage[4], cache_read_tokens=0,
@@ -71,19 +73,28 @@ def seed(
     seed_value: int = 15,
     only_tenant: str | None = None,
     extra_factor: int = 0,
+    level: int = 1,
+    inflated: str | None = None,
+    input_factor: int = 4,
 ) -> int:
     """Write the traffic of ``[start_ns, end_ns)`` (whole hours); returns the runs written.
 
     With ``only_tenant`` and ``extra_factor``, write ``extra_factor`` times that tenant's usual
-    runs instead (added on top of the traffic already there: 4 makes it 5x)."""
+    runs instead (added on top of the traffic already there: 4 makes it 5x). ``level``
+    multiplies every tenant's traffic; the calls of the ``inflated`` workflow type send
+    ``input_factor`` times their usual input tokens (a prompt that grew)."""
     rng = random.Random(seed_value)
     book = PriceBook()
-    templates = {workflow: _templates(workflow, rng, book, start_ns) for workflow in WORKFLOWS}
+    templates = {
+        workflow: _templates(workflow, rng, book, start_ns, input_factor if workflow == inflated else 1)
+        for workflow in WORKFLOWS
+    }
     runs: list[list[Any]] = []
     calls: list[list[Any]] = []
     written = 0
     writer = RunStore(store)
-    for run, breakdown in _runs(templates, start_ns, end_ns, rng, only_tenant, extra_factor):
+    levels = {tenant: runs_per_hour * level for tenant, runs_per_hour in TENANTS.items()}
+    for run, breakdown in _runs(templates, levels, (start_ns, end_ns), rng, only_tenant, extra_factor):
         runs.append(run)
         calls.extend(breakdown)
         if len(runs) >= 5_000:
@@ -104,14 +115,14 @@ _CALL_INDEX = {name: i for i, name in enumerate(CALL_FIELD_NAMES)}
 
 def _runs(
     templates: dict[str, list[_Template]],
-    start_ns: int,
-    end_ns: int,
+    levels: dict[str, int],
+    span: tuple[int, int],
     rng: random.Random,
     only_tenant: str | None,
     extra_factor: int,
 ) -> Iterator[tuple[list[Any], list[list[Any]]]]:
-    for hour_ns in range(start_ns, end_ns, HOUR_NS):
-        for tenant, level in TENANTS.items():
+    for hour_ns in range(*span, HOUR_NS):
+        for tenant, level in levels.items():
             count = hourly_runs(level, hour_ns, rng)
             if only_tenant is not None:
                 if tenant != only_tenant:

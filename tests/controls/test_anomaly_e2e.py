@@ -1,5 +1,6 @@
 """28 days of seeded seasonal traffic raise no anomaly; the same traffic with one tenant at 5x
-for two hours raises exactly that one, delivered to a real webhook with what moved."""
+for two hours raises exactly that one, delivered to a real webhook with what moved. A workflow
+type whose prompts grew raises its cost-per-successful-run spike naming that driver."""
 
 from __future__ import annotations
 
@@ -64,3 +65,32 @@ def test_seasonal_traffic_is_normal_and_one_tenant_at_five_times_is_the_one_anom
     assert {m["name"] for m in alert["details"]["top_models"]} <= {"claude-haiku-4-5", "gpt-4o"}
     assert alert["details"]["top_workflows"][0]["name"] in ("support_triage", "research")
     assert alert["details"]["top_features"]
+
+
+def workflow_spikes(hook: Any) -> list[dict[str, Any]]:
+    return [e for e in hook.events() if e["type"] == "anomaly.workflow_cost_spike"]
+
+
+def test_a_workflow_whose_prompts_grew_raises_its_cost_per_success_spike_naming_the_driver(controlled, hook):
+    server = controlled(controls={"anomaly_interval_seconds": 1})
+    current_hour = time.time_ns() // HOUR_NS * HOUR_NS
+    spike_from = current_hour - HOUR_NS  # the last complete hour and the current one
+    # Three times the traffic, so the quietest hour (a weekend night) still has runs enough
+    # of each workflow type to judge; 15 days give two weeks of the same hour of the week.
+    assert seed(server.store, current_hour - 15 * DAY_NS, spike_from, level=3) > 10_000
+    seed(server.store, spike_from, current_hour + HOUR_NS, seed_value=7, level=3, inflated="research")
+    (alert,) = hook.wait_for(lambda _events: workflow_spikes(hook), 30)
+    with api(server) as client:
+        after_two_more_runs(client)  # one incident while it lasts; the other workflow type is normal
+    assert workflow_spikes(hook) == [alert]
+    assert alert["dimensions"] == {"workflow_type": "research"} and alert["control"] == "workflow_cost_spike"
+    assert alert["observed"]["unit"] == alert["expected"]["unit"] == "USD per successful run"
+    assert 2 < float(alert["observed"]["value"]) / float(alert["expected"]["value"]) < 5  # input x4, output as before
+    hour = next(w for w in alert["details"]["windows"] if w["window"] == "hour")
+    assert hour["out_of_range"] and len(hour["baseline_samples"]) == 2 and hour["modified_z"] > 3.5
+    moved = {d["driver"]: d for d in alert["details"]["drivers"]}
+    assert alert["details"]["drivers"][0]["driver"] == "input_tokens_per_call"
+    assert moved["input_tokens_per_call"]["moved"] and 2 < moved["input_tokens_per_call"]["change"] < 4
+    assert not moved["model_mix"]["moved"] and not moved["retries_per_run"]["moved"]  # one model, no retries
+    received = next(r for r in hook.received if r.event["id"] == alert["id"])
+    assert received.signed_by(SECRET)
