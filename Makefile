@@ -76,6 +76,7 @@ bench-query: $(TEST_STAMP)
 bench-controls: $(TEST_STAMP)
 	$(BIN)/python -m bench.controls_bench check
 	$(BIN)/python -m bench.controls_bench overhead
+	$(BIN)/python -m bench.controls_stream
 
 ## Re-capture every GenAI instrumentation against the loopback fake provider (a throwaway venv or
 ## npm project per library, pinned by tests/conventions/harness/locks; not part of `make test`).
