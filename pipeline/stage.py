@@ -39,6 +39,7 @@ from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.runs import initial_role
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun, Stitcher
 from otelspend.metrics import Metrics
+from otelspend.observers import NO_OBSERVER, LedgerObserver
 from otelspend.pipeline.emission import EmitPlan, EmitStats, Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
 from otelspend.pipeline.guard import GIVE_UP_SECONDS, LoopGuard
@@ -185,6 +186,8 @@ class Pipeline:
         self._last_reload_check = 0.0
         self._last_purge = 0.0
         self.store_maintenance = housekeeping.store_maintenance
+        self.observer: LedgerObserver = NO_OBSERVER
+        """Told about priced spans and written run deltas (the spend controls set themselves here); never blocks."""
         metrics.gauge("otelspend_queue_spans", lambda: self._reserved)
         metrics.gauge("otelspend_open_runs", stitcher.open_count)
         metrics.gauge("otelspend_wal_pending_bytes", lambda: wal.pending_bytes)
@@ -443,7 +446,9 @@ class Pipeline:
         for row in rows:
             if row[F.parent_span_id]:
                 row[F.attributes] = None  # stored now; runs only ever read their root's attributes
-        self.stitcher.add(map(lite_from_row, rows), now_ns)
+        spans = list(map(lite_from_row, rows))
+        self.stitcher.add(spans, now_ns)
+        self.observer.spans_priced(spans, now_ns)
         for row in rows:
             reason = row[F.unpriced_reason]
             if reason:
@@ -598,6 +603,7 @@ class Pipeline:
             for run_id, _ in stats.failed:
                 self.stitcher.emitted(runs[run_id], UNKNOWN)
             self.resources.learn(stats.fetched_resources)
+            self.observer.runs_written(list(map(tuple, stats.run_rows)), list(map(tuple, stats.call_rows)))
 
     # -- commands and housekeeping -------------------------------------------------------------
 

@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         app.ownership.request()
         app.pools_file.request()
         app.allocation_job.wake()
+        controls = app.controls()
+        if controls is not None:
+            controls.policy_file.request()
+            controls.budget_file.request()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
