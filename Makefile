@@ -26,6 +26,12 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 
+# Statement PDFs are checked by rendering them back to images and text (poppler-utils, Debian).
+PDFTOPPM := /usr/bin/pdftoppm
+$(PDFTOPPM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends poppler-utils
+
 install: $(RUN_STAMP)
 
 ## Serve OTLP (4317 gRPC, 4318 HTTP) and the API/dashboard (8000) on embedded chDB under ./data.
@@ -33,7 +39,7 @@ run: $(RUN_STAMP)
 	$(BIN)/otelspend serve $(ARGS)
 
 ## Lint, then the whole suite (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
-test: $(TEST_STAMP) | $(CHROMIUM)
+test: $(TEST_STAMP) | $(CHROMIUM) $(PDFTOPPM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

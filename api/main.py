@@ -7,7 +7,18 @@ from fastapi import FastAPI
 from otelspend import __version__
 from otelspend.api.deps import ApiContext
 from otelspend.api.errors import QueryError, query_error_handler
-from otelspend.api.routes import admin, catalog, dashboard, health, maintenance, outcomes, rollups, runs
+from otelspend.api.routes import (
+    admin,
+    catalog,
+    dashboard,
+    export,
+    health,
+    maintenance,
+    outcomes,
+    rollups,
+    runs,
+    statements,
+)  # fmt: skip
 
 DESCRIPTION = """\
 otelspend serves the AI-spend ledger built from OpenTelemetry traces: rollups by workflow,
@@ -28,8 +39,9 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     app.include_router(health.router)
     app.include_router(admin.router)
-    for module in (rollups, runs, outcomes, catalog, maintenance):
+    for module in (rollups, runs, outcomes, catalog, maintenance, export, statements):
         app.include_router(module.router)
     app.include_router(dashboard.router)
+    app.include_router(statements.pages)
     app.add_exception_handler(QueryError, query_error_handler)
     return app

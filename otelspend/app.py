@@ -193,6 +193,27 @@ class OtelSpend:
         self._recover(pending)
         self.pipeline.store.drain()
         self.pipeline.start()
+        self._start_scheduled_export()
+
+    def _start_scheduled_export(self) -> None:
+        """The optional daily FOCUS export (``export.schedule_dir``), once the store is migrated."""
+        export = self.settings.export
+        if export.schedule_dir is None or self._stopped.is_set():
+            return
+        from otelspend.finance.export.schedule import Schedule, ScheduledExport
+        from otelspend.finance.export.service import request_from_settings
+
+        schedule = Schedule(
+            export.schedule_dir, export.schedule_format, export.schedule_granularity, export.schedule_days,
+            export.schedule_delay_hours * 3600, export.schedule_interval_seconds,
+        )  # fmt: skip
+        self.scheduled_export = ScheduledExport(
+            self.store,
+            schedule,
+            self.metrics,
+            lambda start, end: request_from_settings(export, start, end, export.schedule_granularity),
+        )
+        self.scheduled_export.start()
 
     def _run_options(self) -> RunOptions:
         runs = self.settings.runs
@@ -382,6 +403,8 @@ class OtelSpend:
             self._http_thread.join(15)
         if self._otlp_http is not None:
             self._otlp_http.shutdown()
+        if hasattr(self, "scheduled_export"):
+            self.scheduled_export.shutdown()
         if hasattr(self, "pipeline"):
             self.pipeline.shutdown()
             self.wal.close()

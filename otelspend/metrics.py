@@ -50,6 +50,7 @@ HELP: dict[str, str] = {
     "otelspend_insert_seconds": "Latency of span inserts into ClickHouse.",
     "otelspend_emit_seconds": "Latency of run emissions into ClickHouse.",
     "otelspend_maintenance_seconds": "Latency of periodic store maintenance (embedded memory release).",
+    "otelspend_export_scheduled_total": "Scheduled FOCUS export files, by outcome (written, failed).",
 }
 
 

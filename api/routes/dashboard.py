@@ -59,6 +59,7 @@ NAV = (
     ("/outliers", "Outliers"),
     ("/unpriced", "Unpriced"),
     ("/runs", "Runs"),
+    ("/statements", "Statements"),
 )
 
 environment = Environment(

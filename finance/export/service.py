@@ -137,3 +137,13 @@ def file_name(start_ns: int, end_ns: int, granularity: str, fmt: Format) -> str:
         return moment.strftime("%Y-%m-%d") if ns % (DAY_S * NS) == 0 else moment.strftime("%Y-%m-%dT%H%M%SZ")
 
     return f"focus-{label(start_ns)}--{label(end_ns)}-{granularity}.{fmt}"
+
+
+def request_from_settings(export_settings: Any, start_ns: int, end_ns: int, granularity: str) -> ExportRequest:
+    """An export request with the row options of the ``export`` settings section.
+
+    Billing and allocation sources default to none (see ``billed.py`` / ``allocated.py``): rows
+    carry calculated costs until reconciled bills exist, and no allocated shares.
+    """
+    options = RowOptions(sub_account=export_settings.sub_account, default_account=export_settings.billing_account)
+    return ExportRequest(start_ns, end_ns, granularity, options)

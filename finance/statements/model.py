@@ -1,0 +1,183 @@
+"""Monthly chargeback statements per owner (team, cost center or tenant). Pure.
+
+A statement is what an owner is charged for one UTC calendar month: the direct (calculated)
+cost of its runs, its share of shared-cost pools (once allocation exists), the reconciled
+billed cost and the variance with its confidence (once billing exists), its top workflows and
+features, and the change against the previous month. Money is integer femto-USD. Runs without
+the owner attribute are one explicit ``unattributed`` statement, so the statements of a month
+add up to the month's total exactly (``MonthStatements.check``).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from otelspend.money import femto_to_usd, usd_to_femto
+
+UNATTRIBUTED = ""
+"""The owner value of runs without the attribute."""
+UNATTRIBUTED_LABEL = "(unattributed)"
+MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+def month_window(month: str) -> tuple[int, int]:
+    """``2026-11`` -> (start, end) unix seconds of that UTC calendar month."""
+    match = MONTH.fullmatch(month)
+    if match is None:
+        raise ValueError(f"month {month!r}: expected YYYY-MM, e.g. 2026-11")
+    year, number = int(match.group(1)), int(match.group(2))
+    start = dt.datetime(year, number, 1, tzinfo=dt.UTC)
+    days = calendar.monthrange(year, number)[1]
+    return int(start.timestamp()), int((start + dt.timedelta(days=days)).timestamp())
+
+
+def previous_month(month: str) -> str:
+    start, _ = month_window(month)
+    before = dt.datetime.fromtimestamp(start, tz=dt.UTC) - dt.timedelta(days=1)
+    return f"{before.year:04d}-{before.month:02d}"
+
+
+@dataclass(frozen=True)
+class Line:
+    """A top workflow or feature of an owner."""
+
+    name: str
+    cost_femto: int
+    runs: int
+
+
+@dataclass(frozen=True)
+class PoolShare:
+    pool: str
+    cost_femto: int
+
+
+@dataclass(frozen=True)
+class Statement:
+    owner: str
+    direct_femto: int
+    runs: int
+    successful_runs: int
+    calls: int
+    unpriced_calls: int
+    previous_femto: int
+    top_workflows: tuple[Line, ...] = ()
+    top_features: tuple[Line, ...] = ()
+    allocated: tuple[PoolShare, ...] = ()
+    """Shares of shared-cost pools (empty until allocation exists)."""
+    billed_femto: int | None = None
+    """Reconciled billed cost (None until billing has been imported for the month)."""
+    billed_confidence: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.owner or UNATTRIBUTED_LABEL
+
+    @property
+    def allocated_femto(self) -> int:
+        return sum(share.cost_femto for share in self.allocated)
+
+    @property
+    def total_femto(self) -> int:
+        """Direct plus allocated cost: what the owner is charged back."""
+        return self.direct_femto + self.allocated_femto
+
+    @property
+    def variance_femto(self) -> int | None:
+        return None if self.billed_femto is None else self.billed_femto - self.direct_femto
+
+    @property
+    def change_pct(self) -> Decimal | None:
+        """Month over month change of the direct cost, in percent (None without a previous month)."""
+        if self.previous_femto == 0:
+            return None
+        return (Decimal(self.direct_femto - self.previous_femto) * 100 / Decimal(self.previous_femto)).quantize(
+            Decimal("0.1")
+        )
+
+
+@dataclass(frozen=True)
+class MonthStatements:
+    month: str
+    by: str
+    statements: tuple[Statement, ...]
+    month_femto: int
+    """The month's total direct cost, from the rollups without any grouping."""
+    previous_month: str = ""
+    previous_month_femto: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def total_femto(self) -> int:
+        return sum(s.direct_femto for s in self.statements)
+
+    def check(self) -> None:
+        """The owners' statements add up to the month exactly (nothing lost, nothing twice)."""
+        if self.total_femto != self.month_femto:
+            raise AssertionError(f"statements add up to {self.total_femto} femto-USD, the month is {self.month_femto}")
+
+    def owner(self, name: str) -> Statement | None:
+        return next((s for s in self.statements if s.owner == name), None)
+
+
+def _femto(value: Any) -> int:
+    return usd_to_femto(Decimal(value or 0))
+
+
+def _top(rows: Iterable[Mapping[str, Any]], owner: str, limit: int) -> tuple[Line, ...]:
+    lines = [Line(str(r["value"]), _femto(r["cost_usd"]), int(r["runs"])) for r in rows if r["owner"] == owner]
+    lines.sort(key=lambda line: (-line.cost_femto, line.name))
+    return tuple(lines[:limit])
+
+
+def build(
+    month: str,
+    by: str,
+    totals: Sequence[Mapping[str, Any]],
+    previous: Sequence[Mapping[str, Any]],
+    workflows: Sequence[Mapping[str, Any]],
+    features: Sequence[Mapping[str, Any]],
+    *,
+    top: int = 5,
+) -> MonthStatements:
+    """Statements from the rollup query results (``clickhouse.queries.statements``)."""
+    before = {str(r["owner"]): _femto(r["cost_usd"]) for r in previous}
+    statements = []
+    for row in totals:
+        owner = str(row["owner"])
+        if int(row["runs"]) == 0 and _femto(row["cost_usd"]) == 0:
+            continue
+        statements.append(
+            Statement(
+                owner=owner,
+                direct_femto=_femto(row["cost_usd"]),
+                runs=int(row["runs"]),
+                successful_runs=int(row["successful_runs"]),
+                calls=int(row["calls"]),
+                unpriced_calls=int(row["unpriced_calls"]),
+                previous_femto=before.get(owner, 0),
+                top_workflows=_top(workflows, owner, top),
+                top_features=_top(features, owner, top),
+            )
+        )
+    # Largest first; the unattributed bucket always last, so it reads as what is left over.
+    statements.sort(key=lambda s: (s.owner == UNATTRIBUTED, -s.direct_femto, s.owner))
+    return MonthStatements(
+        month=month,
+        by=by,
+        statements=tuple(statements),
+        month_femto=sum(_femto(r["cost_usd"]) for r in totals),
+        previous_month=previous_month(month),
+        previous_month_femto=sum(before.values()),
+    )
+
+
+def usd(femto: int | None) -> str | None:
+    """Money as an exact decimal string (15 places), None stays None."""
+    return None if femto is None else format(femto_to_usd(femto), "f")
