@@ -38,7 +38,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -215,6 +215,11 @@ class _Validator:
     # row-level --------------------------------------------------------------------------------
 
     def check_row(self, raw: dict[str, Cell]) -> None:
+        # Products and sums are compared exactly: enough digits for any 38-digit decimal.
+        with localcontext(_EXACT):
+            self._check_row(raw)
+
+    def _check_row(self, raw: dict[str, Cell]) -> None:
         self.row_number += 1
         row = {name: self._typed(name, value) for name, value in raw.items() if name in spec.FOCUS_COLUMNS}
         self._nulls(row, raw)
@@ -436,6 +441,9 @@ class _Validator:
             elif "UsageQuantity" in element and "UsageUnit" not in element:
                 self.add("AllocatedMethodDetails-UsageUnit", "MUST", "UsageUnit MUST be present with UsageQuantity",
                          "AllocatedMethodDetails", details)  # fmt: skip
+
+
+_EXACT = Context(prec=120)
 
 
 class _Bad:
