@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-query screenshot install clean
+.PHONY: run test lint bench bench-query bench-export screenshot install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,9 +56,14 @@ bench: $(TEST_STAMP)
 bench-query: $(TEST_STAMP)
 	$(BIN)/python -m bench.query_bench $(ARGS)
 
+## FOCUS export of 30 days of a synthetic ledger (time, rows, peak memory), appended to bench/RESULTS.md.
+bench-export: $(TEST_STAMP)
+	$(BIN)/python -m bench.export_bench $(ARGS)
+
 ## Refresh docs/img/dashboard-overview.png from the browser test's screenshot.
 screenshot: $(TEST_STAMP) | $(CHROMIUM)
 	OTELSPEND_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/dashboard/test_pages.py -k screenshot
+	OTELSPEND_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/finance/statements/test_statements.py -k chromium
 
 clean:
 	rm -rf $(VENV) build *.egg-info

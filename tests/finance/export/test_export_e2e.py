@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import uuid
 from collections import defaultdict
 from decimal import Decimal
@@ -70,6 +71,8 @@ def test_every_export_validates_and_adds_up_exactly(ledger: Ledger, tmp_path: Pa
 
     rows = _rows(data, fmt)
     truth = _truth(ledger)
+    if fmt == "csv" and os.environ.get("OTELSPEND_UPDATE_SCREENSHOT"):  # the README's excerpt
+        (tmp_path.parent / "focus-excerpt.csv").write_bytes(b"\r\n".join(data.split(b"\r\n")[:4]))
     # Costs: the rollups' total and plain SQL over the counted calls, to the femto-dollar.
     with ledger.api() as api:
         rollup = api.get("/v1/rollups", params={**ledger.window, "metrics": "cost_usd"}).json()["rows"][0]

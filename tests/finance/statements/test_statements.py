@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import os
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,7 @@ from otelspend.finance.statements.model import month_window
 from tests import canary
 from tests.finance.conftest import Ledger
 
+REPO = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
@@ -87,6 +89,9 @@ def test_the_printable_page_in_chromium(ledger: Ledger, tmp_path: Path) -> None:
             s["label"] for s in answer["statements"]
         ]
         assert page.locator(".toolbar").is_visible()
+        if os.environ.get("OTELSPEND_UPDATE_SCREENSHOT"):  # `make screenshot` refreshes the README's image
+            page.set_viewport_size({"width": 1100, "height": 640})
+            page.screenshot(path=str(REPO / "docs" / "img" / "statement.png"))
         page.emulate_media(media="print")
         assert not page.locator(".toolbar").is_visible(), "the toolbar is for the screen only"
         pdf = page.pdf(format="A4")
