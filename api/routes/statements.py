@@ -13,7 +13,7 @@ from otelspend.api.errors import QueryError
 from otelspend.api.params import strict_query
 from otelspend.api.routes.dashboard import SECURITY_HEADERS, authorized
 from otelspend.api.statement_page import render
-from otelspend.finance.statements.model import MONTH, MonthStatements
+from otelspend.finance.statements.model import MONTH, MonthStatements, month_window
 from otelspend.finance.statements.service import monthly, to_csv, to_json
 
 router = APIRouter(prefix="/v1", tags=["statements"], dependencies=[Authorized, Depends(strict_query)])
@@ -40,6 +40,10 @@ def _load(store: object, month: str | None, by: str) -> MonthStatements:
     month = month or _current_month()
     if MONTH.fullmatch(month) is None:
         raise QueryError("month", f"{month!r} is not a month; expected YYYY-MM, e.g. 2026-11")
+    try:
+        month_window(month)
+    except ValueError as exc:
+        raise QueryError("month", str(exc)) from None
     return monthly(store, month, by)  # type: ignore[arg-type]
 
 

@@ -98,6 +98,12 @@ WHERE call_role = 'call' AND cost_usd IS NULL
       WHERE sign = 1 AND start_time >= {start:DateTime64(9, 'UTC')} AND start_time < {end:DateTime64(9, 'UTC')})
 """
 
+_RUN_DAYS = """
+SELECT DISTINCT toUnixTimestamp(toStartOfDay(start_time)) AS day FROM {db}.runs
+WHERE start_time >= {start:DateTime64(9, 'UTC')} AND start_time < {end:DateTime64(9, 'UTC')}
+ORDER BY day
+"""
+
 CHARGE_COLUMNS: tuple[str, ...] = (
     "period", "provider", "model", "price_source", "price_entry", "price_effective_from", "workflow_type", "tenant",
     "feature", "team", "cost_center", "environment", "ingest_token", "service", "kind", "rate_num", "rate_den",
@@ -110,6 +116,12 @@ def _ts(ns: int) -> Any:
 
     seconds, rest = divmod(ns, 10**9)
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).replace(microsecond=rest // 1000)
+
+
+def run_days(store: Store, start_ns: int, end_ns: int) -> list[int]:
+    """UTC days (unix seconds) on which some run of the window started (others need no query)."""
+    sql = _RUN_DAYS.replace("{db}", store.database)
+    return [int(row[0]) for row in store.rows(sql, {"start": _ts(start_ns), "end": _ts(end_ns)})]
 
 
 def last_run_end(store: Store, start_ns: int, end_ns: int) -> Any:

@@ -64,28 +64,35 @@ def day_windows(start_ns: int, end_ns: int) -> Iterator[tuple[int, int]]:
         current = following
 
 
+_COLUMN = {name: index for index, name in enumerate(queries.CHARGE_COLUMNS)}
+_TAG_INDEXES = tuple(_COLUMN[key] for key in TAG_KEYS)
+(_PERIOD, _PROVIDER, _MODEL, _SOURCE, _ENTRY, _FROM, _TOKEN, _SERVICE, _KIND, _NUM, _DEN, _QUANTITY, _COST, _RUNS,
+ _CALLS) = (_COLUMN[name] for name in (
+    "period", "provider", "model", "price_source", "price_entry", "price_effective_from", "ingest_token", "service",
+    "kind", "rate_num", "rate_den", "quantity", "cost", "runs", "calls"))  # fmt: skip
+
+
 def charge_of(row: tuple[Any, ...], granularity: str) -> Charge:
     """One row of ``queries.charges`` as a Charge."""
-    values = dict(zip(queries.CHARGE_COLUMNS, row, strict=True))
-    period = int(values["period"])
-    den = int(values["rate_den"])
+    period = int(row[_PERIOD])
+    den = int(row[_DEN])
     return Charge(
         period_start_s=period,
         period_end_s=period + PERIOD_S[granularity],
-        provider=values["provider"],
-        model=values["model"],
-        price_source=values["price_source"],
-        price_entry=values["price_entry"],
-        price_effective_from=values["price_effective_from"],
-        tags=tuple(values[key] for key in TAG_KEYS),
-        kind=LEDGER_KINDS[int(values["kind"]) - 1],
-        rate=Fraction(int(values["rate_num"]), den) if den else Fraction(int(values["rate_num"])),
-        quantity=int(values["quantity"]),
-        cost_femto=int(values["cost"]),
-        runs=int(values["runs"]),
-        calls=int(values["calls"]),
-        ingest_token=values["ingest_token"],
-        service=values["service"],
+        provider=row[_PROVIDER],
+        model=row[_MODEL],
+        price_source=row[_SOURCE],
+        price_entry=row[_ENTRY],
+        price_effective_from=row[_FROM],
+        tags=tuple(row[i] for i in _TAG_INDEXES),
+        kind=LEDGER_KINDS[int(row[_KIND]) - 1],
+        rate=Fraction(int(row[_NUM]), den) if den else Fraction(int(row[_NUM])),
+        quantity=int(row[_QUANTITY]),
+        cost_femto=int(row[_COST]),
+        runs=int(row[_RUNS]),
+        calls=int(row[_CALLS]),
+        ingest_token=row[_TOKEN],
+        service=row[_SERVICE],
     )
 
 
@@ -110,8 +117,11 @@ def day_rows(store: Store, request: ExportRequest, start_ns: int, end_ns: int) -
 
 
 def batches(store: Store, request: ExportRequest, totals: ExportTotals | None = None) -> Iterator[list[Row]]:
-    """The export's rows, one UTC day per batch."""
+    """The export's rows, one UTC day per batch (days on which no run started are skipped)."""
+    busy = set(queries.run_days(store, request.start_ns, request.end_ns))
     for start, end in day_windows(request.start_ns, request.end_ns):
+        if start // (DAY_S * NS) * DAY_S not in busy:
+            continue
         rows = day_rows(store, request, start, end)
         if totals is not None:
             totals.days += 1

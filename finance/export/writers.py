@@ -12,7 +12,6 @@ a Parquet null; JSON columns as JSON text.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import io
@@ -39,34 +38,52 @@ def _datetime_text(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_NEEDS_QUOTES = frozenset(',"\r\n')
+
+
+@functools.lru_cache(maxsize=65_536)
+def _quoted(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+    """A CSV field (RFC 4180): quoted only when it holds a comma, a quote or a line break."""
+    if value is None:
+        return ""
+    text = str(value)
+    return _quoted(text) if not _NEEDS_QUOTES.isdisjoint(text) else text
+
+
+@functools.lru_cache(maxsize=65_536)
+def _decimal_cached(value: Decimal) -> str:
+    return render_decimal(value)
 
 
 def _decimal_text(value: Any) -> str:
-    return "" if value is None else render_decimal(value)
+    return "" if value is None else _decimal_cached(value)
 
 
 def _moment_text(value: Any) -> str:
     return "" if value is None else _datetime_text(value)
 
 
-_CSV_TEXT = {"decimal": _decimal_text, "datetime": _moment_text, "string": _text, "json": _text, "integer": _text}
+def _integer_text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+_CSV_TEXT = {
+    "decimal": _decimal_text, "datetime": _moment_text, "string": _text, "json": _text, "integer": _integer_text,
+}  # fmt: skip
 
 
 def csv_chunks(batches: Iterable[Sequence[Row]]) -> Iterator[bytes]:
-    """CSV (RFC 4180, header first) of every row, one chunk per batch."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(NAMES)
-    yield buffer.getvalue().encode()
+    """CSV (RFC 4180: CRLF line ends, header first) of every row, one chunk per batch."""
+    yield (",".join(NAMES) + "\r\n").encode()
     columns = [(name, _CSV_TEXT[kind]) for name, kind in COLUMNS]
     for batch in batches:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows([[text(row.get(name)) for name, text in columns] for row in batch])
-        if buffer.tell():
-            yield buffer.getvalue().encode()
+        if batch:
+            lines = [",".join([text(row.get(name)) for name, text in columns]) for row in batch]
+            yield ("\r\n".join(lines) + "\r\n").encode()
 
 
 _ARROW: dict[ExportType, pa.DataType] = {
@@ -105,10 +122,7 @@ class _Sink(io.RawIOBase):
 
 
 def _column(values: list[Any], kind: ExportType) -> pa.Array:
-    if kind == "decimal":
-        quantum = Decimal(1).scaleb(-MAX_DECIMALS)
-        values = [None if v is None else v.quantize(quantum) for v in values]
-    elif kind == "datetime":
+    if kind == "datetime":
         values = [None if v is None else v.astimezone(dt.UTC) for v in values]
     return pa.array(values, type=_ARROW[kind])
 

@@ -32,15 +32,16 @@ def month_window(month: str) -> tuple[int, int]:
     if match is None:
         raise ValueError(f"month {month!r}: expected YYYY-MM, e.g. 2026-11")
     year, number = int(match.group(1)), int(match.group(2))
+    if not 2000 <= year < 2200:
+        raise ValueError(f"month {month!r}: the year must be from 2000 to 2199")
     start = dt.datetime(year, number, 1, tzinfo=dt.UTC)
     days = calendar.monthrange(year, number)[1]
     return int(start.timestamp()), int((start + dt.timedelta(days=days)).timestamp())
 
 
 def previous_month(month: str) -> str:
-    start, _ = month_window(month)
-    before = dt.datetime.fromtimestamp(start, tz=dt.UTC) - dt.timedelta(days=1)
-    return f"{before.year:04d}-{before.month:02d}"
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year - 1:04d}-12" if number == 1 else f"{year:04d}-{number - 1:02d}"
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,16 @@ from otelspend.money import usd_to_femto
 def monthly(store: Store, month: str, by: str, *, top: int = 5) -> MonthStatements:
     """Every owner's statement for ``month`` (YYYY-MM), owners by ``by`` (team | cost_center | tenant)."""
     start, end = month_window(month)
-    before_start, before_end = month_window(previous_month(month))
+    try:
+        before_start, before_end = month_window(previous_month(month))
+        before = queries.owner_totals(store, by, before_start, before_end)
+    except ValueError:  # the first month otelspend can hold has no previous one
+        before = []
     result = build(
         month,
         by,
         queries.owner_totals(store, by, start, end),
-        queries.owner_totals(store, by, before_start, before_end),
+        before,
         queries.owner_breakdown(store, by, "workflow_type", start, end),
         queries.owner_breakdown(store, by, "feature", start, end),
         top=top,
