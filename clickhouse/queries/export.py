@@ -1,8 +1,8 @@
 """SQL of the FOCUS export: the ledger's priced calls as charges, per charge kind and exact rate.
 
 One query per export period batch (a UTC day): the runs that started in it (``runs FINAL``, the
-rows in force), joined to their counted calls (``spans FINAL``, ``call_role = 'call'``: views
-are not counted, duplicates collapse), each call split into its cost components. A component's
+rows in force), joined to their counted calls (the latest version of each span, ``call_role =
+'call'``: views are not counted, duplicates collapse), each call split into its cost components. A component's
 quantity is the leaf the rate card priced it by: cache reads, cache writes and reasoning tokens
 are their own kinds only where the call paid a separate price for them (a positive component);
 otherwise they were billed at the input / output rate and stay in those kinds, as on the bill.
@@ -65,10 +65,8 @@ FROM
             toInt64(if(c_compute > 0,
                 greatest(1, round(ifNull(compute_seconds, duration_ns / 1e9 * ifNull(gpu_count, 1)) * 1e6)), 0))
                 AS q_compute
-        FROM {db}.spans FINAL
+        FROM ({latest_spans})
         WHERE call_role = 'call' AND cost_usd IS NOT NULL
-          AND start_time >= {start:DateTime64(9, 'UTC')} AND start_time <= {span_end:DateTime64(9, 'UTC')}
-          AND trace_id IN (SELECT run_id FROM r)
     )
     ARRAY JOIN
         [1, 2, 3, 4, 5, 6, 7] AS kind,
@@ -82,6 +80,23 @@ GROUP BY period, provider, model, price_source, price_entry, price_effective_fro
 ORDER BY period, provider, model, r.team, r.tenant, kind, price_entry, rate_num, rate_den
 """
 
+# The stored version of each span of the window's runs: the highest version of every (trace_id,
+# span_id), as FINAL would merge it (a re-priced or re-classified span is a newer version), found
+# by a sort of the window's spans instead: FINAL on the time-filtered spans of a 10M-span ledger
+# merges every part's range (measured: 2.6x slower for a day of 330k spans).
+_LATEST_SPANS = """
+SELECT trace_id, span_id, version, call_role, provider, model, price_source, price_entry, price_effective_from,
+       cost_usd, cost_input_usd, cost_cache_read_usd, cost_cache_write_usd, cost_output_usd, cost_reasoning_usd,
+       cost_request_usd, cost_compute_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+       reasoning_tokens, compute_seconds, duration_ns, gpu_count
+FROM {db}.spans
+WHERE start_time >= {start:DateTime64(9, 'UTC')} AND start_time <= {span_end:DateTime64(9, 'UTC')}
+  AND trace_id IN (SELECT run_id FROM {db}.runs FINAL WHERE sign = 1
+                   AND start_time >= {start:DateTime64(9, 'UTC')} AND start_time < {end:DateTime64(9, 'UTC')})
+ORDER BY trace_id, span_id, version DESC
+LIMIT 1 BY trace_id, span_id
+"""
+
 _LAST_END = """
 SELECT max(end_time) FROM {db}.runs FINAL
 WHERE sign = 1 AND start_time >= {start:DateTime64(9, 'UTC')} AND start_time < {end:DateTime64(9, 'UTC')}
@@ -90,12 +105,8 @@ WHERE sign = 1 AND start_time >= {start:DateTime64(9, 'UTC')} AND start_time < {
 _UNPRICED = """
 SELECT count() AS calls, sum(toInt64(ifNull(input_tokens, 0))) AS input_tokens,
        sum(toInt64(ifNull(output_tokens, 0))) AS output_tokens
-FROM {db}.spans FINAL
+FROM ({latest_spans})
 WHERE call_role = 'call' AND cost_usd IS NULL
-  AND start_time >= {start:DateTime64(9, 'UTC')} AND start_time <= {span_end:DateTime64(9, 'UTC')}
-  AND trace_id IN (
-      SELECT run_id FROM {db}.runs FINAL
-      WHERE sign = 1 AND start_time >= {start:DateTime64(9, 'UTC')} AND start_time < {end:DateTime64(9, 'UTC')})
 """
 
 _RUN_DAYS = """
@@ -143,7 +154,8 @@ def charges(
         return []
     owner = "r.ingest_token, r.service" if owner_fields else "'' AS ingest_token, '' AS service"
     sql = (
-        _CHARGES.replace("{db}", store.database)
+        _CHARGES.replace("{latest_spans}", _LATEST_SPANS)
+        .replace("{db}", store.database)
         .replace("{bucket}", BUCKET[granularity])
         .replace("{femto}", _FEMTO)
         .replace("{owner_group}", "r.ingest_token, r.service," if owner_fields else "")
@@ -157,6 +169,6 @@ def unpriced(store: Store, start_ns: int, end_ns: int) -> dict[str, int]:
     span_end = last_run_end(store, start_ns, end_ns)
     if span_end is None or span_end.timestamp() == 0:
         return {"calls": 0, "input_tokens": 0, "output_tokens": 0}
-    sql = _UNPRICED.replace("{db}", store.database)
+    sql = _UNPRICED.replace("{latest_spans}", _LATEST_SPANS).replace("{db}", store.database)
     rows = store.dicts(sql, {"start": _ts(start_ns), "end": _ts(end_ns), "span_end": span_end})
     return {key: int(value or 0) for key, value in rows[0].items()} if rows else {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -96,14 +97,20 @@ def charge_of(row: tuple[Any, ...], granularity: str) -> Charge:
     )
 
 
-def day_rows(store: Store, request: ExportRequest, start_ns: int, end_ns: int) -> list[Row]:
-    """Every row of one day (or part of a day) of run starts."""
-    granularity = request.granularity
+def day_charges(store: Store, request: ExportRequest, start_ns: int, end_ns: int) -> list[tuple[Any, ...]]:
+    """The ledger query of one day (or part of a day) of run starts."""
     mapped = request.account_of is not None
-    found = [
-        charge_of(row, granularity)
-        for row in queries.charges(store, start_ns, end_ns, granularity, owner_fields=mapped)  # type: ignore[arg-type]
-    ]
+    return queries.charges(store, start_ns, end_ns, request.granularity, owner_fields=mapped)  # type: ignore[arg-type]
+
+
+def day_rows(
+    store: Store, request: ExportRequest, start_ns: int, end_ns: int, raw: list[tuple[Any, ...]] | None = None
+) -> list[Row]:
+    """Every row of one day (or part of a day) of run starts (``raw``: its charges, if already read)."""
+    granularity = request.granularity
+    if raw is None:
+        raw = day_charges(store, request, start_ns, end_ns)
+    found = [charge_of(row, granularity) for row in raw]
     placed = found if request.account_of is None else with_accounts(found, request.account_of)
     billed, orphans = apply_billing(placed, request.billing.cells(start_ns // NS, -(-end_ns // NS), granularity))
     rows = [usage_row(charge, part, request.options) for charge, part in zip(placed, billed, strict=True)]
@@ -117,21 +124,33 @@ def day_rows(store: Store, request: ExportRequest, start_ns: int, end_ns: int) -
 
 
 def batches(store: Store, request: ExportRequest, totals: ExportTotals | None = None) -> Iterator[list[Row]]:
-    """The export's rows, one UTC day per batch (days on which no run started are skipped)."""
+    """The export's rows, one UTC day per batch (days on which no run started are skipped).
+
+    The next day's ledger query runs on a second thread while this day's rows are built and
+    written (the store works while Python formats): at most two days are in memory.
+    """
     busy = set(queries.run_days(store, request.start_ns, request.end_ns))
-    for start, end in day_windows(request.start_ns, request.end_ns):
-        if start // (DAY_S * NS) * DAY_S not in busy:
-            continue
-        rows = day_rows(store, request, start, end)
-        if totals is not None:
-            totals.days += 1
-            totals.rows += len(rows)
-            for row in rows:
-                totals.billed_femto += int(row["BilledCost"].scaleb(15))
-                totals.calculated_femto += int(row["x_CalculatedCost"].scaleb(15))
-                if row["ConsumedUnit"] == "Tokens":
-                    totals.tokens += int(row["ConsumedQuantity"])
-        yield rows
+    days = [(a, b) for a, b in day_windows(request.start_ns, request.end_ns) if a // (DAY_S * NS) * DAY_S in busy]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="otelspend-export") as pool:
+        pending = pool.submit(day_charges, store, request, *days[0]) if days else None
+        for index, (start, end) in enumerate(days):
+            assert pending is not None
+            raw = pending.result()
+            pending = pool.submit(day_charges, store, request, *days[index + 1]) if index + 1 < len(days) else None
+            rows = day_rows(store, request, start, end, raw)
+            if totals is not None:
+                _count(totals, rows)
+            yield rows
+
+
+def _count(totals: ExportTotals, rows: list[Row]) -> None:
+    totals.days += 1
+    totals.rows += len(rows)
+    for row in rows:
+        totals.billed_femto += int(row["BilledCost"].scaleb(15))
+        totals.calculated_femto += int(row["x_CalculatedCost"].scaleb(15))
+        if row["ConsumedUnit"] == "Tokens":
+            totals.tokens += int(row["ConsumedQuantity"])
 
 
 def export(store: Store, request: ExportRequest, fmt: Format, totals: ExportTotals | None = None) -> Iterator[bytes]:
