@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-query bench-export screenshot install clean
+.PHONY: run test lint bench bench-query bench-export bench-sql screenshot captures install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,25 @@ $(PDFTOPPM):
 	$(SUDO) apt-get update -q
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends poppler-utils
 
+# The SQL endpoint's tests drive the official Node client, @clickhouse/client (npm registry),
+# pinned by tests/sqlhttp/node/package-lock.json; Node itself from Debian if it is missing.
+NODE_DIR := tests/sqlhttp/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
+NPM := $(shell command -v npm || echo /usr/bin/npm)
+$(NPM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json | $(NPM)
+	cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The README's curl example runs as written in the SQL endpoint's tests.
+CURL := /usr/bin/curl
+$(CURL):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl
+
 install: $(RUN_STAMP)
 
 ## Serve OTLP (4317 gRPC, 4318 HTTP) and the API/dashboard (8000) on embedded chDB under ./data.
@@ -39,7 +58,7 @@ run: $(RUN_STAMP)
 	$(BIN)/otelspend serve $(ARGS)
 
 ## Lint, then the whole suite (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
-test: $(TEST_STAMP) | $(CHROMIUM) $(PDFTOPPM)
+test: $(TEST_STAMP) $(NODE_STAMP) | $(CHROMIUM) $(CURL) $(PDFTOPPM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -59,6 +78,16 @@ bench-query: $(TEST_STAMP)
 ## FOCUS export of 30 days of a synthetic ledger (time, rows, peak memory), appended to bench/RESULTS.md.
 bench-export: $(TEST_STAMP)
 	$(BIN)/python -m bench.export_bench $(ARGS)
+
+## Re-capture every GenAI instrumentation against the loopback fake provider (a throwaway venv or
+## npm project per library, pinned by tests/conventions/harness/locks; not part of `make test`).
+## One library: make captures ARGS=langchain-openinference
+captures: $(TEST_STAMP)
+	$(BIN)/python -m tests.conventions.harness.run --keep-going $(ARGS)
+
+## Ingest throughput with and without a heavy query on the SQL endpoint, appended to bench/RESULTS.md.
+bench-sql: $(TEST_STAMP)
+	$(BIN)/python -m bench.sql_contention $(ARGS)
 
 ## Refresh docs/img/dashboard-overview.png from the browser test's screenshot.
 screenshot: $(TEST_STAMP) | $(CHROMIUM)

@@ -26,13 +26,17 @@ from typing import Any, Literal
 from otelspend.api.query import metric_value, usd, usd_per
 from otelspend.api.requests import BUCKET_NS, RollupRequest
 from otelspend.api.runs import RunsRequest, list_runs
-from otelspend.api.sql import Params, aggregate_query, plan_for
 from otelspend.api.window import NS, Window, rfc3339
 from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries import outliers as outlier_queries
+from otelspend.clickhouse.queries.rollup_plan import plan_for
+from otelspend.clickhouse.queries.rollups import aggregate_query
 
 
 @dataclass(frozen=True)
 class OutliersRequest:
+    """``GET /v1/outliers``: the window, rows per section and the thresholds of the sections."""
+
     window: Window
     limit: int = 10
     bucket: Literal["hour", "day"] = "day"
@@ -152,50 +156,9 @@ def cost_jumps(store: Store, request: OutliersRequest) -> list[dict[str, Any]]:
 
 def unsuccessful_calls(store: Store, window: Window, limit: int) -> list[dict[str, Any]]:
     """The costliest counted calls without a successful result, in runs started in the window."""
-    db = store.database
-    params = Params()
-    start = params.bind("t", window.start_ns, "Int64")
-    end = params.bind("t", window.end_ns, "Int64")
-    # Runs in force (latest version, netted signs), the unsuccessful ones, the traces with a
-    # candidate call (any stored version), then the latest version of those spans:
-    # no FINAL over the whole table.
-    sql = f"""
-        WITH runs_now AS (
-            SELECT run_id, argMax(status, version) AS status, argMax(outcome, version) AS outcome,
-                   argMax(workflow_type, version) AS workflow_type, argMax(workflow_id, version) AS workflow_id,
-                   argMax(tenant, version) AS tenant
-            FROM {db}.runs
-            WHERE start_time >= fromUnixTimestamp64Nano({start}) AND start_time < fromUnixTimestamp64Nano({end})
-            GROUP BY run_id HAVING sum(sign) > 0
-        ),
-        unsuccessful AS (
-            SELECT run_id FROM runs_now WHERE status != 'success' OR outcome IN ('rejected', 'escalated')
-        ),
-        candidates AS (
-            SELECT DISTINCT trace_id, span_id FROM {db}.spans
-            WHERE start_time >= fromUnixTimestamp64Nano({start}) AND call_role = 'call' AND cost_usd > 0
-              AND (status_code = 'ERROR' OR trace_id IN (SELECT run_id FROM unsuccessful))
-              AND trace_id IN (SELECT run_id FROM runs_now)
-        ),
-        latest AS (
-            SELECT trace_id, span_id,
-                   argMax((name, toUnixTimestamp64Nano(start_time), provider, model, operation, status_code,
-                           error_type, cost_usd, call_role), version) AS v
-            FROM {db}.spans
-            WHERE start_time >= fromUnixTimestamp64Nano({start}) AND trace_id IN (SELECT trace_id FROM candidates)
-              AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM candidates)
-            GROUP BY trace_id, span_id
-        )
-        SELECT c.trace_id, c.span_id, c.v.1, c.v.2, c.v.3, c.v.4, c.v.5, c.v.6, c.v.7, c.v.8,
-               r.status, r.outcome, r.workflow_type, r.workflow_id, r.tenant
-        FROM latest AS c INNER JOIN runs_now AS r ON r.run_id = c.trace_id
-        WHERE c.v.9 = 'call' AND c.v.8 > 0
-          AND (c.v.6 = 'ERROR' OR r.status != 'success' OR r.outcome IN ('rejected', 'escalated'))
-        ORDER BY c.v.8 DESC, c.trace_id, c.span_id
-        LIMIT {params.bind("n", limit, "UInt32")}
-    """
+    query = outlier_queries.unsuccessful_calls(store.database, window.start_ns, window.end_ns, limit)
     out = []
-    for row in store.rows(sql, params.values):
+    for row in store.rows(*query):
         (trace_id, span_id, name, start_ns, provider, model, operation, status_code, error_type, cost,
          run_status, outcome, workflow_type, workflow_id, tenant) = row  # fmt: skip
         reasons = []

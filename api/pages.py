@@ -48,6 +48,8 @@ RANGES: dict[str, Range] = {
 DEFAULT_RANGE = "7d"
 TOP_N = 8
 RUNS_PAGE = 50
+TABLE_ROWS = 100
+"""Rows of a page's table; with more groups the table says how many it left out (``Cut``)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,53 @@ def period(key: str | None, now_ns: int) -> Period:
 # -- query helpers ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Cut:
+    """A table its row limit cut: how many groups it shows of how many, and what all of them
+    add up to (``figures``: (kind ``usd`` or ``int``, value, label)), from the rollup's totals."""
+
+    shown: int
+    groups: int
+    noun: str
+    figures: list[tuple[str, Any, str]]
+    unpriced_calls: int
+
+
+_CUT_FIGURES = (
+    ("cost_usd", "usd", "spend"),
+    ("runs", "int", "runs"),
+    ("calls", "int", "model calls"),
+    ("tool_calls", "int", "tool executions"),
+)
+
+
+def _table(
+    store: Store,
+    window: Window,
+    group_by: Sequence[str],
+    metrics: Sequence[str],
+    *,
+    noun: str,
+    order_by: str = "cost_usd",
+    descending: bool = True,
+    limit: int | None = None,
+    nonempty: bool = False,
+) -> tuple[list[dict[str, Any]], Cut | None]:
+    """``query.rollup`` rows, and a ``Cut`` when the limit (default ``TABLE_ROWS``) left groups
+    out; ``nonempty`` drops groups with an empty dimension value (at call level a tool
+    execution has no model and a model call no tool)."""
+    request = RollupRequest(window, tuple(group_by), tuple(metrics), (), order_by, descending, limit or TABLE_ROWS)
+    result = rollup(store, request)
+    rows = result["rows"]
+    if nonempty:
+        rows = [r for r in rows if all(r[d] for d in group_by)]
+    if not result["truncated"]:
+        return rows, None
+    totals = result["totals"]
+    figures = [(kind, totals[name], label) for name, kind, label in _CUT_FIGURES if name in totals]
+    return rows, Cut(len(rows), result["total_groups"], noun, figures, totals.get("unpriced_calls") or 0)
+
+
 def _rows(
     store: Store,
     window: Window,
@@ -94,8 +143,7 @@ def _rows(
     filters: Filters = (),
     nonempty: bool = False,
 ) -> list[dict[str, Any]]:
-    """``query.rollup`` rows; ``nonempty`` drops groups with an empty dimension value (at call
-    level a tool execution has no model and a model call no tool)."""
+    """``query.rollup`` rows of a ranking (top N: its limit is the point, not a cut)."""
     request = RollupRequest(window, tuple(group_by), tuple(metrics), filters, order_by, descending, limit)
     rows = rollup(store, request)["rows"]
     if nonempty:
@@ -272,7 +320,7 @@ PROMPT_METRICS = ("runs", "cost_usd", "cost_per_success_usd", "acceptance_rate",
 
 def workflows(store: Store, p: Period) -> dict[str, Any]:
     """Workflow types: cost, success, cost per success / accepted output, latency, retries; prompt versions."""
-    rows = _rows(store, p.window, ("workflow_type",), WORKFLOW_METRICS)
+    rows, rows_cut = _table(store, p.window, ("workflow_type",), WORKFLOW_METRICS, noun="workflow types")
     # Six lines of hourly spikes are unreadable: days from a week up.
     bucket: Bucket = "hour" if p.range.span_ns <= DAY_NS else "day"
     ts = timeseries(
@@ -286,8 +334,20 @@ def workflows(store: Store, p: Period) -> dict[str, Any]:
         key=lambda r: Decimal(r["cost_per_success_usd"]),
         reverse=True,
     )
+    prompts, prompts_cut = _table(
+        store,
+        p.window,
+        ("workflow_type", "prompt_version"),
+        PROMPT_METRICS,
+        noun="workflow × prompt version pairs",
+        order_by="workflow_type",
+        descending=False,
+    )
     return {
         "rows": rows,
+        "rows_cut": rows_cut,
+        "prompts": prompts,
+        "prompts_cut": prompts_cut,
         "trend_bucket": bucket,
         "trend_chart": svg.time_chart(
             "chart-workflow-spend",
@@ -327,14 +387,6 @@ def workflows(store: Store, p: Period) -> dict[str, Any]:
             width=600,
             label_width=170,
         ),
-        "prompts": _rows(
-            store,
-            p.window,
-            ("workflow_type", "prompt_version"),
-            PROMPT_METRICS,
-            order_by="workflow_type",
-            descending=False,
-        ),
     }
 
 
@@ -346,14 +398,16 @@ ATTRIBUTION_METRICS = (
 
 def tenants(store: Store, p: Period) -> dict[str, Any]:
     """Tenants and features: spend, runs, cost per success; tenant x model."""
-    tenant_rows = _rows(store, p.window, ("tenant",), ATTRIBUTION_METRICS)
-    feature_rows = _rows(store, p.window, ("feature",), ATTRIBUTION_METRICS)
+    tenant_rows, tenants_cut = _table(store, p.window, ("tenant",), ATTRIBUTION_METRICS, noun="tenants")
+    feature_rows, features_cut = _table(store, p.window, ("feature",), ATTRIBUTION_METRICS, noun="features")
     by_model = _rows(
         store, p.window, ("tenant", "model"), ("cost_usd", "calls", "runs", "unpriced_calls"), limit=40, nonempty=True
     )
     return {
         "tenants": tenant_rows,
+        "tenants_cut": tenants_cut,
         "features": feature_rows,
+        "features_cut": features_cut,
         "tenant_models": by_model[:20],
         "tenants_chart": svg.bar_chart(
             "chart-tenants",
@@ -387,13 +441,20 @@ MODEL_METRICS = (
 
 def agents(store: Store, p: Period) -> dict[str, Any]:
     """Agents (cost, calls, retries, latency), tools (executions, failures, latency) and models."""
-    agent_rows = _rows(store, p.window, ("agent",), AGENT_METRICS, nonempty=True)
-    tool_rows = _rows(store, p.window, ("tool",), TOOL_METRICS, order_by="tool_calls", nonempty=True)
-    model_rows = _rows(store, p.window, ("provider", "model"), MODEL_METRICS, nonempty=True)
+    agent_rows, agents_cut = _table(store, p.window, ("agent",), AGENT_METRICS, noun="agents", nonempty=True)
+    tool_rows, tools_cut = _table(
+        store, p.window, ("tool",), TOOL_METRICS, noun="tools", order_by="tool_calls", nonempty=True
+    )
+    model_rows, models_cut = _table(
+        store, p.window, ("provider", "model"), MODEL_METRICS, noun="provider × model pairs", nonempty=True
+    )
     return {
         "agents": agent_rows,
+        "agents_cut": agents_cut,
         "tools": tool_rows,
+        "tools_cut": tools_cut,
         "models": model_rows,
+        "models_cut": models_cut,
         "agents_chart": svg.bar_chart(
             "chart-agents",
             "Spend by agent",
@@ -430,18 +491,33 @@ def outliers_page(store: Store, p: Period) -> dict[str, Any]:
     found = outliers(store, OutliersRequest(p.window, limit=10))
     # The sections rank priced cost; say which groups also have calls no rate card prices.
     for section, dimension in (("costliest_workflows", "workflow_type"), ("costliest_agents", "agent")):
-        counts = {
-            r[dimension]: r["unpriced_calls"]
-            for r in _rows(store, p.window, (dimension,), ("unpriced_calls",), order_by="unpriced_calls")
-        }
+        counts = _unpriced_calls(store, p.window, dimension, {row[dimension] for row in found[section]})
         for row in found[section]:
             row["unpriced_calls"] = counts.get(row[dimension], 0)
     return {"outliers": found}
 
 
+def _unpriced_calls(store: Store, window: Window, dimension: str, values: set[str]) -> dict[str, int]:
+    """Unpriced calls of these groups only (a top N of every group by unpriced calls could miss some)."""
+    if not values:
+        return {}
+    only: Filters = ((dimension, tuple(sorted(values))),)
+    rows = _rows(store, window, (dimension,), ("unpriced_calls",), filters=only, limit=len(values))
+    return {row[dimension]: row["unpriced_calls"] for row in rows}
+
+
 def unpriced_page(store: Store, p: Period) -> dict[str, Any]:
     """Calls the ledger could not price, by provider, model and reason, with token volume."""
-    return {"unpriced": unpriced(store, p.window)["unpriced"]}
+    found = unpriced(store, p.window, TABLE_ROWS)
+    cut = None
+    if found["truncated"]:
+        totals = found["totals"]
+        figures = [("int", totals[name], label) for name, label in _UNPRICED_FIGURES]
+        cut = Cut(len(found["unpriced"]), found["total_groups"], "(provider, model, reason) groups", figures, 0)
+    return {"unpriced": found["unpriced"], "unpriced_cut": cut}
+
+
+_UNPRICED_FIGURES = (("calls", "unpriced calls"), ("input_tokens", "input tokens"), ("output_tokens", "output tokens"))
 
 
 def runs_page(

@@ -9,45 +9,29 @@ from typing import Any
 import genai_prices
 
 from otelspend.api.query import usd
-from otelspend.api.sql import Params
 from otelspend.api.window import Window, rfc3339
+from otelspend.clickhouse.queries import spans as span_queries
 from otelspend.enrich.genai_prices_card import SOURCE
 from otelspend.enrich.pricing import PriceBook, Unpriced
 from otelspend.enrich.ratecard import CardEntry
 from otelspend.record import FEMTO_PER_USD
 
-# A counted call is unpriced when its cost is NULL, except a failed call that reported no
-# usage: it was not billed, nothing is missing (same rule as the run computation).
-UNPRICED_CALL = (
-    "call_role = 'call' AND cost_usd IS NULL AND NOT (unpriced_reason IN ('no_usage', '') AND status_code = 'ERROR')"
-)
+_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
 def unpriced(store: Any, window: Window, limit: int = 100) -> dict[str, Any]:
     """Unpriced calls by (provider, model, reason) with their token volume.
 
-    Calls are counted by their own start time in ``[from, to)`` (not their run's).
-    """
-    db = store.database
-    params = Params()
-    sql = f"""
-        SELECT provider, model, unpriced_reason, count() AS calls,
-               sum(ifNull(input_tokens, 0)), sum(ifNull(output_tokens, 0)), sum(ifNull(cache_read_tokens, 0)),
-               sum(ifNull(cache_write_tokens, 0)), sum(ifNull(reasoning_tokens, 0)),
-               toUnixTimestamp64Nano(min(start_time)), toUnixTimestamp64Nano(max(start_time)),
-               uniqExact(trace_id), any(trace_id)
-        FROM {db}.spans FINAL
-        WHERE start_time >= fromUnixTimestamp64Nano({params.bind("t", window.start_ns, "Int64")})
-          AND start_time < fromUnixTimestamp64Nano({params.bind("t", window.end_ns, "Int64")})
-          AND {UNPRICED_CALL}
-        GROUP BY provider, model, unpriced_reason
-        ORDER BY calls DESC, provider, model, unpriced_reason
-        LIMIT {params.bind("n", limit, "UInt32")}
+    Calls are counted by their own start time in ``[from, to)`` (not their run's). ``unpriced``
+    holds the ``limit`` groups with most calls; ``totals`` adds up every group's calls, runs
+    and tokens (first and last seen over all of them), ``total_groups`` counts the groups and
+    ``truncated`` says whether some are not listed.
     """
     rows = []
-    for provider, model, reason, calls, inp, out, cread, cwrite, reasoning, first, last, runs, sample in store.rows(
-        sql, params.values
-    ):
+    table: tuple[Any, ...] = (0, 0, 0, 0, 0, 0, 0, 0, None, None)
+    for row in store.rows(*span_queries.unpriced(store.database, window.start_ns, window.end_ns, limit)):
+        provider, model, reason, calls, *tokens, first, last, runs, sample = row[: -len(span_queries.UNPRICED_TOTALS)]
+        table = row[-len(span_queries.UNPRICED_TOTALS) :]
         rows.append(
             {
                 "provider": provider,
@@ -55,17 +39,27 @@ def unpriced(store: Any, window: Window, limit: int = 100) -> dict[str, Any]:
                 "reason": reason,
                 "calls": calls,
                 "runs": runs,
-                "input_tokens": inp,
-                "output_tokens": out,
-                "cache_read_tokens": cread,
-                "cache_write_tokens": cwrite,
-                "reasoning_tokens": reasoning,
+                **dict(zip(_TOKENS, tokens, strict=True)),
                 "first_seen": rfc3339(int(first)),
                 "last_seen": rfc3339(int(last)),
                 "sample_run_id": sample,
             }
         )
-    return {**window.describe(), "unpriced": rows}
+    groups, calls, runs, *tokens, first, last = table
+    totals = {
+        "calls": int(calls),
+        "runs": int(runs),
+        **{name: int(value) for name, value in zip(_TOKENS, tokens, strict=True)},
+        "first_seen": rfc3339(int(first)) if first is not None else None,
+        "last_seen": rfc3339(int(last)) if last is not None else None,
+    }
+    return {
+        **window.describe(),
+        "unpriced": rows,
+        "totals": totals,
+        "total_groups": int(groups),
+        "truncated": int(groups) > len(rows),
+    }
 
 
 def rate_cards(book: PriceBook, quote: tuple[str, str, int] | None = None) -> dict[str, Any]:

@@ -7,11 +7,12 @@ dashboard)::
     from otelspend.api.requests import rollup_request
 
     request = rollup_request(group_by=["workflow_type"], metrics=["cost_usd", "runs"], now_ns=time.time_ns())
-    result = query.rollup(store, request)   # {"group_by": [...], "from": ..., "to": ..., "rows": [...]}
+    result = query.rollup(store, request)   # {"group_by": [...], "from": ..., "rows": [...], "totals": {...}}
 
-Money is returned as decimal strings with 15 decimals (exact femto-USD, e.g.
-``"0.004785000000000"``), counts as integers, rates and averages as floats, null where a
-ratio has no denominator.
+The SQL comes from ``otelspend.clickhouse.queries.rollups``; this module shapes the answers
+(``otelspend.api.requests`` validated the requests). Money is returned as decimal strings
+with 15 decimals (exact femto-USD, e.g. ``"0.004785000000000"``), counts as integers, rates
+and averages as floats, null where a ratio has no denominator.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from decimal import Decimal
 from typing import Any
 
 from otelspend.api.requests import RollupRequest, TimeseriesRequest, rollup_request
-from otelspend.api.sql import aggregate_query, plan_for
 from otelspend.api.vocabulary import METRICS
 from otelspend.api.window import NS, rfc3339
 from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries.rollup_plan import plan_for
+from otelspend.clickhouse.queries.rollups import aggregate_query
 
 
 def usd(value: Decimal | int | None) -> str | None:
@@ -59,10 +61,14 @@ def metric_value(name: str, value: Any) -> Any:
 def rollup(store: Store, request: RollupRequest) -> dict[str, Any]:
     """Metrics per group (``request.group_by``) over runs that started in the window.
 
-    Returns ``{"group_by", "metrics", "from", "to", "source", "rows": [{dim: value, ..., metric: value}]}``.
+    Returns ``{"group_by", "metrics", "from", "to", "source", "rows": [{dim: value, ..., metric: value}],
+    "totals", "total_groups", "truncated"}``: ``rows`` holds the first ``limit`` groups;
+    ``totals`` every metric over all ``total_groups`` groups (computed in the same query,
+    exact), so a table cut by ``limit`` (``truncated``) still adds up.
     """
     plan = plan_for(request.group_by, request.filters)
     metrics = request.computed_metrics
+    grouped = bool(request.group_by)
     sql, params, _ = aggregate_query(
         store.database,
         plan,
@@ -72,15 +78,17 @@ def rollup(store: Store, request: RollupRequest) -> dict[str, Any]:
         request.filters,
         order=[(request.order_by, request.descending)],
         limit=request.limit,
+        totals=grouped,
     )
     rows = store.rows(sql, params)
-    dims = len(request.group_by)
-    out = []
-    for row in rows:
-        item: dict[str, Any] = dict(zip(request.group_by, row[:dims], strict=True))
-        for name, value in zip(metrics, row[dims:], strict=True):
-            item[name] = metric_value(name, value)
-        out.append(item)
+    dims, width = len(request.group_by), len(request.group_by) + len(metrics)
+    out = [dict(zip(request.group_by, row[:dims], strict=True)) | _metrics(metrics, row[dims:width]) for row in rows]
+    if not grouped:  # the one row is the whole window
+        totals, total_groups = {name: out[0][name] for name in metrics}, len(out)
+    elif rows:  # every row carries n_groups and the totals, taken before LIMIT
+        totals, total_groups = _metrics(metrics, rows[0][width + 1 :]), int(rows[0][width])
+    else:  # no group at all: the figures of nothing, as the ungrouped query gives them
+        totals, total_groups = _empty_totals(store, request, metrics), 0
     return {
         "group_by": list(request.group_by),
         "metrics": list(metrics),
@@ -90,19 +98,36 @@ def rollup(store: Store, request: RollupRequest) -> dict[str, Any]:
         "order": "desc" if request.descending else "asc",
         "source": plan.describe(request.window),
         "rows": out,
+        "totals": totals,
+        "total_groups": total_groups,
+        "truncated": total_groups > len(out),
     }
+
+
+def _empty_totals(store: Store, request: RollupRequest, metrics: Sequence[str]) -> dict[str, Any]:
+    """Totals of a table without groups: zero sums and null ratios, as the ungrouped query has them."""
+    plan = plan_for(request.group_by, request.filters)
+    sql, params, _ = aggregate_query(store.database, plan, request.window, (), metrics, request.filters)
+    return _metrics(metrics, store.rows(sql, params)[0])
+
+
+def _metrics(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    return {name: metric_value(name, value) for name, value in zip(names, values, strict=True)}
 
 
 def timeseries(store: Store, request: TimeseriesRequest) -> dict[str, Any]:
     """The same metrics per time bucket (run start hour or day, UTC).
 
     With ``group_by``, the ``limit`` groups that rank first by ``order_by`` over the whole
-    window each get a series. Buckets without runs are absent from ``points``; ``buckets``
-    lists every bucket start of the window so a client can fill gaps. The first and last
-    buckets cover only their part of ``[from, to)``.
+    window each get a series; ``total_groups`` says how many groups the window holds and
+    ``truncated`` whether some got no series (``GET /v1/rollups`` gives their totals).
+    Buckets without runs are absent from ``points``; ``buckets`` lists every bucket start of
+    the window so a client can fill gaps. The first and last buckets cover only their part
+    of ``[from, to)``.
     """
     plan = plan_for(request.group_by, request.filters)
     keys: list[tuple[str, ...]] | None = None
+    table: dict[str, Any] = {"total_groups": 1, "truncated": False}
     if request.group_by:
         top = rollup(
             store,
@@ -117,6 +142,7 @@ def timeseries(store: Store, request: TimeseriesRequest) -> dict[str, Any]:
             ),
         )
         keys = [tuple(row[d] for d in request.group_by) for row in top["rows"]]
+        table = {"total_groups": top["total_groups"], "truncated": top["truncated"]}
     series: list[dict[str, Any]] = []
     if keys is None or keys:
         sql, params, _ = aggregate_query(
@@ -139,6 +165,7 @@ def timeseries(store: Store, request: TimeseriesRequest) -> dict[str, Any]:
         "source": plan.describe(request.window, request.bucket),
         "buckets": [rfc3339(b) for b in request.buckets()],
         "series": series,
+        **table,
     }
 
 

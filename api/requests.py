@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from otelspend.api.errors import QueryError
-from otelspend.api.vocabulary import DEFAULT_METRICS, DIMENSIONS, METRICS
+from otelspend.api.vocabulary import DEFAULT_METRICS, DIMENSIONS, METRICS, Filters
 from otelspend.api.window import DAY_NS, HOUR_NS, Window, parse_window
 
 Bucket = Literal["hour", "day"]
@@ -26,8 +26,6 @@ MAX_BUCKETS = 2_400
 MAX_SERIES = 100
 DEFAULT_LIMIT = 100
 DEFAULT_SERIES = 10
-
-Filters = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @dataclass(frozen=True)

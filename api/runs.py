@@ -1,9 +1,8 @@
 """Runs: the filtered, sorted, paginated list and one run in full (breakdown, span tree).
 
-``runs`` and ``run_calls`` are VersionedCollapsingMergeTree: the rows in force are read by
-netting signs (``GROUP BY run_id ... HAVING sum(sign) > 0`` in SQL, ``current`` in Python),
-not with ``FINAL``, which costs a merge of whole parts even for one run. Spans are read
-with ``FINAL`` by trace id (ReplacingMergeTree: duplicates and role updates collapse).
+The SQL is in ``otelspend.clickhouse.queries`` (``runs``, ``spans``, ``outcomes``), with the
+rule for the rows in force of ``runs`` and ``run_calls`` (``runs.in_force`` in SQL,
+``runs.current`` over fetched rows); this module checks the request and shapes the answer.
 """
 
 from __future__ import annotations
@@ -16,10 +15,12 @@ from typing import Any, Literal
 from otelspend.api.errors import QueryError
 from otelspend.api.query import usd
 from otelspend.api.requests import Filters
-from otelspend.api.sql import Params
-from otelspend.api.vocabulary import DIMENSIONS
 from otelspend.api.window import Window, rfc3339
 from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries import outcomes as outcome_queries
+from otelspend.clickhouse.queries import runs as run_queries
+from otelspend.clickhouse.queries import spans as span_queries
+from otelspend.clickhouse.queries.runs import current
 
 RunOrder = Literal["cost_usd", "duration_ms", "retries", "calls", "start_time"]
 RUN_ORDER_COLUMNS: dict[str, str] = {
@@ -57,7 +58,6 @@ _SPAN_FIELDS = (
     "outcome_score", "outcome_label",
 )  # fmt: skip
 _TIME_FIELDS = {"start_time", "end_time"}
-_BREAKDOWN_KEY = "model, provider, agent, tool, operation, payload_band"
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,6 @@ class RunsRequest:
     descending: bool = True
     limit: int = 50
     offset: int = 0
-
-
-def _select(fields: Sequence[str]) -> str:
-    # Aliases must not shadow columns: ClickHouse would substitute them in WHERE / ORDER BY.
-    return ", ".join(f"toUnixTimestamp64Nano({f}) AS {f}_ns" if f in _TIME_FIELDS else f"`{f}`" for f in fields)
 
 
 def _json(name: str, value: Any) -> Any:
@@ -94,50 +89,6 @@ def _record(fields: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     return record
 
 
-def _run_filters(database: str, window: Window, filters: Filters, params: Params) -> list[str]:
-    """WHERE terms on the signed ``runs`` rows: run dimensions directly, call dimensions through
-    ``run_calls``. Filtering before collapsing is exact: a cancelled emission and its cancel
-    row carry the same values, so they pass or fail together and still cancel."""
-    terms = [
-        f"start_time >= fromUnixTimestamp64Nano({params.bind('t', window.start_ns, 'Int64')})",
-        f"start_time < fromUnixTimestamp64Nano({params.bind('t', window.end_ns, 'Int64')})",
-    ]
-    call_terms = []
-    for name, values in filters:
-        term = f"{DIMENSIONS[name].column} IN {params.bind('f', list(values), 'Array(String)')}"
-        (call_terms if DIMENSIONS[name].level == "call" else terms).append(term)
-    if call_terms:
-        terms.append(
-            f"run_id IN (SELECT run_id FROM {database}.run_calls WHERE {terms[0]} AND {terms[1]} "
-            f"AND {' AND '.join(call_terms)} GROUP BY run_id, version, {_BREAKDOWN_KEY} HAVING sum(sign) > 0)"
-        )
-    return terms
-
-
-def current(rows: Sequence[Sequence[Any]], sign_index: int) -> list[tuple[Any, ...]]:
-    """The rows in force among signed rows: those whose +1 copies outnumber their -1 copies.
-
-    A VersionedCollapsingMergeTree emission cancels a row with an identical copy of sign -1
-    (same version), so collapsing is counting. Read this way instead of ``FINAL``, which
-    is slow on these tables (a full-part merge even for one key).
-    """
-    net: dict[tuple[Any, ...], int] = {}
-    for row in rows:
-        key = tuple(_freeze(v) for i, v in enumerate(row) if i != sign_index)
-        net[key] = net.get(key, 0) + int(row[sign_index])
-    out: list[tuple[Any, ...]] = []
-    for row in rows:
-        key = tuple(_freeze(v) for i, v in enumerate(row) if i != sign_index)
-        if net.get(key, 0) > 0:
-            net[key] -= 1
-            out.append(tuple(v for i, v in enumerate(row) if i != sign_index))
-    return out
-
-
-def _freeze(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
 def list_runs(store: Store, request: RunsRequest) -> dict[str, Any]:
     """One page of runs: ``{"from", "to", "order_by", "order", "limit", "offset", "next_offset", "runs"}``."""
     if not 1 <= request.limit <= MAX_PAGE:
@@ -146,18 +97,19 @@ def list_runs(store: Store, request: RunsRequest) -> dict[str, Any]:
         raise QueryError("offset", f"{request.offset} is out of range: give 0..{MAX_OFFSET}")
     if request.order_by not in RUN_ORDER_COLUMNS:
         raise QueryError("order_by", f"unknown order {request.order_by!r}", RUN_ORDER_COLUMNS)
-    db = store.database
-    params = Params()
-    where = _run_filters(db, request.window, request.filters, params)
-    direction = "DESC" if request.descending else "ASC"
-    column = RUN_ORDER_COLUMNS[request.order_by]
     # The page's run ids first (few columns, collapsed by run_id: the latest version is the
     # one in force), one extra to tell whether another page follows; then their records.
     page = store.rows(
-        f"SELECT run_id, argMax({column}, version) AS sort_key FROM {db}.runs WHERE {' AND '.join(where)} "
-        f"GROUP BY run_id HAVING sum(sign) > 0 ORDER BY sort_key {direction} NULLS LAST, run_id ASC "
-        f"LIMIT {params.bind('n', request.limit + 1, 'UInt32')} OFFSET {params.bind('o', request.offset, 'UInt32')}",
-        params.values,
+        *run_queries.page(
+            store.database,
+            request.window.start_ns,
+            request.window.end_ns,
+            request.filters,
+            order_column=RUN_ORDER_COLUMNS[request.order_by],
+            descending=request.descending,
+            limit=request.limit + 1,
+            offset=request.offset,
+        )
     )
     more = len(page) > request.limit
     ids = [row[0] for row in page[: request.limit]]
@@ -178,11 +130,7 @@ def _runs(store: Store, run_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Current run records of these ids (any order)."""
     if not run_ids:
         return []
-    rows = store.rows(
-        f"SELECT {_select(_RUN_FIELDS)}, version, sign FROM {store.database}.runs "
-        "WHERE run_id IN {ids:Array(String)}",
-        {"ids": list(run_ids)},
-    )
+    rows = store.rows(*run_queries.records(store.database, _RUN_FIELDS, run_ids))
     sign = len(_RUN_FIELDS) + 1
     latest: dict[str, tuple[Any, ...]] = {}
     for row in current(rows, sign):
@@ -196,32 +144,16 @@ def get_run(store: Store, run_id: str, *, attributes: bool = False) -> dict[str,
     """A run in full: the run record, its breakdown, its span tree with per-span cost, its
     API outcome history. None when neither a run nor a span has this id."""
     db = store.database
-    params = {"id": run_id}
     runs = _runs(store, [run_id])
     span_fields = (*_SPAN_FIELDS, "attributes") if attributes else _SPAN_FIELDS
-    spans = store.rows(
-        f"SELECT {_select(span_fields)} FROM {db}.spans FINAL WHERE trace_id = {{id:String}} "
-        "ORDER BY start_time, span_id",
-        params,
-    )
+    spans = store.rows(*span_queries.of_trace(db, span_fields, run_id))
     if not runs and not spans:
         return None
     run = runs[0] if runs else None
-    breakdown = current(
-        store.rows(
-            f"SELECT {_select(_CALL_FIELDS)}, version, sign FROM {db}.run_calls WHERE run_id = {{id:String}}",
-            params,
-        ),
-        len(_CALL_FIELDS) + 1,
-    )
+    breakdown = current(store.rows(*run_queries.breakdown(db, _CALL_FIELDS, run_id)), len(_CALL_FIELDS) + 1)
     breakdown.sort(key=lambda row: (-row[_CALL_FIELDS.index("cost_usd")], row[:6]))
     workflow_id = run["workflow_id"] if run else ""
-    outcomes = store.rows(
-        f"SELECT run_id, workflow_id, outcome, score, label, source, toUnixTimestamp64Nano(recorded_at), note "
-        f"FROM {db}.outcomes WHERE run_id = {{id:String}} OR (run_id = '' AND workflow_id = {{w:String}} "
-        "AND {w:String} != '') ORDER BY recorded_at",
-        {"id": run_id, "w": workflow_id},
-    )
+    outcomes = store.rows(*outcome_queries.history(db, run_id, workflow_id))
     return {
         "run": run,
         "breakdown": [_record(_CALL_FIELDS, row[:-1]) for row in breakdown],
@@ -290,3 +222,6 @@ def _sum_subtree(root: dict[str, Any], visited: set[str]) -> None:
         visited.add(node["span_id"])
         stack.append((node, True))
         stack.extend((child, False) for child in node["children"] if child["span_id"] not in visited)
+
+
+__all__ = ["MAX_OFFSET", "MAX_PAGE", "RUN_ORDER_COLUMNS", "RunsRequest", "current", "get_run", "list_runs", "span_tree"]

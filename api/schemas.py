@@ -32,9 +32,16 @@ class RollupResponse(BaseModel):
     order: Literal["asc", "desc"]
     source: Source
     rows: list[dict[str, Value]] = Field(
-        description="One object per group: each group_by dimension, then each metric. Money is a decimal "
-        "string with 15 decimals."
+        description="One object per group, the first `limit` groups by `order_by`: each group_by dimension, "
+        "then each metric. Money is a decimal string with 15 decimals."
     )
+    totals: dict[str, Value] = Field(
+        description="Each metric over every group in the window, listed or not (the partials of all groups "
+        "merged, exact): money columns add up to it, ratios and quantiles are those of the whole table. At "
+        "call level a run counts once in each group it has calls in, so `runs` adds up the column."
+    )
+    total_groups: int = Field(description="Groups in the window before `limit` (1 without group_by).")
+    truncated: bool = Field(description="True when `limit` cut the table: `rows` holds fewer than `total_groups`.")
 
 
 class Series(BaseModel):
@@ -52,6 +59,11 @@ class TimeseriesResponse(BaseModel):
     source: Source
     buckets: list[str] = Field(description="Every bucket start in the window (fill gaps with these).")
     series: list[Series] = Field(description="One per group (its group_by values plus `points`).")
+    total_groups: int = Field(description="Groups in the window (1 without group_by); `limit` of them get a series.")
+    truncated: bool = Field(
+        description="True when some groups got no series: summing the series gives less than the window "
+        "(`GET /v1/rollups` has the totals)."
+    )
 
 
 class VocabularyItem(BaseModel):

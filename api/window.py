@@ -1,9 +1,8 @@
-"""Time windows ``[from, to)`` over run start times, split into rollup hours and raw edges.
+"""Time windows ``[from, to)`` over run start times, as requests give them and answers show them.
 
-The hourly rollups bucket runs by their start hour, so they answer whole hours only. A
-window whose ends are not on hour boundaries is answered as the whole hours inside it
-(from a rollup) plus the partial edge hours (from the raw run rows, with the same
-aggregate states); see ``otelspend.api.sql``.
+How a window splits into whole days, whole hours and raw edges is the store's business
+(``otelspend.clickhouse.queries.rollup_plan.Window``); this module parses and checks the
+request's ``from`` / ``to`` and writes times as RFC 3339.
 """
 
 from __future__ import annotations
@@ -12,10 +11,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from otelspend.api.errors import QueryError
+from otelspend.clickhouse.queries import rollup_plan
+from otelspend.clickhouse.queries.rollup_plan import DAY_NS, HOUR_NS, NS
 
-NS = 10**9
-HOUR_NS = 3600 * NS
-DAY_NS = 24 * HOUR_NS
 DEFAULT_SPAN_NS = DAY_NS
 MAX_WINDOW_DAYS = 400
 """Widest window a query may cover."""
@@ -25,37 +23,11 @@ LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
-class Window:
-    """``[start_ns, end_ns)`` in ns since the epoch, UTC."""
-
-    start_ns: int
-    end_ns: int
-
-    @property
-    def full_hours(self) -> tuple[int, int] | None:
-        """The whole hours inside the window, as ``(first, end)`` unix seconds, or None."""
-        return self._whole(HOUR_NS)
-
-    @property
-    def full_days(self) -> tuple[int, int] | None:
-        """The whole UTC days inside the window, as ``(first, end)`` unix seconds, or None."""
-        return self._whole(DAY_NS)
-
-    def _whole(self, unit_ns: int) -> tuple[int, int] | None:
-        first = -(-self.start_ns // unit_ns) * unit_ns
-        end = self.end_ns // unit_ns * unit_ns
-        return (first // NS, end // NS) if first < end else None
-
-    @property
-    def edges(self) -> list[tuple[int, int]]:
-        """The ns ranges not covered by ``full_hours`` (answered from raw rows)."""
-        hours = self.full_hours
-        if hours is None:
-            return [(self.start_ns, self.end_ns)]
-        first, end = hours[0] * NS, hours[1] * NS
-        return [(a, b) for a, b in ((self.start_ns, first), (end, self.end_ns)) if a < b]
+class Window(rollup_plan.Window):
+    """``[start_ns, end_ns)`` in ns since the epoch, UTC; the rollup split plus how answers show it."""
 
     def describe(self) -> dict[str, str]:
+        """``{"from", "to"}`` as RFC 3339, for answers."""
         return {"from": rfc3339(self.start_ns), "to": rfc3339(self.end_ns)}
 
 
@@ -102,3 +74,6 @@ def parse_window(
             "from", f"the window from {rfc3339(start_ns)} to {rfc3339(end_ns)} is wider than {max_days} days"
         )
     return Window(start_ns, end_ns)
+
+
+__all__ = ["DAY_NS", "HOUR_NS", "NS", "Window", "check_time", "parse_window", "rfc3339", "to_ns"]

@@ -24,7 +24,7 @@ from typing import IO, Any
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-_LISTENING = re.compile(r"otelspend listening otlp_grpc=(\S+) otlp_http=(\S+) api=(\S+)")
+_LISTENING = re.compile(r"otelspend listening otlp_grpc=(\S+) otlp_http=(\S+) api=(\S+)(?: sql=(\S+))?")
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 
 
@@ -52,14 +52,15 @@ class ServerProcess:
         grpc_port: int = 0,
         http_port: int = 0,
         api_port: int = 0,
+        sql_port: int = 0,
         dsn: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.dsn = dsn or f"chdb://{self.data_dir / 'chdb'}"
         self.env = dict(env or {})
-        self.ports = (grpc_port, http_port, api_port)
+        self.ports = (grpc_port, http_port, api_port, sql_port)
         self.process: subprocess.Popen[str] | None = None
-        self.grpc_address = self.http_address = self.api_address = ""
+        self.grpc_address = self.http_address = self.api_address = self.sql_address = ""
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         self._log: IO[str] | None = None
 
@@ -67,7 +68,7 @@ class ServerProcess:
 
     def start(self, timeout_seconds: float = 60.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        grpc_port, http_port, api_port = self.ports
+        grpc_port, http_port, api_port, sql_port = self.ports
         command = [
             *otelspend_command(), "serve",
             "--data-dir", str(self.data_dir),
@@ -75,6 +76,7 @@ class ServerProcess:
             "--otlp-grpc-address", f"127.0.0.1:{grpc_port}",
             "--otlp-http-address", f"127.0.0.1:{http_port}",
             "--api-address", f"127.0.0.1:{api_port}",
+            "--sql-address", f"127.0.0.1:{sql_port}",
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTELSPEND_")}
         env["PYTHONFAULTHANDLER"] = "1"  # thread stacks in the log if it has to be aborted
@@ -88,7 +90,8 @@ class ServerProcess:
         if match is None:
             self.kill()
             raise RuntimeError(f"otelspend serve did not start: {line!r}\n{self.log_tail()}")
-        self.grpc_address, self.http_address, self.api_address = match.groups()
+        self.grpc_address, self.http_address, self.api_address, sql = match.groups()
+        self.sql_address = sql or ""
         return self
 
     def _first_line(self, timeout_seconds: float) -> str:

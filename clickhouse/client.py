@@ -22,6 +22,10 @@ from pydantic import SecretStr
 from otelspend.redact import SecretDsn, redact_url, scrub, url_secrets
 
 EMBEDDED_PREFIX = "chdb://"
+INGEST_PRIORITY = 1
+"""ClickHouse ``priority`` of the store's own queries on the embedded engine. The SQL endpoint
+runs at 2 (``clickhouse/readonly.py``): the engine pauses its queries while one of these runs
+(lower value first; 0 would take no part)."""
 
 
 class StoreUnavailable(RuntimeError):
@@ -67,7 +71,9 @@ class Store:
     def _connect(self, database: str | None) -> Client:
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True)
-            return clickhouse_connect.get_client(interface="chdb", path=str(self.path), database=database)
+            return clickhouse_connect.get_client(
+                interface="chdb", path=str(self.path), database=database, settings={"priority": INGEST_PRIORITY}
+            )
         return clickhouse_connect.get_client(
             dsn=self.dsn.get_secret_value(),
             database=database or "default",
@@ -113,6 +119,10 @@ class Store:
     def scalar(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         rows = self.rows(sql, parameters)
         return rows[0][0] if rows else None
+
+    def ping(self) -> None:
+        """Raise unless the store answers a query (readiness)."""
+        self.scalar("SELECT 1")
 
     def insert_arrow(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
         if data.num_rows:

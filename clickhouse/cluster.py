@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from otelspend.clickhouse.migrate import Migration
+from otelspend.clickhouse.queries.migrations import SCHEMA_MIGRATIONS
 
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\b", re.IGNORECASE)
 _CREATE_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS \{db\}\.(\w+)\b", re.IGNORECASE)
@@ -54,7 +55,7 @@ def render_cluster(migrations: list[Migration], database: str, cluster: str) -> 
 
 
 def schema_migrations_statements(database: str, cluster: str) -> list[str]:
-    return _table(_SCHEMA_MIGRATIONS, {"schema_migrations"}, database, cluster)
+    return _table(SCHEMA_MIGRATIONS, {"schema_migrations"}, database, cluster)
 
 
 def migration_statements(migration: Migration, tables: set[str], database: str, cluster: str) -> list[str]:
@@ -68,13 +69,6 @@ def migration_statements(migration: Migration, tables: set[str], database: str, 
         else:
             out.append(_local(_on_cluster(statement, cluster), tables, database))
     return out
-
-
-_SCHEMA_MIGRATIONS = (
-    "CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
-    "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC')) "
-    "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
-)
 
 
 def _table(statement: str, tables: set[str], database: str, cluster: str) -> list[str]:

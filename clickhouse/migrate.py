@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries import migrations as queries
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -53,9 +54,7 @@ def load_migrations() -> list[Migration]:
 
 
 def applied_migrations(store: Store) -> dict[int, str]:
-    rows = store.rows(
-        f"SELECT version, argMax(checksum, applied_at) FROM {store.database}.schema_migrations GROUP BY version"
-    )
+    rows = store.rows(*queries.applied(store.database))
     return {int(version): checksum for version, checksum in rows}
 
 
@@ -76,11 +75,7 @@ def migrate(store: Store, cluster: str | None = None) -> list[Migration]:
             store.command(statement)
     else:
         store.ensure_database()
-        store.command(
-            f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
-            "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC')) "
-            "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
-        )
+        store.command(queries.create_schema_migrations(db))
     done = applied_migrations(store)
     applied = []
     for migration in migrations:
@@ -97,11 +92,7 @@ def migrate(store: Store, cluster: str | None = None) -> list[Migration]:
             statements = migration.statements(db)
         for statement in statements:
             store.command(statement)
-        store.command(
-            f"INSERT INTO {db}.schema_migrations (version, name, checksum, applied_at) "
-            "VALUES ({v:UInt32}, {n:String}, {c:String}, now64(3))",
-            {"v": migration.version, "n": migration.name, "c": migration.checksum},
-        )
+        store.command(*queries.record(db, migration.version, migration.name, migration.checksum))
         applied.append(migration)
     return applied
 
@@ -113,5 +104,4 @@ def apply_spans_ttl(store: Store, days: int | None, cluster: str | None = None) 
     """
     if days is None:
         return
-    target = f"{store.database}.spans" if not cluster else f"{store.database}.spans_local ON CLUSTER '{cluster}'"
-    store.command(f"ALTER TABLE {target} MODIFY TTL toDateTime(start_time) + INTERVAL {int(days)} DAY")
+    store.command(queries.spans_ttl(store.database, days, cluster))

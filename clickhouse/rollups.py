@@ -14,11 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries.rollups import rebuild_statements
 
-ROLLUPS = (
-    (("rollup_runs_hourly", "hour"), ("rollup_runs_daily", "day"), "runs", "runs_feed"),
-    (("rollup_calls_hourly", "hour"), ("rollup_calls_daily", "day"), "run_calls", "run_calls_feed"),
-)
 HOUR = 3600
 DAY = 24 * HOUR
 
@@ -27,20 +24,8 @@ def rebuild_window(store: Store, start_s: int, end_s: int) -> int:
     """Recompute every rollup hour in [start_s, end_s) (unix seconds, widened to whole UTC
     days); the number of hours rebuilt."""
     start, end = day_bounds(start_s, end_s)
-    db = store.database
-    params = {"start": start, "end": end}
-    for hourly, daily, source, feed in ROLLUPS:
-        for table, column in (hourly, daily):
-            store.command(
-                f"ALTER TABLE {db}.{table} DELETE WHERE {column} >= toDateTime({{start:Int64}}) "
-                f"AND {column} < toDateTime({{end:Int64}}) SETTINGS mutations_sync = 2",
-                params,
-            )
-        store.command(
-            f"INSERT INTO {db}.{feed} SELECT * FROM {db}.{source} "
-            "WHERE start_time >= toDateTime64({start:Int64}, 9) AND start_time < toDateTime64({end:Int64}, 9)",
-            params,
-        )
+    for statement in rebuild_statements(store.database, start, end):
+        store.command(*statement)
     return (end - start) // HOUR
 
 

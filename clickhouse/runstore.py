@@ -1,5 +1,8 @@
 """Reads and writes the stitcher needs: stored spans of a trace, the run rows currently in
-force, API outcomes, and the inserts of run emissions and span role changes."""
+force, API outcomes, and the inserts of run emissions and span role changes.
+
+The statements are in ``otelspend.clickhouse.queries`` (``runs``, ``spans``, ``outcomes``);
+this class runs them in chunks and decodes rows into the stitcher's records."""
 
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ from typing import Any
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.columnar import table_from_rows
+from otelspend.clickhouse.queries import outcomes as outcome_queries
+from otelspend.clickhouse.queries import runs as run_queries
+from otelspend.clickhouse.queries import spans as span_queries
 from otelspend.record import FEMTO_PER_USD, LITE_FIELDS, RUN_CALL_COLUMNS, RUN_COLUMNS, SPAN_COLUMNS, ApiOutcome
 
 _TS = {c.name for c in SPAN_COLUMNS if c.kind == "ts"} | {c.name for c in RUN_COLUMNS if c.kind == "ts"}
@@ -28,18 +34,6 @@ class Emitted:
     written_ns: int
 
 
-def _select_list(names: Sequence[str]) -> str:
-    parts = []
-    for name in names:
-        if name in _TS:
-            parts.append(f"toUnixTimestamp64Nano({name}) AS {name}")
-        elif name == "attributes":
-            parts.append("mapKeys(attributes) AS attr_keys, mapValues(attributes) AS attr_values")
-        else:
-            parts.append(f"`{name}`")
-    return ", ".join(parts)
-
-
 def _femto(value: Any) -> int | None:
     if value is None:
         return None
@@ -52,6 +46,8 @@ def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
 
 
 class RunStore:
+    """The run-level reads and writes of one store (the stitcher's, emission's and reprice's)."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.db = store.database
@@ -59,27 +55,22 @@ class RunStore:
     # -- reads ----------------------------------------------------------------------------
 
     def existing(self, run_ids: Sequence[str]) -> set[str]:
+        """Which of these runs have any stored row."""
         found: set[str] = set()
         for chunk in _chunks(run_ids):
-            rows = self.store.rows(
-                f"SELECT DISTINCT run_id FROM {self.db}.runs WHERE run_id IN {{ids:Array(String)}}", {"ids": chunk}
-            )
-            found.update(row[0] for row in rows)
+            found.update(row[0] for row in self.store.rows(*run_queries.existing(self.db, chunk)))
         return found
 
     def spans(self, trace_ids: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
         """Stored spans (latest version of each) as stitcher tuples, by trace."""
         out: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        select = _select_list(LITE_FIELDS)
         for chunk in _chunks(trace_ids):
-            result = self.store.client().query(
-                f"SELECT {select} FROM {self.db}.spans FINAL WHERE trace_id IN {{ids:Array(String)}}",
-                parameters={"ids": chunk},
-            )
+            sql, parameters = span_queries.of_traces(self.db, LITE_FIELDS, chunk)
+            result = self.store.client().query(sql, parameters=parameters)
             names = result.column_names
             for record in result.result_rows:
                 values = dict(zip(names, record, strict=True))
-                lite = []
+                lite: list[Any] = []
                 for name in LITE_FIELDS:
                     if name == "attributes":
                         lite.append((list(values["attr_keys"]), list(values["attr_values"])))
@@ -110,22 +101,14 @@ class RunStore:
         return found
 
     def _records(self, table: str, names: Sequence[str], run_ids: list[str]) -> list[dict[str, Any]]:
-        return self.store.dicts(
-            f"SELECT {_select_list(names)} FROM {self.db}.{table} FINAL WHERE run_id IN {{ids:Array(String)}}",
-            {"ids": run_ids},
-        )
+        return self.store.dicts(*run_queries.final_rows(self.db, table, names, run_ids, _TS))
 
     def api_outcomes(self, run_ids: Sequence[str], workflow_ids: Sequence[str]) -> dict[str, list[ApiOutcome]]:
         """API-posted outcomes by run id; those posted by workflow id are keyed 'wf:<id>'."""
         out: dict[str, list[ApiOutcome]] = defaultdict(list)
         if not run_ids and not workflow_ids:
             return out
-        rows = self.store.rows(
-            f"SELECT run_id, workflow_id, outcome, score, label, toUnixTimestamp64Nano(recorded_at) "
-            f"FROM {self.db}.outcomes WHERE run_id IN {{r:Array(String)}} "
-            f"OR (run_id = '' AND workflow_id IN {{w:Array(String)}})",
-            {"r": list(run_ids), "w": [w for w in workflow_ids if w]},
-        )
+        rows = self.store.rows(*outcome_queries.for_runs(self.db, run_ids, workflow_ids))
         for run_id, workflow_id, outcome, score, label, recorded in rows:
             key = run_id or f"wf:{workflow_id}"
             out[key].append(ApiOutcome(outcome, score, label, recorded))
@@ -133,38 +116,27 @@ class RunStore:
 
     def outcome_keys_since(self, since_ns: int) -> tuple[set[str], set[str]]:
         """Run ids and workflow ids with API outcomes recorded since ``since_ns``."""
-        rows = self.store.rows(
-            f"SELECT DISTINCT run_id, workflow_id FROM {self.db}.outcomes "
-            "WHERE received_at >= fromUnixTimestamp64Nano({s:Int64})",
-            {"s": since_ns},
-        )
+        rows = self.store.rows(*outcome_queries.keys_since(self.db, since_ns))
         return {r for r, _ in rows if r}, {w for r, w in rows if not r and w}
 
     def traces_ingested_since(self, node: str, since_ns: int) -> list[str]:
-        rows = self.store.rows(
-            f"SELECT DISTINCT trace_id FROM {self.db}.spans WHERE ingest_node = {{n:String}} "
-            "AND ingested_at >= fromUnixTimestamp64Nano({s:Int64})",
-            {"n": node, "s": since_ns},
-        )
+        """Traces with spans this node stored since ``since_ns`` (recovery reopens their runs)."""
+        rows = self.store.rows(*span_queries.ingested_since(self.db, node, since_ns))
         return [row[0] for row in rows]
 
     def hours_written_since(self, node: str, since_ns: int) -> list[int]:
         """Hours (unix seconds) holding run rows this node wrote since ``since_ns``."""
-        rows = self.store.rows(
-            f"SELECT DISTINCT toUnixTimestamp(toStartOfHour(start_time)) FROM {self.db}.runs "
-            "WHERE node = {n:String} AND written_at >= fromUnixTimestamp64Nano({s:Int64}) "
-            f"UNION DISTINCT SELECT DISTINCT toUnixTimestamp(toStartOfHour(start_time)) FROM {self.db}.run_calls "
-            "WHERE node = {n:String} AND written_at >= fromUnixTimestamp64Nano({s:Int64})",
-            {"n": node, "s": since_ns},
-        )
+        rows = self.store.rows(*run_queries.hours_written_since(self.db, node, since_ns))
         return sorted(row[0] for row in rows)
 
     # -- writes ---------------------------------------------------------------------------
 
     def insert_runs(self, rows: list[list[Any]]) -> None:
+        """Insert run rows (cancel and new rows of one emission together)."""
         self.store.insert_arrow(f"{self.db}.runs", table_from_rows(RUN_COLUMNS, rows))
 
     def insert_run_calls(self, rows: list[list[Any]]) -> None:
+        """Insert breakdown rows (cancel and new rows of one emission together)."""
         self.store.insert_arrow(f"{self.db}.run_calls", table_from_rows(RUN_CALL_COLUMNS, rows))
 
     def update_roles(self, changes: Sequence[tuple[str, str, str]], version: int) -> None:
@@ -174,14 +146,7 @@ class RunStore:
             by_role[role].append((trace_id, span_id))
         for role, pairs in by_role.items():
             for start in range(0, len(pairs), _CHUNK):
-                chunk = pairs[start : start + _CHUNK]
-                self.store.command(
-                    f"INSERT INTO {self.db}.spans SELECT * REPLACE ({{role:String}} AS call_role, "
-                    f"{{version:UInt64}} AS version) FROM {self.db}.spans FINAL "
-                    "WHERE trace_id IN {traces:Array(String)} "
-                    "AND (trace_id, span_id) IN {pairs:Array(Tuple(String, String))}",
-                    {"role": role, "version": version, "traces": sorted({t for t, _ in chunk}), "pairs": chunk},
-                )
+                self.store.command(*span_queries.set_role(self.db, role, version, pairs[start : start + _CHUNK]))
 
 
 def _stored(name: str, value: Any) -> Any:

@@ -3,12 +3,12 @@
 A run is every span of one trace. ``compute_run`` decides, from the span tree:
 
 * **Calls, each counted once.** Inference spans that nest (an instrumentor's span around
-  the provider SDK's own span), share a ``gen_ai.response.id``, are sibling views of one
-  request by two libraries, or are a request plus its after-the-stream usage record, are
-  one call: the span with the most complete usage (then the deepest) is counted (role
-  ``call``), the others are ``view``s. An agent /
-  workflow / tool span with usage counts only if no inference span lies below it,
-  otherwise it is an ``aggregate`` (a run total, not a call).
+  the provider SDK's own span, same provider, operation and model), share a
+  ``gen_ai.response.id``, are sibling views of one request by two libraries, or are a
+  request plus its after-the-stream usage record, are one call: the span with the most
+  complete usage (then the deepest) is counted (role ``call``), the others are ``view``s.
+  An agent / workflow / tool span with usage counts only if no inference span lies below
+  it, otherwise it is an ``aggregate`` (a run total, not a call).
 * **Retries**, per call: the largest of ``http.request.resend_count``, an explicit retry
   attribute and per-attempt HTTP child spans minus one; plus, across calls, each failed
   call followed by a successful call of the same operation and model under the same
@@ -290,7 +290,10 @@ def _calls(
     for span in inference:
         sid = span[L.span_id]
         ancestor = _nearest(by_id, span, inference_ids)
-        if ancestor is not None:
+        # Nested views of one request agree on provider, operation and model. A span that
+        # wraps calls to other models is not their view (LiteLLM's callback writes the last
+        # call onto the application's own span, which then wraps every other call).
+        if ancestor is not None and _same_request(by_id[ancestor], span):
             groups.union(ancestor, sid)
         response_id = span[L.response_id]
         if response_id:

@@ -1,6 +1,7 @@
 """Run stitching state: spans grouped by trace id until their run can be emitted.
 
-Data flow (one owner thread, the pipeline's; nothing here does I/O):
+Data flow (one owner thread, the pipeline's; nothing here does I/O; the store writer only
+ever sees immutable snapshots of the runs handed out, ``pipeline.emission.RunSnapshot``):
 
     add(spans) ──► open runs (bounded) ──due()──► emission (otelspend.pipeline.emission)
         ▲               │ root seen + settle_seconds quiet, or root_wait_seconds quiet,
@@ -89,6 +90,10 @@ class Stitcher:
 
     def open_count(self) -> int:
         return len(self.rooted) + len(self.unrooted) + len(self.forced)
+
+    def is_open(self, run_id: str) -> bool:
+        """True while the run is held open (not yet handed out for emission)."""
+        return self._open(run_id) is not None
 
     def _open(self, run_id: str) -> OpenRun | None:
         return self.rooted.get(run_id) or self.unrooted.get(run_id) or self.forced.get(run_id)
@@ -199,14 +204,16 @@ class Stitcher:
             self.emitting[run.run_id] = run
         return ready
 
-    def emitted(self, run: OpenRun, previous: Any) -> None:
+    def emitted(self, run: OpenRun, previous: Any, span_ids: frozenset[str] | None = None) -> None:
         """A run handed out by due() is stored (or needed no write): remember it, so late
-        spans and duplicates need no store lookup."""
+        spans and duplicates need no store lookup. ``span_ids``: every span id of the run
+        the emission saw (stored ones included), when it knows more than ``run.spans``."""
         if self.emitting.get(run.run_id) is run:
             del self.emitting[run.run_id]
         if self.closed_cap <= 0:
             return
-        self.closed[run.run_id] = ClosedRun(previous, frozenset(run.spans), run.has_root)
+        known = frozenset(run.spans) if span_ids is None else span_ids
+        self.closed[run.run_id] = ClosedRun(previous, known, run.has_root)
         self.closed.move_to_end(run.run_id)
         while len(self.closed) > self.closed_cap:
             self.closed.popitem(last=False)

@@ -5,18 +5,18 @@ whose spans were stored but not yet emitted, repairs rollup hours a crash may ha
 half-written, replays the write-ahead log), then opens the receivers and the API. Port 0
 picks a free port; the chosen addresses are logged in one parseable line:
 
-    otelspend listening otlp_grpc=127.0.0.1:4317 otlp_http=127.0.0.1:4318 api=127.0.0.1:8000
+    otelspend listening otlp_grpc=127.0.0.1:4317 otlp_http=127.0.0.1:4318 api=127.0.0.1:8000 sql=127.0.0.1:8123
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,33 +25,45 @@ import uvicorn
 from otelspend.api.commands import CommandRefused
 from otelspend.api.deps import ApiContext
 from otelspend.api.main import create_app
+from otelspend.api.sqlhttp.app import SqlHttpApp, create_sql_app
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.migrate import apply_spans_ttl, migrate
-from otelspend.clickhouse.rollups import rebuild_hours, rebuild_window
+from otelspend.clickhouse.queries import outcomes as outcome_queries
+from otelspend.clickhouse.queries import runs as run_queries
+from otelspend.clickhouse.rollups import rebuild_window
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.clickhouse.writer import SpanWriter
 from otelspend.conventions import load_conventions
 from otelspend.enrich.genai_prices_card import GenaiPricesCard
-from otelspend.enrich.ownership import OwnershipRules, load_ownership
+from otelspend.enrich.ownership import OwnershipError, OwnershipRules, load_ownership
 from otelspend.enrich.pricing import PriceBook
+from otelspend.enrich.ratecard import RateCardError
 from otelspend.enrich.runs import RunOptions
 from otelspend.enrich.stitcher import Stitcher
 from otelspend.metrics import Metrics
 from otelspend.pipeline.emission import Emitter
+from otelspend.pipeline.errors import ErrorKind, classify, describe
+from otelspend.pipeline.recovery import recover
 from otelspend.pipeline.reprice import RepriceError, RepriceTarget, reprice_window
-from otelspend.pipeline.resources import ResourceAttributes
-from otelspend.pipeline.stage import Pipeline, Submission, read_state
-from otelspend.pipeline.wal import FORMAT_JSON, WriteAheadLog
+from otelspend.pipeline.resources import ResourceCache, StoredResourceAttributes, fetch_resource_attributes
+from otelspend.pipeline.stage import Pipeline, PipelineStopped, read_state
+from otelspend.pipeline.wal import FORMAT_JSON, WalRecord, WriteAheadLog
 from otelspend.receiver.grpc_server import OtlpGrpcServer
 from otelspend.receiver.http_server import OtlpHttpApp
 from otelspend.receiver.ingest import Ingest
 from otelspend.receiver.normalize import NormalizeOptions, Normalizer
 from otelspend.record import ApiOutcome
 from otelspend.reloadable import Reloadable
-from otelspend.settings import Settings, split_address
+from otelspend.settings import ConfigError, Settings, split_address
 
 log = logging.getLogger("otelspend")
-RECOVERY_MARGIN_NS = 2 * 10**9
+STORE_RETRY_MAX_SECONDS = 10.0
+"""Longest pause between attempts to bring up a store that is not reachable."""
+
+
+class StartupError(ConfigError):
+    """Start-up stopped by a mistake no retry can fix (a rate card, an ownership file, a
+    migration changed after it was applied): the CLI prints the message alone, exit 2."""
 
 
 @dataclass(frozen=True)
@@ -59,9 +71,11 @@ class Addresses:
     otlp_grpc: str
     otlp_http: str
     api: str
+    sql: str = ""
 
     def line(self) -> str:
-        return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}"
+        sql = f" sql={self.sql}" if self.sql else ""
+        return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}{sql}"
 
 
 class OtelSpend:
@@ -78,7 +92,15 @@ class OtelSpend:
         self._uvicorn: list[uvicorn.Server] = []
         self._grpc: OtlpGrpcServer | None = None
         self._otlp_http: OtlpHttpApp | None = None
+        self._sql: SqlHttpApp | None = None
         self._stopped = threading.Event()
+        self._exit = threading.Event()
+        """Set when the process should end: a stop, or a start-up that cannot go on."""
+        self._starting: str | None = "starting"
+        """Why the store is not up yet (None once the pipeline runs)."""
+        self.fatal: str | None = None
+        """Why start-up stopped for good (the store bootstrap found a permanent error)."""
+        self._announced = False
 
     # -- start --------------------------------------------------------------------------------
 
@@ -92,13 +114,16 @@ class OtelSpend:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         genai = GenaiPricesCard()
-        self.pricing: Reloadable[PriceBook] = Reloadable(
-            "rate card", s.rate_card, lambda path: PriceBook.from_file(path, genai)
-        )
-        self.ownership: Reloadable[OwnershipRules] = Reloadable(
-            "ownership rules", s.ownership, lambda path: load_ownership(path) if path else OwnershipRules()
-        )
-        self.resources = ResourceAttributes(self.store)
+        try:
+            self.pricing: Reloadable[PriceBook] = Reloadable(
+                "rate card", s.rate_card, lambda path: PriceBook.from_file(path, genai)
+            )
+            self.ownership: Reloadable[OwnershipRules] = Reloadable(
+                "ownership rules", s.ownership, lambda path: load_ownership(path) if path else OwnershipRules()
+            )
+        except (RateCardError, OwnershipError) as exc:
+            raise StartupError(str(exc)) from None
+        self.resources = ResourceCache()
         self.stitcher = Stitcher(
             settle_seconds=s.runs.settle_seconds,
             root_wait_seconds=s.runs.root_wait_seconds,
@@ -112,11 +137,13 @@ class OtelSpend:
             node=s.node_id,
             options=self._run_options,
             late_horizon_ns=int(s.runs.late_horizon_hours * 3600 * 10**9),
+            resources=self.resources,
+            fetch_resources=lambda ids: fetch_resource_attributes(self.store, ids),
         )
         self.wal = WriteAheadLog(s.wal_dir, fsync=s.wal.fsync, segment_bytes=s.wal.segment_bytes)
         pending = self.wal.open()
         self.pipeline = Pipeline(
-            writer=SpanWriter(self.store, on_resources=self.resources.remember),
+            writer=SpanWriter(self.store),
             pricing=self.pricing,
             stitcher=self.stitcher,
             emitter=self.emitter,
@@ -131,6 +158,7 @@ class OtelSpend:
             emit_batch_runs=s.runs.emit_batch_runs,
             emit_interval=s.runs.emit_interval_seconds,
             store_maintenance=self.store.release_memory if self.store.embedded else None,
+            resources=self.resources,
         )
         self.normalizer = Normalizer(
             load_conventions(),
@@ -155,45 +183,96 @@ class OtelSpend:
         api = create_app(ApiContext(settings=s, store=self.store, metrics=self.metrics, commands=self))
         otlp_sock, otlp_address = _listen(s.otlp.http_address)
         api_sock, api_address = _listen(s.api.address)
-        self._start_http([(self._otlp_http, otlp_sock), (api, api_sock)])
-        self.addresses = Addresses(self._grpc.address, otlp_address, api_address)
+        servers: list[tuple[Any, socket.socket]] = [(self._otlp_http, otlp_sock), (api, api_sock)]
+        sql_address = ""
+        if s.sql.address and self.store.path is None:
+            log.info("sql endpoint off: the store is a ClickHouse server, query it directly (README, SQL)")
+        elif s.sql.address and self.store.path is not None:
+            self._sql = create_sql_app(s, self.store.path, self.metrics)
+            sql_sock, sql_address = _listen(s.sql.address)
+            servers.append((self._sql, sql_sock))
+        self._start_http(servers)
+        self.addresses = Addresses(self._grpc.address, otlp_address, api_address, sql_address)
         self._bootstrap = threading.Thread(
-            target=self._bring_up_store, args=(pending,), name="otelspend-bootstrap", daemon=True
+            target=self._bootstrap_main, args=(pending,), name="otelspend-bootstrap", daemon=True
         )
         self._bootstrap.start()
         self._bootstrap.join(wait_for_store)
+        if self.fatal is not None:
+            raise StartupError(self.fatal)
         if self._bootstrap.is_alive():
             log.warning("store %s not reachable yet: answering 503 until it is", self.store.describe())
         _tune_garbage_collector()
+        self._announced = True
         log.info("%s store=%s", self.addresses.line(), self.store.describe())
         return self.addresses
 
-    def _bring_up_store(self, pending: list[Any]) -> None:
-        """Migrate, recover, start the pipeline; retried with backoff while the store is down."""
-        s = self.settings
+    def _bootstrap_main(self, pending: list[WalRecord]) -> None:
+        try:
+            self._bring_up_store(pending)
+        except BaseException as exc:  # a bug: say so (readiness, exit 2), never end silently
+            log.exception("start-up failed")
+            self._fail_start(f"start-up failed: {describe(exc)}")
+
+    def _bring_up_store(self, pending: list[WalRecord]) -> None:
+        """Migrate, recover, start the pipeline; retried with backoff while the store is down.
+
+        A permanent error (``pipeline/errors.py``: a migration changed after it was applied)
+        ends start-up instead: ``fatal`` says why, and ``wait()`` returns.
+        """
         delay = 0.5
         while not self._stopped.is_set():
             try:
-                applied = migrate(self.store, s.clickhouse.cluster)
-                apply_spans_ttl(self.store, s.clickhouse.spans_ttl_days, s.clickhouse.cluster)
-                break
-            except Exception as exc:  # the driver's connection errors vary by backend
-                self.pipeline.store.healthy = False
-                self.pipeline.store.last_error = f"cannot reach the store: {exc}"[:500]
-                log.warning("store not reachable (%s); retrying in %.1fs", str(exc)[:200], delay)
+                self._migrate_and_recover(pending)
+            except Exception as exc:
+                if classify(exc) is ErrorKind.PERMANENT:
+                    self._fail_start(str(exc))
+                    return
+                self._starting = f"starting: store not ready: {describe(exc, 300)}"
+                log.warning("store not reachable (%s); retrying in %.1fs", describe(exc, 200), delay)
                 self._stopped.wait(delay)
-                delay = min(delay * 2, 10.0)
-        else:
+                delay = min(delay * 2, STORE_RETRY_MAX_SECONDS)
+                continue
+            if self._stopped.is_set():
+                return
+            self.pipeline.start()
+            self._start_scheduled_export()
+            self._starting = None
             return
+
+    def _migrate_and_recover(self, pending: list[WalRecord]) -> None:
+        s = self.settings
+        applied = migrate(self.store, s.clickhouse.cluster)
+        apply_spans_ttl(self.store, s.clickhouse.spans_ttl_days, s.clickhouse.cluster)
         if applied:
             log.info("applied migrations %s", ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
-        self.pipeline.store.healthy = True
-        self.pipeline.store.last_error = ""
         self.pipeline.start_store()
-        self._recover(pending)
-        self.pipeline.store.drain()
-        self.pipeline.start()
-        self._start_scheduled_export()
+        recover(
+            self.pipeline,
+            runstore=self.runstore,
+            store=self.store,
+            node=s.node_id,
+            late_horizon_ns=int(s.runs.late_horizon_hours * 3600 * 10**9),
+            state=read_state(s.data_dir),
+            pending=pending,
+            replay=self._replay,
+        )
+        # The pipeline thread starts once what recovery queued is written (or the stop comes).
+        while not self.pipeline.store.drain(timeout=1.0):
+            if self._stopped.is_set():
+                return
+            if not self.pipeline.store.alive:
+                raise RuntimeError(self.pipeline.store.problem() or "the store writer stopped during recovery")
+
+    def _replay(self, record: WalRecord) -> tuple[list[list[Any]], dict[int, Any]] | None:
+        batch = self.ingest.replay(record.payload, json_body=record.format == FORMAT_JSON, token=record.token)
+        return (batch.rows, batch.resources) if batch is not None else None
+
+    def _fail_start(self, reason: str) -> None:
+        self.fatal = reason
+        if self._announced:  # start() has returned: nobody else will say it
+            log.error("cannot start: %s", reason)
+        self._exit.set()
 
     def _start_scheduled_export(self) -> None:
         """The optional daily FOCUS export (``export.schedule_dir``), once the store is migrated."""
@@ -221,55 +300,7 @@ class OtelSpend:
             retry_loop_threshold=runs.retry_loop_threshold,
             repeat_call_threshold=runs.repeat_call_threshold,
             ownership=self.ownership.current if self.ownership.current.rules else None,
-            resource_attributes=self.resources,
         )
-
-    def _recover(self, pending: list[Any]) -> None:
-        """Bring memory back to where a crash left it, before any new span is accepted."""
-        s = self.settings
-        state = read_state(s.data_dir)
-        now = time.time_ns()
-        horizon = int(s.runs.late_horizon_hours * 3600 * 10**9)
-        runs, workflows = self.runstore.outcome_keys_since(now - horizon - 3600 * 10**9)
-        self.emitter.outcome_runs |= runs
-        self.emitter.outcome_workflows |= workflows
-        if state is not None and state.get("node") == s.node_id and not state.get("clean"):
-            since = int(state["lwm_ns"]) - RECOVERY_MARGIN_NS
-            traces = self.runstore.traces_ingested_since(s.node_id, since)
-            for start in range(0, len(traces), 5000):
-                chunk = traces[start : start + 5000]
-                stored = self.runstore.spans(chunk)
-                for trace_id in chunk:
-                    self.stitcher.restore(trace_id, stored.get(trace_id, ()), now)
-            reopened, _ = self.runstore.outcome_keys_since(since)
-            for run_id in reopened:
-                if self.stitcher._open(run_id) is None:
-                    self.stitcher.restore(run_id, (), now)
-            if not state.get("clean"):
-                hours = self.runstore.hours_written_since(
-                    s.node_id, int(state["emit_checkpoint_ns"]) - RECOVERY_MARGIN_NS
-                )
-                rebuilt = rebuild_hours(self.store, hours) if hours else 0
-                log.info(
-                    "recovered after an unclean stop: %d open run(s) restored, %d rollup hour(s) rebuilt "
-                    "(whole days), %d logged request(s) to replay",
-                    self.stitcher.open_count(),
-                    rebuilt,
-                    len(pending),
-                )
-        for record in pending:
-            batch = self.ingest.replay(record.payload, json_body=record.format == FORMAT_JSON, token=record.token)
-            if batch is not None and batch.rows:
-                self.pipeline.claim(len(batch.rows))  # released once stored, like live traffic
-                self.pipeline.process([Submission(record.seq, batch.rows, batch.resources, len(record.payload))])
-            else:
-                # Checkpoint in order with the inserts queued before it, never ahead of them.
-                self.pipeline.store.submit(
-                    lambda _attempt: None, "otelspend_insert_seconds", self._checkpointer(record)
-                )
-
-    def _checkpointer(self, record: Any) -> Callable[[Any], None]:
-        return lambda _: self.wal.checkpoint(record.seq, len(record.payload))
 
     def _start_http(self, apps: list[tuple[Any, socket.socket]]) -> None:
         ready = threading.Event()
@@ -304,14 +335,11 @@ class OtelSpend:
 
     def pipeline_problem(self) -> str | None:
         """None while spans are accepted; else why not (``/readyz``)."""
-        if not hasattr(self, "pipeline"):
-            return "starting"
-        pipeline = self.pipeline
-        if not pipeline.store_healthy:
-            return f"store failing: {pipeline.last_store_error}"
-        if pipeline.queued_spans >= pipeline.capacity:
-            return "ingest queue full"
-        return None
+        if self.fatal is not None:
+            return self.fatal
+        if self._starting is not None:
+            return self._starting
+        return self.pipeline.problem()
 
     def reprice(self, start_ns: int, end_ns: int, *, dry_run: bool, timeout_seconds: float) -> dict[str, Any]:
         """Re-price a window on the pipeline thread (it owns the stitcher's open runs)."""
@@ -323,15 +351,23 @@ class OtelSpend:
                     "the rate card on disk is invalid, so the previous one is still in force: "
                     + self.pricing.last_error
                 )
-            target = RepriceTarget(
-                self.store, self.runstore, self.settings.node_id, self.emitter.options, live=self.stitcher
-            )
+            # The command holds the pipeline thread with the writer drained: it owns the store here.
+            resources = StoredResourceAttributes(self.store)
+            options = self._run_options
+
+            def with_resources() -> RunOptions:
+                return dataclasses.replace(options(), resource_attributes=resources)
+
+            target = RepriceTarget(self.store, self.runstore, self.settings.node_id, with_resources, live=self.stitcher)
             try:
                 return reprice_window(target, self.pricing.current, start_ns, end_ns, dry_run=dry_run).as_dict()
             except RepriceError as exc:
                 raise CommandRefused(str(exc)) from None
 
-        return self.pipeline.call(run, timeout=timeout_seconds)
+        try:
+            return self.pipeline.call(run, timeout=timeout_seconds)
+        except PipelineStopped as exc:
+            raise CommandRefused(f"the pipeline is not running: {exc}") from None
 
     def rebuild_rollups(self, start_s: int, end_s: int, *, timeout_seconds: float) -> int:
         """Rebuild whole UTC days of rollups on the pipeline thread (no emission interleaves)."""
@@ -358,23 +394,16 @@ class OtelSpend:
         now = time.time_ns()
         recorded = recorded_ns or now
         self.store.insert_rows(
-            f"{self.store.database}.outcomes",
+            outcome_queries.table(self.store.database),
             [[run_id, workflow_id if not run_id else "", outcome, score, label, "api",
               _utc(recorded), _utc(now), note]],
-            ["run_id", "workflow_id", "outcome", "score", "label", "source", "recorded_at", "received_at", "note"],
+            outcome_queries.COLUMNS,
         )  # fmt: skip
         item = ApiOutcome(outcome, score, label, recorded)
         if run_id:
             targets = [run_id]
         else:
-            targets = [
-                row[0]
-                for row in self.store.rows(
-                    f"SELECT run_id FROM {self.store.database}.runs WHERE workflow_id = {{w:String}} "
-                    "GROUP BY run_id HAVING sum(sign) > 0",  # runs in force, without FINAL over the table
-                    {"w": workflow_id},
-                )
-            ]
+            targets = [row[0] for row in self.store.rows(*run_queries.of_workflow(self.store.database, workflow_id))]
 
         def apply() -> list[str]:
             if workflow_id and not run_id:
@@ -395,6 +424,7 @@ class OtelSpend:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self._exit.set()
         if self._grpc is not None:
             self._grpc.shutdown(5)
         for server in self._uvicorn:
@@ -403,16 +433,20 @@ class OtelSpend:
             self._http_thread.join(15)
         if self._otlp_http is not None:
             self._otlp_http.shutdown()
+        if self._sql is not None:
+            self._sql.shutdown()
         if hasattr(self, "scheduled_export"):
             self.scheduled_export.shutdown()
         if hasattr(self, "pipeline"):
             self.pipeline.shutdown()
             self.wal.close()
         self.store.close()
-        log.info("otelspend stopped")
+        if self._announced:
+            log.info("otelspend stopped")
 
     def wait(self) -> None:
-        self._stopped.wait()
+        """Until ``stop()`` is called or start-up fails for good (``fatal``)."""
+        self._exit.wait()
 
 
 def _tune_garbage_collector() -> None:

@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a configuration or start-up mistake prints one line, exit status 2."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -46,6 +46,9 @@ class ConventionTable:
     json_fields: Mapping[str, tuple[tuple[int, tuple[tuple[str, ...], ...]], ...]]
     input_excludes_cache_scopes: frozenset[str]
     output_corrections: Mapping[str, tuple[tuple[str, int], ...]]
+    inference_evidence: Mapping[str, tuple[frozenset[str], frozenset[str]]]
+    """Scope -> (operations, attribute keys): an inference span of that scope and operation
+    must carry one of the keys (unless it has usage or failed) to be a provider call."""
     inference_operations: frozenset[str]
     agent_operations: frozenset[str]
     tool_operations: frozenset[str]
@@ -111,6 +114,10 @@ def load_conventions(text: str | None = None, extra_keys: Mapping[str, Sequence[
         json_fields=json_fields,
         input_excludes_cache_scopes=frozenset(i["scope"] for i in doc.get("input_excludes_cache", [])),
         output_corrections={scope: tuple(items) for scope, items in corrections.items()},
+        inference_evidence={
+            item["scope"]: (frozenset(item["operations"]), frozenset(item["any_of"]))
+            for item in doc.get("inference_evidence", [])
+        },
         inference_operations=frozenset(doc.get("inference_operations", ())),
         agent_operations=frozenset(doc.get("agent_operations", ())),
         tool_operations=frozenset(doc.get("tool_operations", ())),

@@ -354,7 +354,7 @@ def _attach_outcome(plan: PlannedRun, *, as_event: bool) -> None:
         root.attributes["otelspend.outcome"] = outcome
         root.attributes["otelspend.outcome.score"] = score
     else:
-        event = {
+        event: dict[str, AttributeValue] = {
             "gen_ai.evaluation.name": "human_review",
             "gen_ai.evaluation.score.label": outcome,
             "gen_ai.evaluation.score.value": score,

@@ -11,10 +11,13 @@ The SDK is imported inside ``send``: it is needed only when a demo actually runs
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +26,11 @@ from otelspend.demo import MODELS, PlannedRun, PlannedSpan
 
 OUTCOME_PATHS = ("/v1/runs/{run_id}/outcome",)
 """REST routes ``--api`` posts outcomes to, when the running API publishes one of them."""
+QUERY_POLL_SECONDS = 0.25
+"""How often ``wait_until_queryable`` asks the API."""
+QUERY_WINDOW_DAYS = 365
+"""Widest window asked at once (the API caps a window at 400 days)."""
+SECOND_NS = 10**9
 SDK_PACKAGES = "opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http"
 
 
@@ -183,6 +191,68 @@ def post_outcomes(
         except (OSError, ValueError):
             failed += 1
     return accepted, failed
+
+
+@dataclass(frozen=True)
+class Queryable:
+    """How many of the sent runs the API counted, and how long that took to happen."""
+
+    found: int
+    expected: int
+    seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return self.found >= self.expected
+
+
+def run_window(plans: Sequence[PlannedRun]) -> tuple[int, int]:
+    """``[from, to)`` in whole seconds (ns) holding every planned run's start."""
+    first = min(plan.root.start_ns for plan in plans) // SECOND_NS * SECOND_NS
+    last = max(plan.root.start_ns for plan in plans) // SECOND_NS * SECOND_NS + SECOND_NS
+    return first, last
+
+
+def runs_in_api(api_url: str, window: tuple[int, int], token: str = "", timeout_seconds: float = 5.0) -> int:
+    """Runs the API counts as started in ``window`` (``GET /v1/rollups?metrics=runs``).
+
+    Raises ``OSError`` / ``ValueError`` when the API cannot be asked (down, 401, ...).
+    """
+    total = 0
+    start, end = window
+    step = QUERY_WINDOW_DAYS * 86_400 * SECOND_NS
+    for lo in range(start, end, step):
+        query = urllib.parse.urlencode({"metrics": "runs", "from": _rfc3339(lo), "to": _rfc3339(min(lo + step, end))})
+        document = _request("GET", f"{api_url.rstrip('/')}/v1/rollups?{query}", token, None, timeout_seconds)
+        rows = document.get("rows", []) if isinstance(document, dict) else []
+        total += sum(int(row.get("runs") or 0) for row in rows if isinstance(row, dict))
+    return total
+
+
+def wait_until_queryable(
+    api_url: str,
+    window: tuple[int, int],
+    *,
+    expected: int,
+    before: int,
+    token: str = "",
+    timeout_seconds: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Queryable:
+    """Poll until the API counts ``expected`` more runs in ``window`` than ``before``, or
+    ``timeout_seconds`` pass (runs are stored once they settle: ``runs.settle_seconds``)."""
+    started = clock()
+    while True:
+        found = runs_in_api(api_url, window, token) - before
+        waited = clock() - started
+        if found >= expected or waited >= timeout_seconds:
+            return Queryable(min(found, expected), expected, waited)
+        sleep(QUERY_POLL_SECONDS)
+
+
+def _rfc3339(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns // SECOND_NS, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _request(method: str, url: str, token: str, body: Any, timeout_seconds: float) -> Any:

@@ -42,7 +42,11 @@ HELP: dict[str, str] = {
     "otelspend_runs_emitted_total": "Run emissions written (first emission or update).",
     "otelspend_runs_unchanged_total": "Closed runs whose stored figures were already right.",
     "otelspend_late_spans_ignored_total": "Spans for runs emitted longer ago than the late horizon.",
-    "otelspend_store_errors_total": "Failed store calls (retried).",
+    "otelspend_store_errors_total": "Store calls failed with a retryable error (retried with backoff).",
+    "otelspend_store_permanent_errors_total": "Store calls refused for good (bad data), quarantined.",
+    "otelspend_spans_quarantined_total": "Span rows the store refused for good, kept in data_dir/quarantine.",
+    "otelspend_runs_quarantined_total": "Runs not emitted because computing or writing them failed for good.",
+    "otelspend_loop_errors_total": "Errors a background loop survived, by thread and step (logged once per streak).",
     "otelspend_pipeline_errors_total": "Batches the pipeline could not process (a bug: see the log).",
     "otelspend_queue_spans": "Spans accepted but not yet stored.",
     "otelspend_open_runs": "Runs held open in memory.",
@@ -51,6 +55,8 @@ HELP: dict[str, str] = {
     "otelspend_emit_seconds": "Latency of run emissions into ClickHouse.",
     "otelspend_maintenance_seconds": "Latency of periodic store maintenance (embedded memory release).",
     "otelspend_export_scheduled_total": "Scheduled FOCUS export files, by outcome (written, failed).",
+    "otelspend_sql_queries_total": "Requests to the SQL endpoint by outcome (ok, refused, failed, unauthorized).",
+    "otelspend_sql_query_seconds": "Latency of SQL endpoint requests, queueing included.",
 }
 
 

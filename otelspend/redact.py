@@ -31,7 +31,10 @@ log = logging.getLogger("otelspend")
 
 def shown(value: Any, annotation: Any = None) -> str:
     """How a secret (or the raw input meant for one) appears in messages: never its value.
-    Input meant for a secret URL (``annotation``) is shown redacted the way that type shows it."""
+    Input meant for a secret URL (``annotation``) is shown redacted the way that type shows it.
+    A missing secret (None) is shown as such: there is nothing to hide, and saying so helps."""
+    if value is None:
+        return "None"
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     url_type = bare(annotation)

@@ -26,7 +26,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from otelspend.redact import (
     SecretDsn,
@@ -66,6 +75,24 @@ def _check_address(value: str) -> str:
 
 
 Address = Annotated[str, AfterValidator(_check_address)]
+
+
+def _check_optional_address(value: str) -> str:
+    return value if value == "" else _check_address(value)
+
+
+OptionalAddress = Annotated[str, AfterValidator(_check_optional_address)]
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback IPs (127.0.0.0/8, ::1)."""
+    bare = host.strip("[]")
+    if bare == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -152,6 +179,43 @@ class ApiSettings(Section):
     @classmethod
     def _split_tokens(cls, value: Any) -> Any:
         return _split_secret_list(value)
+
+
+class SqlSettings(Section):
+    address: OptionalAddress = "127.0.0.1:8123"
+    """Read-only ClickHouse HTTP interface over the embedded store (Grafana, clickhouse-connect,
+    @clickhouse/client, curl). Empty = off. Off too when the store is a ClickHouse server: query
+    that server directly."""
+    password: SecretStr | None = Field(None, validate_default=True)
+    """Password of the endpoint's user ``otelspend``. Without one the endpoint must listen on
+    loopback, and then needs no credentials."""
+    max_concurrent_queries: int = Field(2, ge=1, le=64)
+    """Queries running at once, each on a thread of the endpoint's own pool."""
+    max_queued_queries: int = Field(32, ge=0, le=10_000)
+    """Queries waiting for a thread (each at most ``max_execution_seconds``); beyond,
+    TOO_MANY_SIMULTANEOUS_QUERIES."""
+    max_execution_seconds: float = Field(30.0, gt=0, le=3600)
+    """Ceiling of ``max_execution_time``: a longer query fails with TIMEOUT_EXCEEDED."""
+    max_memory_bytes: int = Field(512 * MIB, ge=MIB)
+    """Ceiling of ``max_memory_usage`` per query (MEMORY_LIMIT_EXCEEDED above it)."""
+    max_result_rows: int = Field(1_000_000, ge=1)
+    """Ceiling of ``max_result_rows`` (TOO_MANY_ROWS_OR_BYTES above it, never a cut result)."""
+    max_result_bytes: int = Field(128 * MIB, ge=1024)
+    """Ceiling of ``max_result_bytes`` (uncompressed result blocks)."""
+    max_threads: int = Field(1, ge=1, le=64)
+    """Ceiling of ``max_threads``: engine threads per query. One leaves the other cores to ingest."""
+    max_request_bytes: int = Field(MIB, ge=1024, le=64 * MIB)
+    """Largest query request accepted, before and after decompression (QUERY_IS_TOO_LARGE above it)."""
+
+    @field_validator("password")
+    @classmethod
+    def _required_beyond_loopback(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 8:
+            raise ValueError("expected at least 8 characters")
+        address = info.data.get("address", "")
+        if value is None and address and not is_loopback(split_address(address)[0]):
+            raise ValueError(f"required when sql.address ({address}) listens beyond loopback")
+        return value
 
 
 class ClickHouseSettings(Section):
@@ -264,6 +328,7 @@ class Settings(Section):
     """YAML ownership rules (team, cost center, product, feature, owner)."""
     otlp: OtlpSettings = OtlpSettings()
     api: ApiSettings = ApiSettings()
+    sql: SqlSettings = SqlSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     wal: WalSettings = WalSettings()
     pipeline: PipelineSettings = PipelineSettings()

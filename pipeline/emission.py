@@ -6,20 +6,38 @@ anything changed write the stored rows back with sign -1 (same version) followed
 new rows with sign +1 (newer version). Runs and breakdown rows are reconciled separately
 against their own stored state, so a crash between the two inserts heals on the next
 emission instead of double counting.
+
+Two threads, nothing shared: ``Emitter.plan`` runs on the pipeline thread, copies each
+closing ``OpenRun`` into an immutable ``RunSnapshot`` and computes what memory knows
+enough about; the plan is then handed whole to the store writer, whose ``Emitter.commit``
+checks the store, finishes the rest on working copies of its own and writes. What it
+wrote comes back as ``Written`` records for the pipeline thread to remember.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from otelspend.clickhouse.runstore import Emitted, RunStore
 from otelspend.enrich.runs import CALL_FIELD_NAMES, RUN_FIELD_NAMES, RunOptions, call_row_of, compute_run, run_row_of
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun
+from otelspend.pipeline.errors import ErrorKind, classify, describe
+from otelspend.pipeline.resources import Attributes, ResourceCache
 from otelspend.record import ApiOutcome, L
+
+log = logging.getLogger("otelspend")
+Span = tuple[Any, ...]
+ISOLATE_MAX_COMMITS = 32
+"""Commits one refused emission may cost while its bad runs are looked for."""
+REFUSED_RUNS_KEPT = 10_000
+"""Runs whose refused span ids the writer remembers (refusals are rare; oldest forgotten first)."""
 
 _BOOKKEEPING = {"version", "sign", "written_at", "node"}
 _RUN_COMPARE = tuple(i for i, n in enumerate(RUN_FIELD_NAMES) if n not in _BOOKKEEPING)
@@ -34,9 +52,83 @@ _RUN_NODE = RUN_FIELD_NAMES.index("node")
 _CALL_NODE = CALL_FIELD_NAMES.index("node")
 
 
+class RunView(Protocol):
+    """What emission reads of a run (a snapshot, or the writer's working copy)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def spans(self) -> Mapping[str, Span]: ...
+    @property
+    def outcomes(self) -> Sequence[ApiOutcome]: ...
+    @property
+    def load_outcomes(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A closed run as the pipeline thread hands it to the store writer: copied, immutable.
+
+    The stitcher's ``OpenRun`` belongs to the pipeline thread; the writer never sees it.
+    """
+
+    run_id: str
+    spans: Mapping[str, Span]
+    has_root: bool
+    previous: Any
+    """Emitted rows in force, None if never emitted, UNKNOWN if memory does not know."""
+    partial: bool
+    outcomes: tuple[ApiOutcome, ...]
+    load_outcomes: bool
+
+    @classmethod
+    def of(cls, run: OpenRun) -> RunSnapshot:
+        """Copy what emission needs of ``run`` (pipeline thread)."""
+        return cls(
+            run.run_id,
+            MappingProxyType(dict(run.spans)),
+            run.has_root,
+            run.previous,
+            run.partial,
+            tuple(run.outcomes),
+            run.load_outcomes,
+        )
+
+    def for_retry(self) -> RunSnapshot:
+        """After a failed attempt that may have written part of it: reconcile with the store."""
+        return dataclasses.replace(self, previous=UNKNOWN, partial=True, load_outcomes=True)
+
+
+@dataclass
+class _Work:
+    """The store writer's own working copy of a run it must finish (stored spans, outcomes)."""
+
+    run_id: str
+    spans: dict[str, Span]
+    previous: Any
+    partial: bool
+    outcomes: list[ApiOutcome]
+    load_outcomes: bool
+
+    @classmethod
+    def of(cls, snapshot: RunSnapshot, previous: Any = None, refused: Collection[str] = ()) -> _Work:
+        spans = dict(snapshot.spans)
+        for span_id in refused:
+            spans.pop(span_id, None)
+        return cls(
+            snapshot.run_id,
+            spans,
+            snapshot.previous if previous is None else previous,
+            snapshot.partial,
+            list(snapshot.outcomes),
+            snapshot.load_outcomes,
+        )
+
+
 @dataclass
 class _Decision:
-    run: OpenRun
+    run_id: str
+    span_ids: frozenset[str]
     stored: Emitted | None
     """What will be in force once written (the previous rows when nothing changes)."""
     kind: str
@@ -48,24 +140,60 @@ class _Decision:
 
 @dataclass
 class EmitPlan:
+    """What the pipeline thread computed; handed whole to the store writer (its owner from then on)."""
+
+    snapshots: list[RunSnapshot] = field(default_factory=list)
+    """Every run of the emission (a retried attempt reconciles them all with the store)."""
     ready: list[_Decision] = field(default_factory=list)
     """Computed against a previous emission memory knows (or knows there was none)."""
-    tentative: list[_Decision] = field(default_factory=list)
+    tentative: list[tuple[RunSnapshot, _Decision]] = field(default_factory=list)
     """Computed as new runs; the store must confirm it has never seen them."""
-    deferred: list[OpenRun] = field(default_factory=list)
-    """Need stored spans or API outcomes: computed by commit."""
+    deferred: list[RunSnapshot] = field(default_factory=list)
+    """Need stored spans, API outcomes or resource attributes: computed by commit."""
+    resources: dict[int, Attributes] = field(default_factory=dict)
+    """Resource attributes memory holds for the deferred runs (the writer fetches the rest)."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(run id, reason): runs whose computation failed; quarantined, not written."""
+
+    def retry(self) -> EmitPlan:
+        """The plan of a retried attempt: everything reconciled with the store."""
+        return EmitPlan(snapshots=self.snapshots, deferred=[s.for_retry() for s in self.snapshots])
+
+
+@dataclass(frozen=True)
+class Written:
+    """One run an emission handled (written, or found right as stored): what to remember."""
+
+    run_id: str
+    stored: Emitted | None
+    span_ids: frozenset[str]
+    """Every span id of the run, stored ones included."""
 
 
 @dataclass
 class EmitStats:
+    """What one emission did."""
+
     emitted: int = 0
     unchanged: int = 0
     late_ignored: int = 0
     outcome_pending: int = 0
     role_changes: int = 0
+    written: list[Written] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(run id, reason): runs not written because computing them failed (quarantined)."""
+    fetched_resources: dict[int, Attributes] = field(default_factory=dict)
+    """Resource attributes the writer read from the store, for the pipeline's cache."""
 
 
 class Emitter:
+    """Plans emissions on the pipeline thread and commits them on the store writer thread.
+
+    ``outcome_runs`` / ``outcome_workflows`` change only in pipeline commands, which run
+    while the writer is drained (``Pipeline.call``), and in recovery before the threads
+    start: both threads read them, never while one writes.
+    """
+
     def __init__(
         self,
         runstore: RunStore,
@@ -74,61 +202,105 @@ class Emitter:
         options: Callable[[], RunOptions],
         late_horizon_ns: int,
         clock_ns: Callable[[], int] = time.time_ns,
+        resources: ResourceCache | None = None,
+        fetch_resources: Callable[[Collection[int]], Mapping[int, Attributes]] | None = None,
     ) -> None:
         self.runstore = runstore
         self.node = node
         self.options = options
         self.late_horizon_ns = late_horizon_ns
         self.clock_ns = clock_ns
+        self.resources = resources
+        """The pipeline thread's resource cache (plan only); None: ``options`` carries its own lookup."""
+        self.fetch_resources = fetch_resources
+        """Store read of resource attributes (commit only)."""
         self.outcome_runs: set[str] = set()
         self.outcome_workflows: set[str] = set()
         """Run / workflow ids with API outcomes that a closing run must pick up."""
+        self._refused: OrderedDict[str, set[str]] = OrderedDict()
+        """Store writer thread only: span ids the store refused for good, by run. An emission
+        always runs after the inserts of its spans, so every run written leaves them out."""
 
-    def emit(self, runs: list[OpenRun], remember: Callable[[OpenRun, Emitted | None], None]) -> EmitStats:
-        """Write the runs; ``remember(run, stored_rows)`` is called for each one written or checked."""
-        return self.commit(self.plan(runs), remember)
+    def refuse(self, keys: Iterable[tuple[str, str]]) -> None:
+        """(trace id, span id) of spans the store refused for good: runs must not count them
+        (store writer thread, before any later emission)."""
+        for trace_id, span_id in keys:
+            self._refused.setdefault(trace_id, set()).add(span_id)
+            self._refused.move_to_end(trace_id)
+        while len(self._refused) > REFUSED_RUNS_KEPT:
+            self._refused.popitem(last=False)
 
-    def plan(self, runs: list[OpenRun]) -> EmitPlan:
-        """Compute, without the store, every run memory knows enough about (pipeline thread).
+    def emit(self, runs: Sequence[OpenRun], remember: Callable[[OpenRun, Any, frozenset[str]], None]) -> EmitStats:
+        """Plan and commit on one thread (re-pricing); ``remember(run, stored, span_ids)`` per run."""
+        by_id = {run.run_id: run for run in runs}
+        stats = self.commit(self.plan(runs))
+        for written in stats.written:
+            remember(by_id[written.run_id], written.stored, written.span_ids)
+        for run_id, reason in stats.failed:
+            log.error("run %s not emitted: %s", run_id, reason)
+            remember(by_id[run_id], UNKNOWN, frozenset())
+        return stats
+
+    def plan(self, runs: Sequence[OpenRun]) -> EmitPlan:
+        """Snapshot the runs and compute every one memory knows enough about (pipeline thread).
 
         A run whose previous emission memory does not know is computed as new, tentatively:
-        ``commit`` checks the store first. Runs needing stored spans or API outcomes wait
-        for ``commit``.
+        ``commit`` checks the store first. Runs needing stored spans, API outcomes or
+        resource attributes memory does not hold wait for ``commit``. A run whose
+        computation raises is failed for good (the same spans fail the same way again).
         """
-        plan = EmitPlan()
-        options = self.options()
+        plan = EmitPlan(snapshots=[RunSnapshot.of(run) for run in runs])
+        options = self._options_from_cache()
         now = self.clock_ns()
-        for run in runs:
-            if run.partial or self._needs_outcomes(run):
-                plan.deferred.append(run)
-            elif run.previous is UNKNOWN:
-                plan.tentative.append(self._decide(run, None, options, now))
+        for snapshot in plan.snapshots:
+            if snapshot.partial or self._needs_outcomes(snapshot) or not self._resources_known(snapshot):
+                self._defer(plan, snapshot)
+                continue
+            previous = None if snapshot.previous is UNKNOWN else snapshot.previous
+            try:
+                decision = self._decide(snapshot, previous, options, now)
+            except Exception as exc:
+                plan.failed.append((snapshot.run_id, f"cannot compute the run: {describe(exc)}"))
+                continue
+            if snapshot.previous is UNKNOWN:
+                plan.tentative.append((snapshot, decision))
             else:
-                plan.ready.append(self._decide(run, run.previous, options, now))
+                plan.ready.append(decision)
         return plan
 
-    def commit(self, plan: EmitPlan, remember: Callable[[OpenRun, Emitted | None], None]) -> EmitStats:
+    def commit(self, plan: EmitPlan) -> EmitStats:
         """Verify, finish and write a plan (writer thread); the store sees every earlier write."""
-        decisions = plan.ready
-        deferred = plan.deferred
-        if plan.tentative:
-            existing = self.runstore.existing([d.run.run_id for d in plan.tentative])
-            for decision in plan.tentative:
-                if decision.run.run_id in existing:
-                    decision.run.previous = UNKNOWN
-                    deferred.append(decision.run)
-                else:
-                    decision.run.previous = None
+        stats = EmitStats(failed=list(plan.failed))
+        refused = self._refused
+        decisions: list[_Decision] = []
+        work = [_Work.of(snapshot, refused=refused.get(snapshot.run_id, ())) for snapshot in plan.deferred]
+        tentative = plan.tentative
+        if refused:
+            # Computed from memory before the pipeline learnt a span was refused: redo here.
+            by_id = {snapshot.run_id: snapshot for snapshot in plan.snapshots}
+            for decision in plan.ready:
+                if decision.span_ids.isdisjoint(refused.get(decision.run_id, ())):
                     decisions.append(decision)
-        if deferred:
-            self._resolve_previous(deferred)
-            self._load_partial(deferred)
-            self._load_outcomes(deferred)
-            options = self.options()
-            now = self.clock_ns()
-            decisions.extend(self._decide(run, run.previous, options, now) for run in deferred)
+                else:
+                    work.append(_Work.of(by_id[decision.run_id], refused=refused[decision.run_id]))
+            tentative = []
+            for snapshot, decision in plan.tentative:
+                if decision.span_ids.isdisjoint(refused.get(decision.run_id, ())):
+                    tentative.append((snapshot, decision))
+                else:
+                    work.append(_Work.of(snapshot, refused=refused[decision.run_id]))
+        else:
+            decisions.extend(plan.ready)
+        if tentative:
+            existing = self.runstore.existing([snapshot.run_id for snapshot, _ in tentative])
+            for snapshot, decision in tentative:
+                if snapshot.run_id in existing:
+                    work.append(_Work.of(snapshot, previous=UNKNOWN))
+                else:
+                    decisions.append(decision)
+        if work:
+            decisions.extend(self._finish(work, plan.resources, stats))
 
-        stats = EmitStats()
         now = self.clock_ns()
         run_rows: list[list[Any]] = []
         call_rows: list[list[Any]] = []
@@ -138,10 +310,12 @@ class Emitter:
             run_rows.extend(decision.run_rows)
             call_rows.extend(decision.call_rows)
             roles.extend(decision.roles)
-            if decision.stored is not None and decision.kind == "emitted":
-                decision.stored.written_ns = now
+            stored = decision.stored
+            if stored is not None and decision.kind == "emitted":
+                stored = dataclasses.replace(stored, written_ns=now)
+            stats.written.append(Written(decision.run_id, stored, decision.span_ids))
         # written_at is the moment of writing: after a crash, the hours of rows written since
-        # the last finished emission are rebuilt (otelspend.app recovery).
+        # the last finished emission are rebuilt (pipeline/recovery.py).
         for row in run_rows:
             row[_RUN_WRITTEN] = now
         for row in call_rows:
@@ -154,23 +328,102 @@ class Emitter:
         if roles:
             self.runstore.update_roles(roles, now)
             stats.role_changes = len(roles)
-        for decision in decisions:
-            remember(decision.run, decision.stored)
         return stats
 
-    def _needs_outcomes(self, run: OpenRun) -> bool:
+    def commit_isolating(
+        self,
+        plan: EmitPlan,
+        budget: int = ISOLATE_MAX_COMMITS,
+        on_refusal: Callable[[BaseException], None] | None = None,
+    ) -> EmitStats:
+        """``commit``, isolating runs the store refuses for good (writer thread).
+
+        After a permanent error the plan's runs are committed again in halves, reconciled
+        with the store (a failed attempt may have written part of them), until the runs
+        refused on their own are found; those are failed with the reason, the rest written.
+        Retryable errors propagate: the caller retries the whole emission.
+        """
+        total = EmitStats(failed=list(plan.failed))
+        already = {run_id for run_id, _ in plan.failed}
+        pending = [[snapshot for snapshot in plan.snapshots if snapshot.run_id not in already]]
+        attempts = 0
+        while pending:
+            part = pending.pop()
+            if not part:
+                continue
+            attempts += 1
+            try:
+                stats = self.commit(EmitPlan(snapshots=part, deferred=[s.for_retry() for s in part]))
+            except Exception as exc:
+                if classify(exc) is not ErrorKind.PERMANENT:
+                    raise
+                if on_refusal is not None:
+                    on_refusal(exc)
+                if len(part) == 1 or attempts + 2 > budget:
+                    reason = f"the store refused the emission: {describe(exc)}"
+                    total.failed.extend((snapshot.run_id, reason) for snapshot in part)
+                    continue
+                half = len(part) // 2
+                pending += [part[half:], part[:half]]
+                continue
+            _add(total, stats)
+        return total
+
+    def _finish(self, work: list[_Work], known: Mapping[int, Attributes], stats: EmitStats) -> list[_Decision]:
+        """Load what memory did not hold for these runs, then compute them (writer thread)."""
+        self._resolve_previous(work)
+        self._load_partial(work)
+        self._load_outcomes(work)
+        options = self.options()
+        if self.fetch_resources is not None:
+            resources = dict(known)
+            missing = {rid for run in work for rid in _resource_ids(run.spans)} - resources.keys()
+            if missing:
+                stats.fetched_resources = dict(self.fetch_resources(missing))
+                resources.update(stats.fetched_resources)
+            options = dataclasses.replace(options, resource_attributes=lambda rid: resources.get(rid, {}))
+        now = self.clock_ns()
+        decisions = []
+        for run in work:
+            try:
+                decisions.append(self._decide(run, run.previous, options, now))
+            except Exception as exc:
+                stats.failed.append((run.run_id, f"cannot compute the run: {describe(exc)}"))
+        return decisions
+
+    def _options_from_cache(self) -> RunOptions:
+        options = self.options()
+        cache = self.resources
+        if cache is None:
+            return options
+        return dataclasses.replace(options, resource_attributes=lambda rid: cache.get(rid) or {})
+
+    def _resources_known(self, run: RunView) -> bool:
+        if self.resources is None:
+            return True
+        _, missing = self.resources.lookup(_resource_ids(run.spans))
+        return not missing
+
+    def _defer(self, plan: EmitPlan, snapshot: RunSnapshot) -> None:
+        plan.deferred.append(snapshot)
+        if self.resources is not None:
+            known, _ = self.resources.lookup(_resource_ids(snapshot.spans))
+            plan.resources.update(known)
+
+    def _needs_outcomes(self, run: RunView) -> bool:
         if run.load_outcomes or run.run_id in self.outcome_runs:
             return True
         workflow = _workflow_id(run) if self.outcome_workflows else ""
         return bool(workflow) and workflow in self.outcome_workflows
 
-    def _decide(self, run: OpenRun, previous: Emitted | None, options: RunOptions, now: int) -> _Decision:
+    def _decide(self, run: RunView, previous: Emitted | None, options: RunOptions, now: int) -> _Decision:
         """What to write for one run, given what is stored for it (pure apart from compute_run)."""
+        span_ids = frozenset(run.spans)
         if not run.spans:
             # An outcome for a run not seen yet: it stays in the store until the run arrives.
-            return _Decision(run, previous, "outcome_pending")
+            return _Decision(run.run_id, span_ids, previous, "outcome_pending")
         if previous is not None and previous.written_ns < now - self.late_horizon_ns:
-            return _Decision(run, previous, "late_ignored")
+            return _Decision(run.run_id, span_ids, previous, "late_ignored")
         result = compute_run(run.spans.values(), run.outcomes, options)
         version = max(now, (previous.version + 1) if previous else 0)
         new_run = list(run_row_of(result.run))
@@ -182,9 +435,10 @@ class Emitter:
             new_calls.append(row)
         roles = [(run.run_id, span_id, role) for span_id, role in result.roles.items()]
         if previous is None:
-            return _Decision(run, Emitted(version, new_run, new_calls, now), "emitted", [new_run], new_calls, roles)
+            stored = Emitted(version, new_run, new_calls, now)
+            return _Decision(run.run_id, span_ids, stored, "emitted", [new_run], new_calls, roles)
         if _same(previous, new_run, new_calls) and not roles:
-            return _Decision(run, previous, "unchanged")
+            return _Decision(run.run_id, span_ids, previous, "unchanged")
         run_rows: list[list[Any]] = []
         if _key(previous.run, _RUN_COMPARE) != _key(new_run, _RUN_COMPARE):
             run_rows = [_cancel(previous.run, _RUN_SIGN), new_run]
@@ -201,11 +455,12 @@ class Emitter:
                 call_rows.append(row)
                 kept.append(row)
         call_rows.extend(_cancel(r, _CALL_SIGN) for r in old_calls.values())
-        return _Decision(run, Emitted(version, new_run, kept, now), "emitted", run_rows, call_rows, roles)
+        stored = Emitted(version, new_run, kept, now)
+        return _Decision(run.run_id, span_ids, stored, "emitted", run_rows, call_rows, roles)
 
-    # -- loading what memory does not hold ---------------------------------------------------
+    # -- loading what memory does not hold (writer thread, on its own working copies) --------
 
-    def _resolve_previous(self, runs: list[OpenRun]) -> None:
+    def _resolve_previous(self, runs: list[_Work]) -> None:
         unknown = [run for run in runs if run.previous is UNKNOWN]
         if not unknown:
             return
@@ -219,7 +474,7 @@ class Emitter:
             else:
                 run.previous = None
 
-    def _load_partial(self, runs: list[OpenRun]) -> None:
+    def _load_partial(self, runs: list[_Work]) -> None:
         partial = [run for run in runs if run.partial]
         if not partial:
             return
@@ -229,7 +484,7 @@ class Emitter:
                 run.spans.setdefault(span[L.span_id], span)
             run.partial = False
 
-    def _load_outcomes(self, runs: list[OpenRun]) -> None:
+    def _load_outcomes(self, runs: list[_Work]) -> None:
         wanted = []
         for run in runs:
             workflow = _workflow_id(run)
@@ -249,10 +504,24 @@ class Emitter:
             run.outcomes = outcomes
 
 
-def _workflow_id(run: OpenRun) -> str:
+def _add(total: EmitStats, stats: EmitStats) -> None:
+    for name in ("emitted", "unchanged", "late_ignored", "outcome_pending", "role_changes"):
+        setattr(total, name, getattr(total, name) + getattr(stats, name))
+    total.written += stats.written
+    total.failed += stats.failed
+    total.fetched_resources.update(stats.fetched_resources)
+
+
+def _resource_ids(spans: Mapping[str, Span]) -> set[int]:
+    """Resources a run's computation may read: its root spans' (any span's, without a root)."""
+    roots = {span[L.resource_id] for span in spans.values() if not span[L.parent_span_id]}
+    return roots or {span[L.resource_id] for span in spans.values()}
+
+
+def _workflow_id(run: RunView) -> str:
     fallback = ""
     for span in run.spans.values():
-        value = span[L.workflow_id]
+        value: str = span[L.workflow_id]
         if value:
             if not span[L.parent_span_id]:
                 return value

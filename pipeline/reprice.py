@@ -32,6 +32,7 @@ from typing import Any
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.columnar import table_from_rows
+from otelspend.clickhouse.queries import spans as span_queries
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.enrich.pricing import PRICING_SLOTS, PriceBook, clear_cost
 from otelspend.enrich.runs import RunOptions
@@ -47,16 +48,6 @@ NEVER_LATE_NS = 2**62
 HOUR_NS = 3600 * 10**9
 
 
-def _select_expression(name: str, kind: str) -> str:
-    # Aliases must not reuse column names: ClickHouse would read the alias in WHERE too.
-    if kind == "ts":
-        return f"toUnixTimestamp64Nano({name}) AS {name}_ns"
-    if kind == "map":
-        return f"mapKeys({name}) AS attr_keys, mapValues({name}) AS attr_values"
-    return f"`{name}`"
-
-
-_SELECT = ", ".join(_select_expression(c.name, c.kind) for c in SPAN_COLUMNS)
 _USD_POSITIONS = tuple(i for i, c in enumerate(SPAN_COLUMNS) if c.kind in ("usd", "usd?"))
 _MAP_POSITION = next(i for i, c in enumerate(SPAN_COLUMNS) if c.kind == "map")
 
@@ -177,11 +168,8 @@ def reprice_window(
 def read_spans(store: Store, start_ns: int, end_ns: int) -> list[list[Any]]:
     """Stored spans (latest version) that started in ``[start_ns, end_ns)`` as span rows:
     times as ns, money as femto-USD, the attribute map as (keys, values)."""
-    result = store.client().query(
-        f"SELECT {_SELECT} FROM {store.database}.spans FINAL "
-        "WHERE start_time >= fromUnixTimestamp64Nano({lo:Int64}) AND start_time < fromUnixTimestamp64Nano({hi:Int64})",
-        parameters={"lo": start_ns, "hi": end_ns},
-    )
+    sql, parameters = span_queries.started_in(store.database, start_ns, end_ns)
+    result = store.client().query(sql, parameters=parameters)
     rows = []
     for record in result.result_rows:
         row = list(record[:_MAP_POSITION])
@@ -197,12 +185,7 @@ def read_spans(store: Store, start_ns: int, end_ns: int) -> list[list[Any]]:
 
 def _slices(store: Store, start_ns: int, end_ns: int, slice_rows: int) -> Iterator[tuple[int, int]]:
     """Consecutive sub-windows of about ``slice_rows`` spans each (whole hours grouped)."""
-    hours = store.rows(
-        f"SELECT intDiv(toUnixTimestamp64Nano(start_time), {HOUR_NS}) AS h, count() FROM {store.database}.spans "
-        "WHERE start_time >= fromUnixTimestamp64Nano({lo:Int64}) AND start_time < fromUnixTimestamp64Nano({hi:Int64}) "
-        "GROUP BY h ORDER BY h",
-        {"lo": start_ns, "hi": end_ns},
-    )
+    hours = store.rows(*span_queries.hour_counts(store.database, start_ns, end_ns))
     lo = start_ns
     pending = 0
     for hour, count in hours:

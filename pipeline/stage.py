@@ -8,13 +8,20 @@ in order: the span insert followed by the write-ahead-log checkpoint, run emissi
 the spans they read. ClickHouse works with the GIL released, so the two threads overlap.
 
 A failing store is retried with backoff while the queue fills; a full queue (or a store
-known to be failing) makes receivers answer UNAVAILABLE / 503 with Retry-After. Nothing
+known to be failing) makes receivers answer UNAVAILABLE / 503 with Retry-After. What the
+store refuses for good is quarantined (``pipeline.errors``, ``pipeline.quarantine``). Nothing
 accepted is lost on the way: until stored it is in the log, until emitted its run is
 recoverable from stored spans (``data/state.json`` keeps the low-water mark).
+
+Every step of the loop runs guarded (``pipeline.guard``): an error is logged once, counted,
+and the loop goes on; a step failing for good stops the thread cleanly with a reason that
+``problem()`` reports (``/readyz``) and ``reserve`` refuses with.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
 import threading
@@ -22,9 +29,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from otelspend.clickhouse.columnar import table_from_rows
 from otelspend.clickhouse.writer import SpanWriter
@@ -32,7 +39,11 @@ from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.runs import initial_role
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun, Stitcher
 from otelspend.metrics import Metrics
-from otelspend.pipeline.emission import EmitStats, Emitter
+from otelspend.pipeline.emission import EmitPlan, EmitStats, Emitter
+from otelspend.pipeline.errors import ErrorKind, classify, describe
+from otelspend.pipeline.guard import GIVE_UP_SECONDS, LoopGuard
+from otelspend.pipeline.quarantine import Quarantine, Refused, insert_isolating
+from otelspend.pipeline.resources import ResourceCache
 from otelspend.pipeline.store_writer import StoreWriter
 from otelspend.pipeline.wal import FORMAT_JSON, FORMAT_PROTOBUF, WriteAheadLog
 from otelspend.receiver.sink import AcceptedRequest
@@ -40,14 +51,27 @@ from otelspend.record import SPAN_COLUMNS, F, lite_from_row
 from otelspend.reloadable import Reloadable
 
 log = logging.getLogger("otelspend")
+T = TypeVar("T")
 
 STATE_FILE = "state.json"
+QUARANTINE_DIR = "quarantine"
 _PURGE_SECONDS = 5.0
 """How often the embedded engine hands memory freed by its allocator back to the OS."""
+COMMAND_DRAIN_SECONDS = 1.0
+"""Commands wait for earlier store calls this long per loop turn (their callers' timeouts
+bound the whole wait); the loop goes on meanwhile."""
+FINAL_DRAIN_SECONDS = 30.0
+"""At shutdown, how long the last store calls may take before the rest is left to recovery."""
+
+
+class PipelineStopped(RuntimeError):
+    """The pipeline thread is not running (stopped for good, or shut down)."""
 
 
 @dataclass
 class Submission:
+    """One accepted request in the queue: its write-ahead-log sequence and its rows."""
+
     seq: int
     rows: list[list[Any]]
     resources: dict[int, tuple[str, list[tuple[str, str]]]]
@@ -57,10 +81,22 @@ class Submission:
 @dataclass
 class _Command:
     run: Callable[[], Any]
-    future: Future[Any] = field(default_factory=Future)
+    future: Future[Any]
+
+
+@dataclass(frozen=True)
+class _EmissionDone:
+    """An emission's result, handed from the store writer back to the pipeline thread."""
+
+    batch: int
+    started_ns: int = 0
+    stats: EmitStats | None = None
+    """None: the emission failed for good (its runs were quarantined)."""
 
 
 class Pipeline:
+    """The ingest queue and the pipeline thread; implements the receiver's ``BatchSink``."""
+
     def __init__(
         self,
         *,
@@ -79,6 +115,8 @@ class Pipeline:
         emit_batch_runs: int = 5_000,
         emit_interval: float = 1.0,
         store_maintenance: Callable[[], None] | None = None,
+        resources: ResourceCache | None = None,
+        give_up_seconds: float = GIVE_UP_SECONDS,
     ) -> None:
         self.writer = writer
         self.pricing = pricing
@@ -94,19 +132,30 @@ class Pipeline:
         self.reloadables = reloadables
         self.emit_batch_runs = emit_batch_runs
         self.emit_interval = emit_interval
+        self.resources = resources if resources is not None else ResourceCache()
         self.store = StoreWriter(metrics, max_jobs=2)
+        self.quarantine = Quarantine(data_dir / QUARANTINE_DIR, fsync=wal.fsync)
+        self.guard = LoopGuard("pipeline", metrics, give_up_seconds=give_up_seconds)
         self._queue: deque[Submission] = deque()
         self._commands: deque[_Command] = deque()
         self._cond = threading.Condition()
         self._reserved = 0
         self._stopping = False
+        self._stopped = False
+        self._fatal: str | None = None
         self._thread: threading.Thread | None = None
         self._pending_runs: list[OpenRun] = []
         self._pending_since = 0.0
-        self._emitted: deque[tuple[OpenRun, Any]] = deque()
-        """Emissions the writer finished, to be remembered by the stitcher (pipeline thread)."""
+        self._batches = itertools.count(1)
+        self._in_flight: dict[int, dict[str, OpenRun]] = {}
+        """Emissions handed to the writer and not yet reported back, by batch (pipeline thread)."""
+        self._emitted: deque[_EmissionDone] = deque()
+        """Emissions the writer finished (appended there, consumed here)."""
         self._emit_checkpoint_ns = time.time_ns()
-        self._checkpoint_ceiling = 2**63  # lowered below a batch that failed to process
+        self._wal_hold: int | None = None
+        """Store writer thread only: checkpoints stay below a batch whose refused rows could
+        not be quarantined (the next start replays it)."""
+        self._wal_hold_reason: str | None = None
         self._last_state = 0.0
         self._last_reload_check = 0.0
         self._last_purge = 0.0
@@ -120,11 +169,15 @@ class Pipeline:
     def reserve(self, spans: int) -> str | None:
         """Claim room for ``spans``: None when claimed, else the reason to answer UNAVAILABLE."""
         with self._cond:
-            if self._thread is None:
-                return "starting: the store is not ready yet"
             if self._stopping:
                 return "shutting down"
-            if not self.store.healthy:
+            if self._fatal is not None:
+                return self._fatal
+            if self._thread is None:
+                return "starting: the store is not ready yet"
+            if not self._thread.is_alive():
+                return "the pipeline thread is not running"
+            if self.store.problem() is not None:
                 return "store unavailable"
             if self._reserved + spans > self.capacity:
                 return "ingest queue full"
@@ -137,6 +190,7 @@ class Pipeline:
             self._reserved += spans
 
     def release(self, spans: int) -> None:
+        """Give back room claimed by ``reserve`` or ``claim``."""
         with self._cond:
             self._reserved -= spans
 
@@ -153,14 +207,28 @@ class Pipeline:
             self._queue.append(submission)
             self._cond.notify()
 
-    def call(self, fn: Callable[[], Any], timeout: float | None = 60.0) -> Any:
+    def call(self, fn: Callable[[], T], timeout: float = 60.0) -> T:
         """Run ``fn`` on the pipeline thread (it owns the stitcher), after every store call
-        submitted so far has completed, and wait for its result."""
-        command = _Command(fn)
+        submitted so far has completed, and wait for its result.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds (the command is then cancelled if
+        it has not started) and ``PipelineStopped`` when the thread is not running.
+        """
+        future: Future[T] = Future()
+        command = _Command(fn, future)
         with self._cond:
+            if self._fatal is not None:
+                raise PipelineStopped(self._fatal)
+            if self._thread is not None and not self._thread.is_alive():
+                raise PipelineStopped("the pipeline thread is not running")
             self._commands.append(command)
             self._cond.notify()
-        return command.future.result(timeout)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            if future.cancel():
+                raise TimeoutError(f"the pipeline did not run the command within {timeout:g}s") from None
+            return future.result(timeout)  # started meanwhile: it finishes soon
 
     @property
     def started(self) -> bool:
@@ -183,63 +251,110 @@ class Pipeline:
         """Closed runs not yet stored (waiting for their batch, or being written)."""
         return len(self.stitcher.emitting)
 
+    def problem(self) -> str | None:
+        """None while the pipeline accepts and stores spans; else why not (``/readyz``)."""
+        if self._fatal is not None:
+            return self._fatal
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+            return "the pipeline thread is not running"
+        writer = self.store.problem()
+        if writer is not None:
+            return writer
+        if self.wal.failing is not None:
+            return f"write-ahead log checkpoint failing: {self.wal.failing}"
+        if self._wal_hold_reason is not None:
+            return self._wal_hold_reason
+        if self._reserved >= self.capacity:
+            return "ingest queue full"
+        return None
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the store writer (if recovery has not) and the pipeline thread."""
         self.start_store()
         self._thread = threading.Thread(target=self._run, name="otelspend-pipeline", daemon=True)
         self._thread.start()
 
     def start_store(self) -> None:
         """Start the writer thread alone (crash recovery replays through it before start())."""
-        if self.store._thread is None:
-            self.store.start()
+        self.store.start()
 
     def shutdown(self, timeout: float = 60.0) -> None:
         """Store everything accepted, emit every open run, persist state. Safe to call twice."""
         with self._cond:
-            if self._stopping and self._thread is None:
+            if self._stopped:
                 return
-            self._stopping = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        self.store.shutdown()
+            self._stopped = self._stopping = True
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("pipeline thread did not stop within %.0fs; the next start recovers what it held", timeout)
+        self.store.shutdown(timeout)
 
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            items = self._take()
-            if items:
-                try:
-                    self.process(items)
-                except Exception:
-                    # A bug, not bad input (the normaliser rejects that): keep serving, and keep
-                    # the batch in the write-ahead log (checkpoints stop below it) for the next start.
-                    log.exception("could not process a batch of %d span(s)", sum(len(i.rows) for i in items))
-                    self.metrics.inc("otelspend_pipeline_errors_total")
-                    below = min(item.seq for item in items) - 1
-                    self._checkpoint_ceiling = min(self._checkpoint_ceiling, below)
-                    self.release(sum(len(item.rows) for item in items))
-            self._remember_emitted()
-            self._run_commands()
-            self._collect_due()
-            self._housekeeping()
-            with self._cond:
-                done = self._stopping and not self._queue and not self._commands
-            if done:
-                break
+        try:
+            while self._turn():
+                stuck = self.guard.stuck()
+                if stuck is not None:
+                    self._stop_for_good(stuck)
+                    return
+            self._finish()
+        except BaseException as exc:  # a bug outside the guarded steps: stop cleanly, say why
+            self._stop_for_good(f"pipeline thread stopped: {describe(exc)}", exc)
+
+    def _turn(self) -> bool:
+        """One loop iteration; False once a shutdown has nothing left to do."""
+        items = self._take()
+        if items:
+            self._process_guarded(items)
+        self.guard.run("remember emitted runs", self._remember_emitted)
+        self.guard.run("commands", self._run_commands)
+        self.guard.run("collect runs", self._collect_due)
+        self._housekeeping()
+        with self._cond:
+            return not (self._stopping and not self._queue and not self._commands)
+
+    def _finish(self) -> None:
+        """Clean stop: emit every open run, wait for the writer, persist a clean state."""
         self._pending_runs.extend(self.stitcher.due(everything=True))
         self._emit_pending()
-        if self.store.drain(timeout=120) and self.store.healthy:
+        if self.store.drain(timeout=FINAL_DRAIN_SECONDS) and self.store.problem() is None:
             self._remember_emitted()
             self.persist_state(clean=True)
         else:
             # A store that stayed down through shutdown: the write-ahead log and the persisted
             # low-water mark make the next start recover everything.
             log.error("stopped before everything was stored; the next start recovers it")
+
+    def _stop_for_good(self, reason: str, exc: BaseException | None = None) -> None:
+        """The loop cannot go on: say why (``/readyz``, receivers, commands) and end cleanly."""
+        log.error("%s; not ready until restarted (the next start recovers everything accepted)", reason, exc_info=exc)
+        with self._cond:
+            self._fatal = reason
+            commands, self._commands = list(self._commands), deque()
+            self._cond.notify_all()
+        for command in commands:
+            if command.future.set_running_or_notify_cancel():
+                command.future.set_exception(PipelineStopped(reason))
+        with contextlib.suppress(Exception):
+            self.persist_state(clean=False)
+
+    def _process_guarded(self, items: list[Submission]) -> None:
+        try:
+            self.process(items)
+        except Exception as exc:
+            # A bug, not bad input (the normaliser rejects that): keep serving, and keep
+            # the batch in the write-ahead log (checkpoints stop below it) for the next start.
+            self.guard.failed("process", exc)
+            self.metrics.inc("otelspend_pipeline_errors_total")
+            self.release(sum(len(item.rows) for item in items))
+        else:
+            self.guard.succeeded("process")
 
     def _take(self) -> list[Submission]:
         deadline = time.monotonic() + self.flush_interval
@@ -285,6 +400,7 @@ class Pipeline:
         for row in rows:
             if row[F.parent_span_id]:
                 row[F.attributes] = None  # stored now; runs only ever read their root's attributes
+        self.resources.remember(resources)
         self.stitcher.add(map(lite_from_row, rows), now_ns)
         for row in rows:
             reason = row[F.unpriced_reason]
@@ -292,18 +408,59 @@ class Pipeline:
                 self.metrics.inc("otelspend_calls_unpriced_total", reason=reason)
         if duplicates:
             self.metrics.inc("otelspend_spans_duplicate_total", duplicates)
-        last = min(max(item.seq for item in items), self._checkpoint_ceiling)
-        payload = sum(item.payload_bytes for item in items)
+        first = min(item.seq for item in items)
+        last = max(item.seq for item in items)
+        seqs = [item.seq for item in items]
         accepted = sum(len(item.rows) for item in items)
         written = len(rows)
+        writer, refusal = self.writer, self._count_refusal
 
-        def stored(_: Any) -> None:
-            self.wal.checkpoint(last, payload)
+        def insert(_attempt: int) -> list[Refused]:
+            return insert_isolating(lambda part: writer.write([], resources, part), table, on_refusal=refusal)
+
+        def stored(refused: list[Refused]) -> None:
             self.release(accepted)
-            self.metrics.inc("otelspend_spans_written_total", written)
+            quarantined = sum(r.rows.num_rows for r in refused)
+            self.metrics.inc("otelspend_spans_written_total", written - quarantined)
+            if refused:
+                self.metrics.inc("otelspend_spans_quarantined_total", quarantined)
+                self.emitter.refuse(_span_keys(refused))
+                self._quarantine_spans(refused, first, last)
+            self._checkpoint_wal(self.wal.complete(seqs))
 
         # The writer job holds the Arrow table only; the rows die with this batch.
-        self.store.submit(lambda _attempt: self.writer.write([], resources, table), "otelspend_insert_seconds", stored)
+        self.store.submit(insert, "otelspend_insert_seconds", stored)
+
+    # -- on the store writer thread: the write-ahead log checkpoint ---------------------------
+
+    def checkpoint_after(self, seq: int) -> None:
+        """Checkpoint the log at ``seq`` in order with the inserts queued before it (recovery:
+        a logged request that no longer decodes has nothing to store)."""
+        self.store.submit(
+            lambda _attempt: None, "otelspend_insert_seconds", lambda _: self._checkpoint_wal(self.wal.complete([seq]))
+        )
+
+    def _checkpoint_wal(self, seq: int) -> None:
+        if self._wal_hold is not None:
+            seq = min(seq, self._wal_hold)
+        self.wal.checkpoint(seq)
+
+    def _count_refusal(self, error: BaseException) -> None:
+        self.metrics.inc("otelspend_store_permanent_errors_total")
+
+    def _quarantine_spans(self, refused: list[Refused], first: int, last: int) -> None:
+        try:
+            self.quarantine.spans(refused, first_seq=first, last_seq=last)
+        except OSError as exc:
+            # Neither stored nor quarantined: the write-ahead log keeps it for the next start.
+            below = first - 1
+            self._wal_hold = below if self._wal_hold is None else min(self._wal_hold, below)
+            self._wal_hold_reason = (
+                f"write-ahead log held below seq {first}: refused rows could not be quarantined ({describe(exc)})"
+            )
+            raise
+
+    # -- runs ---------------------------------------------------------------------------------
 
     def _collect_due(self) -> None:
         """Gather runs ready to emit; write them in large batches.
@@ -324,49 +481,99 @@ class Pipeline:
             self._emit_pending()
 
     def _emit_pending(self) -> None:
+        """Plan the pending runs here and hand the plan to the writer.
+
+        Until the writer has the job, the runs stay pending: an error on the way (in the
+        plan, or a stopped writer) leaves them to the next turn, never half handed over.
+        """
         runs = _merge_same_runs(self._pending_runs)
-        self._pending_runs = []
         if not runs:
+            self._pending_runs = []
             return
+        plan = self.emitter.plan(runs)  # here, on the pipeline thread: the writer only writes
+        batch = next(self._batches)
+        done, failed = self._emission_done(batch), self._emission_failed(batch, plan)
+        self.store.submit(self._emission(plan), "otelspend_emit_seconds", done, failed=failed)
+        self._pending_runs = []
+        self._in_flight[batch] = {run.run_id: run for run in runs}
         for run in runs:  # a merged run stands for the ones folded into it
             self.stitcher.emitting[run.run_id] = run
-        started: list[int] = []
-        plan = self.emitter.plan(runs)  # here, on the pipeline thread: the writer only writes
 
-        def emit(attempt: int) -> EmitStats:
-            started.append(time.time_ns())
-            remember = self._emitted.append
-            if attempt == 1:
-                return self.emitter.commit(plan, lambda run, stored: remember((run, stored)))
-            # A failed attempt may have written part of it: reconcile everything against the store.
-            for run in runs:
-                run.previous, run.partial, run.load_outcomes = UNKNOWN, True, True
-            return self.emitter.emit(runs, lambda run, stored: remember((run, stored)))
+    def _emission(self, plan: EmitPlan) -> Callable[[int], tuple[int, EmitStats]]:
+        emitter = self.emitter
 
-        def done(stats: EmitStats) -> None:
-            self._emit_checkpoint_ns = started[-1]
+        def emit(attempt: int) -> tuple[int, EmitStats]:
+            started = time.time_ns()
+            try:
+                # A failed attempt may have written part of it: reconcile everything against the store.
+                return started, emitter.commit(plan if attempt == 1 else plan.retry())
+            except Exception as exc:
+                if classify(exc) is not ErrorKind.PERMANENT:
+                    raise
+                self._count_refusal(exc)
+                return started, emitter.commit_isolating(plan, on_refusal=self._count_refusal)
+
+        return emit
+
+    def _emission_done(self, batch: int) -> Callable[[tuple[int, EmitStats]], None]:
+        def done(result: tuple[int, EmitStats]) -> None:
+            started, stats = result
+            self._emitted.append(_EmissionDone(batch, started, stats))
             self.metrics.inc("otelspend_runs_emitted_total", stats.emitted)
             self.metrics.inc("otelspend_runs_unchanged_total", stats.unchanged)
             if stats.late_ignored:
                 self.metrics.inc("otelspend_late_spans_ignored_total", stats.late_ignored)
+            if stats.failed:
+                self.metrics.inc("otelspend_runs_quarantined_total", len(stats.failed))
+                for reason, run_ids in _by_reason(stats.failed).items():
+                    self.quarantine.runs(run_ids, reason)
 
-        self.store.submit(emit, "otelspend_emit_seconds", done)
+        return done
+
+    def _emission_failed(self, batch: int, plan: EmitPlan) -> Callable[[BaseException], None]:
+        def failed(error: BaseException) -> None:
+            self._emitted.append(_EmissionDone(batch))
+            self.metrics.inc("otelspend_runs_quarantined_total", len(plan.snapshots))
+            self.quarantine.runs(
+                [s.run_id for s in plan.snapshots], f"the store refused the emission: {describe(error)}"
+            )
+
+        return failed
 
     def _remember_emitted(self) -> None:
+        """Take back what the writer finished: the stitcher remembers emitted runs (pipeline thread)."""
         while self._emitted:
-            run, previous = self._emitted.popleft()
-            self.stitcher.emitted(run, previous)
+            done = self._emitted.popleft()
+            runs = self._in_flight.pop(done.batch)
+            stats = done.stats
+            if stats is None:
+                for run in runs.values():
+                    self.stitcher.emitted(run, UNKNOWN)
+                continue
+            self._emit_checkpoint_ns = done.started_ns
+            for written in stats.written:
+                self.stitcher.emitted(runs[written.run_id], written.stored, written.span_ids)
+            for run_id, _ in stats.failed:
+                self.stitcher.emitted(runs[run_id], UNKNOWN)
+            self.resources.learn(stats.fetched_resources)
+
+    # -- commands and housekeeping -------------------------------------------------------------
 
     def _run_commands(self) -> None:
-        if not self._commands:
-            return
-        self.store.drain()
+        with self._cond:
+            if not self._commands:
+                return
+            self._commands = deque(c for c in self._commands if not c.future.cancelled())
+        if not self.store.drain(timeout=COMMAND_DRAIN_SECONDS):
+            return  # earlier store calls still running: the commands wait, the loop goes on
         self._remember_emitted()
         while True:
             with self._cond:
                 if not self._commands:
                     return
                 command = self._commands.popleft()
+            if not command.future.set_running_or_notify_cancel():
+                continue  # its caller gave up waiting
             try:
                 command.future.set_result(command.run())
             except Exception as exc:
@@ -374,16 +581,20 @@ class Pipeline:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
-        if self.store_maintenance is not None and now - self._last_purge >= _PURGE_SECONDS:
+        maintenance = self.store_maintenance
+        if maintenance is not None and now - self._last_purge >= _PURGE_SECONDS:
             self._last_purge = now
-            self.store.submit(lambda _attempt: self.store_maintenance(), "otelspend_maintenance_seconds")
+            self.guard.run("store maintenance", lambda: self._submit_maintenance(maintenance))
         if now - self._last_reload_check >= 2.0:
             self._last_reload_check = now
             for reloadable in (self.pricing, *self.reloadables):
-                reloadable.check()
+                self.guard.run(f"reload {reloadable.name}", reloadable.check)
         if now - self._last_state >= 1.0:
             self._last_state = now
-            self.persist_state(clean=False)
+            self.guard.run("persist state", lambda: self.persist_state(clean=False))
+
+    def _submit_maintenance(self, maintenance: Callable[[], None]) -> None:
+        self.store.submit(lambda _attempt: maintenance(), "otelspend_maintenance_seconds", best_effort=True)
 
     # -- state for crash recovery ---------------------------------------------------------
 
@@ -393,6 +604,7 @@ class Pipeline:
         return mark if mark is not None else time.time_ns()
 
     def persist_state(self, *, clean: bool) -> None:
+        """Write ``state.json`` atomically: what a restart after a crash must redo."""
         state = {
             "node": self.node,
             "lwm_ns": self.low_water_mark_ns(),
@@ -403,6 +615,20 @@ class Pipeline:
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(self.state_path)
+
+
+def _span_keys(refused: list[Refused]) -> list[tuple[str, str]]:
+    keys: list[tuple[str, str]] = []
+    for part in refused:
+        keys.extend(zip(part.rows.column("trace_id").to_pylist(), part.rows.column("span_id").to_pylist(), strict=True))
+    return keys
+
+
+def _by_reason(failed: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for run_id, reason in failed:
+        grouped.setdefault(reason, []).append(run_id)
+    return grouped
 
 
 def _merge_same_runs(runs: list[OpenRun]) -> list[OpenRun]:
@@ -425,8 +651,10 @@ def _merge_same_runs(runs: list[OpenRun]) -> list[OpenRun]:
 
 
 def read_state(data_dir: Path) -> dict[str, Any] | None:
+    """The state the last run persisted (None when there is none or it is unreadable)."""
     try:
-        return json.loads((data_dir / STATE_FILE).read_text())
+        state: dict[str, Any] = json.loads((data_dir / STATE_FILE).read_text())
+        return state
     except FileNotFoundError:
         return None
     except ValueError:

@@ -9,20 +9,25 @@ Concurrency: appends serialise on a lock only for the ``write``; ``fsync`` is a 
 commit (one fsync covers every append written before it started), so N concurrent
 exporters pay about one fsync, not N.
 
-The pipeline calls ``checkpoint(seq)`` once everything up to ``seq`` is stored in
-ClickHouse; whole segments below the checkpoint are deleted.
+The store writer calls ``checkpoint(seq)`` once everything up to ``seq`` is stored in
+ClickHouse (or, refused for good, in the quarantine); whole segments below the checkpoint
+are deleted. ``pending_bytes`` is exact: each record's size leaves it when a checkpoint
+covers the record, whoever called.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger("otelspend")
 _HEADER = struct.Struct("<IIQBH")  # body length, crc32(body), seq, format, token length
 _SEGMENT_PREFIX = "wal-"
 _SEGMENT_SUFFIX = ".log"
@@ -60,6 +65,10 @@ class WriteAheadLog:
         self._segments: list[tuple[int, Path]] = []  # (first seq, path), oldest first
         self.pending_bytes = 0
         """Bytes appended but not yet checkpointed (what a restart would replay)."""
+        self.failing: str | None = None
+        """Why the last checkpoint failed (None once one succeeds): a readiness problem."""
+        self._sizes: deque[tuple[int, int]] = deque()  # (seq, payload bytes) not yet checkpointed
+        self._stored: set[int] = set()  # seqs above the checkpoint already stored downstream
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -76,6 +85,7 @@ class WriteAheadLog:
                 if record.seq > self._checkpoint:
                     pending.append(record)
                     self.pending_bytes += len(record.payload)
+                    self._sizes.append((record.seq, len(record.payload)))
         self._next_seq = last_seq + 1
         self._roll()
         return pending
@@ -105,6 +115,7 @@ class WriteAheadLog:
             self._segment_size += len(record)
             self._written += len(record)
             self.pending_bytes += len(payload)
+            self._sizes.append((seq, len(payload)))
             mark = self._written
             if self._segment_size >= self.segment_bytes:
                 self._roll()
@@ -138,23 +149,59 @@ class WriteAheadLog:
 
     # -- checkpoints --------------------------------------------------------------------
 
-    def checkpoint(self, seq: int, stored_bytes: int = 0) -> None:
-        """Everything up to ``seq`` is stored downstream; drop what no replay can need."""
+    def complete(self, seqs: Iterable[int]) -> int:
+        """Mark these requests stored downstream (or quarantined); return the highest seq up
+        to which every appended request is, i.e. what may be checkpointed.
+
+        Receivers append concurrently, so requests can reach the pipeline out of sequence
+        order: a batch holding seq 6 may be stored while seq 5 is still on its way. A
+        checkpoint at 6 would then drop an acknowledged request from replay; only the
+        prefix in which every request is stored is safe.
+        """
+        with self._lock:
+            self._stored.update(seq for seq in seqs if seq > self._checkpoint)
+            safe = self._checkpoint
+            for seq, _ in self._sizes:
+                if seq not in self._stored:
+                    break
+                safe = seq
+            return safe
+
+    def checkpoint(self, seq: int) -> None:
+        """Everything up to ``seq`` is stored downstream (or quarantined); drop what no replay
+        can need.
+
+        Called by the store writer thread only. An ``OSError`` (disk full, I/O error) leaves
+        the previous checkpoint in force, on disk and here (the next call covers this one:
+        a checkpoint is cumulative), sets ``failing`` until a checkpoint succeeds, and is
+        raised to the caller.
+        """
         if seq <= self._checkpoint:
             return
+        try:
+            tmp = self.directory / (_CHECKPOINT + ".tmp")
+            tmp.write_text(str(seq))
+            if self.fsync:
+                with open(tmp, "rb") as handle:
+                    os.fsync(handle.fileno())
+            os.replace(tmp, self.directory / _CHECKPOINT)
+        except OSError as exc:
+            self.failing = f"{type(exc).__name__}: {exc}"[:300]
+            raise
+        self.failing = None
         self._checkpoint = seq
-        tmp = self.directory / (_CHECKPOINT + ".tmp")
-        tmp.write_text(str(seq))
-        if self.fsync:
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-        os.replace(tmp, self.directory / _CHECKPOINT)
         with self._lock:
-            self.pending_bytes = max(0, self.pending_bytes - stored_bytes)
+            while self._sizes and self._sizes[0][0] <= seq:
+                done, size = self._sizes.popleft()
+                self.pending_bytes -= size
+                self._stored.discard(done)
             # A segment is obsolete when the next one starts at or below checkpoint + 1.
             while len(self._segments) > 1 and self._segments[1][0] <= seq + 1:
                 _, path = self._segments.pop(0)
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:  # left on disk: a replay skips records at or below the checkpoint
+                    log.warning("cannot delete write-ahead log segment %s: %s", path, exc)
 
     @property
     def checkpointed(self) -> int:

@@ -279,6 +279,14 @@ class Normalizer:
         if row[F.error_type].startswith("<class '"):
             row[F.error_type] = _unwrap_class_repr(row[F.error_type])
         row[F.span_class] = self._classify(row)
+        evidence = self.table.inference_evidence.get(scope_name)
+        if (
+            evidence is not None
+            and row[F.span_class] == "llm"
+            and row[F.operation] in evidence[0]
+            and not _answered(row, keys_out, evidence[1])
+        ):
+            row[F.span_class] = "other"  # labelled a model call, but nothing was sent (see conventions.yaml)
         reported = row[F.reported_cost_usd]
         if reported is not None and reported == 0 and (row[F.input_tokens] or row[F.output_tokens]):
             # A library without prices reports 0 (openlit offline): a hint we cannot trust.
@@ -392,6 +400,13 @@ class Normalizer:
         if row[F.http_method]:
             return "http"
         return "other"
+
+
+def _answered(row: list[Any], keys: list[str], evidence: frozenset[str]) -> bool:
+    """Whether an inference span shows a provider call: usage, a failure, or an evidence key."""
+    if row[F.input_tokens] is not None or row[F.output_tokens] is not None or row[F.status_code] == "ERROR":
+        return True
+    return any(key in evidence for key in keys)
 
 
 def _unwrap_class_repr(text: str) -> str:

@@ -51,6 +51,7 @@ def make_settings(chdb_path: Path, data_dir: Path, database: str, **overrides: A
         "clickhouse": {"dsn": f"chdb://{chdb_path}", "database": database, "flush_interval_ms": 20},
         "otlp": {"grpc_address": "127.0.0.1:0", "http_address": "127.0.0.1:0", **secrets["otlp"]},
         "api": {"address": "127.0.0.1:0", **secrets["api"]},
+        "sql": {"address": "127.0.0.1:0"},
         "runs": {"settle_seconds": 0.3, "root_wait_seconds": 2.0, "emit_interval_seconds": 0.05},
         "wal": {"fsync": False},
     }
@@ -94,6 +95,10 @@ class Running:
     @property
     def api_url(self) -> str:
         return f"http://{self.addresses.api}"
+
+    @property
+    def sql_url(self) -> str:
+        return f"http://{self.addresses.sql}"
 
     def rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         return self.store.rows(sql.replace("{db}", self.db), params)

@@ -60,7 +60,8 @@ def get_outliers(
         "Counted model calls with no price (cost NULL, never $0) whose own start time is in `[from, to)` "
         "(default: the last 24 hours), grouped by (provider, model, reason). Reasons: no_usage, no_model, "
         "unknown_model, unknown_provider, inconsistent_usage. Add a rate card entry to price them, then "
-        "reprice."
+        "reprice. `totals` adds up every group (listed or not), `total_groups` counts them and `truncated` "
+        "says whether `limit` left some out."
     ),
     response_class=JSONResponse,
 )

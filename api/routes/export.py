@@ -12,8 +12,7 @@ from fastapi.responses import StreamingResponse
 from otelspend.api.deps import Authorized, Context
 from otelspend.api.params import strict_query
 from otelspend.api.window import DAY_NS, parse_window
-from otelspend.clickhouse.queries.export import unpriced
-from otelspend.finance.export.service import export, file_name, request_from_settings
+from otelspend.finance.export.service import export, file_name, request_from_settings, unpriced_calls
 from otelspend.finance.export.writers import MEDIA_TYPES
 
 router = APIRouter(prefix="/v1/export", tags=["export"], dependencies=[Authorized, Depends(strict_query)])
@@ -50,7 +49,7 @@ def focus(
 ) -> StreamingResponse:
     now_ns = time.time_ns()
     window = parse_window(start, to, now_ns=now_ns // DAY_NS * DAY_NS, default_span_ns=DAY_NS)
-    missing = unpriced(ctx.store, window.start_ns, window.end_ns)
+    missing = unpriced_calls(ctx.store, window.start_ns, window.end_ns)
     request = request_from_settings(ctx.settings.export, window.start_ns, window.end_ns, granularity)
     name = file_name(window.start_ns, window.end_ns, granularity, format)
     headers = {

@@ -20,7 +20,7 @@ def readyz(ctx: Context) -> Response:
     checks: dict[str, str] = {}
     ready = True
     try:
-        ctx.store.scalar("SELECT 1")
+        ctx.store.ping()
         checks["store"] = "ok"
     except Exception as exc:  # any driver error means not ready
         checks["store"] = ctx.store.scrub(f"error: {exc}")[:300]

@@ -32,8 +32,16 @@ payload_band) switches to call level: sums cover the calls in each group, runs c
 per group they have calls in, latency is per call / tool execution. `workflow_id` and `user`
 are read from the raw runs (slower on wide windows).
 
+A table is never cut silently: `rows` holds the first `limit` groups by `order_by`,
+`total_groups` counts every group in the window, `truncated` says whether some were left out,
+and `totals` gives every metric over all of them (computed in the same query, exact), so
+the money in a truncated table still adds up to the window's.
+
 Example: `GET /v1/rollups?group_by=workflow_type&metrics=cost_usd,runs,cost_per_success_usd`
 """
+
+
+LIMIT_DESCRIPTION = "Rows to return (1 to api.max_rows, default 100); `truncated` says when groups are left out."
 
 
 @router.get(
@@ -52,7 +60,7 @@ def get_rollups(
     to: To = None,
     order_by: OrderBy = None,
     order: Order = "desc",
-    limit: Annotated[int | None, Query(description="Rows to return (1 to api.max_rows, default 100).")] = None,
+    limit: Annotated[int | None, Query(description=LIMIT_DESCRIPTION)] = None,
 ) -> JSONResponse:
     request = rollup_request(
         group_by=group_by,
@@ -74,7 +82,8 @@ def get_rollups(
     summary="Metrics per hour or day, optionally per group",
     description=(
         "The rollup vocabulary per time bucket (UTC hours or days of run start). With `group_by`, the "
-        "`limit` groups ranking first by `order_by` over the whole window get one series each. Default "
+        "`limit` groups ranking first by `order_by` over the whole window get one series each; "
+        "`total_groups` counts the groups and `truncated` says whether some got no series. Default "
         "window: the last 24 hours for hourly buckets, the last 30 days for daily buckets."
     ),
     response_class=JSONResponse,

@@ -7,9 +7,7 @@ Owner dimensions are whitelisted identifiers; values are bound parameters.
 
 from __future__ import annotations
 
-from typing import Any
-
-from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries.sql import Query, render
 
 OWNER_DIMENSIONS: tuple[str, ...] = ("team", "cost_center", "tenant")
 BREAKDOWNS: tuple[str, ...] = ("workflow_type", "feature")
@@ -39,17 +37,13 @@ def _check(name: str, allowed: tuple[str, ...]) -> str:
     return name
 
 
-def owner_totals(store: Store, owner: str, start_s: int, end_s: int) -> list[dict[str, Any]]:
+def owner_totals(database: str, owner: str, start_s: int, end_s: int) -> Query:
     """Per owner value ('' = unattributed): cost, runs, calls, unpriced calls, tokens."""
-    sql = _TOTALS.replace("{db}", store.database).replace("{owner}", _check(owner, OWNER_DIMENSIONS))
-    return store.dicts(sql, {"start": start_s, "end": end_s})
+    sql = render(_TOTALS, db=database, owner=_check(owner, OWNER_DIMENSIONS))
+    return Query(sql, {"start": start_s, "end": end_s})
 
 
-def owner_breakdown(store: Store, owner: str, dimension: str, start_s: int, end_s: int) -> list[dict[str, Any]]:
+def owner_breakdown(database: str, owner: str, dimension: str, start_s: int, end_s: int) -> Query:
     """Per (owner, workflow type | feature): cost and runs."""
-    sql = (
-        _BREAKDOWN.replace("{db}", store.database)
-        .replace("{owner}", _check(owner, OWNER_DIMENSIONS))
-        .replace("{dim}", _check(dimension, BREAKDOWNS))
-    )
-    return store.dicts(sql, {"start": start_s, "end": end_s})
+    sql = render(_BREAKDOWN, db=database, owner=_check(owner, OWNER_DIMENSIONS), dim=_check(dimension, BREAKDOWNS))
+    return Query(sql, {"start": start_s, "end": end_s})

@@ -82,33 +82,62 @@ class ScheduledExport:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error = ""
+        self._failing_since: float | None = None
+        self._failures = 0
 
     def start(self) -> None:
-        self.schedule.directory.mkdir(parents=True, exist_ok=True)
+        """Start the thread (the directory is created on its first pass)."""
         self._thread = threading.Thread(target=self._loop, name="otelspend-export", daemon=True)
         self._thread.start()
         log.info("scheduled FOCUS export into %s every %.0fs", self.schedule.directory, self.schedule.interval_s)
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Stop after the file being written (bounded wait: the thread is a daemon)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
 
     def _loop(self) -> None:
+        # The guard pattern of the pipeline's loops (pipeline/guard.py, which finance/ may not
+        # import): every failure counted, the traceback logged once per streak, the recovery
+        # logged; the thread never ends before shutdown. A failing export does not touch
+        # readiness: ingest does not depend on it.
         while not self._stop.is_set():
             try:
                 self.run_once()
-                self.last_error = ""
             except Exception as exc:  # a failed pass is retried on the next one; the thread lives on
-                self.last_error = str(exc)[:500]
-                self.metrics.inc("otelspend_export_scheduled_total", outcome="failed")
-                log.exception("scheduled FOCUS export failed (retried in %.0fs)", self.schedule.interval_s)
+                self._failed(exc)
+            else:
+                self._succeeded()
             self._stop.wait(self.schedule.interval_s)
+
+    def _failed(self, exc: Exception) -> None:
+        self.last_error = self.store.scrub(f"{type(exc).__name__}: {exc}")[:500]
+        self.metrics.inc("otelspend_export_scheduled_total", outcome="failed")
+        self.metrics.inc("otelspend_loop_errors_total", thread="export", step="scheduled export")
+        self._failures += 1
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.error(
+                "export thread: scheduled export failed; retried every %.0fs (logged once until it succeeds again)",
+                self.schedule.interval_s,
+                exc_info=exc,
+            )
+
+    def _succeeded(self) -> None:
+        if self._failing_since is not None:
+            log.info(
+                "export thread: scheduled export works again after %d failure(s) over %.1fs",
+                self._failures,
+                time.monotonic() - self._failing_since,
+            )
+        self._failing_since, self._failures, self.last_error = None, 0, ""
 
     def run_once(self) -> list[Path]:
         """Write every due day that has no file yet; returns the files written."""
         written = []
         s = self.schedule
+        s.directory.mkdir(parents=True, exist_ok=True)
         for day in due_days(self.clock(), s.days, s.delay_s):
             if self._stop.is_set():
                 break

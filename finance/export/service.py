@@ -98,9 +98,20 @@ def charge_of(row: tuple[Any, ...], granularity: str) -> Charge:
 
 
 def day_charges(store: Store, request: ExportRequest, start_ns: int, end_ns: int) -> list[tuple[Any, ...]]:
-    """The ledger query of one day (or part of a day) of run starts."""
+    """The ledger query of one day (or part of a day) of run starts (none when no run is in force)."""
+    span_end = store.scalar(*queries.last_run_end(store.database, start_ns, end_ns))
+    if not queries.has_runs(span_end):
+        return []
     mapped = request.account_of is not None
-    return queries.charges(store, start_ns, end_ns, request.granularity, owner_fields=mapped)  # type: ignore[arg-type]
+    query = queries.charges(
+        store.database,
+        start_ns,
+        end_ns,
+        request.granularity,
+        span_end,
+        owner_fields=mapped,  # type: ignore[arg-type]
+    )
+    return store.rows(*query)
 
 
 def day_rows(
@@ -129,7 +140,7 @@ def batches(store: Store, request: ExportRequest, totals: ExportTotals | None = 
     The next day's ledger query runs on a second thread while this day's rows are built and
     written (the store works while Python formats): at most two days are in memory.
     """
-    busy = set(queries.run_days(store, request.start_ns, request.end_ns))
+    busy = {int(row[0]) for row in store.rows(*queries.run_days(store.database, request.start_ns, request.end_ns))}
     days = [(a, b) for a, b in day_windows(request.start_ns, request.end_ns) if a // (DAY_S * NS) * DAY_S in busy]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="otelspend-export") as pool:
         pending = pool.submit(day_charges, store, request, *days[0]) if days else None
@@ -176,3 +187,13 @@ def request_from_settings(export_settings: Any, start_ns: int, end_ns: int, gran
     """
     options = RowOptions(sub_account=export_settings.sub_account, default_account=export_settings.billing_account)
     return ExportRequest(start_ns, end_ns, granularity, options)
+
+
+def unpriced_calls(store: Store, start_ns: int, end_ns: int) -> dict[str, int]:
+    """Counted calls of the window's runs that have no price (not rows of the export): ``calls``,
+    ``input_tokens``, ``output_tokens``."""
+    span_end = store.scalar(*queries.last_run_end(store.database, start_ns, end_ns))
+    if not queries.has_runs(span_end):
+        return {"calls": 0, "input_tokens": 0, "output_tokens": 0}
+    rows = store.dicts(*queries.unpriced(store.database, start_ns, end_ns, span_end))
+    return {key: int(value or 0) for key, value in rows[0].items()} if rows else {}

@@ -24,18 +24,19 @@ from otelspend.money import usd_to_femto
 def monthly(store: Store, month: str, by: str, *, top: int = 5) -> MonthStatements:
     """Every owner's statement for ``month`` (YYYY-MM), owners by ``by`` (team | cost_center | tenant)."""
     start, end = month_window(month)
+    db = store.database
     try:
-        before_start, before_end = month_window(previous_month(month))
-        before = queries.owner_totals(store, by, before_start, before_end)
+        before_window: tuple[int, int] | None = month_window(previous_month(month))
     except ValueError:  # the first month otelspend can hold has no previous one
-        before = []
+        before_window = None
+    before = store.dicts(*queries.owner_totals(db, by, *before_window)) if before_window else []
     result = build(
         month,
         by,
-        queries.owner_totals(store, by, start, end),
+        store.dicts(*queries.owner_totals(db, by, start, end)),
         before,
-        queries.owner_breakdown(store, by, "workflow_type", start, end),
-        queries.owner_breakdown(store, by, "feature", start, end),
+        store.dicts(*queries.owner_breakdown(db, by, "workflow_type", start, end)),
+        store.dicts(*queries.owner_breakdown(db, by, "feature", start, end)),
         top=top,
     )
     result.check()

@@ -11,6 +11,7 @@ from otelspend.settings import Settings, load_settings, split_address
 
 DEFAULT_RUNS = 1000
 DEFAULT_DAYS = 7.0
+DEFAULT_WAIT_SECONDS = 30.0
 
 
 def register(sub: Any) -> None:
@@ -47,12 +48,20 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--timeout", type=_positive_float, default=10.0, help="seconds the exporter keeps retrying a batch (default 10)"
     )
+    parser.add_argument(
+        "--wait",
+        type=_non_negative_float,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help="wait up to SECONDS until the REST API counts the runs sent (they are stored once they settle); "
+        f"0 returns at once (default {DEFAULT_WAIT_SECONDS:g})",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from otelspend.demo import plan_runs
-    from otelspend.demo_sender import outcome_route, post_outcomes, send, summarize
+    from otelspend.demo_sender import outcome_route, post_outcomes, run_window, runs_in_api, send, summarize
 
     settings = load_settings(config_file=args.config)
     endpoint = args.endpoint or default_endpoint(settings, args.protocol)
@@ -68,6 +77,16 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     plans = plan_runs(args.runs, args.days, seed=args.seed, api_outcome_share=1 / 3 if route else 0.0)
     summary = summarize(plans)
+    # Where to ask whether the runs are queryable: the API named by --api, else the one in
+    # the settings when the receiver is the settings' one too (a --endpoint may be a Collector).
+    query_url = api_url or (None if args.endpoint else f"http://{_dialable(settings.api.address)}")
+    window = run_window(plans)
+    before: int | str = "no API to ask: give --api URL to wait until the runs are queryable"
+    if args.wait > 0 and query_url:
+        try:
+            before = runs_in_api(query_url, window, token)
+        except (OSError, ValueError) as exc:
+            before = str(exc)  # reported after the send: the demo itself does not need the API
     try:
         result = send(plans, endpoint, args.protocol, headers=headers, timeout_seconds=args.timeout)
     except RuntimeError as exc:
@@ -95,7 +114,32 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.wait > 0:
+        _report_queryable(query_url or "", window, token, len(plans), before, args.wait)
     return 1 if failed_posts else 0
+
+
+def _report_queryable(url: str, window: tuple[int, int], token: str, runs: int, before: int | str, wait: float) -> None:
+    """Wait (bounded) until the API counts the runs sent, and say how long it took."""
+    if isinstance(before, str):
+        where = f" {url}" if url else ""
+        print(f"  could not ask{where} whether the runs are queryable ({before}); runs are stored a few seconds "
+              "after their last span (runs.settle_seconds)")  # fmt: skip
+        return
+    from otelspend.demo_sender import wait_until_queryable
+
+    try:
+        found = wait_until_queryable(url, window, expected=runs, before=before, token=token, timeout_seconds=wait)
+    except (OSError, ValueError) as exc:
+        print(f"  could not ask {url} whether the runs are queryable: {exc}")
+        return
+    if found.complete:
+        print(f"  all {runs} runs queryable at {url} after {found.seconds:.1f}s")
+    else:
+        print(
+            f"  {found.found} of {runs} runs queryable at {url} after {found.seconds:.0f}s; the rest are stored once "
+            "they settle (runs.settle_seconds; runs without a root span wait runs.root_wait_seconds)"
+        )
 
 
 def default_endpoint(settings: Settings, protocol: str) -> str:
@@ -115,6 +159,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("expected a positive integer")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds, 0 or more")
     return value
 
 

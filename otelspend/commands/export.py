@@ -110,16 +110,15 @@ def _offline(args: argparse.Namespace, settings: Settings, fmt: str, window: str
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
     from otelspend.clickhouse.client import Store, StoreUnavailable
-    from otelspend.clickhouse.queries.export import unpriced
     from otelspend.finance.export.schedule import write_atomically
-    from otelspend.finance.export.service import ExportTotals, export, request_from_settings
+    from otelspend.finance.export.service import ExportTotals, export, request_from_settings, unpriced_calls
 
     store = Store(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
         request = request_from_settings(settings.export, args.start, args.end, args.granularity)
         totals = ExportTotals()
         size = write_atomically(args.out, export(store, request, fmt, totals))  # type: ignore[arg-type]
-        missing = unpriced(store, args.start, args.end)
+        missing = unpriced_calls(store, args.start, args.end)
     except (StoreUnavailable, ClickHouseError) as exc:
         print(f"otelspend: {store.scrub(str(exc))}", file=sys.stderr)
         return 1

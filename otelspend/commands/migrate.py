@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from otelspend.commands import add_config_flags, settings_from_args, setup_logging
@@ -22,7 +23,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from otelspend.clickhouse.client import Store
     from otelspend.clickhouse.cluster import render_cluster
-    from otelspend.clickhouse.migrate import load_migrations, migrate
+    from otelspend.clickhouse.migrate import MigrationError, load_migrations, migrate
 
     settings = settings_from_args(args)
     if args.print_cluster_ddl:
@@ -33,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     store = Store(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
         applied = migrate(store, settings.clickhouse.cluster)
+    except MigrationError as exc:
+        print(f"otelspend: {exc}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.version:04d}_{m.name}" for m in applied))

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from otelspend.clickhouse.client import Store
+from otelspend.clickhouse.queries.migrations import has_table
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.commands import add_config_flags, settings_from_args, setup_logging
 from otelspend.commands.rates import parse_when, rfc3339
@@ -24,7 +25,7 @@ from otelspend.enrich.ownership import OwnershipRules, load_ownership
 from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.runs import RunOptions
 from otelspend.pipeline.reprice import RepriceError, RepriceResult, RepriceTarget, reprice_window
-from otelspend.pipeline.resources import ResourceAttributes
+from otelspend.pipeline.resources import StoredResourceAttributes
 from otelspend.settings import Settings
 
 
@@ -85,15 +86,12 @@ def reprice_offline(settings: Settings, start_ns: int, end_ns: int, *, dry_run: 
     ownership = load_ownership(settings.ownership) if settings.ownership else OwnershipRules()
     store = Store(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
-        if not store.scalar(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'spans'",
-            {"db": settings.clickhouse.database},
-        ):
+        if not store.scalar(*has_table(settings.clickhouse.database, "spans")):
             raise RepriceError(f"no spans table in {store.describe()} (nothing ingested there yet?)")
         options = RunOptions(
             retry_loop_threshold=settings.runs.retry_loop_threshold,
             ownership=ownership,
-            resource_attributes=ResourceAttributes(store),
+            resource_attributes=StoredResourceAttributes(store),
         )
         target = RepriceTarget(store, RunStore(store), settings.node_id, lambda: options)
         return reprice_window(target, book, start_ns, end_ns, dry_run=dry_run)

@@ -16,6 +16,7 @@ SERVE_FLAGS: dict[str, tuple[str, ...]] = {
     "otlp_grpc_address": ("otlp", "grpc_address"),
     "otlp_http_address": ("otlp", "http_address"),
     "api_address": ("api", "address"),
+    "sql_address": ("sql", "address"),
     "rate_card": ("rate_card",),
     "ownership": ("ownership",),
     "api_tokens": ("api", "tokens"),
@@ -29,6 +30,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--otlp-grpc-address", help="default 127.0.0.1:4317 (OTELSPEND_OTLP_GRPC_ADDRESS)")
     parser.add_argument("--otlp-http-address", help="default 127.0.0.1:4318 (OTELSPEND_OTLP_HTTP_ADDRESS)")
     parser.add_argument("--api-address", help="default 127.0.0.1:8000 (OTELSPEND_API_ADDRESS)")
+    parser.add_argument("--sql-address", help="default 127.0.0.1:8123, empty = off (OTELSPEND_SQL_ADDRESS)")
     parser.add_argument("--rate-card", help="YAML rate card (OTELSPEND_RATE_CARD)")
     parser.add_argument("--ownership", help="YAML ownership rules (OTELSPEND_OWNERSHIP)")
     parser.add_argument("--api-tokens", help="comma-separated API bearer tokens (OTELSPEND_API_TOKENS)")
@@ -37,13 +39,17 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from otelspend.app import OtelSpend
+    """Serve until SIGTERM / SIGINT (exit 0); a start-up that cannot go on exits 2, one line."""
+    from otelspend.app import OtelSpend, StartupError
 
     settings = settings_from_args(args, SERVE_FLAGS)
     setup_logging(settings.log_level, settings)
     app = OtelSpend(settings)
     try:
         addresses = app.start(wait_for_store=settings.clickhouse.startup_wait_seconds)
+    except StartupError:
+        app.stop()
+        raise  # the CLI prints the message alone and exits 2
     except OSError as exc:
         log.error("cannot start: %s", exc)
         app.stop()
@@ -64,4 +70,7 @@ def run(args: argparse.Namespace) -> int:
     # SIGHUP as soon as it reads this line must not hit the default action (terminate).
     print(addresses.line(), flush=True)
     app.wait()
+    app.stop()
+    if app.fatal is not None:  # the store came up later, with a permanent problem (logged)
+        return 2
     return 0

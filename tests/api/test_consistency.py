@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from otelspend.api.sql import aggregate_query, plan_for
 from otelspend.api.vocabulary import METRICS
 from otelspend.api.window import Window
+from otelspend.clickhouse.queries.rollup_plan import plan_for
+from otelspend.clickhouse.queries.rollups import aggregate_query
 from tests.api.conftest import Loaded
 from tests.api.expected import expected_rows
 

@@ -11,9 +11,9 @@ from otelspend.api.errors import QueryError
 from otelspend.api.query import usd, usd_per
 from otelspend.api.requests import rollup_request, split_names, timeseries_request
 from otelspend.api.runs import current, span_tree
-from otelspend.api.sql import plan_for
 from otelspend.api.vocabulary import CALL_BITS, DIMENSIONS, METRICS, PARTIALS, metric_partials
 from otelspend.api.window import HOUR_NS, NS, Window, parse_window, rfc3339
+from otelspend.clickhouse.queries.rollup_plan import plan_for
 
 T0 = 1_700_000_000 * NS - 1_700_000_000 * NS % HOUR_NS  # an hour boundary
 

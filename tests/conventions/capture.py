@@ -1,11 +1,12 @@
 """Captured GenAI instrumentation traffic: the spans a library really exported for one scripted
 agent run, and the fake provider's ledger of what it really answered.
 
-The files in ``captures/`` are verbatim copies of ``shared/conventions/captures/*.json``
-(see ``shared/conventions/README.md`` for how they were recorded). Each holds every span
-(ids, parent, kind, status, scope, attributes, events, start, duration), the resource, the
-ledger (one entry per HTTP request the provider received, failed attempts and retries
-included) and the business keys of each run's root span.
+Eight files in ``captures/`` are verbatim copies of ``shared/conventions/captures/*.json``
+(see ``shared/conventions/README.md`` for how they were recorded); the others were taken by
+the capture harness in ``harness/`` (``make captures``), in the same format. Each holds
+every span (ids, parent, kind, status, scope, attributes, events, start, duration), the
+resource, the ledger (one entry per HTTP request the provider received, failed attempts and
+retries included), the package versions and the business keys of each run's root span.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ APP_SCOPE = "rc.app"
 
 @dataclass(frozen=True)
 class Capture:
-    """One library's captured run (or a run constructed in the same shape)."""
+    """One library's captured run."""
 
     library: str
     family: str
@@ -33,8 +34,6 @@ class Capture:
     spans: tuple[dict[str, Any], ...]
     ledger: tuple[dict[str, Any], ...]
     runs: tuple[dict[str, Any], ...]
-    constructed: bool = False
-    """True when the spans were built from the documented conventions, not captured."""
 
     @property
     def trace_ids(self) -> tuple[str, ...]:
@@ -80,16 +79,33 @@ def call_groups(capture: Capture) -> list[list[dict[str, Any]]]:
 
     A call is seen as one outer library span plus its descendants, another library's
     sibling inside it in time (the provider SDK's span next to Traceloop's) and logfire's
-    streaming log-span. The scripted runs make calls one after another, so this is
-    unambiguous here; it is test bookkeeping, not the product's rule.
+    streaming log-span. Only spans of the run's trace that otelspend classifies as model
+    calls or HTTP requests take part: a framework's chain, workflow-step, agent and tool
+    spans wrap calls without being one (and LiteLLM writes a call onto the application's own
+    span). The scripted runs make calls one after another, so this is unambiguous here; it
+    is test bookkeeping, not the product's rule.
     """
+    from tests.conventions.classes import span_classes  # imports replay, which imports this module
+
+    classes = span_classes(capture.spans, capture.resource)
+    traces = set(capture.trace_ids)
+    candidates = sorted(
+        (
+            s
+            for s in capture.spans
+            if s["trace_id"] in traces
+            and classes[s["span_id"]] in CALL_CLASSES
+            and (s["scope"]["name"] != APP_SCOPE or classes[s["span_id"]] == "llm")
+        ),
+        key=lambda s: (s["start_unix_nano"], -s["duration_ms"]),  # an enclosing span first on a tie
+    )
     groups: list[list[dict[str, Any]]] = []
-    for span in capture.library_spans():
+    for span in candidates:
         if span["attributes"].get("gen_ai.operation.name") in NOT_CALLS:
             continue
         if groups and _same_call(groups[-1], span):
             groups[-1].append(span)
-        else:
+        elif classes[span["span_id"]] == "llm":  # an HTTP attempt belongs to a call, never is one
             groups.append([span])
     return groups
 
@@ -98,6 +114,8 @@ def _same_call(group: list[dict[str, Any]], span: dict[str, Any]) -> bool:
     outer = group[0]
     if span["parent_span_id"] in {s["span_id"] for s in group}:
         return True  # nested: the SDK's span, per-attempt HTTP spans
+    if any(s["parent_span_id"] == span["span_id"] for s in group):
+        return True  # it encloses the group (started in the same clock tick)
     if _is_log_span(span):
         # logfire's streaming summary is a log-span emitted once the stream has been read,
         # after the request span closed: it belongs to that call.
@@ -106,6 +124,7 @@ def _same_call(group: list[dict[str, Any]], span: dict[str, Any]) -> bool:
     return span["scope"]["name"] != outer["scope"]["name"] and end_ns(span) <= end_ns(outer)
 
 
+CALL_CLASSES = frozenset({"llm", "http"})
 NOT_CALLS = frozenset({"invoke_agent", "execute_tool"})
 """Library spans that are not provider calls (a framework's agent and tool spans)."""
 

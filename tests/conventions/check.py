@@ -18,7 +18,7 @@ from tests.conventions.replay import export_spans, shift_to_now
 
 COST_TOLERANCE_FEMTO = 10**6
 """1e-9 USD."""
-REPORTED_COST_KEYS = ("gen_ai.usage.cost", "operation.cost", "llm.cost.total")
+REPORTED_COST_KEYS = ("gen_ai.usage.cost", "operation.cost", "llm.cost.total", "gen_ai.cost.total_cost")
 
 
 def replay_and_check(server: Any, capture: Capture, seen: list[Seen]) -> Expected:
@@ -28,11 +28,14 @@ def replay_and_check(server: Any, capture: Capture, seen: list[Seen]) -> Expecte
     expected = Expected.of(seen)
     trace_id = capture.trace_ids[0]
 
-    export_spans(server, capture.spans, capture.resource, shift, "grpc")
+    # The run's trace only: LiteLLM exports its streamed calls as traces of their own, which
+    # would be runs of their own under the same service (the rollup check is per service).
+    spans = [s for s in capture.spans if s["trace_id"] in capture.trace_ids]
+    export_spans(server, spans, capture.resource, shift, "grpc")
     server.wait_idle()
     first = check_stored(server, capture, seen, expected)
 
-    export_spans(server, capture.spans, capture.resource, shift, "http")
+    export_spans(server, spans, capture.resource, shift, "http")
     server.wait_idle()
     again = check_stored(server, capture, seen, expected)
     assert again == first, "re-sent spans changed stored figures"
@@ -63,7 +66,9 @@ def check_stored(server: Any, capture: Capture, seen: list[Seen], expected: Expe
 
     _check_each_call(stored.counted_calls(server, trace_id), seen)
     _check_views(server, trace_id, run)
-    assert run["unpriced_calls"] == 0, "a call with usage went unpriced, or a failed call was called unpriced"
+    assert run["unpriced_calls"] == expected.unpriced, (
+        f"unpriced calls {run['unpriced_calls']} != {expected.unpriced} (successful calls reported without usage)"
+    )
     reported = _reported_cost(capture)
     got_reported = None if run["reported_cost_usd"] is None else stored.femto(run["reported_cost_usd"])
     assert got_reported == reported, f"reported cost {got_reported} != what the library reported {reported}"
@@ -84,9 +89,13 @@ def _check_each_call(calls: list[stored.StoredCall], seen: list[Seen]) -> None:
         by_key.setdefault(key(item.reported.tokens, item.call.failed), []).append(item)
     for call in calls:
         candidates = by_key[(call.failed, call.tokens)]
-        assert any(_same_model(call.model, s.call.model) for s in candidates), f"{call.model}: no such ledger call"
+        # The Agents SDK's failed response span names no model.
+        named = call.model or not call.failed
+        assert not named or any(_same_model(call.model, s.call.model) for s in candidates), (
+            f"{call.model}: no such ledger call"
+        )
         expected_costs = {s.reported.cost_femto() for s in candidates}
-        if call.failed:
+        if call.failed or expected_costs == {None}:  # failed, or reported without usage: nothing to price
             assert call.cost_femto is None and expected_costs == {None}
         else:
             assert call.cost_femto is not None

@@ -57,8 +57,10 @@ class LedgerCall:
 
     trace_id: str
     api: str
-    """``openai.chat``, ``openai.responses``, ``openai.embeddings``, ``anthropic.messages``."""
+    """``openai.chat``, ``openai.responses``, ``openai.embeddings``, ``anthropic.messages``,
+    ``aws.converse``, ``aws.invoke`` (an Anthropic body on Bedrock), ``google.generate_content``."""
     provider: str
+    """The genai-prices provider id (``openai``, ``anthropic``, ``aws``, ``google``)."""
     request_model: str
     response_model: str
     response_id: str
@@ -70,6 +72,8 @@ class LedgerCall:
     first_attempt_ns: int
     """When the provider received the first attempt (places the call in time)."""
     stream: bool = False
+    usage_withheld: bool = False
+    """Billed, but the usage never reached the client (an OpenAI stream without include_usage)."""
 
     @property
     def retries(self) -> int:
@@ -101,7 +105,18 @@ def price_femto(provider: str, model: str, tokens: Tokens, at: dt.datetime) -> i
 
 def provider_usage(api: str, raw: dict[str, Any]) -> Tokens:
     """Raw provider usage -> semantic-convention token counts."""
-    if api.startswith("anthropic."):
+    if api == "aws.converse":  # inputTokens excludes cache reads and writes
+        read, write = raw.get("cacheReadInputTokens") or 0, raw.get("cacheWriteInputTokens") or 0
+        return Tokens(raw["inputTokens"] + read + write, raw["outputTokens"], read, write)
+    if api == "google.generate_content":  # candidates exclude thinking tokens, billed as output
+        thoughts = raw.get("thoughtsTokenCount") or 0
+        return Tokens(
+            input=raw["promptTokenCount"],
+            output=(raw.get("candidatesTokenCount") or 0) + thoughts,
+            cache_read=raw.get("cachedContentTokenCount") or 0,
+            reasoning=thoughts,
+        )
+    if api.startswith("anthropic.") or api == "aws.invoke":
         read = raw.get("cache_read_input_tokens") or 0
         write = raw.get("cache_creation_input_tokens") or 0
         write_1h = (raw.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0
@@ -160,48 +175,101 @@ def logical_calls(
                 at=at,
                 first_attempt_ns=int(group[0]["ts"] * 1e9) + shift_ns,
                 stream=bool(last.get("stream")),
+                usage_withheld=bool(ok and last.get("usage_withheld")),
             )
         )
     return calls
+
+
+CACHE_KINDS = frozenset({"cache_read", "cache_write"})
 
 
 @dataclass(frozen=True)
 class Visibility:
     """What an instrumentation lets a backend see of the ledger (documented gaps only).
 
-    A library that never reports a token kind, never instruments an API, or hides SDK
-    retries makes that part of the truth unknowable from its spans; expectations are the
-    ledger projected onto what the library sends, and each gap is listed in
-    the README ("Works with").
+    A library that never reports a token kind, drops it on streams, never instruments an
+    API, or hides SDK retries makes that part of the truth unknowable from its spans;
+    expectations are the ledger projected onto what the library sends, and each gap is
+    listed in the README ("Works with", "Known gaps").
     """
 
     unreported: frozenset[str] = frozenset()
-    """Token kinds the library never sends (``cache_read``, ``reasoning``)."""
+    """Token kinds the library never sends (``cache_read``, ``cache_write``, ``reasoning``)."""
+    unreported_on_streams: frozenset[str] = frozenset()
+    """Token kinds the library drops on streamed calls only."""
+    unreported_by_api: tuple[tuple[str, frozenset[str]], ...] = ()
+    """Token kinds the library drops on one API only."""
+    raw_input_providers: frozenset[str] = frozenset()
+    """Providers whose input the library reports raw (cache excluded): a cache kind it drops
+    is missing from the input too."""
+    no_usage_when_withheld: bool = True
+    """A stream whose usage the provider never sent (no include_usage) is reported with no usage."""
+    no_usage_apis: frozenset[str] = frozenset()
+    """APIs whose calls the library reports with no usage at all (a span, but no tokens)."""
     uninstrumented_apis: frozenset[str] = frozenset()
+    unnamed_failures: frozenset[str] = frozenset()
+    """APIs whose failed calls the library reports without a model: the store cannot tell
+    which price list to look in and lists the call as unpriced (``no_model``)."""
+    unrecognisable_failures: frozenset[str] = frozenset()
+    """APIs whose failed calls the library reports in a span nothing identifies as a call."""
     retries_visible: bool = False
     """Whether SDK retries show (``http.request.resend_count`` or per-attempt HTTP spans)."""
+    alternatives: tuple[Visibility, ...] = ()
+    """Other libraries reporting the same calls (a mixed trace): the richest report is counted."""
 
     def sees(self, call: LedgerCall) -> bool:
-        return call.api not in self.uninstrumented_apis
+        own = call.api not in self.uninstrumented_apis and not (
+            call.failed and call.api in self.unrecognisable_failures
+        )
+        return own or any(v.sees(call) for v in self.alternatives)
 
     def union(self, other: Visibility) -> Visibility:
         """Two libraries reporting the same calls: the store counts the richer report."""
-        return Visibility(
-            self.unreported & other.unreported,
-            self.uninstrumented_apis & other.uninstrumented_apis,
-            self.retries_visible or other.retries_visible,
+        return replace(
+            self,
+            retries_visible=self.retries_visible or other.retries_visible,
+            alternatives=(*self.alternatives, other),
         )
 
-    def project(self, call: LedgerCall) -> LedgerCall:
-        """The call as the library can report it (a kind it never sends is unknown: zero)."""
-        if call.tokens is None or not self.unreported:
-            return call
+    def unpriced_failure(self, call: LedgerCall) -> bool:
+        """A failed call every report of which lacks the model (see ``unnamed_failures``)."""
+        own = call.failed and call.api in self.unnamed_failures
+        return own and all(v.unpriced_failure(call) for v in self.alternatives)
+
+    def dropped(self, call: LedgerCall) -> frozenset[str] | None:
+        """Token kinds this library alone leaves out of its report of ``call`` (None: no usage)."""
+        if (call.usage_withheld and self.no_usage_when_withheld) or call.api in self.no_usage_apis:
+            return None
+        kinds = set(self.unreported)
+        if call.stream:
+            kinds |= self.unreported_on_streams
+        for api, lost in self.unreported_by_api:
+            if api == call.api:
+                kinds |= lost
+        return frozenset(kinds)
+
+    def _own(self, call: LedgerCall) -> tuple[int, LedgerCall]:
+        if call.api in self.uninstrumented_apis or (call.failed and call.api in self.unrecognisable_failures):
+            return -1, call
+        dropped = self.dropped(call)
+        if call.tokens is None:
+            return 0, call
+        if dropped is None:
+            return 0, replace(call, tokens=None)
         tokens = call.tokens
-        if "cache_read" in self.unreported:
-            tokens = replace(tokens, cache_read=0)
-        if "reasoning" in self.unreported:
-            tokens = replace(tokens, reasoning=0)
-        return replace(call, tokens=tokens)
+        for kind in dropped:
+            tokens = replace(tokens, **{kind: 0})
+            if kind in CACHE_KINDS and call.provider in self.raw_input_providers:
+                tokens = replace(tokens, input=tokens.input - getattr(call.tokens, kind))
+        if "cache_write" in dropped:
+            tokens = replace(tokens, cache_write_1h=0)
+        return 6 - len(dropped), replace(call, tokens=tokens)
+
+    def project(self, call: LedgerCall) -> LedgerCall:
+        """The call as the trace's libraries report it (a kind none sends is unknown: zero)."""
+        reports = [v._own(call) for v in (self, *self.alternatives)]
+        return max(reports, key=lambda r: r[0])[1]
 
 
 @dataclass(frozen=True)
@@ -233,6 +301,8 @@ class Expected:
     tokens: Tokens
     cost_femto: int
     retries: int
+    unpriced: int = 0
+    """Successful calls the libraries report without usage (billed, but nothing to price)."""
 
     @classmethod
     def of(cls, seen: Sequence[Seen]) -> Expected:
@@ -246,4 +316,8 @@ class Expected:
             tokens=tokens,
             cost_femto=sum(item.reported.cost_femto() or 0 for item in seen),
             retries=sum(item.retries for item in seen),
+            unpriced=sum(
+                (not item.call.failed and item.reported.tokens is None) or item.visibility.unpriced_failure(item.call)
+                for item in seen
+            ),
         )

@@ -26,6 +26,11 @@ can share a server with A's single-library run.
 
 A call only B instruments (v2 has no span for the Responses API) gets B's spans alone,
 under A's root, at A's call time.
+
+In **alongside** mode B reports *other* calls of the same trace (another client or service
+of the same request: Bedrock next to Gemini, a Node front end next to a Python back end):
+each of B's calls, with its spans, goes under A's root after A's last call, and the trace's
+ledger is A's calls plus B's.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ import hashlib
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from tests.conventions.capture import Capture, call_groups, end_ns
 from tests.conventions.ledger import LedgerCall, Seen, Visibility, logical_calls
-from tests.conventions.libraries import LIBRARIES, Library, Mode
+from tests.conventions.libraries import LIBRARIES, Library, Mode, visible_calls
 
 US = 1_000
 
@@ -52,12 +58,14 @@ class Mixed:
 
 
 def signature(call: LedgerCall) -> tuple[Any, ...]:
-    return (call.api, call.request_model, call.stream, call.attempts, call.failed)
+    # A stream sent without include_usage got no usage back: a library that asked for it
+    # made a different request.
+    return (call.api, call.request_model, call.stream, call.attempts, call.failed, call.usage_withheld)
 
 
 def _visible_groups(library: Library, capture: Capture) -> list[tuple[LedgerCall, list[dict[str, Any]]]]:
     """(ledger call, the library's spans for it) for every call the library reports."""
-    calls = [c for c in logical_calls(capture.ledger, capture.runs) if library.visibility.sees(c)]
+    calls = visible_calls(library, capture)
     groups = call_groups(capture)
     assert len(calls) == len(groups), f"{library.name}: {len(calls)} visible calls, {len(groups)} span groups"
     for call, group in zip(calls, groups, strict=True):
@@ -72,14 +80,24 @@ def mix(a_name: str, partners: Sequence[tuple[str, Mode]] | None = None) -> Mixe
     a_capture = a.capture()
     partners = partners if partners is not None else a.partners
     root = next(s for s in a_capture.spans if not s["parent_span_id"])
+    a_visible = visible_calls(a, a_capture)
     a_calls = logical_calls(a_capture.ledger, a_capture.runs)
-    a_group_of = {call: group for call, group in _visible_groups(a, a_capture)}
+    if a.select is not None:
+        a_calls = a.select(a_calls)
+    needs_groups = any(mode != "alongside" for _, mode in partners)
+    a_group_of = {call: group for call, group in _visible_groups(a, a_capture)} if needs_groups else {}
     visibility: dict[LedgerCall, Visibility | None] = {
-        call: a.visibility if a.visibility.sees(call) else None for call in a_calls
+        call: a.visibility if call in a_visible else None for call in a_calls
     }
     spans = list(a_capture.spans)
+    extra: list[Seen] = []
     for b_name, mode in partners:
         b = LIBRARIES[b_name]
+        if mode == "alongside":
+            moved, seen_b = _alongside(b, a_capture, root)
+            spans.extend(moved)
+            extra.extend(seen_b)
+            continue
         pending: dict[tuple[Any, ...], deque[tuple[LedgerCall, list[dict[str, Any]]]]] = defaultdict(deque)
         for b_call, b_group in _visible_groups(b, b.capture()):
             pending[signature(b_call)].append((b_call, b_group))
@@ -91,9 +109,28 @@ def mix(a_name: str, partners: Sequence[tuple[str, Mode]] | None = None) -> Mixe
             spans.extend(_move(b_group, b_call, call, a_group_of.get(call), root, a_capture.trace_ids[0], mode))
             known = visibility[call]
             visibility[call] = b.visibility if known is None else known.union(b.visibility)
-    seen = [Seen(call, vis) for call in a_calls if (vis := visibility[call]) is not None]
+    seen = [Seen(call, vis) for call in a_calls if (vis := visibility[call]) is not None] + extra
     names = " + ".join(f"{b} ({mode})" for b, mode in partners)
     return Mixed(_relabel(a_capture, spans), seen, f"{a_name} + {names}")
+
+
+def _alongside(b: Library, a_capture: Capture, root: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Seen]]:
+    """B's calls, each with its spans, under A's root after A's last span (see module doc)."""
+    b_capture = b.capture()
+    groups = _visible_groups(b, b_capture)
+    a_end = max(end_ns(s) for s in a_capture.spans if s is not root)
+    offset = a_end + 20_000 * US - min(s["start_unix_nano"] for _, group in groups for s in group)
+    trace_id = a_capture.trace_ids[0]
+    moved, seen = [], []
+    for call, group in groups:
+        ids = {s["span_id"] for s in group}
+        for span in group:
+            parent = span["parent_span_id"] if span["parent_span_id"] in ids else root["span_id"]
+            start = span["start_unix_nano"] + offset
+            moved.append({**span, "trace_id": trace_id, "parent_span_id": parent, "start_unix_nano": start})
+        at = call.at + timedelta(microseconds=offset // US)
+        seen.append(Seen(replace(call, at=at, first_attempt_ns=call.first_attempt_ns + offset), b.visibility))
+    return moved, seen
 
 
 def _relabel(capture: Capture, spans: list[dict[str, Any]]) -> Capture:
@@ -101,6 +138,16 @@ def _relabel(capture: Capture, spans: list[dict[str, Any]]) -> Capture:
     with library A's own run without either seeing the other's figures."""
     trace_id = hashlib.blake2b(f"mixed/{capture.library}".encode(), digest_size=16).hexdigest()
     (run,) = capture.runs
+    spans = [s for s in spans if s["trace_id"] in capture.trace_ids]  # LiteLLM's stream traces stay out
+    # The root ends after every call (B's calls alongside go after A's last one).
+    root_id = run["root_span_id"]
+    last = max(end_ns(s) for s in spans)
+    spans = [
+        {**s, "duration_ms": max(s["duration_ms"], (last - s["start_unix_nano"]) / 1e6 + 1)}
+        if s["span_id"] == root_id
+        else s
+        for s in spans
+    ]
     return replace(
         capture,
         spans=tuple({**span, "trace_id": trace_id} for span in spans),

@@ -154,3 +154,36 @@ def test_usage_on_an_agent_span_above_calls_is_an_aggregate_not_a_call():
     assert (run["llm_calls"], run["input_tokens"], roles["agent"]) == (2, 2496, "aggregate")
     alone, alone_roles = run_of(span("agent", span_class="agent", input_tokens=10, output_tokens=1, cost_usd=5))
     assert (alone["llm_calls"], alone_roles["agent"]) == (1, "call")  # the only record of a call
+
+
+def test_nested_spans_are_one_call_only_when_nothing_tells_them_apart():
+    # An instrumentor's span around the SDK's: same provider, operation, model (a dated
+    # snapshot of the alias): one call, the inner one counted.
+    run, roles = run_of(
+        llm("outer", TRACELOOP, 0, 100, model="claude-haiku-4-5"),
+        llm("sdk", SDK, 10, 90, parent="outer", model="claude-haiku-4-5-20251001"),
+    )
+    assert (run["llm_calls"], roles) == (1, {"outer": "view", "sdk": "call"})
+
+
+def test_a_span_wrapping_calls_to_other_models_is_not_their_view():
+    # LiteLLM's callback writes its last call (an Anthropic one) onto the application's own
+    # span, which wraps every other call of the run: those stay calls of their own.
+    app = span(
+        "app", start_ms=0, end_ms=900, span_class="llm", operation="chat", provider="anthropic",
+        model="claude-sonnet-4-5-20250929", input_tokens=3570, output_tokens=120, cost_usd=12_510_000_000_000,
+        scope_name="rc.app",
+    )  # fmt: skip
+    bedrock = span(
+        "b1", parent="app", start_ms=100, end_ms=200, span_class="llm", operation="chat", provider="aws.bedrock",
+        model="amazon.nova-lite-v1:0", input_tokens=310, output_tokens=55,
+        scope_name="opentelemetry.instrumentation.botocore.bedrock-runtime",
+    )  # fmt: skip
+    gemini = span(
+        "g1", parent="app", start_ms=300, end_ms=400, span_class="llm", operation="generate_content",
+        provider="gcp.gemini", model="gemini-2.0-flash", input_tokens=410, output_tokens=66,
+        scope_name="opentelemetry.instrumentation.google_genai",
+    )  # fmt: skip
+    run, roles = run_of(app, bedrock, gemini)
+    assert run["llm_calls"] == 3
+    assert roles == {"app": "call", "b1": "call", "g1": "call"}

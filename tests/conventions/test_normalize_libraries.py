@@ -12,38 +12,27 @@ import json
 from typing import Any
 
 import pytest
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.resources import Resource
 
-from otelspend.conventions import load_conventions
-from otelspend.receiver.normalize import Normalizer
+from otelspend.enrich.genai_prices_card import PROVIDER_IDS
 from otelspend.record import F
 from tests.conventions.capture import call_groups
-from tests.conventions.ledger import logical_calls
-from tests.conventions.libraries import LIBRARIES
-from tests.conventions.replay import readable_span, shift_to_now
+from tests.conventions.classes import NORMALIZER, normalized
+from tests.conventions.libraries import LIBRARIES, visible_calls
 from tests.conventions.stored import tokens_tuple
 from tests.otlp import request, span
 
-NORMALIZER = Normalizer(load_conventions())
 SDK_SCOPE = "com.anthropic.sdk.python"
-ALL = [pytest.param(name, id=f"{name}-constructed" if lib.constructed else name) for name, lib in LIBRARIES.items()]
-
-
-def normalized(capture: Any) -> dict[str, list[Any]]:
-    shift = shift_to_now(capture.spans)
-    resource = Resource(capture.resource)
-    batch = NORMALIZER.normalize(encode_spans([readable_span(s, resource, shift) for s in capture.spans]))
-    assert batch.rejected == 0, batch.error_message
-    return {row[F.span_id]: row for row in batch.rows}
+ALL = [pytest.param(name, id=name) for name in LIBRARIES]
+OPERATIONS = {"openai.embeddings": {"embeddings"}, "google.generate_content": {"generate_content"}}
+"""The operation a call's spans must read as (any other API: chat)."""
 
 
 @pytest.mark.parametrize("library", ALL)
 def test_every_inference_span_reads_as_the_call_it_reports(library):
     lib = LIBRARIES[library]
     capture = lib.capture()
-    rows = normalized(capture)
-    calls = [c for c in logical_calls(capture.ledger, capture.runs) if lib.visibility.sees(c)]
+    rows = normalized(capture.spans, capture.resource)
+    calls = visible_calls(lib, capture)
     groups = call_groups(capture)
     assert len(groups) == len(calls)
     conversation = capture.runs[0]["conversation_id"]
@@ -52,10 +41,14 @@ def test_every_inference_span_reads_as_the_call_it_reports(library):
         assert inference, f"{call.api} {call.request_model}: no span classified as a call"
         where = f"{library} {call.api} {call.request_model}{' stream' if call.stream else ''}"
         for row in inference:
-            assert row[F.provider] == call.provider, where
-            assert row[F.operation] == ("embeddings" if call.api == "openai.embeddings" else "chat"), where
-            assert row[F.model] in (call.model, call.request_model), f"{where}: model {row[F.model]}"
-            if row[F.response_id]:
+            if row[F.provider] or lib.visibility.project(call).tokens is not None:  # LlamaIndex embeddings: neither
+                assert PROVIDER_IDS.get(row[F.provider], row[F.provider]) == call.provider, (
+                    f"{where}: {row[F.provider]}"
+                )
+            assert row[F.operation] in OPERATIONS.get(call.api, {"chat"}), f"{where}: {row[F.operation]}"
+            if row[F.model] or not call.failed:  # the Agents SDK's failed response span names no model
+                assert row[F.model] in (call.model, call.request_model), f"{where}: model {row[F.model]}"
+            if row[F.response_id] and lib.provider_ids:
                 assert row[F.response_id] == call.response_id, where
             if row[F.conversation_id]:
                 assert row[F.conversation_id] == conversation, f"{where}: conversation id"
@@ -67,12 +60,16 @@ def test_every_inference_span_reads_as_the_call_it_reports(library):
         if call.failed:
             assert not with_usage, f"{where}: a failed call reported usage"
             errors = {row[F.error_type] for row in inference} - {""}
-            assert errors, f"{where}: no error type on the failed call"
+            assert errors or not lib.error_type, f"{where}: no error type on the failed call"
             assert not any(e.startswith("<class") for e in errors), errors  # v2's repr is cleaned
+            continue
+        reported = lib.visibility.project(call)
+        if reported.tokens is None:  # a documented gap: the library reports this call without usage
+            assert not with_usage, f"{where}: usage reported where the library is known to send none"
             continue
         # Streams included: every successful call's usage is on at least one of its spans.
         assert with_usage, f"{where}: no span carries the call's usage"
-        want = tokens_tuple(lib.visibility.project(call).tokens)
+        want = tokens_tuple(reported.tokens)
         for row in with_usage:
             got = tuple(row[getattr(F, k)] or 0 for k in ("input_tokens", "output_tokens", "cache_read_tokens",
                                                           "cache_write_tokens", "reasoning_tokens"))  # fmt: skip
@@ -123,3 +120,32 @@ def test_logfire_raw_usage_keeps_one_hour_cache_writes_apart():
         },
     )
     assert (row[F.cache_write_tokens], row[F.cache_write_1h_tokens], row[F.cache_read_tokens]) == (1500, 1000, 0)
+
+
+LLAMA_INDEX = "openinference.instrumentation.llama_index"
+PREPARE = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "llm.provider": "openai"}
+
+
+@pytest.mark.parametrize(
+    ("scope", "attributes", "status", "span_class"),
+    [
+        pytest.param(LLAMA_INDEX, PREPARE, 0, "other", id="request-building-span-is-not-a-call"),
+        pytest.param(LLAMA_INDEX, {**PREPARE, "llm.finish_reason": "stop"}, 0, "llm", id="stream-without-usage"),
+        pytest.param(LLAMA_INDEX, PREPARE, 2, "llm", id="failed-call"),
+        pytest.param(LLAMA_INDEX, {**PREPARE, "llm.token_count.prompt": 10}, 0, "llm", id="call-with-usage"),
+        pytest.param(
+            LLAMA_INDEX,
+            {"openinference.span.kind": "EMBEDDING", "embedding.model_name": "text-embedding-3-small"},
+            0,
+            "llm",
+            id="embeddings-need-no-finish-reason",
+        ),
+        pytest.param("openinference.instrumentation.langchain", PREPARE, 0, "llm", id="rule-is-per-scope"),
+    ],
+)
+def test_an_llm_span_that_sent_nothing_is_not_a_call(scope, attributes, status, span_class):
+    # LlamaIndex wraps OpenAI._prepare_chat_with_tools (which only builds a request) in an
+    # LLM span: conventions.yaml `inference_evidence` tells it from a call.
+    batch = NORMALIZER.normalize(request([span(attrs=attributes, status=status)], scope=scope))
+    assert batch.rejected == 0, batch.error_message
+    assert batch.rows[0][F.span_class] == span_class

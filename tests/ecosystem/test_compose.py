@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from otelspend.settings import env_names, load_settings, split_address
+from otelspend.api.sqlhttp.request import USER
+from otelspend.settings import ClickHouseSettings, SqlSettings, env_names, load_settings, split_address
 from tests.ecosystem.compose_file import (
     MissingVariable,
     container_ports,
@@ -156,7 +157,7 @@ def test_grafana_installs_the_pinned_plugin_and_mounts_its_provisioning(services
 
 def test_grafana_datasource_reads_the_otelspend_database_as_a_read_only_user(services):
     settings = _otelspend_settings(services)
-    (source,) = yaml.safe_load((REPO / "grafana/provisioning/datasources/otelspend.yaml").read_text())["datasources"]
+    source = _datasource("otelspend-clickhouse")
     data = source["jsonData"]
     assert data["host"] == "clickhouse" and data["port"] == urlsplit(settings.clickhouse.dsn.get_secret_value()).port
     assert data["protocol"] == "http" and data["defaultDatabase"] == settings.clickhouse.database
@@ -173,6 +174,25 @@ def test_grafana_datasource_reads_the_otelspend_database_as_a_read_only_user(ser
     assert user.findtext("grants/query") == f"GRANT SELECT ON {settings.clickhouse.database}.*"
     writer = urlsplit(settings.clickhouse.dsn.get_secret_value()).username
     assert writer != data["username"], "not otelspend's writer"
+
+
+def _datasource(uid: str) -> dict:
+    sources = yaml.safe_load((REPO / "grafana/provisioning/datasources/otelspend.yaml").read_text())["datasources"]
+    return next(source for source in sources if source["uid"] == uid)
+
+
+def test_grafana_reaches_the_sql_endpoint_of_make_run_on_the_docker_host(services):
+    """The second datasource: otelspend's own SQL endpoint (embedded store) on the host."""
+    source = _datasource("otelspend-sql")
+    data = source["jsonData"]
+    grafana = services["grafana"]
+    host = data["host"]
+    assert f"{host}:host-gateway" in grafana["extra_hosts"]
+    assert data["port"] == split_address(SqlSettings().address)[1]
+    assert data["username"] == USER and data["protocol"] == "http"
+    assert data["defaultDatabase"] == ClickHouseSettings().database
+    password_variable = source["secureJsonData"]["password"].removeprefix("$")
+    assert password_variable == "OTELSPEND_SQL_PASSWORD" and password_variable in environment(grafana)
 
 
 def test_every_mounted_file_exists_in_the_repository(compose, services):

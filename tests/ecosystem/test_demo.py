@@ -6,13 +6,23 @@ import contextlib
 import io
 import re
 import socket
+import time
 from collections import Counter
 
+import httpx
 import pytest
 
 from otelspend.cli import main
 from otelspend.demo import MODELS, WORKFLOWS, PlannedRun, plan_runs
-from otelspend.demo_sender import grpc_target, http_traces_url, outcome_route, summarize
+from otelspend.demo_sender import (
+    Queryable,
+    grpc_target,
+    http_traces_url,
+    outcome_route,
+    run_window,
+    summarize,
+    wait_until_queryable,
+)
 from otelspend.enrich.pricing import PriceBook, Unpriced
 from tests import canary
 from tests.ecosystem.conftest import DEMO_DAYS, DemoData
@@ -283,3 +293,40 @@ def test_command_fails_loudly_when_nothing_listens():
     code, _out, err = _run_cli("demo", "--endpoint", f"127.0.0.1:{port}", "--runs", "1", "--timeout", "1")
     assert code == 1
     assert "not acknowledged" in err
+
+
+def test_runs_are_queryable_as_soon_as_the_demo_returns(start_server, monkeypatch, tmp_path):
+    """The README's flow: ``otelspend demo`` with the local settings, then at once the rollups query."""
+    # Runs settle for 2 s here: a demo returning on the last acknowledgement would leave the
+    # next command with "rows": [].
+    server = start_server(runs={"settle_seconds": 2.0})
+    monkeypatch.setenv("OTELSPEND_OTLP_GRPC_ADDRESS", server.grpc_endpoint)
+    monkeypatch.setenv("OTELSPEND_API_ADDRESS", server.addresses.api)
+    for name, path in canary.secret_files(tmp_path / "secrets").items():  # the local settings' tokens
+        monkeypatch.setenv(name, path)
+    code, out, err = _run_cli("demo", "--runs", "25", "--days", "2", "--seed", "4")
+    assert code == 0, (out, err)
+    assert f"all 25 runs queryable at {server.api_url} after" in out
+
+    readme_query = {"group_by": "workflow_type", "metrics": "cost_usd,runs,cost_per_success_usd",
+                    "from": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 7 * 86400))}  # fmt: skip
+    rows = httpx.get(f"{server.api_url}/v1/rollups", params=readme_query, timeout=30).json()["rows"]
+    assert sum(row["runs"] for row in rows) == 25
+
+
+def test_waiting_for_queryable_runs_is_bounded(server):
+    plans = plan_runs(3, 1, seed=2)
+    ticks = iter(range(1000))
+    found = wait_until_queryable(
+        server.api_url, run_window(plans), expected=3, before=0, timeout_seconds=2.0, token=canary.API_TOKEN,
+        clock=lambda: next(ticks) * 0.5, sleep=lambda _seconds: None,
+    )  # fmt: skip
+    assert found == Queryable(found=0, expected=3, seconds=2.0) and not found.complete
+
+
+def test_demo_without_an_api_to_ask_says_so_and_still_succeeds(start_server):
+    server = start_server()
+    code, out, _ = _run_cli("demo", "--endpoint", server.grpc_endpoint, "--runs", "2", "--days", "1")
+    assert code == 0 and "give --api URL to wait until the runs are queryable" in out
+    code, out, _ = _run_cli("demo", "--endpoint", server.grpc_endpoint, "--runs", "2", "--days", "1", "--wait", "0")
+    assert code == 0 and "queryable" not in out

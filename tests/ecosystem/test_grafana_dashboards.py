@@ -45,9 +45,11 @@ def _all_panels() -> list[tuple[str, dict[str, Any]]]:
     return [(path.stem, panel) for path in DASHBOARDS for panel in _panels(_load(path))]
 
 
-def _datasource_uid() -> str:
-    (source,) = yaml.safe_load(DATASOURCES.read_text())["datasources"]
-    return source["uid"]
+def _datasources() -> dict[str, dict[str, Any]]:
+    return {source["uid"]: source for source in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
+
+
+DATASOURCE_VARIABLE = "${datasource}"
 
 
 # -- structure ---------------------------------------------------------------------------------
@@ -82,12 +84,23 @@ def test_dashboard_is_well_formed(path):
         cells |= covered
 
 
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboard_picks_one_of_the_provisioned_datasources(path):
+    """A "Data source" variable over the ClickHouse plugin's datasources: the compose
+    ClickHouse server by default, otelspend's SQL endpoint (embedded store) on request."""
+    variables = {v["name"]: v for v in _load(path)["templating"]["list"]}
+    variable = variables["datasource"]
+    assert variable["type"] == "datasource" and variable["query"] == PLUGIN
+    default = variable["current"]["value"]
+    assert default in _datasources() and _datasources()[default]["isDefault"] is True
+    assert {s["type"] for s in _datasources().values()} == {PLUGIN}
+
+
 @pytest.mark.parametrize(("dashboard", "panel"), _all_panels(), ids=lambda v: v if isinstance(v, str) else v["title"])
 def test_panel_queries_the_provisioned_clickhouse_datasource(dashboard, panel):
-    uid = _datasource_uid()
-    assert panel["datasource"] == {"type": PLUGIN, "uid": uid}
+    assert panel["datasource"] == {"type": PLUGIN, "uid": DATASOURCE_VARIABLE}
     (target,) = panel["targets"]
-    assert target["datasource"] == {"type": PLUGIN, "uid": uid} and target["editorType"] == "sql"
+    assert target["datasource"] == {"type": PLUGIN, "uid": DATASOURCE_VARIABLE} and target["editorType"] == "sql"
     expected_format = FORMAT_TIMESERIES if panel["type"] == "timeseries" else FORMAT_TABLE
     assert target["format"] == expected_format
     sql = target["rawSql"]
@@ -103,12 +116,13 @@ def test_panel_queries_the_provisioned_clickhouse_datasource(dashboard, panel):
 def test_provisioning_files_are_valid():
     sources = yaml.safe_load(DATASOURCES.read_text())
     assert sources["apiVersion"] == 1
-    (source,) = sources["datasources"]
-    assert source["type"] == PLUGIN
-    assert (
-        source["jsonData"]["protocol"] == "http"
-        and source["jsonData"]["defaultDatabase"] == ClickHouseSettings().database
-    )
+    assert {s["uid"] for s in sources["datasources"]} == {"otelspend-clickhouse", "otelspend-sql"}
+    for source in sources["datasources"]:
+        assert source["type"] == PLUGIN
+        assert (
+            source["jsonData"]["protocol"] == "http"
+            and source["jsonData"]["defaultDatabase"] == ClickHouseSettings().database
+        )
     providers = yaml.safe_load((REPO / "grafana" / "provisioning" / "dashboards" / "otelspend.yaml").read_text())
     (provider,) = providers["providers"]
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/")

@@ -114,6 +114,7 @@ def test_sighup_reloads_the_card_of_a_running_serve(tmp_path: Path):
         sys.executable, "-m", "otelspend", "serve", "--data-dir", str(tmp_path / "data"),
         "--clickhouse-dsn", f"chdb://{tmp_path / 'chdb'}", "--rate-card", str(rates), "--log-level", "info",
         "--otlp-grpc-address", "127.0.0.1:0", "--otlp-http-address", "127.0.0.1:0", "--api-address", "127.0.0.1:0",
+        "--sql-address", "127.0.0.1:0",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []

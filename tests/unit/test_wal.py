@@ -71,3 +71,21 @@ def test_concurrent_appends_get_unique_sequence_numbers(tmp_path):
     wal.close()
     assert sorted(got) == list(range(1, 201))
     assert len(WriteAheadLog(tmp_path).open()) == 200
+
+
+def test_checkpoint_only_covers_requests_all_stored_before_it(tmp_path):
+    # Receivers append concurrently: seq 2 and 3 can be stored before seq 1 reaches the
+    # pipeline. Checkpointing at 3 then would drop an acknowledged request from replay.
+    wal = WriteAheadLog(tmp_path, fsync=False)
+    wal.open()
+    first, second, third = (wal.append(p) for p in (b"a", b"bb", b"ccc"))
+    assert wal.complete([second, third]) == 0
+    assert wal.complete([first]) == third
+    wal.checkpoint(third)
+    assert wal.pending_bytes == 0
+    fourth = wal.append(b"dddd")
+    assert wal.complete([fourth]) == fourth
+    wal.close()
+    reopened = WriteAheadLog(tmp_path, fsync=False)
+    assert [r.seq for r in reopened.open()] == [fourth]  # never checkpointed: replayed
+    assert reopened.complete([fourth]) == fourth

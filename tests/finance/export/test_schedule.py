@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from otelspend.finance.export.schedule import Schedule, ScheduledExport, due_days
-from otelspend.finance.export.service import request_from_settings
+from otelspend.finance.export.service import ExportRequest, request_from_settings
 from otelspend.finance.export.validate import validate_file
 from tests.conftest import wait_for
 from tests.finance.conftest import Ledger
@@ -41,11 +43,15 @@ def test_files_are_written_once_and_validate(ledger: Ledger, tmp_path: Path) -> 
     assert not list(schedule.directory.glob(".*.tmp"))
 
 
-def test_a_failed_pass_is_counted_and_the_thread_lives_on(ledger: Ledger, tmp_path: Path) -> None:
+def test_a_failed_pass_is_counted_logged_once_and_the_thread_lives_on(
+    ledger: Ledger, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     calls: list[int] = []
 
     def broken(start: int, end: int) -> object:
         calls.append(start)
+        if len(calls) > 3:
+            return ExportRequest(start, end, "day")
         raise RuntimeError("store gone")
 
     schedule = Schedule(tmp_path / "focus", "csv", "day", 1, 0, 0.05)
@@ -54,9 +60,15 @@ def test_a_failed_pass_is_counted_and_the_thread_lives_on(ledger: Ledger, tmp_pa
     try:
         wait_for(lambda: len(calls) >= 3, 20, "three failed passes")
         assert exporter._thread is not None and exporter._thread.is_alive()
-        assert exporter.last_error == "store gone"
+        assert exporter.last_error == "RuntimeError: store gone"
         rendered = ledger.server.app.metrics.render()
         assert 'otelspend_export_scheduled_total{outcome="failed"}' in rendered
+        assert 'otelspend_loop_errors_total{step="scheduled export",thread="export"}' in rendered
+        wait_for(lambda: exporter.last_error == "", 20, "the pass that works again")
+        assert exporter._thread.is_alive()
     finally:
         exporter.shutdown()
     assert exporter._thread is not None and not exporter._thread.is_alive()
+    failures = [r for r in caplog.records if "scheduled export failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None  # once per streak, with the traceback
+    assert any("works again after 3 failure(s)" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,1 @@
+"""A read-only subset of the ClickHouse HTTP interface over otelspend's embedded store."""
