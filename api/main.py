@@ -9,6 +9,7 @@ from otelspend.api.deps import ApiContext
 from otelspend.api.errors import QueryError, query_error_handler
 from otelspend.api.routes import (
     admin,
+    billing,
     catalog,
     dashboard,
     export,
@@ -35,11 +36,12 @@ every dimension and metric.
 
 
 def create_app(context: ApiContext) -> FastAPI:
+    """The API and dashboard for one running process (or a read-only store): routers, error handlers."""
     app = FastAPI(title="otelspend", version=__version__, description=DESCRIPTION)
     app.state.context = context
     app.include_router(health.router)
     app.include_router(admin.router)
-    for module in (rollups, runs, outcomes, catalog, maintenance, export, statements):
+    for module in (rollups, runs, outcomes, catalog, maintenance, billing, export, statements):
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.include_router(statements.pages)

@@ -38,6 +38,7 @@ def money(femto: int | None) -> str:
 
 
 def percent(value: Decimal | None) -> str:
+    """A ratio as a signed percentage with one decimal ('' when there is none)."""
     return "—" if value is None else f"{value:+}%"
 
 
@@ -58,4 +59,5 @@ def render(
 
 
 def context_json(result: MonthStatements) -> dict[str, Any]:
+    """The statement page's template context for one month."""
     return {"month": result.month, "by": result.by}

@@ -56,6 +56,7 @@ class PeakRss:
 
 
 def run(store: Store, start_ns: int, end_ns: int, fmt: str) -> dict[str, Any]:
+    """Export the window once in ``fmt``: wall and CPU seconds, rows, bytes, memory."""
     totals = ExportTotals()
     size = 0
     process = psutil.Process()
@@ -72,6 +73,7 @@ def run(store: Store, start_ns: int, end_ns: int, fmt: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Generate or reuse the ledger, export it as CSV and Parquet, append the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--path", required=True, help="chDB data directory")

@@ -91,10 +91,12 @@ class Sampler:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
+        """Start sampling on a daemon thread."""
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling and wait for the thread."""
         self._stop.set()
         self._thread.join()
 
@@ -115,6 +117,7 @@ class Sampler:
 
 
 def cpu_seconds(process: psutil.Process) -> float:
+    """User plus system CPU seconds the process has used so far."""
     times = process.cpu_times()
     return times.user + times.system
 
@@ -140,6 +143,7 @@ class Figures:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The whole benchmark (workload, decode floor, server, load, checks, results); 1 when a total is wrong."""
     info = machine()
     print(f"machine: {info}", flush=True)
     started = time.perf_counter()
@@ -343,6 +347,7 @@ def _append(path: Path, text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments and run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000, help="spans to send (whole traces; default 200000)")
     parser.add_argument("--transport", choices=["grpc", "http"], default="grpc", help="default grpc")

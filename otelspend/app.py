@@ -46,7 +46,7 @@ from otelspend.pipeline.errors import ErrorKind, classify, describe
 from otelspend.pipeline.recovery import recover
 from otelspend.pipeline.reprice import RepriceError, RepriceTarget, reprice_window
 from otelspend.pipeline.resources import ResourceCache, StoredResourceAttributes, fetch_resource_attributes
-from otelspend.pipeline.stage import Pipeline, PipelineStopped, read_state
+from otelspend.pipeline.stage import Housekeeping, Pipeline, PipelineConfig, PipelineStopped, read_state
 from otelspend.pipeline.wal import FORMAT_JSON, WalRecord, WriteAheadLog
 from otelspend.receiver.grpc_server import OtlpGrpcServer
 from otelspend.receiver.http_server import OtlpHttpApp
@@ -68,17 +68,24 @@ class StartupError(ConfigError):
 
 @dataclass(frozen=True)
 class Addresses:
+    """Where a started process listens (port 0 resolved to the port chosen)."""
+
     otlp_grpc: str
     otlp_http: str
     api: str
     sql: str = ""
 
     def line(self) -> str:
+        """The one parseable line ``serve`` prints once it listens."""
         sql = f" sql={self.sql}" if self.sql else ""
         return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}{sql}"
 
 
 class OtelSpend:
+    """One otelspend process: store, pricing, pipeline, receivers and API, assembled from the
+    settings; ``start()`` and ``shutdown()`` (see the module docstring).
+    """
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
@@ -149,16 +156,19 @@ class OtelSpend:
             emitter=self.emitter,
             wal=self.wal,
             metrics=self.metrics,
-            node=s.node_id,
-            data_dir=s.data_dir,
-            queue_spans=s.pipeline.queue_spans,
-            batch_rows=s.clickhouse.batch_rows,
-            flush_interval=s.clickhouse.flush_interval_ms / 1000,
-            reloadables=(self.ownership,),
-            emit_batch_runs=s.runs.emit_batch_runs,
-            emit_interval=s.runs.emit_interval_seconds,
-            store_maintenance=self.store.release_memory if self.store.embedded else None,
-            resources=self.resources,
+            config=PipelineConfig(
+                node=s.node_id,
+                data_dir=s.data_dir,
+                queue_spans=s.pipeline.queue_spans,
+                batch_rows=s.clickhouse.batch_rows,
+                flush_interval=s.clickhouse.flush_interval_ms / 1000,
+                emit_batch_runs=s.runs.emit_batch_runs,
+                emit_interval=s.runs.emit_interval_seconds,
+            ),
+            housekeeping=Housekeeping(
+                reloadables=(self.ownership,),
+                store_maintenance=self.store.release_memory if self.store.embedded else None,
+            ),
         )
         self.normalizer = Normalizer(
             load_conventions(),
@@ -250,7 +260,6 @@ class OtelSpend:
         recover(
             self.pipeline,
             runstore=self.runstore,
-            store=self.store,
             node=s.node_id,
             late_horizon_ns=int(s.runs.late_horizon_hours * 3600 * 10**9),
             state=read_state(s.data_dir),

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from otelspend import __version__
 from otelspend.settings import ConfigError
 
-COMMANDS = ("serve", "migrate", "demo", "rates", "reprice", "rollups", "export", "statements")
+COMMANDS = ("serve", "migrate", "demo", "rates", "reprice", "rollups", "billing", "export", "statements")
 """Modules of otelspend.commands, in help order."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``otelspend`` argument parser, one subcommand per module of ``otelspend.commands``."""
     parser = argparse.ArgumentParser(prog="otelspend", description="OpenTelemetry-native AI spend ledger")
     parser.add_argument("--version", action="version", version=f"otelspend {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

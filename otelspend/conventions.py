@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
-from otelspend.record import COLUMN_NAMES, F
+from otelspend.record import COLUMN_NAMES
 
 ValueKind = Literal["str", "tokens", "count", "float", "bool"]
 
@@ -38,6 +38,11 @@ class KeyRule:
 
 @dataclass(frozen=True)
 class ConventionTable:
+    """The compiled convention table: attribute key -> rules, plus what the normaliser and
+    rate-card tiers need beside them (content keys, JSON documents, token-count quirks per
+    library, the operation names of each span class).
+    """
+
     rules: Mapping[str, tuple[KeyRule, ...]]
     business_columns: tuple[int, ...]
     content_keys: frozenset[str]
@@ -132,16 +137,3 @@ def _kind(name: str, declared: str | None) -> ValueKind:
     if declared in ("str", "float", "bool"):
         return declared  # type: ignore[return-value]
     raise ConventionError(f"fields.{name}: type must be str, int, float or bool (got {declared!r})")
-
-
-BUSINESS_FIELDS: tuple[str, ...] = (
-    "workflow_id",
-    "workflow_type",
-    "tenant",
-    "customer",
-    "feature",
-    "user",
-    "environment",
-    "prompt_version",
-)
-assert all(hasattr(F, name) for name in BUSINESS_FIELDS)

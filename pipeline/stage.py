@@ -94,6 +94,38 @@ class _EmissionDone:
     """None: the emission failed for good (its runs were quarantined)."""
 
 
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Where the pipeline keeps its state and how it batches, bounds and emits (from settings)."""
+
+    node: str
+    """This replica's id, stamped on every span it stores."""
+    data_dir: Path
+    """Home of ``state.json`` and the quarantine."""
+    queue_spans: int
+    """Spans accepted but not yet stored, at most; beyond, ``reserve`` refuses (UNAVAILABLE / 503)."""
+    batch_rows: int
+    """Spans per store insert, at most."""
+    flush_interval: float
+    """Seconds a batch waits to fill before it is stored anyway."""
+    emit_batch_runs: int = 5_000
+    """Closed runs gathered into one emission, at most..."""
+    emit_interval: float = 1.0
+    """...or whatever is pending after this many seconds."""
+    give_up_seconds: float = GIVE_UP_SECONDS
+    """How long a loop step may keep failing before the process is marked not ready."""
+
+
+@dataclass(frozen=True)
+class Housekeeping:
+    """Chores the pipeline thread does between batches: reload changed files, maintain the store."""
+
+    reloadables: tuple[Reloadable[Any], ...] = ()
+    """Files checked for changes every two seconds (the rate card always is)."""
+    store_maintenance: Callable[[], None] | None = None
+    """Run on the store writer every few minutes (embedded engine: release memory)."""
+
+
 class Pipeline:
     """The ingest queue and the pipeline thread; implements the receiver's ``BatchSink``."""
 
@@ -106,36 +138,29 @@ class Pipeline:
         emitter: Emitter,
         wal: WriteAheadLog,
         metrics: Metrics,
-        node: str,
-        data_dir: Path,
-        queue_spans: int,
-        batch_rows: int,
-        flush_interval: float,
-        reloadables: tuple[Reloadable[Any], ...] = (),
-        emit_batch_runs: int = 5_000,
-        emit_interval: float = 1.0,
-        store_maintenance: Callable[[], None] | None = None,
-        resources: ResourceCache | None = None,
-        give_up_seconds: float = GIVE_UP_SECONDS,
+        config: PipelineConfig,
+        housekeeping: Housekeeping | None = None,
     ) -> None:
+        housekeeping = housekeeping or Housekeeping()
         self.writer = writer
         self.pricing = pricing
         self.stitcher = stitcher
         self.emitter = emitter
         self.wal = wal
         self.metrics = metrics
-        self.node = node
-        self.state_path = data_dir / STATE_FILE
-        self.capacity = queue_spans
-        self.batch_rows = batch_rows
-        self.flush_interval = flush_interval
-        self.reloadables = reloadables
-        self.emit_batch_runs = emit_batch_runs
-        self.emit_interval = emit_interval
-        self.resources = resources if resources is not None else ResourceCache()
+        self.node = config.node
+        self.state_path = config.data_dir / STATE_FILE
+        self.capacity = config.queue_spans
+        self.batch_rows = config.batch_rows
+        self.flush_interval = config.flush_interval
+        self.reloadables = housekeeping.reloadables
+        self.emit_batch_runs = config.emit_batch_runs
+        self.emit_interval = config.emit_interval
+        # The emitter's resource cache: filled here from each batch, read when runs are planned.
+        self.resources = emitter.resources if emitter.resources is not None else ResourceCache()
         self.store = StoreWriter(metrics, max_jobs=2)
-        self.quarantine = Quarantine(data_dir / QUARANTINE_DIR, fsync=wal.fsync)
-        self.guard = LoopGuard("pipeline", metrics, give_up_seconds=give_up_seconds)
+        self.quarantine = Quarantine(config.data_dir / QUARANTINE_DIR, fsync=wal.fsync)
+        self.guard = LoopGuard("pipeline", metrics, give_up_seconds=config.give_up_seconds)
         self._queue: deque[Submission] = deque()
         self._commands: deque[_Command] = deque()
         self._cond = threading.Condition()
@@ -159,7 +184,7 @@ class Pipeline:
         self._last_state = 0.0
         self._last_reload_check = 0.0
         self._last_purge = 0.0
-        self.store_maintenance = store_maintenance
+        self.store_maintenance = housekeeping.store_maintenance
         metrics.gauge("otelspend_queue_spans", lambda: self._reserved)
         metrics.gauge("otelspend_open_runs", stitcher.open_count)
         metrics.gauge("otelspend_wal_pending_bytes", lambda: wal.pending_bytes)
@@ -169,20 +194,24 @@ class Pipeline:
     def reserve(self, spans: int) -> str | None:
         """Claim room for ``spans``: None when claimed, else the reason to answer UNAVAILABLE."""
         with self._cond:
-            if self._stopping:
-                return "shutting down"
-            if self._fatal is not None:
-                return self._fatal
-            if self._thread is None:
-                return "starting: the store is not ready yet"
-            if not self._thread.is_alive():
-                return "the pipeline thread is not running"
-            if self.store.problem() is not None:
-                return "store unavailable"
-            if self._reserved + spans > self.capacity:
-                return "ingest queue full"
-            self._reserved += spans
-            return None
+            reason = self._not_accepting()
+            if reason is None and self._reserved + spans > self.capacity:
+                reason = "ingest queue full"
+            if reason is None:
+                self._reserved += spans
+            return reason
+
+    def _not_accepting(self) -> str | None:
+        """Why no span can be taken now, whatever the room (None: spans can be)."""
+        if self._stopping:
+            return "shutting down"
+        if self._fatal is not None:
+            return self._fatal
+        if self._thread is None:
+            return "starting: the store is not ready yet"
+        if not self._thread.is_alive():
+            return "the pipeline thread is not running"
+        return "store unavailable" if self.store.problem() is not None else None
 
     def claim(self, spans: int) -> None:
         """Count spans that are already accepted (write-ahead-log replay) against the queue."""
@@ -232,18 +261,22 @@ class Pipeline:
 
     @property
     def started(self) -> bool:
+        """Whether ``start`` has run."""
         return self._thread is not None
 
     @property
     def store_healthy(self) -> bool:
+        """Whether the store writer's last store call succeeded."""
         return self.store.healthy
 
     @property
     def last_store_error(self) -> str:
+        """The store writer's last error ("" when none)."""
         return self.store.last_error
 
     @property
     def queued_spans(self) -> int:
+        """Spans accepted and not yet stored (what ``reserve`` counts against the queue)."""
         return self._reserved
 
     @property
@@ -257,16 +290,19 @@ class Pipeline:
             return self._fatal
         if self._thread is not None and not self._thread.is_alive() and not self._stopping:
             return "the pipeline thread is not running"
+        reason = self._storage_problem()
+        if reason is None and self._reserved >= self.capacity:
+            reason = "ingest queue full"
+        return reason
+
+    def _storage_problem(self) -> str | None:
+        """Why accepted spans are not being stored or checkpointed (None: they are)."""
         writer = self.store.problem()
         if writer is not None:
             return writer
         if self.wal.failing is not None:
             return f"write-ahead log checkpoint failing: {self.wal.failing}"
-        if self._wal_hold_reason is not None:
-            return self._wal_hold_reason
-        if self._reserved >= self.capacity:
-            return "ingest queue full"
-        return None
+        return self._wal_hold_reason
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -18,12 +18,18 @@ from otelspend.settings import IngestToken
 
 @dataclass(frozen=True)
 class ExportResult:
+    """The answer to an accepted export request: spans accepted, spans rejected and why (partial success)."""
+
     accepted: int
     rejected: int
     message: str
 
 
 class Ingest:
+    """One export request end to end, shared by both transports: authenticate, decode, normalise,
+    hand the rows to the sink (durable before it returns), answer with partial success.
+    """
+
     def __init__(
         self,
         *,
@@ -55,6 +61,7 @@ class Ingest:
         raise errors.unauthenticated()
 
     def decode(self, payload: bytes, *, json_body: bool) -> Decoded:
+        """The request decoded from protobuf or JSON; ExportError (400) when it is not OTLP at all."""
         try:
             return decode_json(payload) if json_body else decode_protobuf(payload)
         except UndecodableRequest as exc:

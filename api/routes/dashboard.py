@@ -12,6 +12,7 @@ else, so a page can never fetch from elsewhere.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from otelspend import __version__
 from otelspend.api import display, pages
+from otelspend.api import reconciliation_pages as recon_pages
 from otelspend.api.deps import Context, require_token
 from otelspend.api.errors import QueryError
 from otelspend.api.requests import check_filters
@@ -58,6 +60,7 @@ NAV = (
     ("/agents", "Agents & tools"),
     ("/outliers", "Outliers"),
     ("/unpriced", "Unpriced"),
+    ("/reconciliation", "Reconciliation"),
     ("/runs", "Runs"),
     ("/statements", "Statements"),
 )
@@ -154,7 +157,7 @@ def _page(
         data = build(period)
     except QueryError as exc:
         return _error(request, 400, "Bad request", exc.message)
-    return render(template, title=title, **_chrome(request, active, period), **data)
+    return render(template, title=title, **{**_chrome(request, active, period), **data})
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -162,36 +165,85 @@ def _page(
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, ctx: Context) -> Response:
+    """Dashboard: spend, runs and the top workflows, tenants and models of the period."""
     return _page(request, "overview.html", "Overview", "/", lambda p: pages.overview(ctx.store, p))
 
 
 @router.get("/workflows", response_class=HTMLResponse)
 def workflows(request: Request, ctx: Context) -> Response:
+    """Dashboard: cost, success and cost per success per workflow type."""
     return _page(request, "workflows.html", "Workflows", "/workflows", lambda p: pages.workflows(ctx.store, p))
 
 
 @router.get("/tenants", response_class=HTMLResponse)
 def tenants(request: Request, ctx: Context) -> Response:
+    """Dashboard: spend by tenant and feature, and tenant x model."""
     return _page(request, "tenants.html", "Tenants & features", "/tenants", lambda p: pages.tenants(ctx.store, p))
 
 
 @router.get("/agents", response_class=HTMLResponse)
 def agents(request: Request, ctx: Context) -> Response:
+    """Dashboard: agents, tools and models."""
     return _page(request, "agents.html", "Agents, tools & models", "/agents", lambda p: pages.agents(ctx.store, p))
 
 
 @router.get("/outliers", response_class=HTMLResponse)
 def outliers(request: Request, ctx: Context) -> Response:
+    """Dashboard: the outlier report."""
     return _page(request, "outliers.html", "Outliers", "/outliers", lambda p: pages.outliers_page(ctx.store, p))
 
 
 @router.get("/unpriced", response_class=HTMLResponse)
 def unpriced(request: Request, ctx: Context) -> Response:
+    """Dashboard: calls stored without a price and why."""
     return _page(request, "unpriced.html", "Unpriced calls", "/unpriced", lambda p: pages.unpriced_page(ctx.store, p))
+
+
+@router.get("/reconciliation", response_class=HTMLResponse)
+def reconciliation(request: Request, ctx: Context) -> Response:
+    """The Reconciliation page: ledger against bill per day, provider and cell."""
+    provider = request.query_params.get("provider", "")[:200]
+    day = request.query_params.get("day", "")[:10]
+
+    def build(period: pages.Period) -> dict[str, Any]:
+        if day and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            raise QueryError("day", f"{day!r} is not a date (YYYY-MM-DD)")
+        # The page says which billing periods it covers (whole UTC days), not run start times.
+        return {"window": None, **recon_pages.reconciliation_page(ctx.store, period, provider=provider, day=day)}
+
+    return _page(request, "reconciliation.html", "Reconciliation", "/reconciliation", build)
+
+
+@router.get("/reconciliation/cell", response_class=HTMLResponse)
+def reconciliation_cell(request: Request, ctx: Context) -> Response:
+    """One reconciled cell: quantities, prices, causes and the runs behind it."""
+    if not authorized(request):
+        return _login_redirect(request)
+    params = request.query_params
+    try:
+        day = dt.date.fromisoformat(params.get("day", ""))
+    except ValueError:
+        return _error(request, 400, "Bad request", "day: expected a date (YYYY-MM-DD)")
+    found = recon_pages.cell_page(
+        ctx.store,
+        day=day,
+        provider=params.get("provider", "")[:200],
+        model=params.get("model", "")[:500],
+        account=params.get("account", "")[:200],
+    )
+    if found is None:
+        return _error(request, 404, "Cell not found", "No reconciled cell has this day, provider, model and account.")
+    try:
+        period = pages.period(params.get("range"), time.time_ns())
+    except QueryError:
+        period = pages.period(None, time.time_ns())
+    chrome = _chrome(request, "/reconciliation", period, show_range=False)
+    return render("reconciliation_cell.html", title="Reconciliation cell", **chrome, **found)
 
 
 @router.get("/runs", response_class=HTMLResponse)
 def runs(request: Request, ctx: Context) -> Response:
+    """Dashboard: runs of the period, filtered and sorted as the query string says, a page at a time."""
     params = request.query_params
 
     def build(period: pages.Period) -> dict[str, Any]:
@@ -219,6 +271,7 @@ def runs(request: Request, ctx: Context) -> Response:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run(request: Request, ctx: Context, run_id: str) -> Response:
+    """Dashboard: one run, its breakdown and span waterfall (404 page when unknown)."""
     if not authorized(request):
         return _login_redirect(request)
     found = pages.run_page(ctx.store, run_id.lower()) if RUN_ID.fullmatch(run_id) else None
@@ -243,6 +296,7 @@ def _safe_next(target: str | None) -> str:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
+    """The sign-in form (straight to the page asked for when the API needs no token)."""
     next_page = _safe_next(request.query_params.get("next"))
     if not _auth_enabled(request):
         return RedirectResponse(next_page, status_code=303)
@@ -251,6 +305,7 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
+    """Check the posted API token; on success set the session cookie and go to the page asked for."""
     body = await request.body()
     if len(body) > MAX_LOGIN_BODY:
         return _error(request, 413, "Request too large", "The sign-in form is larger than expected.")
@@ -273,6 +328,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 def logout() -> Response:
+    """Clear the session cookie and go to the sign-in form."""
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -47,6 +47,7 @@ def focus(
     granularity: Annotated[Literal["hour", "day"], Query(description="Charge period of the rows.")] = "day",
     format: Annotated[Literal["csv", "parquet"], Query(description="File format.")] = "csv",
 ) -> StreamingResponse:
+    """The FOCUS file of the runs that started in the window, streamed (see DESCRIPTION)."""
     now_ns = time.time_ns()
     window = parse_window(start, to, now_ns=now_ns // DAY_NS * DAY_NS, default_span_ns=DAY_NS)
     missing = unpriced_calls(ctx.store, window.start_ns, window.end_ns)

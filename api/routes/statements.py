@@ -65,6 +65,7 @@ def statements(
     owner: Annotated[str | None, Query(description="Only this owner ('' = unattributed).")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="Answer format.")] = "json",
 ) -> Response:
+    """Every owner's monthly chargeback statement (JSON or CSV), or one owner's."""
     result = _only(_load(ctx.store, month, by), owner)
     if format == "csv":
         name = f"statements-{result.month}-{result.by}.csv"

@@ -16,6 +16,8 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class AllocatedShare:
+    """One owner's share of a shared-cost pool for one charge period (issue 14's allocation)."""
+
     period_start_s: int
     period_end_s: int
     pool_id: str
@@ -35,6 +37,8 @@ class AllocatedShare:
 
 
 class AllocationSource(Protocol):
+    """Where allocated shares come from: the allocation table once it exists."""
+
     def shares(self, start_s: int, end_s: int, granularity: str) -> Sequence[AllocatedShare]:
         """Shares of periods starting in ``[start_s, end_s)`` at ``granularity``."""
         ...
@@ -44,4 +48,5 @@ class NoAllocation:
     """No shared-cost pools (allocation has not landed): no allocated rows."""
 
     def shares(self, start_s: int, end_s: int, granularity: str) -> Sequence[AllocatedShare]:
+        """The shares whose charge period starts in ``[start_s, end_s)``."""
         return ()

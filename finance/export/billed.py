@@ -23,6 +23,8 @@ from otelspend.money import split_largest_remainder
 
 @dataclass(frozen=True)
 class BilledCell:
+    """Billed money of one (period, provider, model, billing account) cell, with its confidence."""
+
     period_start_s: int
     provider: str
     model: str
@@ -46,6 +48,7 @@ class NoBilling:
     """Nothing billed yet: every row's BilledCost is its calculated cost."""
 
     def cells(self, start_s: int, end_s: int, granularity: str) -> Sequence[BilledCell]:
+        """The billed cells whose charge period starts in ``[start_s, end_s)``."""
         return ()
 
 

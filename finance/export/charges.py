@@ -19,6 +19,8 @@ TAG_KEYS: tuple[str, ...] = ("workflow_type", "tenant", "feature", "team", "cost
 
 @dataclass(frozen=True)
 class Charge:
+    """One aggregate of the ledger: a charge kind at one exact rate within one row grain."""
+
     period_start_s: int
     period_end_s: int
     provider: str
@@ -40,6 +42,7 @@ class Charge:
     account: str = ""
 
     def tag(self, key: str) -> str:
+        """The run attribution ``key`` of this charge ('' when the runs have none)."""
         return self.tags[TAG_KEYS.index(key)]
 
     @property

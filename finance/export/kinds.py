@@ -9,6 +9,8 @@ from otelspend.finance.export.units import GPU_MICROSECONDS, REQUESTS, SHARES, T
 
 @dataclass(frozen=True)
 class ChargeKind:
+    """A charge kind: its FOCUS SkuMeter, consumed unit and the ledger component it reads."""
+
     key: str
     meter: str
     """SkuMeter: the functionality being metered."""

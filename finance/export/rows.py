@@ -41,6 +41,8 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True)
 class Company:
+    """The companies behind a provider: who sells the calls, who hosts them, the service name."""
+
     name: str
     service: str
     host: str
@@ -80,6 +82,8 @@ def company(provider: str) -> Company:
 
 @dataclass(frozen=True)
 class RowOptions:
+    """What the rows need besides the charges: sub-account dimension and default billing account."""
+
     sub_account: str = "team"
     """team | tenant: which run attribution is the SubAccount."""
     default_account: str = "default"

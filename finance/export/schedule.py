@@ -32,6 +32,8 @@ DAY_S = 86_400
 
 @dataclass(frozen=True)
 class Schedule:
+    """Where, how and how often the scheduled export writes its daily files."""
+
     directory: Path
     fmt: Format
     granularity: str

@@ -33,6 +33,8 @@ PERIOD_S = {"hour": 3_600, "day": DAY_S}
 
 @dataclass
 class ExportRequest:
+    """One export: window, charge period, row options and the billing / allocation sources."""
+
     start_ns: int
     end_ns: int
     granularity: str = "day"
@@ -103,15 +105,9 @@ def day_charges(store: Store, request: ExportRequest, start_ns: int, end_ns: int
     if not queries.has_runs(span_end):
         return []
     mapped = request.account_of is not None
-    query = queries.charges(
-        store.database,
-        start_ns,
-        end_ns,
-        request.granularity,
-        span_end,
-        owner_fields=mapped,  # type: ignore[arg-type]
-    )
-    return store.rows(*query)
+    grain: queries.Granularity = "hour" if request.granularity == "hour" else "day"
+    query = queries.charges(store.database, start_ns, end_ns, grain, span_end, owner_fields=mapped)
+    return [tuple(row) for row in store.rows(*query)]
 
 
 def day_rows(

@@ -57,6 +57,8 @@ SUMMED = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 
 @dataclass(frozen=True)
 class Finding:
+    """One rule a file breaks: rule id, severity, column, row and message."""
+
     rule: str
     keyword: Keyword
     message: str
@@ -85,6 +87,7 @@ class Report:
     keep_per_rule: int = 20
 
     def add(self, finding: Finding) -> None:
+        """Record ``finding`` (at most ``MAX_PER_RULE`` per rule are kept; all are counted)."""
         key = (finding.rule, finding.keyword)
         self.counts[key] += 1
         if self.counts[key] <= self.keep_per_rule:
@@ -92,10 +95,12 @@ class Report:
 
     @property
     def errors(self) -> int:
+        """How many MUST rules were broken."""
         return sum(n for (_, keyword), n in self.counts.items() if keyword == "MUST")
 
     @property
     def warnings(self) -> int:
+        """How many SHOULD rules were broken."""
         return sum(n for (_, keyword), n in self.counts.items() if keyword == "SHOULD")
 
     @property
@@ -104,6 +109,7 @@ class Report:
         return self.errors == 0
 
     def summary(self) -> str:
+        """One line: rows, errors, warnings and the sums of the cost columns."""
         head = (
             f"FOCUS {self.version}: {self.rows} rows, {len(self.columns)} columns, "
             f"{self.errors} error(s), {self.warnings} warning(s)"
@@ -311,16 +317,7 @@ class _Validator:
                 self.add(f"{name}-not-null", "MUST", f"{name} MUST NOT be null", name)
         if "ChargeDescription" in present and raw.get("ChargeDescription") is None:
             self.add("ChargeDescription-C-003-O", "SHOULD", "ChargeDescription SHOULD NOT be null", "ChargeDescription")
-        category = row.get("ChargeCategory")
-        corrected = row.get("ChargeClass") == "Correction"
-        if category in ("Usage", "Purchase") and not corrected:
-            for name in spec.NOT_NULL_FOR_USAGE_OR_PURCHASE:
-                if name in present and raw.get(name) is None:
-                    self.add(f"{name}-usage-not-null", "MUST", f"{name} MUST NOT be null for {category} charges", name)
-        if category == "Tax":
-            for name in spec.NULL_FOR_TAX:
-                if name in present and raw.get(name) is not None:
-                    self.add(f"{name}-tax-null", "MUST", f"{name} MUST be null for Tax charges", name, raw.get(name))
+        self._nulls_by_category(row, raw)
         for a, b in spec.NULL_TOGETHER:
             if a in present and b in present and (raw.get(a) is None) != (raw.get(b) is None):
                 self.add(f"{a}-null-with-{b}", "MUST", f"{a} MUST be null exactly when {b} is null", a, raw.get(a))
@@ -328,13 +325,30 @@ class _Validator:
             if a in present and b in present and raw.get(b) is None and raw.get(a) is not None:
                 self.add(f"{a}-null-when-{b}", "MUST", f"{a} MUST be null when {b} is null", a, raw.get(a))
         if "ConsumedQuantity" in present:
-            consumed = raw.get("ConsumedQuantity")
-            if category is not None and category != "Usage" and consumed is not None:
-                self.add("ConsumedQuantity-C-004-C", "MUST", "MUST be null when ChargeCategory is not Usage",
-                         "ConsumedQuantity", consumed)  # fmt: skip
-            unused = row.get("CommitmentDiscountStatus") == "Unused"
-            if category == "Usage" and not corrected and not unused and consumed is None:
-                self.add("ConsumedQuantity-C-006-C", "MUST", "MUST NOT be null for Usage charges", "ConsumedQuantity")
+            self._consumed_nulls(row, raw)
+
+    def _nulls_by_category(self, row: dict[str, Cell], raw: dict[str, Cell]) -> None:
+        present = self.present
+        category = row.get("ChargeCategory")
+        if category in ("Usage", "Purchase") and row.get("ChargeClass") != "Correction":
+            for name in spec.NOT_NULL_FOR_USAGE_OR_PURCHASE:
+                if name in present and raw.get(name) is None:
+                    self.add(f"{name}-usage-not-null", "MUST", f"{name} MUST NOT be null for {category} charges", name)
+        if category == "Tax":
+            for name in spec.NULL_FOR_TAX:
+                if name in present and raw.get(name) is not None:
+                    self.add(f"{name}-tax-null", "MUST", f"{name} MUST be null for Tax charges", name, raw.get(name))
+
+    def _consumed_nulls(self, row: dict[str, Cell], raw: dict[str, Cell]) -> None:
+        category = row.get("ChargeCategory")
+        consumed = raw.get("ConsumedQuantity")
+        if category is not None and category != "Usage" and consumed is not None:
+            self.add("ConsumedQuantity-C-004-C", "MUST", "MUST be null when ChargeCategory is not Usage",
+                     "ConsumedQuantity", consumed)  # fmt: skip
+        corrected = row.get("ChargeClass") == "Correction"
+        unused = row.get("CommitmentDiscountStatus") == "Unused"
+        if category == "Usage" and not corrected and not unused and consumed is None:
+            self.add("ConsumedQuantity-C-006-C", "MUST", "MUST NOT be null for Usage charges", "ConsumedQuantity")
 
     def _values(self, row: dict[str, Cell]) -> None:
         allowed = (
@@ -403,7 +417,13 @@ class _Validator:
             if isinstance(start, dt.datetime) and isinstance(end, dt.datetime) and not start < end:
                 self.add(f"{name}-order", "MUST", f"{name}Start MUST be before {name}End (exclusive end)",
                          f"{name}End", end)  # fmt: skip
-        if all(isinstance(v, dt.datetime) for v in (bs, be, cs, ce)) and not (bs <= cs and ce <= be):
+        if (
+            isinstance(bs, dt.datetime)
+            and isinstance(be, dt.datetime)
+            and isinstance(cs, dt.datetime)
+            and isinstance(ce, dt.datetime)
+            and not (bs <= cs and ce <= be)
+        ):
             self.add("ChargePeriod-in-BillingPeriod", "MUST", "the charge period MUST lie within its billing period",
                      "ChargePeriodStart", cs)  # fmt: skip
 

@@ -40,6 +40,7 @@ def month_window(month: str) -> tuple[int, int]:
 
 
 def previous_month(month: str) -> str:
+    """The month before ``month`` (YYYY-MM); ValueError before the first month held."""
     year, number = int(month[:4]), int(month[5:7])
     return f"{year - 1:04d}-12" if number == 1 else f"{year:04d}-{number - 1:02d}"
 
@@ -55,12 +56,16 @@ class Line:
 
 @dataclass(frozen=True)
 class PoolShare:
+    """An owner's allocated share of one shared-cost pool (empty until allocation exists)."""
+
     pool: str
     cost_femto: int
 
 
 @dataclass(frozen=True)
 class Statement:
+    """One owner's statement for one month: direct, allocated and billed money, breakdowns."""
+
     owner: str
     direct_femto: int
     runs: int
@@ -78,10 +83,12 @@ class Statement:
 
     @property
     def label(self) -> str:
+        """The owner's name as shown ('(unattributed)' for the explicit empty owner)."""
         return self.owner or UNATTRIBUTED_LABEL
 
     @property
     def allocated_femto(self) -> int:
+        """The owner's allocated cost over every pool, in femto-USD."""
         return sum(share.cost_femto for share in self.allocated)
 
     @property
@@ -91,6 +98,7 @@ class Statement:
 
     @property
     def variance_femto(self) -> int | None:
+        """Billed minus calculated cost in femto-USD, when billing has been reconciled."""
         return None if self.billed_femto is None else self.billed_femto - self.direct_femto
 
     @property
@@ -105,6 +113,8 @@ class Statement:
 
 @dataclass(frozen=True)
 class MonthStatements:
+    """Every owner's statement for one month; ``check`` proves they add up to the month."""
+
     month: str
     by: str
     statements: tuple[Statement, ...]
@@ -116,6 +126,7 @@ class MonthStatements:
 
     @property
     def total_femto(self) -> int:
+        """The month's direct cost over every owner, in femto-USD."""
         return sum(s.direct_femto for s in self.statements)
 
     def check(self) -> None:
@@ -124,6 +135,7 @@ class MonthStatements:
             raise AssertionError(f"statements add up to {self.total_femto} femto-USD, the month is {self.month_femto}")
 
     def owner(self, name: str) -> Statement | None:
+        """The statement of owner ``name`` ('' = unattributed), or None."""
         return next((s for s in self.statements if s.owner == name), None)
 
 

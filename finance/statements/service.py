@@ -48,6 +48,7 @@ def _lines(lines: tuple[Line, ...]) -> list[dict[str, Any]]:
 
 
 def statement_json(statement: Statement) -> dict[str, Any]:
+    """One statement as JSON (money as exact decimal strings)."""
     change = statement.change_pct
     return {
         "owner": statement.owner,
@@ -71,6 +72,7 @@ def statement_json(statement: Statement) -> dict[str, Any]:
 
 
 def to_json(result: MonthStatements) -> dict[str, Any]:
+    """The month's statements as JSON (what ``GET /v1/statements`` answers)."""
     return {
         "month": result.month,
         "by": result.by,

@@ -31,6 +31,7 @@ CHUNK = 1 << 20
 
 
 def register(sub: Any) -> None:
+    """Add ``otelspend export focus`` and ``otelspend export validate``."""
     parser = sub.add_parser("export", help="export the ledger as FOCUS; validate FOCUS files")
     actions = parser.add_subparsers(dest="export_command", required=True)
 
@@ -55,6 +56,7 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def run_focus(args: argparse.Namespace) -> int:
+    """``otelspend export focus``: through the running server's API, else offline."""
     settings = settings_from_args(args)
     setup_logging("warning", settings)
     if args.end <= args.start:
@@ -135,6 +137,7 @@ def _print_unpriced(calls: str) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    """``otelspend export validate FILE``: exit 1 when a MUST rule is broken."""
     from otelspend.finance.export.validate import validate_file
 
     if not args.file.is_file():

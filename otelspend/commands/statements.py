@@ -27,6 +27,7 @@ from otelspend.settings import Settings
 
 
 def register(sub: Any) -> None:
+    """Add ``otelspend statements``."""
     parser = sub.add_parser("statements", help="monthly chargeback statements per owner (CSV, PDF)")
     parser.add_argument("--month", required=True, help="UTC month, YYYY-MM")
     parser.add_argument("--by", choices=["team", "cost_center", "tenant"], default="team", help="owner dimension")
@@ -86,6 +87,7 @@ def slug(owner: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``otelspend statements``: the month's statements as CSV and/or one PDF per owner."""
     from otelspend.finance.statements.model import MONTH
     from otelspend.finance.statements.service import from_json, to_csv
 
