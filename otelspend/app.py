@@ -299,7 +299,14 @@ class OtelSpend:
             self.store,
             schedule,
             self.metrics,
-            lambda start, end: request_from_settings(export, start, end, export.schedule_granularity),
+            lambda start, end: request_from_settings(
+                export,
+                start,
+                end,
+                export.schedule_granularity,
+                store=self.store,
+                billing_settings=self.settings.billing,
+            ),
         )
         self.scheduled_export.start()
 

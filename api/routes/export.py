@@ -51,7 +51,10 @@ def focus(
     now_ns = time.time_ns()
     window = parse_window(start, to, now_ns=now_ns // DAY_NS * DAY_NS, default_span_ns=DAY_NS)
     missing = unpriced_calls(ctx.store, window.start_ns, window.end_ns)
-    request = request_from_settings(ctx.settings.export, window.start_ns, window.end_ns, granularity)
+    request = request_from_settings(
+        ctx.settings.export, window.start_ns, window.end_ns, granularity,
+        store=ctx.store, billing_settings=ctx.settings.billing,
+    )  # fmt: skip
     name = file_name(window.start_ns, window.end_ns, granularity, format)
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
+from otelspend.clickhouse.queries import billing
 from otelspend.clickhouse.queries.runs import RUNS_IN_FORCE
 from otelspend.clickhouse.queries.spans import UNPRICED_CALL
 from otelspend.clickhouse.queries.sql import Fragment, Query, render
@@ -128,6 +129,20 @@ WHERE start_time >= {start:DateTime64(9, 'UTC')} AND start_time < {end:DateTime6
 ORDER BY day
 """
 
+# Billed money of the runs that started in the window (the current true-up shares of issue 13),
+# per charge period x provider x model x billing account, with the weakest confidence of the
+# cells behind it; money the true-up placed on no run comes apart (unattributed = 1). Shares
+# carry the run's start, so billed money falls in the same charge period as the run's charges.
+_BILLED_CELLS = """
+SELECT toUnixTimestamp({bucket}(run_start)) AS period, provider, model, account, unattributed,
+       sum(billed_usd) AS billed_usd,
+       min(multiIf(confidence = 'high', 3, confidence = 'medium', 2, 1)) AS confidence_rank
+FROM {db}.billing_trueup
+WHERE run_start >= {start:DateTime64(9, 'UTC')} AND run_start < {end:DateTime64(9, 'UTC')} AND {current}
+GROUP BY period, provider, model, account, unattributed
+ORDER BY period, provider, model, account, unattributed
+"""
+
 CHARGE_COLUMNS: tuple[str, ...] = (
     "period", "provider", "model", "price_source", "price_entry", "price_effective_from", "workflow_type", "tenant",
     "feature", "team", "cost_center", "environment", "ingest_token", "service", "kind", "rate_num", "rate_den",
@@ -190,3 +205,11 @@ def unpriced(database: str, start_ns: int, end_ns: int, span_end: dt.datetime) -
     tokens: ``calls``, ``input_tokens``, ``output_tokens``; ``span_end``: the runs' ``last_run_end``."""
     sql = render(_UNPRICED, latest_spans=_latest_spans(database), unpriced=UNPRICED_CALL)
     return Query(sql, {**_window(start_ns, end_ns), "span_end": span_end})
+
+
+def billed_cells(database: str, start_ns: int, end_ns: int, granularity: Granularity) -> Query:
+    """Billed money of the runs that started in ``[start_ns, end_ns)`` (current true-up):
+    ``period``, ``provider``, ``model``, ``account``, ``unattributed``, ``billed_usd`` (Decimal),
+    ``confidence_rank`` (1 low, 2 medium, 3 high: the weakest cell behind the figure)."""
+    sql = render(_BILLED_CELLS, db=database, bucket=BUCKET[granularity], current=billing.current(database))
+    return Query(sql, _window(start_ns, end_ns))

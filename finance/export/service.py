@@ -19,12 +19,14 @@ from typing import Any
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import export as queries
+from otelspend.finance.billing.accounts import load_accounts
 from otelspend.finance.export.allocated import AllocationSource, NoAllocation
-from otelspend.finance.export.billed import BilledCosts, NoBilling, apply_billing
+from otelspend.finance.export.billed import BilledCell, BilledCosts, NoBilling, apply_billing
 from otelspend.finance.export.charges import TAG_KEYS, AccountOf, Charge, with_accounts
 from otelspend.finance.export.kinds import LEDGER_KINDS
 from otelspend.finance.export.rows import Row, RowOptions, allocated_row, unattributed_row, usage_row
 from otelspend.finance.export.writers import Format, chunks
+from otelspend.money import usd_to_femto
 
 NS = 10**9
 DAY_S = 86_400
@@ -175,14 +177,61 @@ def file_name(start_ns: int, end_ns: int, granularity: str, fmt: Format) -> str:
     return f"focus-{label(start_ns)}--{label(end_ns)}-{granularity}.{fmt}"
 
 
-def request_from_settings(export_settings: Any, start_ns: int, end_ns: int, granularity: str) -> ExportRequest:
+_CONFIDENCE = {1: "low", 2: "medium", 3: "high"}
+
+
+@dataclass(frozen=True)
+class StoredBilling:
+    """``BilledCosts`` from the store: the current true-up shares of reconciled days (issue 13).
+
+    Days never reconciled (or reconciled without true-up) have no shares: their rows keep the
+    calculated cost (``x_CostSource`` = calculated)."""
+
+    store: Store
+
+    def cells(self, start_s: int, end_s: int, granularity: str) -> list[BilledCell]:
+        """Billed money of the runs that started in ``[start_s, end_s)``, per charge period."""
+        grain: queries.Granularity = "hour" if granularity == "hour" else "day"
+        rows = self.store.dicts(*queries.billed_cells(self.store.database, start_s * NS, end_s * NS, grain))
+        return [
+            BilledCell(
+                int(row["period"]),
+                row["provider"],
+                row["model"],
+                row["account"],
+                usd_to_femto(row["billed_usd"]),
+                _CONFIDENCE.get(int(row["confidence_rank"]), "low"),
+                bool(row["unattributed"]),
+            )
+            for row in rows
+        ]
+
+
+def request_from_settings(
+    export_settings: Any,
+    start_ns: int,
+    end_ns: int,
+    granularity: str,
+    *,
+    store: Store | None = None,
+    billing_settings: Any = None,
+) -> ExportRequest:
     """An export request with the row options of the ``export`` settings section.
 
-    Billing and allocation sources default to none (see ``billed.py`` / ``allocated.py``): rows
-    carry calculated costs until reconciled bills exist, and no allocated shares.
+    With a ``store``, BilledCost is the reconciled billed cost where billing has been imported
+    and reconciled with true-up (``StoredBilling``); with ``billing_settings`` whose account
+    mapping (``billing.accounts``) names accounts, rows are placed in those accounts, the ones
+    the true-up uses. Allocation has no source yet (issue 14): no allocated rows.
     """
     options = RowOptions(sub_account=export_settings.sub_account, default_account=export_settings.billing_account)
-    return ExportRequest(start_ns, end_ns, granularity, options)
+    billing: BilledCosts = StoredBilling(store) if store is not None else NoBilling()
+    account_of: AccountOf | None = None
+    accounts_path = getattr(billing_settings, "accounts", None)
+    if accounts_path is not None:
+        accounts = load_accounts(accounts_path)
+        if accounts.configured:
+            account_of = accounts.for_call
+    return ExportRequest(start_ns, end_ns, granularity, options, account_of, billing)
 
 
 def unpriced_calls(store: Store, start_ns: int, end_ns: int) -> dict[str, int]:

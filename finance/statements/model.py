@@ -79,6 +79,8 @@ class Statement:
     """Shares of shared-cost pools (empty until allocation exists)."""
     billed_femto: int | None = None
     """Reconciled billed cost (None until billing has been imported for the month)."""
+    billed_calculated_femto: int | None = None
+    """The calculated cost of the calls the billed cost covers (reconciled days only)."""
     billed_confidence: str | None = None
 
     @property
@@ -98,8 +100,10 @@ class Statement:
 
     @property
     def variance_femto(self) -> int | None:
-        """Billed minus calculated cost in femto-USD, when billing has been reconciled."""
-        return None if self.billed_femto is None else self.billed_femto - self.direct_femto
+        """Billed minus the calculated cost of the same calls, in femto-USD (None without billing)."""
+        if self.billed_femto is None:
+            return None
+        return self.billed_femto - (self.billed_calculated_femto or 0)
 
     @property
     def change_pct(self) -> Decimal | None:
@@ -149,6 +153,9 @@ def _top(rows: Iterable[Mapping[str, Any]], owner: str, limit: int) -> tuple[Lin
     return tuple(lines[:limit])
 
 
+_CONFIDENCE = {1: "low", 2: "medium", 3: "high"}
+
+
 def build(
     month: str,
     by: str,
@@ -157,14 +164,23 @@ def build(
     workflows: Sequence[Mapping[str, Any]],
     features: Sequence[Mapping[str, Any]],
     *,
+    billed: Sequence[Mapping[str, Any]] = (),
     top: int = 5,
 ) -> MonthStatements:
-    """Statements from the rollup query results (``clickhouse.queries.statements``)."""
+    """Statements from the rollup query results (``clickhouse.queries.statements``); ``billed``:
+    reconciled billed money per owner (``owner_billed``), empty without billing."""
     before = {str(r["owner"]): _femto(r["cost_usd"]) for r in previous}
+    bills = {str(r["owner"]): r for r in billed}
     statements = []
-    for row in totals:
+    rows = list(totals) + [
+        {"owner": o, "cost_usd": 0, "runs": 0, "successful_runs": 0, "calls": 0, "unpriced_calls": 0}
+        for o in bills
+        if o not in {str(r["owner"]) for r in totals}
+    ]  # an owner billed for money no run of the month carries (an unattributed share) still gets a statement
+    for row in rows:
         owner = str(row["owner"])
-        if int(row["runs"]) == 0 and _femto(row["cost_usd"]) == 0:
+        bill = bills.get(owner)
+        if int(row["runs"]) == 0 and _femto(row["cost_usd"]) == 0 and bill is None:
             continue
         statements.append(
             Statement(
@@ -177,6 +193,9 @@ def build(
                 previous_femto=before.get(owner, 0),
                 top_workflows=_top(workflows, owner, top),
                 top_features=_top(features, owner, top),
+                billed_femto=None if bill is None else _femto(bill["billed_usd"]),
+                billed_calculated_femto=None if bill is None else _femto(bill["calculated_usd"]),
+                billed_confidence=None if bill is None else _CONFIDENCE.get(int(bill["confidence_rank"]), "low"),
             )
         )
     # Largest first; the unattributed bucket always last, so it reads as what is left over.

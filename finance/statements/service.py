@@ -37,6 +37,7 @@ def monthly(store: Store, month: str, by: str, *, top: int = 5) -> MonthStatemen
         before,
         store.dicts(*queries.owner_breakdown(db, by, "workflow_type", start, end)),
         store.dicts(*queries.owner_breakdown(db, by, "feature", start, end)),
+        billed=store.dicts(*queries.owner_billed(db, by, start, end)),
         top=top,
     )
     result.check()
@@ -88,6 +89,11 @@ def _f(value: str | None) -> int | None:
     return None if value is None else usd_to_femto(value)
 
 
+def _calculated(item: dict[str, Any]) -> int | None:
+    billed, variance = _f(item["billed_cost_usd"]), _f(item["variance_usd"])
+    return None if billed is None or variance is None else billed - variance
+
+
 def from_json(document: dict[str, Any]) -> MonthStatements:
     """The inverse of ``to_json`` (the CLI renders statements it fetched from the API)."""
 
@@ -107,6 +113,7 @@ def from_json(document: dict[str, Any]) -> MonthStatements:
             top_features=lines(s["top_features"]),
             allocated=tuple(PoolShare(a["pool"], usd_to_femto(a["cost_usd"])) for a in s["allocated"]),
             billed_femto=_f(s["billed_cost_usd"]),
+            billed_calculated_femto=_calculated(s),
             billed_confidence=s["billed_confidence"],
         )
         for s in document["statements"]

@@ -117,7 +117,9 @@ def _offline(args: argparse.Namespace, settings: Settings, fmt: str, window: str
 
     store = Store(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
-        request = request_from_settings(settings.export, args.start, args.end, args.granularity)
+        request = request_from_settings(
+            settings.export, args.start, args.end, args.granularity, store=store, billing_settings=settings.billing
+        )
         totals = ExportTotals()
         size = write_atomically(args.out, export(store, request, fmt, totals))  # type: ignore[arg-type]
         missing = unpriced_calls(store, args.start, args.end)

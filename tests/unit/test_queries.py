@@ -88,6 +88,8 @@ def _queries() -> list[tuple[str, Query]]:
             for owner in (False, True)
         ),
         ("export.unpriced", export.unpriced("db", T0, T0 + H, END)),
+        ("export.billed_cells", export.billed_cells("db", T0, T0 + H, "hour")),
+        ("statements.owner_billed", statements.owner_billed("db", "cost_center", 0, 3600)),
         ("statements.owner_totals", statements.owner_totals("db", "team", 0, 3600)),
         ("statements.owner_breakdown", statements.owner_breakdown("db", "tenant", "feature", 0, 3600)),
         *(
