@@ -172,15 +172,17 @@ def build(
     before = {str(r["owner"]): _femto(r["cost_usd"]) for r in previous}
     bills = {str(r["owner"]): r for r in billed}
     statements = []
+    present = {str(r["owner"]) for r in totals}
+    # An owner billed for money no run of the month carries (an unattributed share) still gets a
+    # statement, and so does one that spent last month and nothing this month: its drop is news.
+    absent = sorted((set(bills) | {o for o, femto in before.items() if femto}) - present)
     rows = list(totals) + [
-        {"owner": o, "cost_usd": 0, "runs": 0, "successful_runs": 0, "calls": 0, "unpriced_calls": 0}
-        for o in bills
-        if o not in {str(r["owner"]) for r in totals}
-    ]  # an owner billed for money no run of the month carries (an unattributed share) still gets a statement
+        {"owner": o, "cost_usd": 0, "runs": 0, "successful_runs": 0, "calls": 0, "unpriced_calls": 0} for o in absent
+    ]
     for row in rows:
         owner = str(row["owner"])
         bill = bills.get(owner)
-        if int(row["runs"]) == 0 and _femto(row["cost_usd"]) == 0 and bill is None:
+        if int(row["runs"]) == 0 and _femto(row["cost_usd"]) == 0 and bill is None and not before.get(owner):
             continue
         statements.append(
             Statement(
