@@ -300,3 +300,18 @@ def allocated_row(share: AllocatedShare, options: RowOptions) -> Row:
         }
     )
     return row
+
+
+def clip_periods(rows: list[Row], start_s: int, end_s: int) -> None:
+    """Narrow each row's charge period to the export window ``[start_s, end_s)``, in place.
+
+    A window that does not fall on the grain's boundaries (a daily export from 10:00) holds only
+    part of its first and last periods: the rows say so, so the charge periods of two adjacent
+    exports never overlap and a row never claims usage from outside its file's window.
+    """
+    first, last = _utc(start_s), _utc(end_s)
+    for row in rows:
+        if row["ChargePeriodStart"] < first:
+            row["ChargePeriodStart"] = first
+        if row["ChargePeriodEnd"] > last:
+            row["ChargePeriodEnd"] = last

@@ -6,6 +6,7 @@ day: the ledger's charges (``clickhouse.queries.export``), their billing account
 split over them where billing has been reconciled, allocated shares, then rows in a stable
 order. Windows are ``[from, to)`` over run start times, as every otelspend figure is: a run's
 calls are all in the period its run started in, so the export adds up to the rollups exactly.
+Charge periods are cut to the window (``rows.clip_periods``): adjacent exports never overlap.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from otelspend.finance.export.allocated import AllocationSource, NoAllocation
 from otelspend.finance.export.billed import BilledCell, BilledCosts, NoBilling, apply_billing
 from otelspend.finance.export.charges import TAG_KEYS, AccountOf, Charge, with_accounts
 from otelspend.finance.export.kinds import LEDGER_KINDS
-from otelspend.finance.export.rows import Row, RowOptions, allocated_row, unattributed_row, usage_row
+from otelspend.finance.export.rows import Row, RowOptions, allocated_row, clip_periods, unattributed_row, usage_row
 from otelspend.finance.export.writers import Format, chunks
 from otelspend.money import usd_to_femto
 
@@ -129,6 +130,7 @@ def day_rows(
         allocated_row(share, request.options)
         for share in request.allocation.shares(start_ns // NS, -(-end_ns // NS), granularity)
     )
+    clip_periods(rows, start_ns // NS, -(-end_ns // NS))
     return rows
 
 

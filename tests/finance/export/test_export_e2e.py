@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import io
 import os
 import uuid
@@ -97,6 +98,39 @@ def test_every_export_validates_and_adds_up_exactly(ledger: Ledger, tmp_path: Pa
     assert per_model["claude-sonnet-4-5"]["cache_write"] > 0 and per_model["gpt-4o-mini"]["cached_input"] > 0
     assert {str(r["SubAccountId"]) for r in rows} >= {"search", "support"}
     assert all(int(str(r["x_RunCount"])) >= 1 and int(str(r["x_CallCount"])) >= 1 for r in rows)
+
+
+def _daily(ledger: Ledger, start: dt.datetime, end: dt.datetime) -> list[dict[str, object]]:
+    with ledger.api() as api:
+        params = {"from": start.isoformat(), "to": end.isoformat(), "granularity": "day"}
+        response = api.get("/v1/export/focus", params=params)
+    assert response.status_code == 200, response.text
+    return _rows(response.content, "csv")
+
+
+def _z(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_charge_periods_stay_inside_the_window_and_adjacent_exports_never_overlap(ledger: Ledger) -> None:
+    # The ledger's window starts and ends on hours, not days: daily rows hold part of a day.
+    whole = _daily(ledger, ledger.start, ledger.end)
+    assert whole and all(_z(ledger.start) <= str(r["ChargePeriodStart"]) for r in whole)
+    assert all(str(r["ChargePeriodEnd"]) <= _z(ledger.end) for r in whole)
+    day = ledger.start.replace(hour=0)
+    assert {str(r["ChargePeriodStart"]) for r in whole} == {_z(max(day, ledger.start))}
+    # Cut the window at a whole second inside the runs: the two files add up to the whole one and
+    # the first file's periods end where the second's begin.
+    first_run = ledger.server.store.scalar(f"SELECT min(start_time) FROM {ledger.server.db}.runs")
+    cut = first_run.replace(microsecond=0) + dt.timedelta(seconds=1)
+    before, after = _daily(ledger, ledger.start, cut), _daily(ledger, cut, ledger.end)
+    assert before, "the first run started before the cut"
+    assert all(str(r["ChargePeriodEnd"]) <= _z(cut) for r in before)
+    assert all(_z(cut) <= str(r["ChargePeriodStart"]) for r in after)
+    total = sum(Decimal(str(r["BilledCost"])) for r in whole)
+    assert sum(Decimal(str(r["BilledCost"])) for r in before + after) == total
+    quantity = sum(Decimal(str(r["ConsumedQuantity"])) for r in whole)
+    assert sum(Decimal(str(r["ConsumedQuantity"])) for r in before + after) == quantity
 
 
 def test_rows_by_team_add_up_to_the_rollups_by_team(ledger: Ledger) -> None:
