@@ -4,7 +4,7 @@
 
 Figures come from the running server's ``GET /v1/statements`` when one answers at ``--api``,
 else from the store directly (offline). ``--pdf DIR`` prints one PDF per owner
-(``statement-2026-11-team-<owner>.pdf``; the unattributed bucket is ``_unattributed``) through
+(``statement-2026-11-team-<owner>.pdf``; the unattributed bucket is ``_unattributed``; see ``slug``) through
 headless Chromium; ``--csv FILE`` writes every owner's line. Without either, a summary is printed.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import re
 import sys
@@ -82,8 +83,18 @@ def _offline(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 def slug(owner: str) -> str:
-    """A file-name-safe owner name (``_unattributed`` for the unattributed bucket)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", owner).strip("-") or "_unattributed"
+    """A file-name-safe owner name, one per owner (``_unattributed`` for the unattributed bucket).
+
+    A name that is already safe is kept; any other (``a/b``, ``..``, ``_unattributed`` itself) is
+    made safe and given ``~`` and a digest of the name, so two owners never share a file (``a/b``
+    and ``a-b`` would both read ``a-b``) and no name escapes the directory.
+    """
+    if not owner:
+        return "_unattributed"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", owner).strip("-.")
+    if safe == owner and not owner.startswith("_"):
+        return owner
+    return f"{safe or 'owner'}~{hashlib.sha256(owner.encode()).hexdigest()[:10]}"
 
 
 def run(args: argparse.Namespace) -> int:
