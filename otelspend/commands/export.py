@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import sys
 import urllib.error
@@ -104,7 +105,15 @@ def _download(args: argparse.Namespace, settings: Settings, fmt: str) -> tuple[s
         raise ApiError(f"{url} answered {exc.reason}") from None
     with response:
         unpriced_calls = response.headers.get("X-Otelspend-Unpriced-Calls", "0")
-        size = write_atomically(args.out, iter(lambda: response.read(CHUNK), b""))
+        try:
+            size = write_atomically(args.out, iter(lambda: response.read(CHUNK), b""))
+        except (http.client.HTTPException, OSError) as exc:
+            # The server failed after the body had begun (a 200 is already sent): the connection is
+            # cut without the last chunk. The temporary file is gone; say so instead of a traceback.
+            raise ApiError(
+                f"the export from {url} broke off ({type(exc).__name__}); {args.out} was not written "
+                "(the server's log says why)"
+            ) from None
     return url, size, unpriced_calls
 
 

@@ -200,3 +200,21 @@ def test_an_empty_window_is_a_file_with_a_header_only(ledger: Ledger, tmp_path: 
     path.write_bytes(response.content)
     report = validate_file(path)
     assert (report.rows, report.errors) == (0, 0) and response.content.startswith(b"AllocatedMethodDetails,")
+
+
+def test_an_export_that_breaks_off_in_the_server_leaves_no_file(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store fails after the response has begun (the header line is sent): the client must not
+    # take the cut body for a file.
+    from otelspend.finance.export import service
+
+    def broken(*args: object, **kwargs: object) -> list[dict[str, object]]:
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(service, "day_rows", broken)
+    out = tmp_path / "cut.csv"
+    code, output = _cli("export", "focus", "--from", ledger.start.isoformat(), "--to", ledger.end.isoformat(),
+                        "--out", str(out), "--api", ledger.server.api_url, "--token", canary.API_TOKEN)  # fmt: skip
+    assert code == 1, output
+    assert "broke off" in output and not out.exists() and list(tmp_path.iterdir()) == []
