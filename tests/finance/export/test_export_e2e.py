@@ -19,7 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from otelspend.cli import main
+from otelspend.finance.export.service import export, request_from_settings
 from otelspend.finance.export.validate import validate_file
+from otelspend.settings import ExportSettings
 from tests import canary
 from tests.finance.conftest import Ledger
 
@@ -133,15 +135,27 @@ def test_charge_periods_stay_inside_the_window_and_adjacent_exports_never_overla
     assert sum(Decimal(str(r["ConsumedQuantity"])) for r in before + after) == quantity
 
 
-def test_rows_by_team_add_up_to_the_rollups_by_team(ledger: Ledger) -> None:
-    data, _ = _download(ledger, "day", "csv")
-    by_team: dict[str, Decimal] = defaultdict(Decimal)
-    for r in _rows(data, "csv"):
-        by_team[str(r["SubAccountId"])] += Decimal(str(r["BilledCost"]))
+@pytest.mark.parametrize("sub_account", ["team", "tenant"])
+def test_rows_by_sub_account_add_up_to_the_rollups_by_that_dimension(ledger: Ledger, sub_account: str) -> None:
+    if sub_account == "team":  # the default: through the API
+        data, _ = _download(ledger, "day", "csv")
+    else:  # export.sub_account: tenant, through the code behind the API and the CLI
+        settings = ExportSettings(sub_account="tenant")
+        start, end = (int(t.timestamp()) * 10**9 for t in (ledger.start, ledger.end))
+        request = request_from_settings(settings, start, end, "day", store=ledger.server.store)
+        data = b"".join(export(ledger.server.store, request, "csv"))
+    rows = _rows(data, "csv")
+    by_owner: dict[str, Decimal] = defaultdict(Decimal)
+    for r in rows:
+        by_owner[str(r["SubAccountId"])] += Decimal(str(r["BilledCost"]))
+        assert r["SubAccountType"] == (sub_account.capitalize() if r["SubAccountId"] else "")
+        assert r["SubAccountName"] == r["SubAccountId"]
     with ledger.api() as api:
-        answer = api.get("/v1/rollups", params={**ledger.window, "group_by": "team", "metrics": "cost_usd"}).json()
-    expected = {row["team"]: Decimal(row["cost_usd"]) for row in answer["rows"] if Decimal(row["cost_usd"])}
-    assert {team: cost for team, cost in by_team.items() if cost} == expected
+        params = {**ledger.window, "group_by": sub_account, "metrics": "cost_usd"}
+        answer = api.get("/v1/rollups", params=params).json()
+    expected = {row[sub_account]: Decimal(row["cost_usd"]) for row in answer["rows"] if Decimal(row["cost_usd"])}
+    assert {owner: cost for owner, cost in by_owner.items() if cost} == expected
+    assert len(expected) >= 2
 
 
 def _cli(*argv: str) -> tuple[int, str]:
