@@ -149,3 +149,21 @@ def test_cli_prints_one_pdf_per_owner(ledger: Ledger, tmp_path: Path) -> None:
     )  # the blue rule under the header and the owner's name
     assert 0.002 < dark / (width * height) < 0.3 and accent > 50
     assert csv_path.read_text().startswith("month,by,owner")
+
+
+def test_cli_reads_the_same_statements_offline_and_through_the_server(ledger: Ledger, tmp_path: Path) -> None:
+    served, offline = tmp_path / "served.csv", tmp_path / "offline.csv"
+    server = ["--api", ledger.server.api_url, "--token", canary.API_TOKEN]
+    code, output = _cli("statements", "--month", _month(), "--by", "cost_center", "--csv", str(served), *server)
+    assert code == 0, output
+    settings = ledger.server.app.settings
+    store = ["--clickhouse-dsn", settings.clickhouse.dsn.get_secret_value(), "--database",
+             settings.clickhouse.database, "--data-dir", str(tmp_path)]  # fmt: skip
+    code, output = _cli("statements", "--month", _month(), "--by", "cost_center", "--csv", str(offline), "--offline",
+                        *store)  # fmt: skip
+    assert code == 0, output
+    assert served.read_text() == offline.read_text() and served.read_text().count("\n") == 1 + 3  # cc-100, cc-200, ''
+    code, output = _cli("statements", "--month", _month(), "--by", "team", "--owner", "support", "--offline", *store)
+    assert code == 0 and "support" in output and "search" not in output, output
+    code, output = _cli("statements", "--month", _month(), "--by", "team", "--owner", "nobody", "--offline", *store)
+    assert code == 1 and "no statement for team 'nobody'" in output, output
