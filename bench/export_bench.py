@@ -26,7 +26,9 @@ import psutil
 
 from bench.machine import machine
 from otelspend.clickhouse.client import Store
-from otelspend.finance.export.service import ExportRequest, ExportTotals, export
+from otelspend.finance.export.service import ExportTotals, export, request_from_settings
+from otelspend.money import femto_to_usd
+from otelspend.settings import ExportSettings
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 DAY_NS = 86_400 * 10**9
@@ -64,12 +66,14 @@ def run(store: Store, start_ns: int, end_ns: int, fmt: str) -> dict[str, Any]:
         before = rss.peak
         cpu_before = sum(process.cpu_times()[:2])
         started = time.monotonic()
-        for chunk in export(store, ExportRequest(start_ns, end_ns, "day"), fmt, totals):  # type: ignore[arg-type]
+        # The request the API builds: BilledCost from the true-up where billing has been reconciled.
+        request = request_from_settings(ExportSettings(), start_ns, end_ns, "day", store=store)
+        for chunk in export(store, request, fmt, totals):  # type: ignore[arg-type]
             size += len(chunk)
         seconds = time.monotonic() - started
         cpu = sum(process.cpu_times()[:2]) - cpu_before
     return {"fmt": fmt, "seconds": seconds, "cpu": cpu, "rows": totals.rows, "bytes": size, "rss_before": before,
-            "rss_peak": rss.peak, "cost": totals.calculated_femto}  # fmt: skip
+            "rss_peak": rss.peak, "cost": totals.calculated_femto, "billed": totals.billed_femto}  # fmt: skip
 
 
 def main() -> None:
@@ -94,7 +98,7 @@ def main() -> None:
     first, last = store.rows(f"SELECT min(start_time), max(start_time) FROM {db}.runs")[0]
     start_ns = int(first.timestamp()) // 86_400 * DAY_NS
     end_ns = (int(last.timestamp()) // 86_400 + 1) * DAY_NS
-    counts = {t: store.scalar(f"SELECT count() FROM {db}.{t}") for t in ("spans", "runs")}
+    counts = {t: store.scalar(f"SELECT count() FROM {db}.{t}") for t in ("spans", "runs", "billing_trueup")}
     load = " ".join(f"{v:.2f}" for v in psutil.getloadavg())
     results = [run(store, start_ns, end_ns, fmt) for fmt in args.formats.split(",")]
     load_after = " ".join(f"{v:.2f}" for v in psutil.getloadavg())
@@ -106,7 +110,9 @@ def main() -> None:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM; {m.get('os', '')}; load average before the "
         f"run: {load}, after: {load_after} (1/5/15 min; other work shares these cores).",
-        f"Dataset: spans {counts['spans']:,}, runs {counts['runs']:,}; "
+        f"Dataset: spans {counts['spans']:,}, runs {counts['runs']:,}, "
+        f"true-up share rows {counts['billing_trueup']:,} (history included) "
+        "(BilledCost from them where billing was reconciled, as the API exports); "
         f"{(end_ns - start_ns) // DAY_NS} UTC days exported at daily grain.",
         "",
         "| format | rows | file | seconds | CPU seconds | rows/s | peak RSS | RSS growth |",
@@ -118,6 +124,14 @@ def main() -> None:
             f"{r['rows'] / r['seconds']:,.0f} | {r['rss_peak'] / 2**20:.0f} MiB | "
             f"{(r['rss_peak'] - r['rss_before']) / 2**20:.0f} MiB |"
         )
+    lines.append(
+        "\n"
+        + "; ".join(
+            f"{r['fmt']}: BilledCost {femto_to_usd(r['billed']):,.2f} USD, x_CalculatedCost "
+            f"{femto_to_usd(r['cost']):,.2f} USD"
+            for r in results
+        )
+    )
     lines.append(
         "\nCPU seconds: user + system time of the process (chDB's threads included) during the export; "
         "with other work on the cores, wall time exceeds what an idle machine would take."

@@ -22,9 +22,9 @@ FinOps FOCUS 1.3 rows (every FOCUS 1.2 mandatory column, plus ServiceProviderNam
 HostProviderName and the Allocated* columns) for the runs that **started** in `[from, to)`: one
 row per charge period (`granularity`: hour or day, UTC) x provider x model x billing account x
 sub-account x run attribution (Tags) x charge kind (uncached input, cached input, cache write,
-output, reasoning, request fee, compute) x unit price; a charge period the window holds only part
-of is cut to the window. Token quantities are ConsumedQuantity
-("Tokens") and PricingQuantity ("1000000 Tokens"); ListUnitPrice x PricingQuantity = ListCost
+output, reasoning, request fee, compute, unitemized) x unit price; a charge period the window
+holds only part of is cut to the window. Token quantities are ConsumedQuantity ("Tokens") and
+PricingQuantity ("1000000 Tokens"); ListUnitPrice x PricingQuantity = ListCost
 exactly. Custom columns (`x_ChargeKind`, `x_RunCount`, `x_CallCount`, `x_CostSource`, ...) come
 after the FOCUS columns.
 

@@ -6,9 +6,10 @@ One query per export period batch (a UTC day): the runs that started in it (the 
 A component's quantity is the leaf the rate card priced it by: cache reads, cache writes and
 reasoning tokens are their own kinds only where the call paid a separate price for them (a
 positive component); otherwise they were billed at the input / output rate and stay in those
-kinds, as on the bill. Each (call, kind) also gets its exact rate, cost / quantity reduced by
-their gcd, so calls charged different prices never share a row and a row's cost is always
-rate x quantity.
+kinds, as on the bill; cost the components do not itemize (a span written without them) is one
+more kind, so the charges always add up to the calls' cost. Each (call, kind) also gets its exact
+rate, cost / quantity reduced by their gcd, so calls charged different prices never share a row
+and a row's cost is always rate x quantity.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ FROM
             toInt64(ifNull(cost_reasoning_usd, 0) * 1000000000000000) AS c_reasoning,
             toInt64(ifNull(cost_request_usd, 0) * 1000000000000000) AS c_request,
             toInt64(ifNull(cost_compute_usd, 0) * 1000000000000000) AS c_compute,
+            -- Cost the components do not itemize (none when the pricer wrote the span: its cost is
+            -- their sum): kept as its own kind, so the export still adds up to the ledger.
+            toInt64(assumeNotNull(cost_usd) * 1000000000000000)
+                - c_input - c_cached - c_write - c_output - c_reasoning - c_request - c_compute AS c_rest,
             toInt64(if(c_cached > 0, ifNull(cache_read_tokens, 0), 0)) AS q_cached,
             toInt64(if(c_write > 0, ifNull(cache_write_tokens, 0), 0)) AS q_write,
             toInt64(if(c_reasoning > 0, ifNull(reasoning_tokens, 0), 0)) AS q_reasoning,
@@ -71,14 +76,15 @@ FROM
             toInt64(c_request > 0) AS q_request,
             toInt64(if(c_compute > 0,
                 greatest(1, round(ifNull(compute_seconds, duration_ns / 1e9 * ifNull(gpu_count, 1)) * 1e6)), 0))
-                AS q_compute
+                AS q_compute,
+            toInt64(c_rest != 0) AS q_rest
         FROM ({latest_spans})
         WHERE call_role = 'call' AND cost_usd IS NOT NULL
     )
     ARRAY JOIN
-        [1, 2, 3, 4, 5, 6, 7] AS kind,
-        [q_input, q_cached, q_write, q_output, q_reasoning, q_request, q_compute] AS q,
-        [c_input, c_cached, c_write, c_output, c_reasoning, c_request, c_compute] AS c
+        [1, 2, 3, 4, 5, 6, 7, 8] AS kind,
+        [q_input, q_cached, q_write, q_output, q_reasoning, q_request, q_compute, q_rest] AS q,
+        [c_input, c_cached, c_write, c_output, c_reasoning, c_request, c_compute, c_rest] AS c
     WHERE q != 0 OR c != 0
 ) AS k
 INNER JOIN r ON k.trace_id = r.run_id

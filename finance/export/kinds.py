@@ -29,14 +29,17 @@ KINDS: tuple[ChargeKind, ...] = (
     ChargeKind("compute", "GPU Time", "GPU time of a self-hosted model", GPU_MICROSECONDS),
     ChargeKind("tool", "Tool Calls", "tool call fees", REQUESTS),
     ChargeKind("allocated_share", "Allocated Share", "share of a shared-cost pool", SHARES),
+    ChargeKind("unitemized", "Unitemized Cost", "cost stored without a breakdown by component", REQUESTS),
 )
 BY_KEY: dict[str, ChargeKind] = {kind.key: kind for kind in KINDS}
 
 LEDGER_KINDS: tuple[str, ...] = (
-    "uncached_input", "cached_input", "cache_write", "output", "reasoning", "request_fee", "compute",
+    "uncached_input", "cached_input", "cache_write", "output", "reasoning", "request_fee", "compute", "unitemized",
 )  # fmt: skip
 """The kinds the ledger query returns, in the order of its arrays (kind index 1..7).
 
 ``tool`` rows come from priced tool spans once rate cards price them by attributes (issue 14
 adds a span ``cost_kind``); today a tool span carries no cost the ledger counts, so none appear.
-``allocated_share`` rows come from an ``AllocationSource`` (see ``allocated.py``)."""
+``allocated_share`` rows come from an ``AllocationSource`` (see ``allocated.py``). ``unitemized``:
+the part of a call's cost its components do not account for, quantity one call; otelspend's pricer
+always itemizes, so only spans written some other way (an imported or synthetic ledger) have it."""
