@@ -65,6 +65,7 @@ NAV = (
     ("/runs", "Runs"),
     ("/alerts", "Alerts"),
     ("/budgets", "Budgets"),
+    ("/statements", "Statements"),
 )
 
 environment = Environment(
