@@ -123,6 +123,13 @@ def register(*, api: str | None = None, otlp_http: str | None = None) -> None:
         _servers[otlp_http] = INGEST_TOKEN
 
 
+def forget(*addresses: str) -> None:
+    """Addresses a new server took: a port reused from a stopped canary server no longer gets
+    that server's token (a SQL endpoint given an API port would refuse the Bearer header)."""
+    for address in addresses:
+        _servers.pop(address, None)
+
+
 def registered() -> dict[str, str]:
     return dict(_servers)
 

@@ -5,6 +5,7 @@ and every test fails if one of them shows up in its logs, output or HTTP answers
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -74,6 +75,7 @@ class Running:
         self.addresses = app.addresses
         self.store = app.store
         self.db = app.store.database
+        canary.forget(*(a for a in dataclasses.astuple(self.addresses) if a))
         if canary.holds_canary_tokens(app.settings):
             canary.register(api=self.addresses.api)
         if any(t.token.get_secret_value() == canary.INGEST_TOKEN for t in app.settings.otlp.ingest_tokens):
