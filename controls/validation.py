@@ -10,6 +10,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from otelspend.yamltext import yaml_problem
+
 
 class ControlsConfigError(ValueError):
     """A budgets or policy file, or a budget sent over the API, is invalid; ``problems`` lists each."""
@@ -76,7 +78,4 @@ def read_yaml(path: Path, label: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ControlsConfigError(label, [Problem("", "", None, f"not valid YAML{where}: {problem}", False)]) from None
+        raise ControlsConfigError(label, [Problem("", "", None, yaml_problem(exc), False)]) from None

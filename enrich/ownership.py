@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from otelspend.enrich.runs import OWNED_FIELDS
+from otelspend.yamltext import yaml_problem
 
 
 class OwnershipError(ValueError):
@@ -130,7 +131,7 @@ def parse_ownership(text: str, path: Path | None = None) -> OwnershipRules:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise OwnershipError(f"ownership rules {label}: not valid YAML ({exc})") from None
+        raise OwnershipError(f"ownership rules {label}: {yaml_problem(exc)}") from None
     if not isinstance(doc, dict):
         raise OwnershipError(f"ownership rules {label}: expected a mapping with a 'rules' list")
     try:

@@ -43,6 +43,7 @@ from otelspend.enrich.charges import ChargePrice, MatchRule
 from otelspend.enrich.compiled import CompiledPrice, femto_per_unit
 from otelspend.enrich.genai_prices_card import compile_model_price
 from otelspend.record import SPAN_COLUMNS
+from otelspend.yamltext import yaml_problem
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -314,10 +315,7 @@ def parse_rate_card(text: str, source: Path | None = None) -> RateCard:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RateCardError(f"rate card {label}: not valid YAML{where}: {problem}") from None
+        raise RateCardError(f"rate card {label}: {yaml_problem(exc)}") from None
     if not isinstance(doc, dict):
         raise RateCardError(f"rate card {label}: expected a mapping with an 'entries' list")
     try:

@@ -50,6 +50,7 @@ from otelspend.redact import (
     read_secret_file,
     shown,
 )
+from otelspend.yamltext import yaml_problem
 
 __all__ = ["SecretDsn", "SecretStr", "SecretUrl"]  # the secret types new settings use
 
@@ -630,7 +631,7 @@ def _from_config_file(path: Path, sources: dict[tuple[str, ...], str], problems:
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path}: not valid YAML ({_yaml_problem(exc)})") from None
+        raise ConfigError(f"config file {path}: {yaml_problem(exc)}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
     _record_sources(loaded, (), f"config file {path}", sources)
@@ -663,13 +664,6 @@ def _from_environment(
             continue
         _set_path(raw, path_, value)
         sources[path_] = source
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """What is wrong and where, without the snippet of the line PyYAML quotes (a secret, maybe)."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or type(exc).__name__
-    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def _read_secret_files(

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from otelspend.clickhouse.queries.vocabulary import DIMENSIONS
 from otelspend.money import usd_to_femto
+from otelspend.yamltext import yaml_problem
 
 Signal = Literal[
     "runs",
@@ -399,10 +400,7 @@ def parse_cost_rules(text: str, source: Path | None = None) -> CostRules:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PoolsError(f"cost pools {label}: not valid YAML{where}: {problem}") from None
+        raise PoolsError(f"cost pools {label}: {yaml_problem(exc)}") from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

@@ -32,6 +32,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from otelspend.yamltext import yaml_problem
+
 MATCH_FIELDS = ("account_id", "project_id", "workspace_id", "api_key_id")
 OWNER_FIELDS = ("ingest_token", "service", "team", "environment")
 UNMAPPED = ""
@@ -135,7 +137,7 @@ def load_accounts(path: Path | None) -> AccountMap:
     try:
         document = yaml.safe_load(raw_text) or {}
     except yaml.YAMLError as exc:
-        raise AccountMapError(f"account mapping {path.name}: not valid YAML ({exc})") from None
+        raise AccountMapError(f"account mapping {path.name}: {yaml_problem(exc)}") from None
     if not isinstance(document, dict):
         raise AccountMapError(f"account mapping {path.name}: expected a mapping with version and accounts")
     try:

@@ -30,7 +30,7 @@ FOLDERS: dict[str, str] = {
 """Top-level folder -> stage (each installs as ``otelspend.<folder>``)."""
 
 KERNEL_MODULES = frozenset(
-    {"record", "conventions", "settings", "redact", "metrics", "reloadable", "money", "observers"}
+    {"record", "conventions", "settings", "redact", "metrics", "reloadable", "money", "observers", "yamltext"}
 )
 """``otelspend/<name>.py`` modules every stage may use; they import no stage."""
 
