@@ -43,11 +43,15 @@ from otelspend.enrich.stitcher import Stitcher
 from otelspend.metrics import Metrics
 from otelspend.pipeline.emission import Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
+from otelspend.pipeline.prepare import PreparedBatch, Preparer
 from otelspend.pipeline.recovery import recover
 from otelspend.pipeline.reprice import RepriceError, RepriceTarget, reprice_window
 from otelspend.pipeline.resources import ResourceCache, StoredResourceAttributes, fetch_resource_attributes
 from otelspend.pipeline.stage import Pipeline, PipelineStopped, read_state
 from otelspend.pipeline.wal import FORMAT_JSON, WalRecord, WriteAheadLog
+from otelspend.pipeline.worker_wire import WorkerConfig
+from otelspend.pipeline.workers import WorkerPool
+from otelspend.receiver.decode import UndecodableRequest
 from otelspend.receiver.grpc_server import OtlpGrpcServer
 from otelspend.receiver.http_server import OtlpHttpApp
 from otelspend.receiver.ingest import Ingest
@@ -93,6 +97,7 @@ class OtelSpend:
         self._grpc: OtlpGrpcServer | None = None
         self._otlp_http: OtlpHttpApp | None = None
         self._sql: SqlHttpApp | None = None
+        self.workers: WorkerPool | None = None
         self._stopped = threading.Event()
         self._exit = threading.Event()
         """Set when the process should end: a stop, or a start-up that cannot go on."""
@@ -168,8 +173,13 @@ class OtelSpend:
                 max_attributes=s.otlp.max_attributes_per_span,
             ),
         )
+        self.preparer = Preparer(self.normalizer, lambda: self.pricing.current, node=s.node_id)
+        worker_count = s.pipeline.worker_count()
+        if worker_count:
+            self.workers = WorkerPool(worker_count, self._worker_config, self.preparer, self.metrics)
+            self.workers.start()  # they start while the store comes up
         self.ingest = Ingest(
-            normalizer=self.normalizer,
+            preparer=self.workers or self.preparer,
             sink=self.pipeline,
             metrics=self.metrics,
             tokens=s.otlp.ingest_tokens,
@@ -263,9 +273,32 @@ class OtelSpend:
             if not self.pipeline.store.alive:
                 raise RuntimeError(self.pipeline.store.problem() or "the store writer stopped during recovery")
 
-    def _replay(self, record: WalRecord) -> tuple[list[list[Any]], dict[int, Any]] | None:
-        batch = self.ingest.replay(record.payload, json_body=record.format == FORMAT_JSON, token=record.token)
-        return (batch.rows, batch.resources) if batch is not None else None
+    def _replay(self, record: WalRecord) -> PreparedBatch | None:
+        try:
+            prepared = self.preparer.prepare(record.payload, json_body=record.format == FORMAT_JSON, token=record.token)
+        except UndecodableRequest:
+            return None
+        batch: PreparedBatch | None = prepared.batch
+        return batch
+
+    def _worker_config(self, index: int) -> WorkerConfig:
+        s = self.settings
+        return WorkerConfig(
+            index=index,
+            node=s.node_id,
+            rate_card=str(s.rate_card) if s.rate_card else None,
+            keep_content=s.otlp.keep_content,
+            max_value_chars=s.otlp.max_attribute_value_bytes,
+            max_attributes=s.otlp.max_attributes_per_span,
+            log_level=s.log_level,
+        )
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the rate card and ownership rules here and in every worker."""
+        self.pricing.request()
+        self.ownership.request()
+        if self.workers is not None:
+            self.workers.reload()
 
     def _fail_start(self, reason: str) -> None:
         self.fatal = reason
@@ -318,7 +351,8 @@ class OtelSpend:
             return self.fatal
         if self._starting is not None:
             return self._starting
-        return self.pipeline.problem()
+        workers = self.workers.problem() if self.workers is not None else None
+        return self.pipeline.problem() or workers
 
     def reprice(self, start_ns: int, end_ns: int, *, dry_run: bool, timeout_seconds: float) -> dict[str, Any]:
         """Re-price a window on the pipeline thread (it owns the stitcher's open runs)."""
@@ -412,6 +446,8 @@ class OtelSpend:
             self._http_thread.join(15)
         if self._otlp_http is not None:
             self._otlp_http.shutdown()
+        if self.workers is not None:
+            self.workers.shutdown()  # the receivers have drained: nothing is left for them
         if self._sql is not None:
             self._sql.shutdown()
         if hasattr(self, "pipeline"):

@@ -54,6 +54,10 @@ HELP: dict[str, str] = {
     "otelspend_insert_seconds": "Latency of span inserts into ClickHouse.",
     "otelspend_emit_seconds": "Latency of run emissions into ClickHouse.",
     "otelspend_maintenance_seconds": "Latency of periodic store maintenance (embedded memory release).",
+    "otelspend_workers_ready": "Receiver worker processes ready to prepare requests (pipeline.workers).",
+    "otelspend_worker_restarts_total": "Receiver worker processes that ended and were restarted.",
+    "otelspend_worker_lost_requests_total": "Requests a receiver worker died on (each retried once, elsewhere).",
+    "otelspend_requests_prepared_locally_total": "Requests prepared in the main process while no worker was ready.",
     "otelspend_sql_queries_total": "Requests to the SQL endpoint by outcome (ok, refused, failed, unauthorized).",
     "otelspend_sql_query_seconds": "Latency of SQL endpoint requests, queueing included.",
 }

@@ -267,6 +267,16 @@ class PipelineSettings(Section):
     """Spans accepted but not yet stored. Above it, exporters get UNAVAILABLE / 503 + Retry-After."""
     retry_after_seconds: int = Field(2, ge=1, le=300)
     """Retry hint sent with UNAVAILABLE / 503."""
+    workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
+    """Receiver worker processes that decode, normalise, price and build Arrow beside the main
+    process (which keeps the listeners, write-ahead log, stitching and store). 0 = one process;
+    ``auto`` = one less than the CPU cores available (0 on one core)."""
+
+    def worker_count(self) -> int:
+        """Workers to start: ``workers``, with ``auto`` resolved for this machine."""
+        if self.workers != "auto":
+            return self.workers
+        return max(0, len(os.sched_getaffinity(0)) - 1) if hasattr(os, "sched_getaffinity") else 0
 
 
 class RunsSettings(Section):

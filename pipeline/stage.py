@@ -33,21 +33,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from otelspend.clickhouse.columnar import table_from_rows
+import pyarrow as pa
+
 from otelspend.clickhouse.writer import SpanWriter
 from otelspend.enrich.pricing import PriceBook
-from otelspend.enrich.runs import initial_role
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun, Stitcher
 from otelspend.metrics import Metrics
 from otelspend.pipeline.emission import EmitPlan, EmitStats, Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
 from otelspend.pipeline.guard import GIVE_UP_SECONDS, LoopGuard
+from otelspend.pipeline.prepare import PreparedBatch
 from otelspend.pipeline.quarantine import Quarantine, Refused, insert_isolating
 from otelspend.pipeline.resources import ResourceCache
 from otelspend.pipeline.store_writer import StoreWriter
 from otelspend.pipeline.wal import FORMAT_JSON, FORMAT_PROTOBUF, WriteAheadLog
 from otelspend.receiver.sink import AcceptedRequest
-from otelspend.record import SPAN_COLUMNS, F, lite_from_row
+from otelspend.record import L
 from otelspend.reloadable import Reloadable
 
 log = logging.getLogger("otelspend")
@@ -70,11 +71,10 @@ class PipelineStopped(RuntimeError):
 
 @dataclass
 class Submission:
-    """One accepted request in the queue: its write-ahead-log sequence and its rows."""
+    """One accepted request in the queue: its write-ahead-log sequence and its prepared spans."""
 
     seq: int
-    rows: list[list[Any]]
-    resources: dict[int, tuple[str, list[tuple[str, str]]]]
+    batch: PreparedBatch
     payload_bytes: int
 
 
@@ -166,23 +166,33 @@ class Pipeline:
 
     # -- receiver side ------------------------------------------------------------------
 
+    def refusal(self) -> str | None:
+        """Why a request would be refused now, claiming nothing (None: go ahead)."""
+        with self._cond:
+            return self._refusal(0) if self._reserved < self.capacity else "ingest queue full"
+
     def reserve(self, spans: int) -> str | None:
         """Claim room for ``spans``: None when claimed, else the reason to answer UNAVAILABLE."""
         with self._cond:
-            if self._stopping:
-                return "shutting down"
-            if self._fatal is not None:
-                return self._fatal
-            if self._thread is None:
-                return "starting: the store is not ready yet"
-            if not self._thread.is_alive():
-                return "the pipeline thread is not running"
-            if self.store.problem() is not None:
-                return "store unavailable"
-            if self._reserved + spans > self.capacity:
-                return "ingest queue full"
-            self._reserved += spans
-            return None
+            refusal = self._refusal(spans)
+            if refusal is None:
+                self._reserved += spans
+            return refusal
+
+    def _refusal(self, spans: int) -> str | None:
+        if self._stopping:
+            return "shutting down"
+        if self._fatal is not None:
+            return self._fatal
+        if self._thread is None:
+            return "starting: the store is not ready yet"
+        if not self._thread.is_alive():
+            return "the pipeline thread is not running"
+        if self.store.problem() is not None:
+            return "store unavailable"
+        if self._reserved + spans > self.capacity:
+            return "ingest queue full"
+        return None
 
     def claim(self, spans: int) -> None:
         """Count spans that are already accepted (write-ahead-log replay) against the queue."""
@@ -199,7 +209,7 @@ class Pipeline:
         seq = self.wal.append(
             request.payload, format=FORMAT_JSON if request.json_body else FORMAT_PROTOBUF, token=request.token
         )
-        self.enqueue(Submission(seq, request.rows, request.resources, len(request.payload)))
+        self.enqueue(Submission(seq, request.batch, len(request.payload)))
 
     def enqueue(self, submission: Submission) -> None:
         """Queue a submission already in the write-ahead log."""
@@ -352,15 +362,16 @@ class Pipeline:
             # the batch in the write-ahead log (checkpoints stop below it) for the next start.
             self.guard.failed("process", exc)
             self.metrics.inc("otelspend_pipeline_errors_total")
-            self.release(sum(len(item.rows) for item in items))
+            self.release(sum(item.batch.count for item in items if item.batch.spans is not None))
         else:
-            self.guard.succeeded("process")
+            if all(item.batch.spans is not None for item in items):  # else _prepare_failed counted it
+                self.guard.succeeded("process")
 
     def _take(self) -> list[Submission]:
         deadline = time.monotonic() + self.flush_interval
         with self._cond:
             while True:
-                rows = sum(len(s.rows) for s in self._queue)
+                rows = sum(s.batch.count for s in self._queue)
                 if rows >= self.batch_rows or self._stopping or self._commands:
                     break
                 remaining = deadline - time.monotonic()
@@ -372,47 +383,61 @@ class Pipeline:
             while self._queue and (count < self.batch_rows or not taken):
                 item = self._queue.popleft()
                 taken.append(item)
-                count += len(item.rows)
+                count += item.batch.count
             return taken
 
     def process(self, items: list[Submission]) -> None:
-        """Price and stitch one batch now; store it (then checkpoint the log) on the writer."""
-        now_ns = time.time_ns()
-        rows: list[list[Any]] = []
+        """Stitch one batch now; store it (then checkpoint the log) on the writer.
+
+        The spans arrive priced and in Arrow (``pipeline.prepare``); here exact duplicates of
+        spans this process knows are dropped, and the compact spans join their runs. A
+        request whose preparation failed is left in the write-ahead log, unstored, for the
+        next start (like a batch this thread fails on).
+        """
+        good = [item for item in items if item.batch.spans is not None]
+        for item in items:
+            if item.batch.spans is None:
+                self._prepare_failed(item)
+        if not good:
+            return
+        tables: list[pa.Table] = []
         resources: dict[int, Any] = {}
         seen: set[tuple[str, str]] = set()
+        unpriced: dict[str, int] = {}
         duplicates = 0
-        for item in items:
-            resources.update(item.resources)
-            for row in item.rows:
-                key = (row[F.trace_id], row[F.span_id])
-                if key in seen or self.stitcher.is_known(*key):
+        is_known = self.stitcher.is_known
+        for item in good:
+            batch = item.batch
+            assert batch.spans is not None
+            resources.update(batch.resources)
+            kept: list[Any] = []
+            keep: list[bool] | None = None
+            for index, span in enumerate(batch.lite):
+                key = (span[L.trace_id], span[L.span_id])
+                if key in seen or is_known(*key):
+                    if keep is None:
+                        keep = [True] * len(batch.lite)
+                    keep[index] = False
                     duplicates += 1
                     continue
                 seen.add(key)
-                row[F.ingested_at] = now_ns
-                row[F.ingest_node] = self.node
-                row[F.version] = 1
-                row[F.call_role] = initial_role(row[F.span_class])
-                rows.append(row)
-        self.pricing.current.price_rows(rows)
-        table = table_from_rows(SPAN_COLUMNS, rows)  # Arrow built here; the writer only inserts
-        for row in rows:
-            if row[F.parent_span_id]:
-                row[F.attributes] = None  # stored now; runs only ever read their root's attributes
+                kept.append(span)
+                reason = span[L.unpriced_reason]
+                if reason:
+                    unpriced[reason] = unpriced.get(reason, 0) + 1
+            tables.append(batch.spans if keep is None else batch.spans.filter(pa.array(keep)))
+            self.stitcher.add(kept, batch.ingested_ns)
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         self.resources.remember(resources)
-        self.stitcher.add(map(lite_from_row, rows), now_ns)
-        for row in rows:
-            reason = row[F.unpriced_reason]
-            if reason:
-                self.metrics.inc("otelspend_calls_unpriced_total", reason=reason)
+        for reason, count in unpriced.items():
+            self.metrics.inc("otelspend_calls_unpriced_total", count, reason=reason)
         if duplicates:
             self.metrics.inc("otelspend_spans_duplicate_total", duplicates)
-        first = min(item.seq for item in items)
-        last = max(item.seq for item in items)
-        seqs = [item.seq for item in items]
-        accepted = sum(len(item.rows) for item in items)
-        written = len(rows)
+        first = min(item.seq for item in good)
+        last = max(item.seq for item in good)
+        seqs = [item.seq for item in good]
+        accepted = sum(item.batch.count for item in good)
+        written = table.num_rows
         writer, refusal = self.writer, self._count_refusal
 
         def insert(_attempt: int) -> list[Refused]:
@@ -430,6 +455,13 @@ class Pipeline:
 
         # The writer job holds the Arrow table only; the rows die with this batch.
         self.store.submit(insert, "otelspend_insert_seconds", stored)
+
+    def _prepare_failed(self, item: Submission) -> None:
+        """Pricing or Arrow building failed on this request (a bug): count it, give its room
+        back, never checkpoint past it (the next start stores it from the log)."""
+        self.guard.failed("process", RuntimeError(item.batch.failure or "preparing the request failed"))
+        self.metrics.inc("otelspend_pipeline_errors_total")
+        self.release(item.batch.count)
 
     # -- on the store writer thread: the write-ahead log checkpoint ---------------------------
 

@@ -54,6 +54,8 @@ def make_settings(chdb_path: Path, data_dir: Path, database: str, **overrides: A
         "sql": {"address": "127.0.0.1:0"},
         "runs": {"settle_seconds": 0.3, "root_wait_seconds": 2.0, "emit_interval_seconds": 0.05},
         "wal": {"fsync": False},
+        # One process: in-process servers start fast; tests of the worker processes ask for them.
+        "pipeline": {"workers": 0},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

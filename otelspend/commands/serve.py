@@ -60,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
         app.stop()
 
     def reload(_signum: int, _frame: Any) -> None:
-        app.pricing.request()
-        app.ownership.request()
+        app.request_reload()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
