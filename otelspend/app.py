@@ -14,10 +14,12 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -43,6 +45,8 @@ from otelspend.enrich.stitcher import Stitcher
 from otelspend.metrics import Metrics
 from otelspend.pipeline.emission import Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
+from otelspend.pipeline.memory import trim as trim_allocator
+from otelspend.pipeline.memory import tune_allocator
 from otelspend.pipeline.prepare import PreparedBatch, Preparer
 from otelspend.pipeline.recovery import recover
 from otelspend.pipeline.reprice import RepriceError, RepriceTarget, reprice_window
@@ -86,10 +90,12 @@ class OtelSpend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.metrics.gauge("otelspend_python_threads_cpu_seconds", python_threads_cpu_seconds)
         self.store = Store(
             settings.clickhouse.dsn,
             settings.clickhouse.database,
             timeout_seconds=settings.clickhouse.insert_timeout_seconds,
+            memory_limit_bytes=settings.clickhouse.embedded_memory_mib * 1024 * 1024,
         )
         self.addresses: Addresses | None = None
         self._http_thread: threading.Thread | None = None
@@ -118,6 +124,7 @@ class OtelSpend:
         """
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        tune_allocator()
         genai = GenaiPricesCard()
         try:
             self.pricing: Reloadable[PriceBook] = Reloadable(
@@ -162,7 +169,7 @@ class OtelSpend:
             reloadables=(self.ownership,),
             emit_batch_runs=s.runs.emit_batch_runs,
             emit_interval=s.runs.emit_interval_seconds,
-            store_maintenance=self.store.release_memory if self.store.embedded else None,
+            store_maintenance=self._release_memory,
             resources=self.resources,
         )
         self.normalizer = Normalizer(
@@ -272,6 +279,12 @@ class OtelSpend:
                 return
             if not self.pipeline.store.alive:
                 raise RuntimeError(self.pipeline.store.problem() or "the store writer stopped during recovery")
+
+    def _release_memory(self) -> None:
+        """Every few seconds (store writer): the engine's and the C allocator's free memory back to the system."""
+        if self.store.embedded:
+            self.store.release_memory()
+        trim_allocator()
 
     def _replay(self, record: WalRecord) -> PreparedBatch | None:
         try:
@@ -473,6 +486,21 @@ def _tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+
+
+def python_threads_cpu_seconds() -> float:
+    """CPU time of this process's Python threads so far (Linux; 0 elsewhere): the rest of the
+    process's CPU is the native threads of the embedded engine and gRPC (``/metrics``)."""
+    hertz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for thread in threading.enumerate():
+        try:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / hertz
 
 
 def _utc(ns: int) -> Any:

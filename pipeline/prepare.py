@@ -16,6 +16,7 @@ does for a batch it fails on (``PreparedBatch.failure``).
 
 from __future__ import annotations
 
+import marshal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,20 @@ from otelspend.record import SPAN_COLUMNS, F, lite_from_row
 Span = tuple[Any, ...]
 """A compact span (``otelspend.record.L`` indexes), what the stitcher keeps."""
 
+_SHARED_TEXT = tuple(
+    getattr(F, name)
+    for name in (
+        "trace_id", "parent_span_id", "name", "status_code", "status_message", "service_name", "span_class",
+        "operation", "provider", "model", "agent_name", "tool_name", "response_id", "error_type", "http_method",
+        "outcome", "outcome_label", "workflow_id", "workflow_type", "tenant", "customer", "feature", "user",
+        "environment", "prompt_version", "ingest_token", "unpriced_reason", "call_role", "scope_name",
+    )
+)  # fmt: skip
+"""Text slots of the compact span whose values repeat within a request (a trace's id, model,
+provider, business keys): one string object per distinct value, so the compact spans take
+less memory in the stitcher and cross from a worker once per value (``marshal`` writes a
+shared object once)."""
+
 
 @dataclass
 class PreparedBatch:
@@ -45,14 +60,23 @@ class PreparedBatch:
     spans: pa.Table | None
     """The rows in ``SPAN_COLUMNS`` order: priced, ``ingested_at`` / ``ingest_node`` /
     ``version`` / ``call_role`` filled; None when preparing failed."""
-    lite: list[Span] = field(default_factory=list)
-    """Compact span per row, same order; attributes kept on root spans only (runs read no others)."""
+    lite: list[Span] | bytes = field(default_factory=list)
+    """Compact span per row, same order; attributes kept on root spans only (runs read no others).
+    From a worker: still ``marshal``-ed (compact while queued), see ``compact_spans``."""
     resources: Resources = field(default_factory=dict)
     ingested_ns: int = 0
     """When the spans were accepted: their ``ingested_at`` and the stitcher's dirty mark."""
     failure: str | None = None
     """Why pricing or Arrow building failed (a bug): the pipeline counts it and leaves the
     request in the write-ahead log, unstored, for the next start."""
+    cpu_seconds: float = 0.0
+    """Thread CPU time preparing took (``otelspend_cpu_seconds_total{stage="prepare"}``)."""
+
+
+def compact_spans(batch: PreparedBatch) -> list[Span]:
+    """The batch's compact spans, unpacked if they came from a worker (the pipeline thread)."""
+    lite = batch.lite
+    return marshal.loads(lite) if isinstance(lite, bytes) else lite  # type: ignore[no-any-return]
 
 
 def prepared_request(
@@ -85,9 +109,12 @@ class Preparer:
 
     def prepare(self, payload: bytes, *, json_body: bool, token: str) -> Prepared:
         """Raises ``receiver.decode.UndecodableRequest`` when the body is no OTLP request at all."""
+        started = time.thread_time()
         decoded = decode_json(payload) if json_body else decode_protobuf(payload)
         normalized = self.normalizer.normalize(decoded.request, ingest_token=token)
         batch = self.finish(normalized) if normalized.rows else None
+        if batch is not None:
+            batch.cpu_seconds = time.thread_time() - started
         return prepared_request(normalized, decoded.rejected, decoded.errors, batch)
 
     def finish(self, normalized: NormalizedBatch) -> PreparedBatch:
@@ -103,9 +130,15 @@ class Preparer:
                 row[F.call_role] = initial_role(row[F.span_class])
             self.price_book().price_rows(rows)
             table = table_from_rows(SPAN_COLUMNS, rows)
+            shared: dict[str, str] = {}
+            share = shared.setdefault
             for row in rows:
                 if row[F.parent_span_id]:
                     row[F.attributes] = None  # stored now; runs only ever read their root's attributes
+                for index in _SHARED_TEXT:
+                    value = row[index]
+                    if value:
+                        row[index] = share(value, value)
             lite = list(map(lite_from_row, rows))
         except Exception as exc:
             return PreparedBatch(len(rows), None, [], normalized.resources, now, describe(exc))

@@ -42,7 +42,7 @@ from otelspend.metrics import Metrics
 from otelspend.pipeline.emission import EmitPlan, EmitStats, Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
 from otelspend.pipeline.guard import GIVE_UP_SECONDS, LoopGuard
-from otelspend.pipeline.prepare import PreparedBatch
+from otelspend.pipeline.prepare import PreparedBatch, compact_spans
 from otelspend.pipeline.quarantine import Quarantine, Refused, insert_isolating
 from otelspend.pipeline.resources import ResourceCache
 from otelspend.pipeline.store_writer import StoreWriter
@@ -355,6 +355,8 @@ class Pipeline:
             self.persist_state(clean=False)
 
     def _process_guarded(self, items: list[Submission]) -> None:
+        started = time.thread_time()
+        self.metrics.inc("otelspend_cpu_seconds_total", sum(i.batch.cpu_seconds for i in items), stage="prepare")
         try:
             self.process(items)
         except Exception as exc:
@@ -366,6 +368,8 @@ class Pipeline:
         else:
             if all(item.batch.spans is not None for item in items):  # else _prepare_failed counted it
                 self.guard.succeeded("process")
+        finally:
+            self.metrics.inc("otelspend_cpu_seconds_total", time.thread_time() - started, stage="stitch")
 
     def _take(self) -> list[Submission]:
         deadline = time.monotonic() + self.flush_interval
@@ -412,11 +416,12 @@ class Pipeline:
             resources.update(batch.resources)
             kept: list[Any] = []
             keep: list[bool] | None = None
-            for index, span in enumerate(batch.lite):
+            lite = compact_spans(batch)
+            for index, span in enumerate(lite):
                 key = (span[L.trace_id], span[L.span_id])
                 if key in seen or is_known(*key):
                     if keep is None:
-                        keep = [True] * len(batch.lite)
+                        keep = [True] * len(lite)
                     keep[index] = False
                     duplicates += 1
                     continue
@@ -522,7 +527,9 @@ class Pipeline:
         if not runs:
             self._pending_runs = []
             return
+        started = time.thread_time()
         plan = self.emitter.plan(runs)  # here, on the pipeline thread: the writer only writes
+        self.metrics.inc("otelspend_cpu_seconds_total", time.thread_time() - started, stage="runs")
         batch = next(self._batches)
         done, failed = self._emission_done(batch), self._emission_failed(batch, plan)
         self.store.submit(self._emission(plan), "otelspend_emit_seconds", done, failed=failed)
@@ -584,7 +591,11 @@ class Pipeline:
                 continue
             self._emit_checkpoint_ns = done.started_ns
             for written in stats.written:
-                self.stitcher.emitted(runs[written.run_id], written.stored, written.span_ids)
+                # The closed cache keeps span ids (duplicates are dropped without the store), not
+                # the rows written: a late span's run is reloaded from the store anyway (its
+                # stored spans), and its rows come with them; holding every emitted run's rows
+                # cost more memory than anything else the pipeline keeps.
+                self.stitcher.emitted(runs[written.run_id], UNKNOWN, written.span_ids)
             for run_id, _ in stats.failed:
                 self.stitcher.emitted(runs[run_id], UNKNOWN)
             self.resources.learn(stats.fetched_resources)

@@ -28,6 +28,7 @@ from otelspend.conventions import load_conventions
 from otelspend.enrich.genai_prices_card import GenaiPricesCard
 from otelspend.enrich.pricing import PriceBook
 from otelspend.pipeline.errors import describe
+from otelspend.pipeline.memory import trim, tune_allocator
 from otelspend.pipeline.prepare import Preparer
 from otelspend.pipeline.worker_wire import (
     CONFIG,
@@ -84,7 +85,7 @@ class Worker:
                 return
             if kind != PREPARE:
                 raise RuntimeError(f"unexpected frame kind {kind} from the owner")
-            self._maybe_reload()
+            self._housekeeping()
             payload, json_body, token = decode_request(body)
             try:
                 prepared = self.preparer.prepare(payload, json_body=json_body, token=token)
@@ -96,11 +97,13 @@ class Worker:
             else:
                 send_frame(self.sock, PREPARED, *encode_prepared(prepared))
 
-    def _maybe_reload(self) -> None:
+    def _housekeeping(self) -> None:
+        """Every few seconds: pick up a rate card edit, give free C heap back to the system."""
         now = time.monotonic()
         if now - self._checked >= RELOAD_CHECK_SECONDS:
             self._checked = now
             self.pricing.check()
+            trim()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    tune_allocator()
     sock = socket.socket(fileno=int(args[0]))
     try:
         kind, body = recv_frame(sock)

@@ -121,10 +121,10 @@ def encode_prepared(prepared: Prepared) -> tuple[bytes | memoryview, ...]:
     lite = b""
     batch_meta: tuple[Any, ...] | None = None
     if batch is not None:
-        batch_meta = (batch.count, batch.ingested_ns, batch.failure, batch.resources)
+        batch_meta = (batch.count, batch.ingested_ns, batch.failure, batch.resources, batch.cpu_seconds)
         if batch.spans is not None:
             arrow = _arrow_stream(batch.spans)
-            lite = marshal.dumps(batch.lite)
+            lite = batch.lite if isinstance(batch.lite, bytes) else marshal.dumps(batch.lite)
     meta = marshal.dumps((prepared.accepted, prepared.rejected, prepared.message, batch_meta))
     return _RESULT.pack(len(meta), len(arrow)), meta, arrow, lite
 
@@ -138,13 +138,13 @@ def decode_prepared(body: memoryview) -> Prepared:
     start += meta_length
     batch = None
     if batch_meta is not None:
-        count, ingested_ns, failure, resources = batch_meta
+        count, ingested_ns, failure, resources, cpu_seconds = batch_meta
         spans = None
-        lite: list[tuple[Any, ...]] = []
+        lite: bytes = b""
         if arrow_length:
             spans = pa.ipc.open_stream(pa.py_buffer(body[start : start + arrow_length])).read_all()
-            lite = marshal.loads(body[start + arrow_length :])
-        batch = PreparedBatch(count, spans, lite, resources, ingested_ns, failure)
+            lite = bytes(body[start + arrow_length :])  # unpacked by the pipeline thread, when it stitches
+        batch = PreparedBatch(count, spans, lite, resources, ingested_ns, failure, cpu_seconds)
     return Prepared(accepted, rejected, message, batch)
 
 
