@@ -45,8 +45,8 @@ from otelspend.enrich.stitcher import Stitcher
 from otelspend.metrics import Metrics
 from otelspend.pipeline.emission import Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
+from otelspend.pipeline.memory import skip_pandas_probe, tune_allocator
 from otelspend.pipeline.memory import trim as trim_allocator
-from otelspend.pipeline.memory import tune_allocator
 from otelspend.pipeline.prepare import PreparedBatch, Preparer
 from otelspend.pipeline.recovery import recover
 from otelspend.pipeline.reprice import RepriceError, RepriceTarget, reprice_window
@@ -125,6 +125,7 @@ class OtelSpend:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         tune_allocator()
+        skip_pandas_probe()
         genai = GenaiPricesCard()
         try:
             self.pricing: Reloadable[PriceBook] = Reloadable(

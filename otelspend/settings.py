@@ -227,8 +227,9 @@ class ClickHouseSettings(Section):
     """Database holding every otelspend table."""
     batch_rows: int = Field(20_000, ge=1, le=1_000_000)
     """Spans per columnar insert (the size trigger)."""
-    flush_interval_ms: int = Field(250, ge=1, le=60_000)
-    """Longest a span waits in the pipeline before an insert (the time trigger)."""
+    flush_interval_ms: int = Field(1000, ge=1, le=60_000)
+    """Longest a span waits in the pipeline before an insert (the time trigger). Every insert has
+    a fixed cost in the store (a part written, then merged): fewer, larger inserts cost less."""
     spans_ttl_days: int | None = Field(None, ge=1)
     """Drop raw spans older than this many days (runs and rollups are kept). Default: keep."""
     insert_timeout_seconds: float = Field(30.0, gt=0)

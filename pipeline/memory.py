@@ -10,13 +10,22 @@ left in an arena); ``trim`` returns the free top of every arena to the system (t
 calls it every few seconds, as it purges the embedded engine's allocator).
 
 Both are no-ops where glibc is not the C library.
+
+``skip_pandas_probe`` keeps pyarrow from importing pandas (about 55 MiB resident) the first
+time it builds an array: pyarrow asks, once, whether pandas is installed (chDB depends on
+it), and nothing here uses it.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.abc
 import logging
+import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 log = logging.getLogger("otelspend")
 
@@ -74,3 +83,33 @@ def trim() -> None:
     """Give free memory at the top of the C allocator's arenas back to the system."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """Refuses ``import pandas`` while it is on ``sys.meta_path``."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ImportError("pandas is not used by otelspend's ingest")
+        return None
+
+
+def skip_pandas_probe() -> None:
+    """Let pyarrow find pandas missing the one time it probes for it (its first array).
+
+    Afterwards ``import pandas`` works as usual for anyone who needs it (pyarrow's own
+    ``to_pandas`` imports it then); only the probe that would load it for nothing is answered
+    "not installed". Does nothing if pandas is already imported.
+    """
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    finder = _NoPandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        pa.array([0])  # the probe: remembered by pyarrow for the life of the process
+    finally:
+        sys.meta_path.remove(finder)

@@ -28,7 +28,7 @@ from otelspend.conventions import load_conventions
 from otelspend.enrich.genai_prices_card import GenaiPricesCard
 from otelspend.enrich.pricing import PriceBook
 from otelspend.pipeline.errors import describe
-from otelspend.pipeline.memory import trim, tune_allocator
+from otelspend.pipeline.memory import skip_pandas_probe, trim, tune_allocator
 from otelspend.pipeline.prepare import Preparer
 from otelspend.pipeline.worker_wire import (
     CONFIG,
@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     tune_allocator()
+    skip_pandas_probe()
     sock = socket.socket(fileno=int(args[0]))
     try:
         kind, body = recv_frame(sock)

@@ -140,7 +140,7 @@ def decode_prepared(body: memoryview) -> Prepared:
     if batch_meta is not None:
         count, ingested_ns, failure, resources, cpu_seconds = batch_meta
         spans = None
-        lite: bytes = b""
+        lite: list[tuple[Any, ...]] | bytes = []
         if arrow_length:
             spans = pa.ipc.open_stream(pa.py_buffer(body[start : start + arrow_length])).read_all()
             lite = bytes(body[start + arrow_length :])  # unpacked by the pipeline thread, when it stitches

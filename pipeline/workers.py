@@ -198,7 +198,10 @@ class WorkerPool:
         ``SinkUnavailable`` when the request failed on two workers (or none came free in time)."""
         lost = ""
         for attempt in (1, 2):
-            worker = self._acquire(local_ok=attempt == 1)
+            try:
+                worker = self._acquire(local_ok=attempt == 1)
+            except SinkUnavailable as exc:
+                raise SinkUnavailable(f"receiver worker failed: {lost}; {exc}" if lost else str(exc)) from None
             if worker is None:
                 self.metrics.inc("otelspend_requests_prepared_locally_total")
                 return self.local.prepare(payload, json_body=json_body, token=token)
