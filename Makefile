@@ -51,15 +51,18 @@ install: $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/otelspend serve $(ARGS)
 
-## Lint, then the whole suite (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
+## Lint and type-check (mypy over the whole package, zero errors), then the whole suite
+## (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
 test: $(TEST_STAMP) $(NODE_STAMP) | $(CHROMIUM) $(CURL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tests.typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tests.typecheck
 
 ## Ingest benchmark: serve on a temp dir, drive the load generator, verify every total, append to bench/RESULTS.md.
 bench: $(TEST_STAMP)

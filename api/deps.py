@@ -43,7 +43,9 @@ class ApiContext:
 
 
 def get_context(request: Request) -> ApiContext:
-    return request.app.state.context
+    """The running API's context (set on the app's state when the app is built)."""
+    context: ApiContext = request.app.state.context  # Starlette's state is untyped
+    return context
 
 
 _bearer = HTTPBearer(auto_error=False)

@@ -21,6 +21,7 @@ class QueryError(ValueError):
         self.message = text
 
     def detail(self) -> dict[str, object]:
+        """The error as one FastAPI-style validation item (``loc``, ``msg``, ``type``, and the allowed values)."""
         item: dict[str, object] = {"loc": ["query", self.parameter], "msg": self.message, "type": "value_error"}
         if self.allowed is not None:
             item["allowed"] = self.allowed
@@ -28,5 +29,6 @@ class QueryError(ValueError):
 
 
 async def query_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """Answer a QueryError with 422 and its detail, in the shape FastAPI uses for invalid parameters."""
     assert isinstance(exc, QueryError)
     return JSONResponse({"detail": [exc.detail()]}, status_code=422)

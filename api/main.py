@@ -24,6 +24,7 @@ every dimension and metric.
 
 
 def create_app(context: ApiContext) -> FastAPI:
+    """The API and dashboard for one running process (or a read-only store): routers, error handlers."""
     app = FastAPI(title="otelspend", version=__version__, description=DESCRIPTION)
     app.state.context = context
     app.include_router(health.router)

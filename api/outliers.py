@@ -30,7 +30,7 @@ from otelspend.api.window import NS, Window, rfc3339
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import outliers as outlier_queries
 from otelspend.clickhouse.queries.rollup_plan import plan_for
-from otelspend.clickhouse.queries.rollups import aggregate_query
+from otelspend.clickhouse.queries.rollups import AggregateOptions, aggregate_query
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,9 @@ def _ranked(store: Store, request: RollupRequest, minimum: tuple[str, int] | Non
         request.group_by,
         request.computed_metrics,
         request.filters,
-        order=[(request.order_by, request.descending)],
-        limit=request.limit,
-        nonempty_groups=True,
-        minimum=minimum,
+        AggregateOptions(
+            order=[(request.order_by, request.descending)], limit=request.limit, nonempty_groups=True, minimum=minimum
+        ),
     )
     dims = len(request.group_by)
     out = []
@@ -119,13 +118,13 @@ def cost_jumps(store: Store, request: OutliersRequest) -> list[dict[str, Any]]:
         ("workflow_type",),
         ("cost_usd", "successful_runs"),
         (),
-        bucket=request.bucket,
+        AggregateOptions(bucket=request.bucket),
     )
     by_type: dict[str, dict[int, tuple[Decimal, int]]] = defaultdict(dict)
     for workflow_type, bucket, cost, successful in store.rows(sql, params):
         if workflow_type:
             by_type[workflow_type][int(bucket) * NS] = (Decimal(cost), int(successful))
-    jumps = []
+    jumps: list[dict[str, Any]] = []
     for workflow_type, buckets in by_type.items():
         for start, (cost, successful) in buckets.items():
             if start < first_bucket or successful < request.min_runs:

@@ -21,8 +21,9 @@ from otelspend.api.errors import QueryError
 from otelspend.api.outliers import OutliersRequest, outliers
 from otelspend.api.prices import unpriced
 from otelspend.api.query import rollup, timeseries
-from otelspend.api.requests import Filters, RollupRequest, TimeseriesRequest
+from otelspend.api.requests import RollupRequest, TimeseriesRequest
 from otelspend.api.runs import RUN_ORDER_COLUMNS, RunsRequest, get_run, list_runs
+from otelspend.api.vocabulary import Filters
 from otelspend.api.window import DAY_NS, HOUR_NS, Window
 from otelspend.clickhouse.client import Store
 
@@ -31,6 +32,8 @@ Bucket = Literal["hour", "day"]
 
 @dataclass(frozen=True)
 class Range:
+    """A dashboard period choice: its key, label, length and the bucket its charts use."""
+
     key: str
     label: str
     span_ns: int
@@ -62,10 +65,12 @@ class Period:
 
     @property
     def key(self) -> str:
+        """The range's key (``24h``, ``7d``, ``30d``), for links."""
         return self.range.key
 
     @property
     def bucket(self) -> Bucket:
+        """The chart bucket of this period (``hour`` or ``day``)."""
         return self.range.bucket
 
 
@@ -105,25 +110,15 @@ _CUT_FIGURES = (
 
 
 def _table(
-    store: Store,
-    window: Window,
-    group_by: Sequence[str],
-    metrics: Sequence[str],
-    *,
-    noun: str,
-    order_by: str = "cost_usd",
-    descending: bool = True,
-    limit: int | None = None,
-    nonempty: bool = False,
+    store: Store, request: RollupRequest, *, noun: str, nonempty: bool = False
 ) -> tuple[list[dict[str, Any]], Cut | None]:
-    """``query.rollup`` rows, and a ``Cut`` when the limit (default ``TABLE_ROWS``) left groups
-    out; ``nonempty`` drops groups with an empty dimension value (at call level a tool
-    execution has no model and a model call no tool)."""
-    request = RollupRequest(window, tuple(group_by), tuple(metrics), (), order_by, descending, limit or TABLE_ROWS)
+    """``query.rollup`` rows, and a ``Cut`` when the request's limit (``TABLE_ROWS`` on every page)
+    left groups out; ``nonempty`` drops groups with an empty dimension value (at call level a
+    tool execution has no model and a model call no tool)."""
     result = rollup(store, request)
-    rows = result["rows"]
+    rows: list[dict[str, Any]] = result["rows"]
     if nonempty:
-        rows = [r for r in rows if all(r[d] for d in group_by)]
+        rows = [r for r in rows if all(r[d] for d in request.group_by)]
     if not result["truncated"]:
         return rows, None
     totals = result["totals"]
@@ -131,28 +126,18 @@ def _table(
     return rows, Cut(len(rows), result["total_groups"], noun, figures, totals.get("unpriced_calls") or 0)
 
 
-def _rows(
-    store: Store,
-    window: Window,
-    group_by: Sequence[str],
-    metrics: Sequence[str],
-    *,
-    order_by: str = "cost_usd",
-    descending: bool = True,
-    limit: int = 100,
-    filters: Filters = (),
-    nonempty: bool = False,
-) -> list[dict[str, Any]]:
-    """``query.rollup`` rows of a ranking (top N: its limit is the point, not a cut)."""
-    request = RollupRequest(window, tuple(group_by), tuple(metrics), filters, order_by, descending, limit)
-    rows = rollup(store, request)["rows"]
+def _rows(store: Store, request: RollupRequest, *, nonempty: bool = False) -> list[dict[str, Any]]:
+    """``query.rollup`` rows of a ranking (top N: its limit is the point, not a cut);
+    ``nonempty`` drops groups with an empty dimension value (at call level a tool execution has
+    no model and a model call no tool)."""
+    rows: list[dict[str, Any]] = rollup(store, request)["rows"]
     if nonempty:
-        rows = [r for r in rows if all(r[d] for d in group_by)]
+        rows = [r for r in rows if all(r[d] for d in request.group_by)]
     return rows
 
 
 def _totals(store: Store, window: Window, metrics: Sequence[str]) -> dict[str, Any]:
-    rows = _rows(store, window, (), metrics)
+    rows = _rows(store, RollupRequest(window, (), tuple(metrics)))
     return rows[0] if rows else dict.fromkeys(metrics)
 
 
@@ -249,9 +234,11 @@ def overview(store: Store, p: Period) -> dict[str, Any]:
     (successful,) = _series(ts, "successful_runs")
     (unpriced_calls,) = _series(ts, "unpriced_calls")
     spend_chart = svg.time_chart(
-        "chart-spend",
-        f"Spend per {p.bucket}",
-        f"Calculated cost of the runs that started in each {p.bucket}, {p.range.label.lower()}.",
+        svg.Chart(
+            "chart-spend",
+            f"Spend per {p.bucket}",
+            f"Calculated cost of the runs that started in each {p.bucket}, {p.range.label.lower()}.",
+        ),
         long,
         short,
         [_money_series("Spend", cost, unpriced_calls)],
@@ -259,9 +246,11 @@ def overview(store: Store, p: Period) -> dict[str, Any]:
     )
     failed = [r - s for r, s in zip(runs, successful, strict=True)]
     runs_chart = svg.time_chart(
-        "chart-runs",
-        f"Runs per {p.bucket}",
-        f"Runs that started in each {p.bucket}: successful, and failed or without a root span.",
+        svg.Chart(
+            "chart-runs",
+            f"Runs per {p.bucket}",
+            f"Runs that started in each {p.bucket}: successful, and failed or without a root span.",
+        ),
         long,
         short,
         [
@@ -271,9 +260,12 @@ def overview(store: Store, p: Period) -> dict[str, Any]:
         _count_axis,
         kind="columns",
     )
-    workflows = _rows(store, p.window, ("workflow_type",), ("cost_usd", "runs", "unpriced_calls"), limit=TOP_N)
-    tenants = _rows(store, p.window, ("tenant",), ("cost_usd", "runs", "unpriced_calls"), limit=TOP_N)
-    models = _rows(store, p.window, ("model",), ("cost_usd", "calls", "unpriced_calls"), limit=TOP_N + 1, nonempty=True)
+    workflows = _rows(
+        store, RollupRequest(p.window, ("workflow_type",), ("cost_usd", "runs", "unpriced_calls"), limit=TOP_N)
+    )
+    tenants = _rows(store, RollupRequest(p.window, ("tenant",), ("cost_usd", "runs", "unpriced_calls"), limit=TOP_N))
+    top_models = RollupRequest(p.window, ("model",), ("cost_usd", "calls", "unpriced_calls"), limit=TOP_N + 1)
+    models = _rows(store, top_models, nonempty=True)
     return {
         "totals": totals,
         "previous": previous,
@@ -287,21 +279,17 @@ def overview(store: Store, p: Period) -> dict[str, Any]:
             if r
         ],
         "workflows_chart": svg.bar_chart(
-            "chart-top-workflows",
-            "Top workflows by spend",
-            "Workflow types ranked by calculated cost.",
+            svg.Chart("chart-top-workflows", "Top workflows by spend", "Workflow types ranked by calculated cost."),
             _money_bars(workflows, lambda r: r["workflow_type"] or "(not set)", _runs_link(p, "workflow_type")),
         ),
         "tenants_chart": svg.bar_chart(
-            "chart-top-tenants",
-            "Top tenants by spend",
-            "Tenants ranked by calculated cost.",
+            svg.Chart("chart-top-tenants", "Top tenants by spend", "Tenants ranked by calculated cost."),
             _money_bars(tenants, lambda r: r["tenant"] or "(not set)", _runs_link(p, "tenant")),
         ),
         "models_chart": svg.bar_chart(
-            "chart-top-models",
-            "Top models by spend",
-            "Models ranked by the calculated cost of their calls.",
+            svg.Chart(
+                "chart-top-models", "Top models by spend", "Models ranked by the calculated cost of their calls."
+            ),
             _money_bars(models[:TOP_N], lambda r: r["model"], _runs_link(p, "model")),
         ),
     }
@@ -320,7 +308,9 @@ PROMPT_METRICS = ("runs", "cost_usd", "cost_per_success_usd", "acceptance_rate",
 
 def workflows(store: Store, p: Period) -> dict[str, Any]:
     """Workflow types: cost, success, cost per success / accepted output, latency, retries; prompt versions."""
-    rows, rows_cut = _table(store, p.window, ("workflow_type",), WORKFLOW_METRICS, noun="workflow types")
+    rows, rows_cut = _table(
+        store, RollupRequest(p.window, ("workflow_type",), WORKFLOW_METRICS, limit=TABLE_ROWS), noun="workflow types"
+    )
     # Six lines of hourly spikes are unreadable: days from a week up.
     bucket: Bucket = "hour" if p.range.span_ns <= DAY_NS else "day"
     ts = timeseries(
@@ -334,15 +324,15 @@ def workflows(store: Store, p: Period) -> dict[str, Any]:
         key=lambda r: Decimal(r["cost_per_success_usd"]),
         reverse=True,
     )
-    prompts, prompts_cut = _table(
-        store,
+    by_prompt = RollupRequest(
         p.window,
         ("workflow_type", "prompt_version"),
         PROMPT_METRICS,
-        noun="workflow × prompt version pairs",
         order_by="workflow_type",
         descending=False,
+        limit=TABLE_ROWS,
     )
+    prompts, prompts_cut = _table(store, by_prompt, noun="workflow × prompt version pairs")
     return {
         "rows": rows,
         "rows_cut": rows_cut,
@@ -350,9 +340,11 @@ def workflows(store: Store, p: Period) -> dict[str, Any]:
         "prompts_cut": prompts_cut,
         "trend_bucket": bucket,
         "trend_chart": svg.time_chart(
-            "chart-workflow-spend",
-            f"Spend per workflow per {bucket}",
-            "Calculated cost of the six costliest workflow types over time.",
+            svg.Chart(
+                "chart-workflow-spend",
+                f"Spend per workflow per {bucket}",
+                "Calculated cost of the six costliest workflow types over time.",
+            ),
             long,
             short,
             [
@@ -364,17 +356,17 @@ def workflows(store: Store, p: Period) -> dict[str, Any]:
             height=260,
         ),
         "cost_chart": svg.bar_chart(
-            "chart-workflow-cost",
-            "Spend by workflow",
-            "Workflow types ranked by calculated cost.",
+            svg.Chart("chart-workflow-cost", "Spend by workflow", "Workflow types ranked by calculated cost."),
             _money_bars(rows[:TOP_N], lambda r: r["workflow_type"] or "(not set)", _runs_link(p, "workflow_type")),
             width=600,
             label_width=170,
         ),
         "per_success_chart": svg.bar_chart(
-            "chart-cost-per-success",
-            "Cost per successful run",
-            "What one successful run of each workflow type costs, failed runs included (fully priced workflows).",
+            svg.Chart(
+                "chart-cost-per-success",
+                "Cost per successful run",
+                "What one successful run of each workflow type costs, failed runs included (fully priced workflows).",
+            ),
             [
                 svg.Bar(
                     r["workflow_type"] or "(not set)",
@@ -398,11 +390,16 @@ ATTRIBUTION_METRICS = (
 
 def tenants(store: Store, p: Period) -> dict[str, Any]:
     """Tenants and features: spend, runs, cost per success; tenant x model."""
-    tenant_rows, tenants_cut = _table(store, p.window, ("tenant",), ATTRIBUTION_METRICS, noun="tenants")
-    feature_rows, features_cut = _table(store, p.window, ("feature",), ATTRIBUTION_METRICS, noun="features")
-    by_model = _rows(
-        store, p.window, ("tenant", "model"), ("cost_usd", "calls", "runs", "unpriced_calls"), limit=40, nonempty=True
+    tenant_rows, tenants_cut = _table(
+        store, RollupRequest(p.window, ("tenant",), ATTRIBUTION_METRICS, limit=TABLE_ROWS), noun="tenants"
     )
+    feature_rows, features_cut = _table(
+        store, RollupRequest(p.window, ("feature",), ATTRIBUTION_METRICS, limit=TABLE_ROWS), noun="features"
+    )
+    tenant_models = RollupRequest(
+        p.window, ("tenant", "model"), ("cost_usd", "calls", "runs", "unpriced_calls"), limit=40
+    )
+    by_model = _rows(store, tenant_models, nonempty=True)
     return {
         "tenants": tenant_rows,
         "tenants_cut": tenants_cut,
@@ -410,17 +407,13 @@ def tenants(store: Store, p: Period) -> dict[str, Any]:
         "features_cut": features_cut,
         "tenant_models": by_model[:20],
         "tenants_chart": svg.bar_chart(
-            "chart-tenants",
-            "Spend by tenant",
-            "Tenants ranked by calculated cost.",
+            svg.Chart("chart-tenants", "Spend by tenant", "Tenants ranked by calculated cost."),
             _money_bars(tenant_rows[:TOP_N], lambda r: r["tenant"] or "(not set)", _runs_link(p, "tenant")),
             width=600,
             label_width=170,
         ),
         "features_chart": svg.bar_chart(
-            "chart-features",
-            "Spend by feature",
-            "Features ranked by calculated cost.",
+            svg.Chart("chart-features", "Spend by feature", "Features ranked by calculated cost."),
             _money_bars(feature_rows[:TOP_N], lambda r: r["feature"] or "(not set)", _runs_link(p, "feature")),
             width=600,
             label_width=170,
@@ -441,12 +434,20 @@ MODEL_METRICS = (
 
 def agents(store: Store, p: Period) -> dict[str, Any]:
     """Agents (cost, calls, retries, latency), tools (executions, failures, latency) and models."""
-    agent_rows, agents_cut = _table(store, p.window, ("agent",), AGENT_METRICS, noun="agents", nonempty=True)
+    agent_rows, agents_cut = _table(
+        store, RollupRequest(p.window, ("agent",), AGENT_METRICS, limit=TABLE_ROWS), noun="agents", nonempty=True
+    )
     tool_rows, tools_cut = _table(
-        store, p.window, ("tool",), TOOL_METRICS, noun="tools", order_by="tool_calls", nonempty=True
+        store,
+        RollupRequest(p.window, ("tool",), TOOL_METRICS, order_by="tool_calls", limit=TABLE_ROWS),
+        noun="tools",
+        nonempty=True,
     )
     model_rows, models_cut = _table(
-        store, p.window, ("provider", "model"), MODEL_METRICS, noun="provider × model pairs", nonempty=True
+        store,
+        RollupRequest(p.window, ("provider", "model"), MODEL_METRICS, limit=TABLE_ROWS),
+        noun="provider × model pairs",
+        nonempty=True,
     )
     return {
         "agents": agent_rows,
@@ -456,15 +457,13 @@ def agents(store: Store, p: Period) -> dict[str, Any]:
         "models": model_rows,
         "models_cut": models_cut,
         "agents_chart": svg.bar_chart(
-            "chart-agents",
-            "Spend by agent",
-            "Agents ranked by the calculated cost of their model calls.",
+            svg.Chart("chart-agents", "Spend by agent", "Agents ranked by the calculated cost of their model calls."),
             _money_bars(agent_rows[:TOP_N], lambda r: r["agent"], _runs_link(p, "agent")),
         ),
         "tools_chart": svg.bar_chart(
-            "chart-tools",
-            "Tool executions",
-            "Tools ranked by executions; the tooltip gives the failure rate.",
+            svg.Chart(
+                "chart-tools", "Tool executions", "Tools ranked by executions; the tooltip gives the failure rate."
+            ),
             [
                 svg.Bar(
                     r["tool"],
@@ -478,9 +477,7 @@ def agents(store: Store, p: Period) -> dict[str, Any]:
             ],
         ),
         "models_chart": svg.bar_chart(
-            "chart-models",
-            "Spend by model",
-            "Models ranked by the calculated cost of their calls.",
+            svg.Chart("chart-models", "Spend by model", "Models ranked by the calculated cost of their calls."),
             _money_bars(model_rows[:TOP_N], lambda r: r["model"], _runs_link(p, "model")),
         ),
     }
@@ -502,7 +499,7 @@ def _unpriced_calls(store: Store, window: Window, dimension: str, values: set[st
     if not values:
         return {}
     only: Filters = ((dimension, tuple(sorted(values))),)
-    rows = _rows(store, window, (dimension,), ("unpriced_calls",), filters=only, limit=len(values))
+    rows = _rows(store, RollupRequest(window, (dimension,), ("unpriced_calls",), only, limit=len(values)))
     return {row[dimension]: row["unpriced_calls"] for row in rows}
 
 

@@ -26,7 +26,7 @@ from otelspend.api.vocabulary import METRICS
 from otelspend.api.window import NS, rfc3339
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries.rollup_plan import plan_for
-from otelspend.clickhouse.queries.rollups import aggregate_query
+from otelspend.clickhouse.queries.rollups import AggregateOptions, aggregate_query
 
 
 def usd(value: Decimal | int | None) -> str | None:
@@ -76,9 +76,7 @@ def rollup(store: Store, request: RollupRequest) -> dict[str, Any]:
         request.group_by,
         metrics,
         request.filters,
-        order=[(request.order_by, request.descending)],
-        limit=request.limit,
-        totals=grouped,
+        AggregateOptions(order=[(request.order_by, request.descending)], limit=request.limit, totals=grouped),
     )
     rows = store.rows(sql, params)
     dims, width = len(request.group_by), len(request.group_by) + len(metrics)
@@ -152,8 +150,7 @@ def timeseries(store: Store, request: TimeseriesRequest) -> dict[str, Any]:
             request.group_by,
             request.metrics,
             request.filters,
-            bucket=request.bucket,
-            keys=keys,
+            AggregateOptions(bucket=request.bucket, keys=keys),
         )
         series = _series(store.rows(sql, params), request, keys)
     return {
@@ -170,8 +167,10 @@ def timeseries(store: Store, request: TimeseriesRequest) -> dict[str, Any]:
 
 
 def _series(
-    rows: Sequence[tuple[Any, ...]], request: TimeseriesRequest, keys: list[tuple[str, ...]] | None
+    rows: Sequence[Sequence[Any]], request: TimeseriesRequest, keys: list[tuple[str, ...]] | None
 ) -> list[dict[str, Any]]:
+    """One series per group key (in ``keys`` order; one ungrouped series without), its points
+    in bucket order: the rows are (group values, bucket, metric values)."""
     dims = len(request.group_by)
     by_key: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:

@@ -123,6 +123,7 @@ def check_filters(filters: Mapping[str, Iterable[str] | str] | None) -> Filters:
 
 
 def check_limit(limit: int | None, default: int, maximum: int, parameter: str = "limit") -> int:
+    """``limit``, or ``default`` when not given; QueryError naming ``parameter`` when outside 1..``maximum``."""
     if limit is None:
         return default
     if not 1 <= limit <= maximum:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from otelspend.api.errors import QueryError
 from otelspend.api.query import usd
-from otelspend.api.requests import Filters
+from otelspend.api.vocabulary import Filters
 from otelspend.api.window import Window, rfc3339
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import outcomes as outcome_queries

@@ -18,11 +18,15 @@ Value = str | int | float | None
 
 
 class Source(BaseModel):
+    """Which level and tables answered a query."""
+
     level: Literal["run", "call"] = Field(description="Run level or call level (a call dimension is involved).")
     tables: list[str] = Field(description="Tables that answered (informational).")
 
 
 class RollupResponse(BaseModel):
+    """`GET /v1/rollups`: one row per group with the metrics asked for, over runs that started in the window."""
+
     group_by: list[str]
     metrics: list[str]
     from_: str = Field(alias="from", description="Window start (RFC 3339, inclusive).")
@@ -45,11 +49,15 @@ class RollupResponse(BaseModel):
 
 
 class Series(BaseModel):
+    """One group's points in a timeseries (the group's dimension values are extra keys)."""
+
     model_config = ConfigDict(extra="allow")
     points: list[dict[str, Value]] = Field(description="`t` (bucket start, RFC 3339) and each metric.")
 
 
 class TimeseriesResponse(BaseModel):
+    """`GET /v1/timeseries`: metrics per hour or day, per group."""
+
     group_by: list[str]
     metrics: list[str]
     bucket: Literal["hour", "day"]
@@ -67,6 +75,8 @@ class TimeseriesResponse(BaseModel):
 
 
 class VocabularyItem(BaseModel):
+    """A dimension or metric: its name, meaning, level, kind and unit."""
+
     name: str
     description: str
     level: Literal["run", "call", "raw"] | None = None
@@ -75,6 +85,8 @@ class VocabularyItem(BaseModel):
 
 
 class VocabularyResponse(BaseModel):
+    """`GET /v1/vocabulary`: every dimension and metric the query endpoints accept."""
+
     dimensions: list[VocabularyItem]
     metrics: list[VocabularyItem]
 
@@ -93,6 +105,8 @@ class OutcomeIn(BaseModel):
 
 
 class OutcomeAccepted(BaseModel):
+    """The outcome recorded, and the runs it updated now."""
+
     run_id: str | None = None
     workflow_id: str | None = None
     outcome: str
@@ -103,18 +117,24 @@ class OutcomeAccepted(BaseModel):
 
 
 class RebuildIn(BaseModel):
+    """The window of rollups to rebuild."""
+
     model_config = ConfigDict(extra="forbid")
     from_: dt.datetime = Field(alias="from", description="Window start (RFC 3339), widened to the hour.")
     to: dt.datetime = Field(description="Window end (RFC 3339), widened to the hour.")
 
 
 class RebuildDone(BaseModel):
+    """The rebuilt window (whole UTC days) and how many hours it spans."""
+
     from_: str = Field(alias="from")
     to: str
     hours: int
 
 
 class Page(BaseModel):
+    """One page of runs, with the window, filters, order and offsets echoed (extra keys)."""
+
     model_config = ConfigDict(extra="allow")
     runs: list[dict[str, Any]]
     next_offset: int | None = Field(description="Offset of the next page, null on the last page.")

@@ -55,7 +55,7 @@ def nice_step(maximum: float, ticks: int = 4) -> float:
     if maximum <= 0 or not math.isfinite(maximum):
         return 1.0
     raw = maximum / ticks
-    power = 10 ** math.floor(math.log10(raw))
+    power: float = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         if factor * power >= raw:
             return factor * power
@@ -69,12 +69,22 @@ def nice_ticks(maximum: float, ticks: int = 4) -> list[float]:
     return [round(i * step, 12) for i in range(top + 1)]
 
 
-def _open(chart_id: str, title: str, description: str, width: float, height: float, css: str) -> list[str]:
-    cid = escape(chart_id)
+@dataclass(frozen=True)
+class Chart:
+    """What names a chart: ``chart_id`` (unique in its page; the SVG's ids derive from it) and
+    the accessible title and description it is labelled by."""
+
+    chart_id: str
+    title: str
+    description: str
+
+
+def _open(chart: Chart, width: float, height: float, css: str) -> list[str]:
+    cid = escape(chart.chart_id)
     return [
         f'<svg class="chart {css}" id="{cid}" width="{_f(width)}" height="{_f(height)}" '
         f'viewBox="0 0 {_f(width)} {_f(height)}" role="img" aria-labelledby="{cid}-t {cid}-d">',
-        f'<title id="{cid}-t">{escape(title)}</title><desc id="{cid}-d">{escape(description)}</desc>',
+        f'<title id="{cid}-t">{escape(chart.title)}</title><desc id="{cid}-d">{escape(chart.description)}</desc>',
     ]
 
 
@@ -89,10 +99,30 @@ def _legend(series: Sequence[Series], x: float, y: float) -> list[str]:
     return parts
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """Where a time chart's plot sits in its SVG and how values map to it."""
+
+    width: float
+    height: float
+    left: float
+    right: float
+    top: float
+    plot_h: float
+    band: float
+    """Width of one bucket."""
+    y_max: float
+
+    def x_at(self, i: int) -> float:
+        """Centre of bucket ``i``."""
+        return self.left + (i + 0.5) * self.band
+
+    def y_at(self, value: float) -> float:
+        return self.top + self.plot_h - value / self.y_max * self.plot_h
+
+
 def time_chart(
-    chart_id: str,
-    title: str,
-    description: str,
+    chart: Chart,
     labels: Sequence[str],
     axis_labels: Sequence[str],
     series: Sequence[Series],
@@ -115,79 +145,97 @@ def time_chart(
         if len(s.values) != n or len(s.texts) != n:
             raise ValueError(f"series {s.name!r} has {len(s.values)} values for {n} buckets")
     legend = len(series) > 1
-    left, right, top, bottom = 64.0, 12.0, 30.0 if legend else 12.0, 26.0
-    plot_w, plot_h = width - left - right, height - top - bottom
     if kind == "columns":
         maximum = max(sum(s.values[i] or 0 for s in series) for i in range(n))
     else:
         maximum = max((v for s in series for v in s.values if v is not None), default=0.0)
     ticks = nice_ticks(maximum)
-    y_max = ticks[-1] or 1.0
-    band = plot_w / n
-
-    def x_at(i: int) -> float:
-        return left + (i + 0.5) * band
-
-    def y_at(value: float) -> float:
-        return top + plot_h - value / y_max * plot_h
-
-    parts = _open(chart_id, title, description, width, height, f"time {kind}")
+    left, right, top, bottom = 64.0, 12.0, 30.0 if legend else 12.0, 26.0
+    frame = _Frame(width, height, left, right, top, height - top - bottom, (width - left - right) / n, ticks[-1] or 1.0)
+    parts = _open(chart, width, height, f"time {kind}")
     if legend:
         parts += _legend(series, left, 14)
-    for tick in ticks:
-        y = y_at(tick)
-        parts.append(f'<line class="grid" x1="{_f(left)}" x2="{_f(width - right)}" y1="{_f(y)}" y2="{_f(y)}"/>')
-        parts.append(f'<text class="axis y" x="{_f(left - 6)}" y="{_f(y + 4)}">{escape(y_format(tick))}</text>')
-    # Label the buckets the caller marks (non-empty axis label), skipping any that would overlap.
-    last_end = -math.inf
-    for i in range(n):
-        text = axis_labels[i]
-        half = len(text) * CHAR_PX / 2
-        if not text or x_at(i) - half < last_end + 8 or x_at(i) + half > width:
-            continue
-        parts.append(f'<text class="axis x" x="{_f(x_at(i))}" y="{_f(height - 8)}">{escape(text)}</text>')
-        last_end = x_at(i) + half
-
-    if kind == "columns":
-        gap = min(2.0, band * 0.15)
-        for i in range(n):
-            base = 0.0
-            for index, s in enumerate(series):
-                value = s.values[i] or 0.0
-                if value <= 0:
-                    continue
-                y0, y1 = y_at(base), y_at(base + value)
-                parts.append(
-                    f'<rect class="column s{index % PALETTE_SIZE}" x="{_f(left + i * band + gap / 2)}" '
-                    f'y="{_f(y1)}" width="{_f(max(band - gap, 0.5))}" height="{_f(max(y0 - y1, 0.5))}">'
-                    f"<title>{escape(labels[i])}\n{escape(s.name)}: {escape(s.texts[i])}</title></rect>"
-                )
-                base += value
-    else:
-        for index, s in enumerate(series):
-            css = f"s{index % PALETTE_SIZE}"
-            for segment in _segments(s.values):
-                points = " ".join(f"{_f(x_at(i))},{_f(y_at(v))}" for i, v in segment)
-                if len(series) == 1 and len(segment) > 1:
-                    first, last = x_at(segment[0][0]), x_at(segment[-1][0])
-                    floor = _f(y_at(0))
-                    parts.append(
-                        f'<polygon class="area {css}" points="{_f(first)},{floor} {points} {_f(last)},{floor}"/>'
-                    )
-                parts.append(f'<polyline class="line {css}" points="{points}"/>')
-                if n <= 62 or len(segment) == 1:
-                    parts.extend(
-                        f'<circle class="dot {css}" cx="{_f(x_at(i))}" cy="{_f(y_at(v))}" r="2.5"/>' for i, v in segment
-                    )
+    parts += _y_axis(frame, ticks, y_format)
+    parts += _x_axis(frame, axis_labels, n)
+    parts += _columns(frame, labels, series) if kind == "columns" else _lines(frame, series, dots=n <= 62)
     # Hover bands last, so they are on top and carry every series' value for the bucket.
     for i in range(n):
         lines = [labels[i], *(f"{s.name}: {s.texts[i]}" for s in series)]
         parts.append(
-            f'<rect class="hover" x="{_f(left + i * band)}" y="{_f(top)}" width="{_f(band)}" height="{_f(plot_h)}">'
-            f"<title>{escape(chr(10).join(lines))}</title></rect>"
+            f'<rect class="hover" x="{_f(left + i * frame.band)}" y="{_f(top)}" width="{_f(frame.band)}" '
+            f'height="{_f(frame.plot_h)}"><title>{escape(chr(10).join(lines))}</title></rect>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _y_axis(frame: _Frame, ticks: Sequence[float], y_format: Callable[[float], str]) -> list[str]:
+    """A grid line and a label per tick."""
+    parts = []
+    for tick in ticks:
+        y = frame.y_at(tick)
+        parts.append(
+            f'<line class="grid" x1="{_f(frame.left)}" x2="{_f(frame.width - frame.right)}" y1="{_f(y)}" y2="{_f(y)}"/>'
+        )
+        parts.append(f'<text class="axis y" x="{_f(frame.left - 6)}" y="{_f(y + 4)}">{escape(y_format(tick))}</text>')
+    return parts
+
+
+def _x_axis(frame: _Frame, axis_labels: Sequence[str], buckets: int) -> list[str]:
+    """Label the buckets the caller marks (non-empty axis label), skipping any that would overlap."""
+    parts = []
+    last_end = -math.inf
+    for i in range(buckets):
+        text = axis_labels[i]
+        half = len(text) * CHAR_PX / 2
+        x = frame.x_at(i)
+        if not text or x - half < last_end + 8 or x + half > frame.width:
+            continue
+        parts.append(f'<text class="axis x" x="{_f(x)}" y="{_f(frame.height - 8)}">{escape(text)}</text>')
+        last_end = x + half
+    return parts
+
+
+def _columns(frame: _Frame, labels: Sequence[str], series: Sequence[Series]) -> list[str]:
+    """Stacked columns, series bottom-up; a zero or empty layer draws nothing."""
+    parts = []
+    band = frame.band
+    gap = min(2.0, band * 0.15)
+    for i, label in enumerate(labels):
+        base = 0.0
+        for index, s in enumerate(series):
+            value = s.values[i] or 0.0
+            if value <= 0:
+                continue
+            y0, y1 = frame.y_at(base), frame.y_at(base + value)
+            parts.append(
+                f'<rect class="column s{index % PALETTE_SIZE}" x="{_f(frame.left + i * band + gap / 2)}" '
+                f'y="{_f(y1)}" width="{_f(max(band - gap, 0.5))}" height="{_f(max(y0 - y1, 0.5))}">'
+                f"<title>{escape(label)}\n{escape(s.name)}: {escape(s.texts[i])}</title></rect>"
+            )
+            base += value
+    return parts
+
+
+def _lines(frame: _Frame, series: Sequence[Series], *, dots: bool) -> list[str]:
+    """A line per series, broken where it has no value; a single series gets a filled area.
+    Dots mark the points (always on a lone point; on every point when ``dots``)."""
+    parts = []
+    for index, s in enumerate(series):
+        css = f"s{index % PALETTE_SIZE}"
+        for segment in _segments(s.values):
+            points = " ".join(f"{_f(frame.x_at(i))},{_f(frame.y_at(v))}" for i, v in segment)
+            if len(series) == 1 and len(segment) > 1:
+                first, last = frame.x_at(segment[0][0]), frame.x_at(segment[-1][0])
+                floor = _f(frame.y_at(0))
+                parts.append(f'<polygon class="area {css}" points="{_f(first)},{floor} {points} {_f(last)},{floor}"/>')
+            parts.append(f'<polyline class="line {css}" points="{points}"/>')
+            if dots or len(segment) == 1:
+                parts.extend(
+                    f'<circle class="dot {css}" cx="{_f(frame.x_at(i))}" cy="{_f(frame.y_at(v))}" r="2.5"/>'
+                    for i, v in segment
+                )
+    return parts
 
 
 def _segments(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
@@ -203,9 +251,7 @@ def _segments(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
 
 
 def bar_chart(
-    chart_id: str,
-    title: str,
-    description: str,
+    chart: Chart,
     bars: Sequence[Bar],
     *,
     width: float = 400,
@@ -220,7 +266,7 @@ def bar_chart(
     area = width - label_width - value_width - 8
     maximum = max((b.value for b in bars), default=0.0) or 1.0
     max_chars = int((label_width - 8) / CHAR_PX)
-    parts = _open(chart_id, title, description, width, height, "bars")
+    parts = _open(chart, width, height, "bars")
     for index, bar in enumerate(bars):
         y = top + index * row
         length = max(bar.value, 0.0) / maximum * area

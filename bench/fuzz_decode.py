@@ -55,6 +55,7 @@ def seeds(count: int = 8) -> list[bytes]:
 
 
 def run_atheris(argv: list[str]) -> None:  # pragma: no cover - needs atheris
+    """Fuzz with atheris (coverage-guided) until interrupted."""
     import atheris
 
     atheris.Setup(argv, test_one_input)
@@ -101,6 +102,7 @@ def run_hypothesis(examples: int, *, derandomize: bool = False) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Fuzz with atheris when installed, else run ``--examples`` hypothesis examples."""
     argv = list(sys.argv if argv is None else argv)
     try:
         import atheris  # noqa: F401

@@ -116,6 +116,7 @@ class Figures:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The whole benchmark (workload, decode floor, server, load, checks, results); 1 when a total is wrong."""
     info = machine()
     print(f"machine: {info}", flush=True)
     started = time.perf_counter()
@@ -377,6 +378,7 @@ def _append(path: Path, text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments and run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000, help="spans to send (whole traces; default 200000)")
     parser.add_argument("--transport", choices=["grpc", "http"], default="grpc", help="default grpc")

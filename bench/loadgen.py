@@ -38,6 +38,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 def summary(workload: Workload, stats: SendStats) -> dict[str, object]:
+    """What the load generator sent and how much was acknowledged, as printed JSON."""
     acked_spans = sum(r.spans for r, ok in zip(workload.requests, stats.acked, strict=True) if ok)
     elapsed = (stats.last_ack or 0) - (stats.first_send or 0)
     return {
@@ -56,6 +57,7 @@ def summary(workload: Workload, stats: SendStats) -> dict[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Send the seeded workload to ``--endpoint`` and write the ground truth of what was acknowledged."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", required=True, help="grpc://host:port or http://host:port")
     parser.add_argument("--spans", type=int, default=100_000, help="spans to generate (whole traces; default 100000)")

@@ -13,6 +13,7 @@ from bench.server import REPO
 
 
 def machine() -> dict[str, str]:
+    """The machine a result was measured on: CPU, cores, memory, OS, versions, git commit and load average."""
     import chdb
     import clickhouse_connect
 

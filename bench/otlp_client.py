@@ -44,6 +44,8 @@ DEFAULT_MAX_RETRY_DELAY_SECONDS = 5.0
 
 @dataclass(frozen=True)
 class Reply:
+    """The server's answer to one export request, as a client acts on it."""
+
     ok: bool
     status: str
     """'OK', a gRPC code name, an HTTP status, or 'connection'."""
@@ -54,9 +56,13 @@ class Reply:
 
 
 class Transport(Protocol):
-    def export(self, payload: bytes, timeout_seconds: float) -> Reply: ...
+    """One connection sending OTLP/protobuf export requests."""
 
-    def close(self) -> None: ...
+    def export(self, payload: bytes, timeout_seconds: float) -> Reply:
+        """Send one request and wait up to ``timeout_seconds`` for the answer."""
+
+    def close(self) -> None:
+        """Close the connection."""
 
 
 def env_headers() -> dict[str, str]:
@@ -83,6 +89,7 @@ class GrpcTransport:
         self.metadata = tuple(env_headers().items())
 
     def export(self, payload: bytes, timeout_seconds: float) -> Reply:
+        """Call ``TraceService/Export``; gRPC codes the exporters retry are marked retryable."""
         try:
             response = self.call(payload, timeout=timeout_seconds, metadata=self.metadata)
         except grpc.RpcError as exc:
@@ -98,15 +105,19 @@ class GrpcTransport:
         return Reply(True, "OK", rejected_spans=partial.rejected_spans, message=partial.error_message)
 
     def close(self) -> None:
+        """Close the channel."""
         self.channel.close()
 
 
 class HttpTransport:
+    """``POST /v1/traces`` over one HTTP/1.1 connection pool."""
+
     def __init__(self, base_url: str, path: str = "/v1/traces") -> None:
         self.url = base_url.rstrip("/") + path
         self.client = httpx.Client(headers={"content-type": "application/x-protobuf", **env_headers()})
 
     def export(self, payload: bytes, timeout_seconds: float) -> Reply:
+        """Post one request; 429 / 502 / 503 / 504 and connection errors are retryable (Retry-After honoured)."""
         try:
             response = self.client.post(self.url, content=payload, timeout=timeout_seconds)
         except httpx.TransportError as exc:
@@ -125,6 +136,7 @@ class HttpTransport:
         )
 
     def close(self) -> None:
+        """Close the client."""
         self.client.close()
 
 
@@ -178,6 +190,7 @@ class SendStats:
 
     @property
     def acked_count(self) -> int:
+        """Requests acknowledged."""
         return sum(self.acked)
 
 
@@ -217,6 +230,7 @@ class Sender:
 
     @property
     def acked_count(self) -> int:
+        """Requests acknowledged so far (live, while sending)."""
         return self._acked
 
     @property
@@ -225,6 +239,7 @@ class Sender:
         return list(self._threads)
 
     def start(self, payloads: Sequence[bytes]) -> None:
+        """Start sending ``payloads`` on the worker threads; returns at once."""
         self._payloads = payloads
         self.stats = SendStats([False] * len(payloads))
         self._started = time.perf_counter()
@@ -239,6 +254,7 @@ class Sender:
         self._stop.set()
 
     def wait(self, timeout_seconds: float | None = None) -> SendStats:
+        """Wait for the workers to finish (TimeoutError after ``timeout_seconds``); the stats."""
         deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
         for thread in self._threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -247,6 +263,7 @@ class Sender:
         return self.stats
 
     def run(self, payloads: Sequence[bytes]) -> SendStats:
+        """Send every payload and wait for the end."""
         self.start(payloads)
         return self.wait()
 

@@ -120,12 +120,14 @@ def make_rows(count: int, seed: int) -> list[tuple[str, list[Any]]]:
 
 
 def microseconds_per_span(fn: Callable[[list[list[Any]]], None], rows: list[list[Any]]) -> float:
+    """Wall-clock microseconds per row of one ``fn(rows)`` call."""
     started = time.perf_counter()
     fn(rows)
     return (time.perf_counter() - started) / len(rows) * 1e6
 
 
 def machine() -> str:
+    """CPU model, cores, OS, Python and genai-prices version, on one line."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
@@ -139,6 +141,7 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the machine and the cold, warm and per-category figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)

@@ -49,9 +49,11 @@ class Usage:
 
     @property
     def total(self) -> float:
+        """All of it."""
         return self.python + self.engine + self.workers
 
     def minus(self, other: Usage) -> Usage:
+        """What was spent between ``other`` and this."""
         return Usage(self.python - other.python, self.engine - other.engine, self.workers - other.workers)
 
 
@@ -93,10 +95,12 @@ class TreeSampler:
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start sampling on a daemon thread."""
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling and wait for the thread."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

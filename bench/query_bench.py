@@ -32,6 +32,8 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 
 @dataclass(frozen=True)
 class Query:
+    """One timed API query: its name, kind, path and parameters."""
+
     name: str
     kind: str
     """rollups | timeseries | runs | outliers (only the first two have the 150 ms target)."""
@@ -44,6 +46,7 @@ def _days_ago(days: float) -> str:
 
 
 def queries(sample_run: str) -> list[Query]:
+    """The dashboard's and a finance user's typical queries, over 24 h, 7 and 30 days."""
     week, month = {"from": _days_ago(7)}, {"from": _days_ago(30)}
     wf = {"group_by": "workflow_type", "metrics": "cost_usd,runs,cost_per_success_usd"}
     success = {"group_by": "workflow_type", "metrics": "cost_per_success_usd,success_rate,successful_runs"}
@@ -80,6 +83,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def measure(call: Callable[[], Any], repeat: int, warmup: int = 2) -> list[float]:
+    """Milliseconds of each of ``repeat`` calls, after ``warmup`` untimed ones."""
     for _ in range(warmup):
         call()
     timings = []
@@ -91,6 +95,7 @@ def measure(call: Callable[[], Any], repeat: int, warmup: int = 2) -> list[float
 
 
 def main() -> int:
+    """Build (or reuse) the ledger, time every query, print and append the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=10_000_000, help="dataset size (default 10M)")
     parser.add_argument("--days", type=float, default=30.0, help="time span of the dataset, ending now")

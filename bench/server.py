@@ -67,6 +67,7 @@ class ServerProcess:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self, timeout_seconds: float = 60.0) -> ServerProcess:
+        """Start ``otelspend serve``; wait for the line saying where it listens (RuntimeError with the log if none)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         grpc_port, http_port, api_port, sql_port = self.ports
         command = [
@@ -106,10 +107,12 @@ class ServerProcess:
 
     @property
     def pid(self) -> int:
+        """The server's process id."""
         assert self.process is not None
         return self.process.pid
 
     def alive(self) -> bool:
+        """Whether the server process is still running."""
         return self.process is not None and self.process.poll() is None
 
     def terminate(self, timeout_seconds: float = 60.0) -> int:
@@ -156,6 +159,7 @@ class ServerProcess:
             return False
 
     def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the server's log."""
         try:
             return "\n".join(self.log_path.read_text().splitlines()[-lines:])
         except FileNotFoundError:
@@ -165,13 +169,16 @@ class ServerProcess:
 
     @property
     def grpc_endpoint(self) -> str:
+        """``grpc://host:port`` of the OTLP/gRPC receiver."""
         return f"grpc://{self.grpc_address}"
 
     @property
     def http_endpoint(self) -> str:
+        """``http://host:port`` of the OTLP/HTTP receiver."""
         return f"http://{self.http_address}"
 
     def endpoint(self, transport: str) -> str:
+        """The receiver endpoint for ``transport`` (``grpc`` or ``http``)."""
         return self.grpc_endpoint if transport == "grpc" else self.http_endpoint
 
     def metrics(self) -> dict[str, float]:
@@ -180,6 +187,7 @@ class ServerProcess:
         return parse_metrics(text)
 
     def readyz(self) -> tuple[int, dict[str, Any]]:
+        """``GET /readyz``: status code and body."""
         response = httpx.get(f"http://{self.api_address}/readyz", timeout=10)
         return response.status_code, response.json()
 
@@ -245,6 +253,7 @@ def is_settled(metrics: dict[str, float], spans: int, runs: int) -> bool:
 
 
 def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text -> {metric name: value}, the label sets of a name summed."""
     values: dict[str, float] = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):

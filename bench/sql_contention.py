@@ -56,11 +56,13 @@ class HeavyClient:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
+        """Start the query threads (idle until ``on`` is set)."""
         self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(self.parallel)]
         for thread in self._threads:
             thread.start()
 
     def stop(self) -> None:
+        """Stop the query threads and wait for them."""
         self._stop.set()
         self.on.set()
         for thread in self._threads:
@@ -82,15 +84,19 @@ class HeavyClient:
 
 @dataclass
 class Window:
+    """One measured window: busy (heavy queries running) or quiet, and its written spans per second."""
+
     busy: bool
     spans_per_second: float
 
 
 def written(server: ServerProcess) -> float:
+    """Spans the server has written so far (its counter)."""
     return server.metrics().get("otelspend_spans_written_total", 0.0)
 
 
 def measure(args: argparse.Namespace, server: ServerProcess, heavy: HeavyClient, sender: Sender) -> list[Window]:
+    """Alternate quiet and busy windows; each one's written spans per second, after a settling pause."""
     windows: list[Window] = []
     for index in range(args.windows):
         busy = index % 2 == 1
@@ -108,6 +114,9 @@ def measure(args: argparse.Namespace, server: ServerProcess, heavy: HeavyClient,
 
 
 def run(args: argparse.Namespace) -> tuple[list[Window], HeavyClient, int]:
+    """Serve on a temporary directory, keep ingesting the workload, measure the windows; then
+    check every request acknowledged and every span and run stored.
+    """
     workload = generate(seed=args.seed, spans=args.spans, batch_spans=args.batch)
     payloads = [request.payload for request in workload.requests]
     with tempfile.TemporaryDirectory(prefix="otelspend-bench-sql-") as tmp:
@@ -144,6 +153,7 @@ def run(args: argparse.Namespace) -> tuple[list[Window], HeavyClient, int]:
 def report(
     args: argparse.Namespace, info: dict[str, str], windows: list[Window], heavy: HeavyClient, spans: int
 ) -> str:
+    """The result as a RESULTS.md section (windows, medians, the ratio against the target)."""
     quiet = statistics.median(w.spans_per_second for w in windows if not w.busy)
     busy = statistics.median(w.spans_per_second for w in windows if w.busy)
     ratio = busy / quiet
@@ -180,6 +190,7 @@ def report(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark, print the report and append it to ``--results``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=1_200_000, help="spans in the workload (enough for every window)")
     parser.add_argument("--windows", type=int, default=10, help="windows, alternating quiet and busy (default 10)")

@@ -55,6 +55,8 @@ MS = 1_000_000
 
 @dataclass
 class Template:
+    """A run shape: its spans (as dicts), computed run record and breakdown rows."""
+
     spans: list[dict[str, Any]]
     run: dict[str, Any]
     calls: list[dict[str, Any]]
@@ -75,6 +77,7 @@ def _span(**values: Any) -> dict[str, Any]:
 
 
 def make_template(rng: random.Random, book: PriceBook, now_ns: int) -> Template:
+    """A random run shape (root, agents, priced calls, failures, retries, tools), computed with the real compute_run."""
     spans: list[dict[str, Any]] = []
     root_id = f"{len(spans):016x}"
     root_ms = rng.randint(800, 40_000)
@@ -135,7 +138,7 @@ def make_template(rng: random.Random, book: PriceBook, now_ns: int) -> Template:
     result = compute_run([tuple(s[f] for f in LITE_FIELDS) for s in spans])
     for span in spans:
         span["call_role"] = result.roles.get(span["span_id"], span["call_role"])
-    return Template(spans, result.run, result.calls)
+    return Template(spans, result.run._asdict(), [call._asdict() for call in result.calls])
 
 
 # -- storage ------------------------------------------------------------------------------------
@@ -339,6 +342,7 @@ def generate(
 
 
 def main() -> None:
+    """Generate a ledger of ``--spans`` spans under ``--path``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--days", type=float, default=30.0)

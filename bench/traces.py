@@ -72,6 +72,8 @@ MODELS: tuple[Model, ...] = (
 
 @dataclass(frozen=True)
 class Workflow:
+    """A kind of agent run: its type, service, agents and the models it calls."""
+
     type: str
     service: str
     agent: str
@@ -138,6 +140,8 @@ class Request:
 
 @dataclass
 class Workload:
+    """The encoded requests of a seeded run and the facts of every trace they carry."""
+
     seed: int
     base_ns: int
     requests: list[Request]
@@ -145,6 +149,7 @@ class Workload:
 
     @property
     def spans(self) -> int:
+        """Spans across every request."""
         return sum(r.spans for r in self.requests)
 
 

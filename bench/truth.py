@@ -214,54 +214,73 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 def compare(truth: dict[str, Any], got: dict[str, Any]) -> list[str]:
     """Every way the stored figures differ from the ground truth (empty: exact)."""
-    problems: list[str] = []
-    calls = truth["llm_calls"]
-    tolerance = MONEY_TOLERANCE_PER_CALL * max(calls, 1)
+    check = _Comparison(tolerance=MONEY_TOLERANCE_PER_CALL * max(truth["llm_calls"], 1))
+    check.same("spans (FINAL)", truth["spans"], got["spans"])
+    check.same("distinct (trace_id, span_id)", truth["spans"], got["distinct_spans"])
+    _compare_runs(check, truth, got)
+    _compare_models(check, truth, got)
+    return check.problems
 
-    def same(label: str, want: Any, have: Any, money: bool = False) -> None:
+
+_PERIODS = (("hourly", ""), ("daily", "daily_"))
+"""(rollup period, key prefix of its totals)."""
+
+
+class _Comparison:
+    """Collects the differences: exact for counts, within ``tolerance`` USD for money."""
+
+    def __init__(self, tolerance: Decimal) -> None:
+        self.tolerance = tolerance
+        self.problems: list[str] = []
+
+    def same(self, label: str, want: Any, have: Any, money: bool = False) -> None:
+        """Record a problem unless ``have`` is ``want`` (money: within the tolerance)."""
         if money:
-            if abs(Decimal(str(want)) - Decimal(str(have or 0))) > tolerance:
-                problems.append(f"{label}: expected {want}, stored {have}")
+            if abs(Decimal(str(want)) - Decimal(str(have or 0))) > self.tolerance:
+                self.problems.append(f"{label}: expected {want}, stored {have}")
         elif want != have:
-            problems.append(f"{label}: expected {want}, stored {have}")
+            self.problems.append(f"{label}: expected {want}, stored {have}")
 
-    same("spans (FINAL)", truth["spans"], got["spans"])
-    same("distinct (trace_id, span_id)", truth["spans"], got["distinct_spans"])
+
+def _compare_runs(check: _Comparison, truth: dict[str, Any], got: dict[str, Any]) -> None:
+    """Run totals: raw runs and both run rollups, then per workflow type and distinct runs at call level."""
     tokens = truth["tokens"]
-    periods = (("hourly", ""), ("daily", "daily_"))
-    run_sources = [("runs", got["runs"])] + [(f"rollup_runs_{p}", got[f"{k}rollup_runs"]) for p, k in periods]
+    run_sources = [("runs", got["runs"])] + [(f"rollup_runs_{p}", got[f"{k}rollup_runs"]) for p, k in _PERIODS]
     for prefix, runs in run_sources:
-        same(f"{prefix}: runs", truth["runs"], runs["runs"])
+        check.same(f"{prefix}: runs", truth["runs"], runs["runs"])
         for key in ("llm_calls", "tool_calls", "tool_failures", "retries"):
-            same(f"{prefix}: {key}", truth[key], runs[key])
+            check.same(f"{prefix}: {key}", truth[key], runs[key])
         for key in TOKEN_FIELDS:
-            same(f"{prefix}: {key}", tokens[key], runs[key])
-        same(f"{prefix}: cost_usd", truth["cost_usd"], runs["cost_usd"], money=True)
-    same("runs: complete", truth["complete_runs"], got["runs"]["complete_runs"])
-    same("runs: spans", truth["spans"], got["runs"]["spans"])
-    same("runs by workflow_type", truth["runs_by_workflow_type"], got["runs_by_workflow_type"])
-    model_sources = [("spans", got["models"])]
-    for period, key in periods:
+            check.same(f"{prefix}: {key}", tokens[key], runs[key])
+        check.same(f"{prefix}: cost_usd", truth["cost_usd"], runs["cost_usd"], money=True)
+    check.same("runs: complete", truth["complete_runs"], got["runs"]["complete_runs"])
+    check.same("runs: spans", truth["spans"], got["runs"]["spans"])
+    check.same("runs by workflow_type", truth["runs_by_workflow_type"], got["runs_by_workflow_type"])
+    for period, key in _PERIODS:
         by_type = got[f"{key}rollup_runs_by_workflow_type"]
-        same(f"rollup_runs_{period} by workflow_type", truth["runs_by_workflow_type"], by_type)
-        same(f"rollup_calls_{period}: distinct runs", truth["runs"], got[f"{key}rollup_calls_runs"])
-        model_sources.append((f"rollup_calls_{period}", got[f"{key}rollup_models"]))
+        check.same(f"rollup_runs_{period} by workflow_type", truth["runs_by_workflow_type"], by_type)
+        check.same(f"rollup_calls_{period}: distinct runs", truth["runs"], got[f"{key}rollup_calls_runs"])
+
+
+def _compare_models(check: _Comparison, truth: dict[str, Any], got: dict[str, Any]) -> None:
+    """Per model: calls, tokens and cost in the spans and both call rollups; failures and unpriced in the spans."""
+    model_sources = [("spans", got["models"])]
+    model_sources += [(f"rollup_calls_{period}", got[f"{key}rollup_models"]) for period, key in _PERIODS]
     for source, table in model_sources:
-        same(f"models ({source})", sorted(truth["models"]), sorted(table))
+        check.same(f"models ({source})", sorted(truth["models"]), sorted(table))
     for name, want in truth["models"].items():
         for source, table in model_sources:
             have = table.get(name)
             if have is None:
                 continue
-            same(f"{source} {name}: calls", want["calls"], have["calls"])
+            check.same(f"{source} {name}: calls", want["calls"], have["calls"])
             for key in TOKEN_FIELDS:
-                same(f"{source} {name}: {key}", want[key], have[key])
-            same(f"{source} {name}: cost_usd", want["cost_usd"], have["cost_usd"], money=True)
+                check.same(f"{source} {name}: {key}", want[key], have[key])
+            check.same(f"{source} {name}: cost_usd", want["cost_usd"], have["cost_usd"], money=True)
         spans_model = got["models"].get(name)
         if spans_model is not None:
-            same(f"spans {name}: failed", want["failed"], spans_model["failed"])
-            same(f"spans {name}: unpriced", 0, spans_model["unpriced"])
-    return problems
+            check.same(f"spans {name}: failed", want["failed"], spans_model["failed"])
+            check.same(f"spans {name}: unpriced", 0, spans_model["unpriced"])
 
 
 def stored_span_ids(store: Any) -> list[str]:
@@ -271,6 +290,7 @@ def stored_span_ids(store: Any) -> list[str]:
 
 
 def read_totals(dsn: str, database: str, *, span_ids: bool = False) -> dict[str, Any]:
+    """The stored totals of a stopped server's store (and every span id, if asked)."""
     from otelspend.clickhouse.client import Store
 
     store = Store(dsn, database)
@@ -284,6 +304,7 @@ def read_totals(dsn: str, database: str, *, span_ids: bool = False) -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``totals``: print the stored totals of a store as JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     totals = sub.add_parser("totals", help="print the stored totals of a (stopped) server as JSON")

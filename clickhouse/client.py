@@ -64,6 +64,10 @@ def engine_config(memory_limit_bytes: int) -> str:
 
 
 class Store:
+    """One ClickHouse database, embedded (chDB under a path) or a server (clickhouse-connect),
+    with a client per thread. Every call binds its parameters; the DSN stays secret.
+    """
+
     def __init__(
         self,
         dsn: str | SecretStr,
@@ -87,6 +91,7 @@ class Store:
 
     @property
     def embedded(self) -> bool:
+        """Whether this is the embedded chDB engine (no server)."""
         return self.path is not None
 
     def scrub(self, text: str) -> str:
@@ -94,6 +99,7 @@ class Store:
         return scrub(text, list(url_secrets(self.dsn.get_secret_value())))
 
     def describe(self) -> str:
+        """Where the store is, for messages (the DSN's password and query secrets redacted)."""
         if self.path is not None:
             return f"chdb://{self.path} database {self.database}"
         return f"{redact_url(self.dsn.get_secret_value(), keep_path=True)} database {self.database}"
@@ -137,6 +143,7 @@ class Store:
         return client
 
     def ensure_database(self, cluster: str | None = None) -> None:
+        """Create the database if it does not exist (``ON CLUSTER`` when given)."""
         client = self._connect(None)
         on_cluster = f" ON CLUSTER '{cluster}'" if cluster else ""
         try:
@@ -145,17 +152,21 @@ class Store:
             client.close()
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """Run a statement with bound ``{name:Type}`` parameters; returns the driver's summary or value."""
         return self.client().command(sql, parameters=dict(parameters or {}))
 
-    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+        """A query's rows, each a sequence of column values."""
         return self.client().query(sql, parameters=dict(parameters or {})).result_rows
 
     def dicts(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """A query's rows as dicts keyed by column name."""
         result = self.client().query(sql, parameters=dict(parameters or {}))
         names = result.column_names
         return [dict(zip(names, row, strict=True)) for row in result.result_rows]
 
     def scalar(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row, None when there is no row."""
         rows = self.rows(sql, parameters)
         return rows[0][0] if rows else None
 
@@ -164,10 +175,12 @@ class Store:
         self.scalar("SELECT 1")
 
     def insert_arrow(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
+        """Insert an Arrow table into ``table`` (nothing for an empty table)."""
         if data.num_rows:
             self.client().insert_arrow(table, data, settings=dict(settings or {}))
 
     def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
+        """Insert rows (values in ``column_names`` order) into ``table`` (nothing when empty)."""
         if rows:
             self.client().insert(table, list(rows), column_names=list(column_names))
 

@@ -35,6 +35,7 @@ _SHARDING_KEYS = {"spans": "trace_id", "resources": "resource_id", "schema_migra
 
 
 def table_names(migrations: list[Migration]) -> list[str]:
+    """Every table the migrations create, in order."""
     names = []
     for migration in migrations:
         for statement in migration.statements("{db}"):
@@ -55,6 +56,7 @@ def render_cluster(migrations: list[Migration], database: str, cluster: str) -> 
 
 
 def schema_migrations_statements(database: str, cluster: str) -> list[str]:
+    """The replicated ``schema_migrations`` table (and its distributed table) on ``cluster``."""
     return _table(SCHEMA_MIGRATIONS, {"schema_migrations"}, database, cluster)
 
 

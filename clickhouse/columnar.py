@@ -69,6 +69,7 @@ _BUILDERS: dict[str, Callable[[Sequence[Any]], pa.Array]] = {
 
 
 def table_from_columns(columns: Sequence[Column], data: Sequence[Sequence[Any]]) -> pa.Table:
+    """An Arrow table from column-major values, each column built by its kind (exact decimals for money)."""
     arrays = [_BUILDERS[column.kind](values) for column, values in zip(columns, data, strict=True)]
     return pa.Table.from_arrays(arrays, names=[column.name for column in columns])
 
@@ -104,4 +105,5 @@ def _datetime_ns(value: Any) -> int:
     import calendar
 
     seconds = calendar.timegm(value.utctimetuple())
-    return seconds * 1_000_000_000 + value.microsecond * 1000
+    microseconds: int = value.microsecond
+    return seconds * 1_000_000_000 + microseconds * 1000

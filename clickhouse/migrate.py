@@ -20,26 +20,33 @@ _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
 class MigrationError(RuntimeError):
+    """The schema cannot be brought up to date: a migration failed, or one already applied has changed."""
+
     pass
 
 
 @dataclass(frozen=True)
 class Migration:
+    """One numbered schema file (``migrations/NNNN_name.sql``), applied once, in order."""
+
     version: int
     name: str
     sql: str
 
     @property
     def checksum(self) -> str:
+        """Short SHA-256 of the file, recorded when applied: a changed file is refused, not re-run."""
         return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
 
     def statements(self, database: str) -> list[str]:
+        """The file's statements for ``database`` (comment lines dropped, ``{db}`` filled)."""
         text = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
         text = text.replace("{db}", database)
         return [statement.strip() for statement in text.split(";") if statement.strip()]
 
 
 def load_migrations() -> list[Migration]:
+    """Every packaged migration in version order (a gap or a repeated version is an error)."""
     folder = resources.files("otelspend.clickhouse").joinpath("migrations")
     found = []
     for entry in folder.iterdir():
@@ -54,6 +61,7 @@ def load_migrations() -> list[Migration]:
 
 
 def applied_migrations(store: Store) -> dict[int, str]:
+    """Version -> checksum of every migration the store has applied."""
     rows = store.rows(*queries.applied(store.database))
     return {int(version): checksum for version, checksum in rows}
 

@@ -50,6 +50,8 @@ class ReadOnlyQueryError(Exception):
 
 @dataclass(frozen=True)
 class EngineInfo:
+    """What the engine reports about itself: version, time zone, table functions, settings."""
+
     version: str
     timezone: str
     table_functions: frozenset[str]
@@ -59,6 +61,8 @@ class EngineInfo:
 
 @dataclass(frozen=True)
 class Outcome:
+    """One query's answer: the formatted body and what the engine read and returned, and how long it took."""
+
     body: bytes
     read_rows: int
     read_bytes: int
@@ -129,7 +133,7 @@ class ReadOnlyQueries:
 
     def _connect(self) -> Any:
         try:
-            return chdb.connect(self.connection_string)
+            return chdb.connect(self.connection_string)  # type: ignore[no-untyped-call]  # chdb leaves connect unannotated
         except Exception as exc:
             raise ReadOnlyQueryError(
                 f"Code: 1002. DB::Exception: cannot open the embedded store: {exc}. (UNKNOWN_EXCEPTION)"
@@ -137,10 +141,12 @@ class ReadOnlyQueries:
 
 
 def quote_identifier(name: str) -> str:
+    """``name`` as a backquoted ClickHouse identifier."""
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 def quote_string(value: str) -> str:
+    """``value`` as a single-quoted ClickHouse string literal."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 

@@ -19,6 +19,8 @@ Resources = Mapping[int, tuple[str, list[tuple[str, str]]]]
 
 
 class SpanWriter:
+    """Writes span batches: resources not seen before (stored once each), then the spans."""
+
     def __init__(self, store: Store, on_resources: Callable[[Resources], None] | None = None) -> None:
         self.store = store
         self.on_resources = on_resources

@@ -38,6 +38,10 @@ class UsageInconsistent(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class UnitPrice:
+    """One priced unit of a compiled price: which cost component it feeds, how its count derives
+    from the usage vector, its price in femto-USD per unit (exact), and input-token tiers.
+    """
+
     component: int
     coefficients: tuple[tuple[int, int], ...]
     """(usage slot, coefficient): the unit's leaf count is the sum of coefficient x usage."""

@@ -147,7 +147,7 @@ class GenaiPricesCard:
             # named, genai-prices looks the provider up by model name, so the model is unknown.
             reason = "unknown_provider" if provider_id and "find provider" in str(exc) else "unknown_model"
             return Unknown(reason, str(exc))
-        constraints = []
+        constraints: list[StartDateConstraint | TimeOfDateConstraint | None] = []
         if not isinstance(found_model.prices, ModelPrice):
             constraints.extend(price.constraint for price in found_model.prices)
         constraints.extend(variant.constraint for variant in found_model.price_variants or ())

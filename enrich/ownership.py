@@ -37,6 +37,8 @@ from otelspend.enrich.runs import OWNED_FIELDS
 
 
 class OwnershipError(ValueError):
+    """The ownership rules file is unreadable or invalid (names the file, rule and field)."""
+
     pass
 
 
@@ -77,12 +79,15 @@ class _File(BaseModel):
 
 @dataclass(frozen=True)
 class Rule:
+    """One compiled ownership rule: attribute patterns to match and the fields it sets."""
+
     name: str
     match: tuple[tuple[str, re.Pattern[str]], ...]
     set: Mapping[str, str]
     override: bool
 
     def matches(self, context: Mapping[str, str]) -> bool:
+        """Whether every pattern fully matches its key's value in ``context`` (a missing key is "")."""
         return all(pattern.fullmatch(context.get(key, "")) for key, pattern in self.match)
 
 
@@ -94,6 +99,7 @@ class OwnershipRules:
         self.path = path
 
     def __call__(self, context: Mapping[str, str]) -> dict[str, str]:
+        """The final value of every ownable field for this match context (first matching rule per field)."""
         result = {key: context.get(key, "") for key in OWNED_FIELDS}
         decided: set[str] = set()
         for rule in self.rules:
@@ -109,6 +115,7 @@ class OwnershipRules:
 
 
 def load_ownership(path: str | Path) -> OwnershipRules:
+    """Read and validate an ownership rules file; OwnershipError names what is wrong."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -118,6 +125,7 @@ def load_ownership(path: str | Path) -> OwnershipRules:
 
 
 def parse_ownership(text: str, path: Path | None = None) -> OwnershipRules:
+    """Validate ownership rules YAML (``path`` only names the source in errors)."""
     label = str(path) if path else "<ownership>"
     try:
         doc = yaml.safe_load(text)

@@ -36,7 +36,7 @@ from otelspend.enrich.compiled import (
 )
 from otelspend.enrich.genai_prices_card import MAX_CACHED, GenaiPricesCard, Unknown
 from otelspend.enrich.ratecard import CardEntry, RateCard, load_rate_card
-from otelspend.record import F
+from otelspend.record import COLUMN_INDEX, F
 
 # Unpriced reasons (stored in spans.unpriced_reason; listed by GET /v1/unpriced).
 NO_USAGE = "no_usage"
@@ -283,14 +283,16 @@ def _tier_value(card_entry: CardEntry, context: tuple[tuple[str, str], ...], row
     column = card_entry.tier_column
     if row is not None:
         if column is not None:
-            return row[column] or None
+            selector: str = row[column]
+            return selector or None
         keys, values = row[F.attributes] or ((), ())
         if tier.attribute in keys:
-            return values[keys.index(tier.attribute)]
+            attribute: str = values[keys.index(tier.attribute)]
+            return attribute
         return None
     # No span row (CLI, API): the context names canonical fields.
     for key, value in context:
-        if key == tier.attribute or (column is not None and F.__dict__.get(key) == column):
+        if key == tier.attribute or (column is not None and COLUMN_INDEX.get(key) == column):
             return value
     return None
 

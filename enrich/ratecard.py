@@ -73,6 +73,8 @@ class TokenPrices(_Strict):
 
 
 class Tier(_Strict):
+    """A price multiplier chosen by a span attribute's value (batch, flex, priority, ...)."""
+
     attribute: str = Field(min_length=1)
     """Span attribute (or canonical column such as service_tier, processing) selecting the factor."""
     multipliers: dict[str, Decimal]
@@ -89,6 +91,10 @@ class Tier(_Strict):
 
 
 class Entry(_Strict):
+    """One rate-card entry as written: which provider / model it prices (glob or ``re:``), when,
+    and at what prices, fees, discount, tier or GPU-second rate.
+    """
+
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:/\-]+$")
     provider: str = "*"
     model: str = Field(min_length=1)
@@ -132,6 +138,8 @@ class Entry(_Strict):
 
 
 class RateCardFile(_Strict):
+    """A rate-card file as written: a version, its currency (USD) and entries (ids unique)."""
+
     version: int = 1
     currency: str = "USD"
     """Only USD: genai-prices is in USD and mixing currencies in one ledger is a bug."""
@@ -174,9 +182,11 @@ class CardEntry:
     """Tier value -> base_factor x the tier's multiplier, exact."""
 
     def matches(self, provider: str, model: str) -> bool:
+        """Whether the entry's provider and model patterns match this call."""
         return bool(self.provider_match.fullmatch(provider or "")) and bool(self.model_match.fullmatch(model))
 
     def active(self, start_ns: int) -> bool:
+        """Whether the entry is in force for a call that started at ``start_ns``."""
         return (self.start_ns is None or start_ns >= self.start_ns) and (self.end_ns is None or start_ns < self.end_ns)
 
     def multiplier(self, tier_value: str | None) -> Fraction:
@@ -187,6 +197,7 @@ class CardEntry:
 
     @property
     def effective_from(self) -> str:
+        """The entry's effective-from date as written (ISO), "" when it has none."""
         value = self.entry.effective_from
         return value.isoformat() if value is not None else ""
 
@@ -339,7 +350,8 @@ def _as_ns(value: dt.datetime | dt.date | None) -> int | None:
 
 def _describe(label: str, doc: Mapping[str, Any], exc: ValidationError) -> str:
     lines = []
-    entries = doc.get("entries") if isinstance(doc.get("entries"), list) else []
+    raw_entries = doc.get("entries")
+    entries: list[Any] = raw_entries if isinstance(raw_entries, list) else []
     for error in exc.errors():
         loc = list(error["loc"])
         where = ""

@@ -31,6 +31,8 @@ UNKNOWN: Any = object()
 
 @dataclass
 class OpenRun:
+    """A run held open: its spans by id, whether its root arrived, and what emission needs to know."""
+
     run_id: str
     spans: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     has_root: bool = False
@@ -47,6 +49,8 @@ class OpenRun:
 
 @dataclass
 class ClosedRun:
+    """A recently emitted run, remembered so a late or duplicate span needs no store lookup."""
+
     previous: Any
     span_ids: frozenset[str]
     had_root: bool
@@ -54,6 +58,8 @@ class ClosedRun:
 
 @dataclass
 class StitchStats:
+    """What the stitcher dropped, evicted and reopened (counted, never silent)."""
+
     duplicates_dropped: int = 0
     evicted_open: int = 0
     evicted_closed: int = 0
@@ -61,6 +67,8 @@ class StitchStats:
 
 
 class Stitcher:
+    """Open runs by trace id until due, and a bounded cache of closed ones (module docstring)."""
+
     def __init__(
         self,
         *,
@@ -89,6 +97,7 @@ class Stitcher:
     # -- queries ------------------------------------------------------------------------
 
     def open_count(self) -> int:
+        """Runs held open (rooted, unrooted, and forced out at the next ``due``)."""
         return len(self.rooted) + len(self.unrooted) + len(self.forced)
 
     def is_open(self, run_id: str) -> bool:
@@ -125,6 +134,7 @@ class Stitcher:
     # -- input --------------------------------------------------------------------------
 
     def add(self, spans: Iterable[tuple[Any, ...]], ingested_ns: int) -> None:
+        """Add span tuples to their runs (reopening closed ones); exact duplicates are dropped and counted."""
         now = self.clock()
         for span in spans:
             run_id = span[L.trace_id]
@@ -147,6 +157,7 @@ class Stitcher:
         self._enforce_cap()
 
     def add_outcome(self, run_id: str, outcome: ApiOutcome, ingested_ns: int) -> None:
+        """Attach an API outcome to a run; a run not open is reopened and emitted at the next ``due``."""
         run = self._open(run_id)
         if run is None:
             # Not open: re-emit it at once with the outcome (nothing else is awaited).

@@ -51,7 +51,7 @@ from otelspend.pipeline.prepare import PreparedBatch, Preparer
 from otelspend.pipeline.recovery import recover
 from otelspend.pipeline.reprice import RepriceError, RepriceTarget, reprice_window
 from otelspend.pipeline.resources import ResourceCache, StoredResourceAttributes, fetch_resource_attributes
-from otelspend.pipeline.stage import Pipeline, PipelineStopped, read_state
+from otelspend.pipeline.stage import Housekeeping, Pipeline, PipelineConfig, PipelineStopped, read_state
 from otelspend.pipeline.wal import FORMAT_JSON, WalRecord, WriteAheadLog
 from otelspend.pipeline.worker_wire import WorkerConfig
 from otelspend.pipeline.workers import WorkerPool
@@ -76,17 +76,24 @@ class StartupError(ConfigError):
 
 @dataclass(frozen=True)
 class Addresses:
+    """Where a started process listens (port 0 resolved to the port chosen)."""
+
     otlp_grpc: str
     otlp_http: str
     api: str
     sql: str = ""
 
     def line(self) -> str:
+        """The one parseable line ``serve`` prints once it listens."""
         sql = f" sql={self.sql}" if self.sql else ""
         return f"otelspend listening otlp_grpc={self.otlp_grpc} otlp_http={self.otlp_http} api={self.api}{sql}"
 
 
 class OtelSpend:
+    """One otelspend process: store, pricing, pipeline, receivers and API, assembled from the
+    settings; ``start()`` and ``shutdown()`` (see the module docstring).
+    """
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
@@ -162,32 +169,22 @@ class OtelSpend:
             emitter=self.emitter,
             wal=self.wal,
             metrics=self.metrics,
-            node=s.node_id,
-            data_dir=s.data_dir,
-            queue_spans=s.pipeline.queue_spans,
-            batch_rows=s.clickhouse.batch_rows,
-            flush_interval=s.clickhouse.flush_interval_ms / 1000,
-            reloadables=(self.ownership,),
-            emit_batch_runs=s.runs.emit_batch_runs,
-            emit_interval=s.runs.emit_interval_seconds,
-            store_maintenance=self._release_memory,
-            resources=self.resources,
-        )
-        self.normalizer = Normalizer(
-            load_conventions(),
-            NormalizeOptions(
-                keep_content=s.otlp.keep_content,
-                max_value_chars=s.otlp.max_attribute_value_bytes,
-                max_attributes=s.otlp.max_attributes_per_span,
+            config=PipelineConfig(
+                node=s.node_id,
+                data_dir=s.data_dir,
+                queue_spans=s.pipeline.queue_spans,
+                batch_rows=s.clickhouse.batch_rows,
+                flush_interval=s.clickhouse.flush_interval_ms / 1000,
+                emit_batch_runs=s.runs.emit_batch_runs,
+                emit_interval=s.runs.emit_interval_seconds,
+            ),
+            housekeeping=Housekeeping(
+                reloadables=(self.ownership,),
+                store_maintenance=self._release_memory,
             ),
         )
-        self.preparer = Preparer(self.normalizer, lambda: self.pricing.current, node=s.node_id)
-        worker_count = s.pipeline.worker_count()
-        if worker_count:
-            self.workers = WorkerPool(worker_count, self._worker_config, self.preparer, self.metrics)
-            self.workers.start()  # they start while the store comes up
         self.ingest = Ingest(
-            preparer=self.workers or self.preparer,
+            preparer=self._start_preparing(),
             sink=self.pipeline,
             metrics=self.metrics,
             tokens=s.otlp.ingest_tokens,
@@ -224,6 +221,27 @@ class OtelSpend:
         self._announced = True
         log.info("%s store=%s", self.addresses.line(), self.store.describe())
         return self.addresses
+
+    def _start_preparing(self) -> Preparer | WorkerPool:
+        """What prepares requests for the receivers: this process's preparer (also used for
+        write-ahead-log replay), or receiver worker processes (``pipeline.workers``), started
+        now so that they are ready by the time the store is."""
+        s = self.settings
+        self.normalizer = Normalizer(
+            load_conventions(),
+            NormalizeOptions(
+                keep_content=s.otlp.keep_content,
+                max_value_chars=s.otlp.max_attribute_value_bytes,
+                max_attributes=s.otlp.max_attributes_per_span,
+            ),
+        )
+        self.preparer = Preparer(self.normalizer, lambda: self.pricing.current, node=s.node_id)
+        worker_count = s.pipeline.worker_count()
+        if not worker_count:
+            return self.preparer
+        self.workers = WorkerPool(worker_count, self._worker_config, self.preparer, self.metrics)
+        self.workers.start()
+        return self.workers
 
     def _bootstrap_main(self, pending: list[WalRecord]) -> None:
         try:
@@ -267,7 +285,6 @@ class OtelSpend:
         recover(
             self.pipeline,
             runstore=self.runstore,
-            store=self.store,
             node=s.node_id,
             late_horizon_ns=int(s.runs.late_horizon_hours * 3600 * 10**9),
             state=read_state(s.data_dir),

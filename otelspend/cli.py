@@ -15,6 +15,7 @@ COMMANDS = ("serve", "migrate", "demo", "rates", "reprice", "rollups")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``otelspend`` argument parser, one subcommand per module of ``otelspend.commands``."""
     parser = argparse.ArgumentParser(prog="otelspend", description="OpenTelemetry-native AI spend ledger")
     parser.add_argument("--version", action="version", version=f"otelspend {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -38,6 +38,11 @@ class KeyRule:
 
 @dataclass(frozen=True)
 class ConventionTable:
+    """The compiled convention table: attribute key -> rules, plus what the normaliser and
+    rate-card tiers need beside them (content keys, JSON documents, token-count quirks per
+    library, the operation names of each span class).
+    """
+
     rules: Mapping[str, tuple[KeyRule, ...]]
     business_columns: tuple[int, ...]
     content_keys: frozenset[str]

@@ -56,6 +56,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class AgentSpec:
+    """An agent of a demo workflow: its name, model, how many calls it makes (min, max) and its tools."""
+
     name: str
     model: str
     calls: tuple[int, int]
@@ -64,6 +66,8 @@ class AgentSpec:
 
 @dataclass(frozen=True)
 class WorkflowSpec:
+    """A demo workflow: its service, feature, share of the runs, agents, review and prompt versions."""
+
     type: str
     service: str
     feature: str
@@ -235,6 +239,7 @@ class PlannedRun:
     """The trace id the SDK gave the run (hex), known once ``send`` has emitted it."""
 
     def spans(self) -> list[PlannedSpan]:
+        """Every span of the run, parents first."""
         return list(self.root.walk())
 
 

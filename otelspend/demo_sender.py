@@ -69,28 +69,74 @@ def send(
     BatchSpanProcessor sized to hold the whole plan so nothing is dropped, and the OTLP
     exporter of ``protocol``. Returns once every processor has flushed and shut down.
     """
+    sdk = _load_sdk()
+    result = SendResult()
+    total = sum(len(plan.spans()) for plan in plans)
+    providers: dict[str, Any] = {}
+    for plan in plans:
+        provider = providers.get(plan.service)
+        if provider is None:
+            exporter = _counting_exporter(_exporter(protocol, endpoint, headers, timeout_seconds), result)
+            provider = providers[plan.service] = _provider(sdk, plan.service, exporter, queue_size=max(2048, total + 1))
+        tracer = provider.get_tracer("otelspend.demo", __version__)
+        root = _emit(sdk, tracer, plan.root, None)
+        plan.run_id = format(root.get_span_context().trace_id, "032x")
+    for provider in providers.values():
+        provider.force_flush()
+        provider.shutdown()
+    return result
+
+
+@dataclass(frozen=True)
+class _Sdk:
+    """The OpenTelemetry SDK pieces a demo uses, imported when one runs."""
+
+    trace: Any
+    resource: Any
+    tracer_provider: Any
+    batch_processor: Any
+    kinds: Mapping[str, Any]
+    status: Any
+    error: Any
+
+
+def _load_sdk() -> _Sdk:
     try:
         from opentelemetry import trace
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.trace import SpanKind, Status, StatusCode
     except ImportError as exc:  # the SDK is an optional dependency of the server
         raise RuntimeError(
             f"otelspend demo needs the OpenTelemetry SDK and OTLP exporters: pip install {SDK_PACKAGES}"
         ) from exc
-
-    result = SendResult()
     kinds = {"server": SpanKind.SERVER, "client": SpanKind.CLIENT, "internal": SpanKind.INTERNAL}
+    return _Sdk(trace, Resource, TracerProvider, BatchSpanProcessor, kinds, Status, StatusCode.ERROR)
+
+
+def _exporter(protocol: str, endpoint: str, headers: Mapping[str, str] | None, timeout_seconds: float) -> Any:
+    """The SDK's OTLP exporter for ``protocol`` (grpc or http)."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter(
+            endpoint=grpc_target(endpoint), insecure=True, headers=dict(headers or {}), timeout=timeout_seconds
+        )
+    if protocol == "http":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+        return HttpExporter(endpoint=http_traces_url(endpoint), headers=dict(headers or {}), timeout=timeout_seconds)
+    raise ValueError(f"protocol must be grpc or http, not {protocol!r}")
+
+
+def _counting_exporter(inner: Any, result: SendResult) -> Any:
+    """``inner`` wrapped to count what it reports into ``result``: the demo's exit status depends on it."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     class CountingExporter(SpanExporter):
-        """Counts what the real exporter reports: the demo's exit status depends on it."""
-
-        def __init__(self, inner: SpanExporter) -> None:
-            self.inner = inner
-
         def export(self, spans: Sequence[Any]) -> Any:
-            outcome = self.inner.export(spans)
+            outcome = inner.export(spans)
             if outcome == SpanExportResult.SUCCESS:
                 result.exported_spans += len(spans)
             else:
@@ -99,67 +145,43 @@ def send(
             return outcome
 
         def shutdown(self) -> None:
-            self.inner.shutdown()
+            inner.shutdown()
 
         def force_flush(self, timeout_millis: int = 30_000) -> bool:
-            return self.inner.force_flush(timeout_millis)
+            flushed: bool = inner.force_flush(timeout_millis)
+            return flushed
 
-    def exporter() -> SpanExporter:
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    return CountingExporter()
 
-            return GrpcExporter(
-                endpoint=grpc_target(endpoint), insecure=True, headers=dict(headers or {}), timeout=timeout_seconds
-            )
-        if protocol == "http":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-            return HttpExporter(
-                endpoint=http_traces_url(endpoint), headers=dict(headers or {}), timeout=timeout_seconds
-            )
-        raise ValueError(f"protocol must be grpc or http, not {protocol!r}")
+def _provider(sdk: _Sdk, service: str, exporter: Any, *, queue_size: int) -> Any:
+    """A TracerProvider for one service, batching into ``exporter`` with room for the whole plan."""
+    resource = sdk.resource.create(
+        {"service.name": service, "service.version": "2026.11.0", "telemetry.sdk.name": "opentelemetry"}
+    )
+    provider = sdk.tracer_provider(resource=resource)
+    provider.add_span_processor(
+        sdk.batch_processor(exporter, max_queue_size=queue_size, max_export_batch_size=512, schedule_delay_millis=200)
+    )
+    return provider
 
-    total = sum(len(plan.spans()) for plan in plans)
-    providers: dict[str, Any] = {}
-    for plan in plans:
-        provider = providers.get(plan.service)
-        if provider is None:
-            resource = Resource.create(
-                {"service.name": plan.service, "service.version": "2026.11.0", "telemetry.sdk.name": "opentelemetry"}
-            )
-            provider = TracerProvider(resource=resource)
-            provider.add_span_processor(
-                BatchSpanProcessor(
-                    CountingExporter(exporter()),
-                    max_queue_size=max(2048, total + 1),
-                    max_export_batch_size=512,
-                    schedule_delay_millis=200,
-                )
-            )
-            providers[plan.service] = provider
-        tracer = provider.get_tracer("otelspend.demo", __version__)
 
-        def emit(node: PlannedSpan, parent: Any, tracer: Any = tracer) -> Any:
-            span = tracer.start_span(
-                node.name, context=parent, kind=kinds[node.kind], attributes=node.attributes, start_time=node.start_ns
-            )
-            context = trace.set_span_in_context(span)
-            for child in node.children:
-                emit(child, context)
-            for name, attributes, at_ns in node.events:
-                span.add_event(name, attributes, timestamp=at_ns)
-            if node.error_type:
-                span.set_attribute("error.type", node.error_type)
-                span.set_status(Status(StatusCode.ERROR, node.error_type))
-            span.end(end_time=node.end_ns)  # children ended first: exported before their parent
-            return span
-
-        root = emit(plan.root, None)
-        plan.run_id = format(root.get_span_context().trace_id, "032x")
-    for provider in providers.values():
-        provider.force_flush()
-        provider.shutdown()
-    return result
+def _emit(sdk: _Sdk, tracer: Any, node: PlannedSpan, parent: Any) -> Any:
+    """Start ``node``, emit its children inside it, add its events and status, end it (children
+    end first, so they are exported before their parent, as with a real SDK)."""
+    span = tracer.start_span(
+        node.name, context=parent, kind=sdk.kinds[node.kind], attributes=node.attributes, start_time=node.start_ns
+    )
+    context = sdk.trace.set_span_in_context(span)
+    for child in node.children:
+        _emit(sdk, tracer, child, context)
+    for name, attributes, at_ns in node.events:
+        span.add_event(name, attributes, timestamp=at_ns)
+    if node.error_type:
+        span.set_attribute("error.type", node.error_type)
+        span.set_status(sdk.status(sdk.error, node.error_type))
+    span.end(end_time=node.end_ns)
+    return span
 
 
 def outcome_route(api_url: str, token: str = "", timeout_seconds: float = 5.0) -> str | None:
@@ -203,6 +225,7 @@ class Queryable:
 
     @property
     def complete(self) -> bool:
+        """Whether the API counted every run that was sent."""
         return self.found >= self.expected
 
 

@@ -69,6 +69,8 @@ HELP: dict[str, str] = {
 
 
 class Metrics:
+    """The process's counters, latency histograms and gauges; thread-safe, rendered by :meth:`render`."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
@@ -76,24 +78,30 @@ class Metrics:
         self._gauges: dict[str, Callable[[], float]] = {}
 
     def inc(self, name: str, value: float = 1, **labels: str) -> None:
+        """Add ``value`` to counter ``name`` for this label set."""
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
             self._counters[key] = self._counters.get(key, 0) + value
 
     def value(self, name: str, **labels: str) -> float:
+        """Counter ``name`` for exactly this label set (0 if never counted)."""
         return self._counters.get((name, tuple(sorted(labels.items()))), 0)
 
     def total(self, name: str) -> float:
+        """Counter ``name`` summed over every label set."""
         return sum(v for (n, _), v in self._counters.items() if n == name)
 
     def observe(self, name: str, seconds: float) -> None:
+        """Record one latency in histogram ``name`` (seconds, fixed buckets)."""
         with self._lock:
             self._histograms.setdefault(name, _Histogram()).observe(seconds)
 
     def gauge(self, name: str, read: Callable[[], float]) -> None:
+        """Register gauge ``name``: ``read`` is called at each render for its current value."""
         self._gauges[name] = read
 
     def render(self) -> str:
+        """Every metric in the Prometheus text exposition format (counters listed in HELP appear even at 0)."""
         lines: list[str] = []
         with self._lock:
             counters = dict(self._counters)

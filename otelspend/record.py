@@ -12,9 +12,8 @@ sums never drift and every figure reproduces from tokens x the rate card in forc
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, Literal
 
 Kind = Literal["str", "i8", "u8", "u32", "u64", "u64?", "f64?", "ts", "usd", "usd?", "map", "arr", "arr_u32"]
@@ -24,6 +23,8 @@ FEMTO_PER_USD = 10**15
 
 @dataclass(frozen=True)
 class Column:
+    """One column of a stored record: its name, value kind (see ``Kind``) and meaning."""
+
     name: str
     kind: Kind
     doc: str
@@ -107,7 +108,100 @@ SPAN_COLUMNS: tuple[Column, ...] = (
 
 NCOLS = len(SPAN_COLUMNS)
 COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in SPAN_COLUMNS)
-F = SimpleNamespace(**{column.name: index for index, column in enumerate(SPAN_COLUMNS)})
+COLUMN_INDEX: Mapping[str, int] = {name: index for index, name in enumerate(COLUMN_NAMES)}
+"""Column name -> position, for code that holds a column's name (``row[F.x]`` otherwise)."""
+
+SpanRow = list[Any]
+"""A span row: values in SPAN_COLUMNS order, read and written as ``row[F.<column>]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpanFields:
+    """Positions of the span row's columns, declared one by one so a type checker sees them.
+
+    ``F`` below is the only instance: ``SpanFields(*range(NCOLS))``, so each field holds its
+    column's position and the declaration order must be SPAN_COLUMNS order
+    (``tests/unit/test_record.py`` checks name by name). A slot read is CPython's cheapest
+    attribute access: ``row[F.x]`` costs less than it did with a SimpleNamespace
+    (``bench/hotpath_bench.py``).
+    """
+
+    trace_id: int
+    span_id: int
+    parent_span_id: int
+    name: int
+    kind: int
+    start_time: int
+    end_time: int
+    duration_ns: int
+    status_code: int
+    status_message: int
+    service_name: int
+    scope_name: int
+    scope_version: int
+    resource_id: int
+    span_class: int
+    operation: int
+    provider: int
+    request_model: int
+    response_model: int
+    model: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+    agent_name: int
+    agent_id: int
+    tool_name: int
+    conversation_id: int
+    response_id: int
+    error_type: int
+    resend_count: int
+    retry_count: int
+    http_method: int
+    service_tier: int
+    processing: int
+    gpu_count: int
+    compute_seconds: int
+    reported_cost_usd: int
+    outcome: int
+    outcome_score: int
+    outcome_label: int
+    outcome_time: int
+    workflow_id: int
+    workflow_type: int
+    tenant: int
+    customer: int
+    feature: int
+    user: int
+    environment: int
+    prompt_version: int
+    payload_bytes: int
+    ingest_token: int
+    token_note: int
+    cost_usd: int
+    cost_input_usd: int
+    cost_output_usd: int
+    cost_cache_read_usd: int
+    cost_cache_write_usd: int
+    cost_reasoning_usd: int
+    cost_request_usd: int
+    cost_compute_usd: int
+    price_source: int
+    price_entry: int
+    price_effective_from: int
+    unpriced_reason: int
+    call_role: int
+    attributes: int
+    ingested_at: int
+    ingest_node: int
+    version: int
+
+
+F = SpanFields(*range(NCOLS))
 """Column positions: ``row[F.input_tokens]``."""
 
 COST_COLUMNS: tuple[str, ...] = tuple(c.name for c in SPAN_COLUMNS if c.name.startswith("cost_"))
@@ -141,17 +235,72 @@ LITE_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-class _Lite:
-    pass
+LiteSpan = tuple[Any, ...]
+"""The stitcher's compact span: values in LITE_FIELDS order, read as ``span[L.<field>]``."""
 
 
-L: Any = _Lite()
-for _index, _name in enumerate(LITE_FIELDS):
-    setattr(L, _name, _index)
+@dataclass(frozen=True, slots=True)
+class LiteFields:
+    """Positions of the compact span's fields (``span[L.cost_usd]``), declared like :class:`SpanFields`.
 
-lite_from_row: Callable[[Sequence[Any]], tuple[Any, ...]] = operator.itemgetter(
-    *(getattr(F, name) for name in LITE_FIELDS)
-)
+    ``L`` is ``LiteFields(*range(len(LITE_FIELDS)))``; the declaration order must be
+    LITE_FIELDS order (``tests/unit/test_record.py``).
+    """
+
+    trace_id: int
+    span_id: int
+    parent_span_id: int
+    name: int
+    start_time: int
+    end_time: int
+    duration_ns: int
+    status_code: int
+    status_message: int
+    service_name: int
+    span_class: int
+    operation: int
+    provider: int
+    model: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    agent_name: int
+    tool_name: int
+    response_id: int
+    error_type: int
+    resend_count: int
+    retry_count: int
+    http_method: int
+    reported_cost_usd: int
+    outcome: int
+    outcome_score: int
+    outcome_label: int
+    outcome_time: int
+    workflow_id: int
+    workflow_type: int
+    tenant: int
+    customer: int
+    feature: int
+    user: int
+    environment: int
+    prompt_version: int
+    payload_bytes: int
+    ingest_token: int
+    cost_usd: int
+    unpriced_reason: int
+    call_role: int
+    version: int
+    resource_id: int
+    attributes: int
+    scope_name: int
+
+
+L = LiteFields(*range(len(LITE_FIELDS)))
+"""Compact span positions: ``span[L.cost_usd]``."""
+
+lite_from_row: Callable[[Sequence[Any]], LiteSpan] = operator.itemgetter(*(COLUMN_INDEX[name] for name in LITE_FIELDS))
 """Span row -> compact tuple (C speed)."""
 
 

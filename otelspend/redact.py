@@ -240,9 +240,11 @@ class RedactSecrets(logging.Filter):
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
+        """``text`` with every configured secret replaced by ``***``."""
         return scrub(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub the record's message, exception text and stack in place; never drops a record."""
         if not self.secrets:
             return True
         record.msg = self.scrub(record.getMessage())

@@ -17,6 +17,13 @@ log = logging.getLogger("otelspend")
 
 
 class Reloadable(Generic[T]):
+    """The value loaded from one file (``current``), replaced only by a complete, valid new load.
+
+    ``check()`` (called periodically) reloads when the file's mtime changed or ``request()``
+    asked; a failed load keeps the previous value and sets ``last_error``. ``generation``
+    counts successful loads.
+    """
+
     def __init__(self, name: str, path: Path | None, load: Callable[[Path | None], T]) -> None:
         self.name = name
         self.path = path

@@ -104,6 +104,8 @@ def split_address(address: str) -> tuple[str, int]:
 class Section(BaseModel):
     # hide_input_in_errors: a ValidationError printed by anyone (not only load_settings,
     # which formats its own) never repeats the input, which may be a secret.
+    """A settings section: unknown keys rejected, values frozen, inputs never echoed in errors."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
@@ -131,6 +133,8 @@ class IngestToken(Section):
 
 
 class OtlpSettings(Section):
+    """The OTLP receivers: listen addresses, request bounds, ingest tokens, what is kept of spans."""
+
     grpc_address: Address = "127.0.0.1:4317"
     """OTLP/gRPC listen address (TraceService/Export). Default loopback only."""
     http_address: Address = "127.0.0.1:4318"
@@ -167,6 +171,8 @@ class OtlpSettings(Section):
 
 
 class ApiSettings(Section):
+    """The REST API and dashboard: listen address, bearer tokens, answer size."""
+
     address: Address = "127.0.0.1:8000"
     """REST API and web dashboard listen address."""
     tokens: list[Annotated[SecretStr, _at_least(8, "each API token")]] = []
@@ -182,6 +188,9 @@ class ApiSettings(Section):
 
 
 class SqlSettings(Section):
+    """The read-only SQL endpoint (ClickHouse HTTP interface over the embedded store): address,
+    password, concurrency, limits."""
+
     address: OptionalAddress = "127.0.0.1:8123"
     """Read-only ClickHouse HTTP interface over the embedded store (Grafana, clickhouse-connect,
     @clickhouse/client, curl). Empty = off. Off too when the store is a ClickHouse server: query
@@ -219,6 +228,8 @@ class SqlSettings(Section):
 
 
 class ClickHouseSettings(Section):
+    """The store: DSN (embedded chDB or a server), database, cluster, insert batching and timeouts, span TTL."""
+
     dsn: SecretDsn = SecretDsn("chdb://./data/chdb")
     """``chdb://<dir>`` for embedded chDB (relative paths resolve from the working directory),
     ``http(s)://user:password@host:8123`` for a ClickHouse server (shown with ``***`` for the
@@ -258,6 +269,8 @@ class ClickHouseSettings(Section):
 
 
 class WalSettings(Section):
+    """The write-ahead log: where, whether appends are fsynced, segment size."""
+
     dir: Path | None = None
     """Write-ahead log directory. Default ``<data_dir>/wal``."""
     fsync: bool = True
@@ -267,6 +280,8 @@ class WalSettings(Section):
 
 
 class PipelineSettings(Section):
+    """The ingest queue: its bound and the Retry-After hint when it is full."""
+
     queue_spans: int = Field(50_000, ge=1_000)
     """Spans accepted but not yet stored. Above it, exporters get UNAVAILABLE / 503 + Retry-After."""
     retry_after_seconds: int = Field(2, ge=1, le=300)
@@ -284,6 +299,8 @@ class PipelineSettings(Section):
 
 
 class RunsSettings(Section):
+    """Run stitching and emission: when a run is due, memory caps, emission batching, late spans, retry loops."""
+
     settle_seconds: float = Field(3.0, ge=0)
     """A run whose root has arrived is emitted after this long without new spans."""
     root_wait_seconds: float = Field(300.0, ge=0)
@@ -310,6 +327,8 @@ class RunsSettings(Section):
 
 
 class Settings(Section):
+    """Everything one otelspend process is configured with (``load_settings`` builds it; README "Configuration")."""
+
     data_dir: Path = Path("./data")
     """Where the WAL (and the default embedded chDB) live."""
     node_id: str = Field(default_factory=socket.gethostname, min_length=1)
@@ -330,6 +349,7 @@ class Settings(Section):
 
     @property
     def wal_dir(self) -> Path:
+        """The write-ahead log's directory (``wal.dir``, else ``<data_dir>/wal``)."""
         return self.wal.dir or self.data_dir / "wal"
 
     @field_validator("rate_card", "ownership")
@@ -388,21 +408,44 @@ def load_settings(
     problems: list[str] = []
     sources: dict[tuple[str, ...], str] = {}
     raw: dict[str, Any] = {}
-
     config_file = config_file or environ.get(f"{ENV_PREFIX}CONFIG")
     if config_file:
-        path = Path(config_file)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({_yaml_problem(exc)})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
-        _record_sources(loaded, (), f"config file {path}", sources)
-        raw = _read_secret_files(loaded, Settings, (), f"config file {path}", sources, problems)
+        raw = _from_config_file(Path(config_file), sources, problems)
+    _from_environment(environ, raw, sources, problems)
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+        _record_sources(overrides, (), "flag", sources)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(str(part) for part in error["loc"])
+            problems.append(_describe(loc, error, sources))
+        settings = None
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    assert settings is not None
+    return settings
 
+
+def _from_config_file(path: Path, sources: dict[tuple[str, ...], str], problems: list[str]) -> dict[str, Any]:
+    """The settings tree of a YAML file, secret files read in; a file that cannot be used stops here."""
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({_yaml_problem(exc)})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
+    _record_sources(loaded, (), f"config file {path}", sources)
+    return _read_secret_files(loaded, Settings, (), f"config file {path}", sources, problems)
+
+
+def _from_environment(
+    environ: Mapping[str, str], raw: dict[str, Any], sources: dict[tuple[str, ...], str], problems: list[str]
+) -> None:
+    """Set every ``OTELSPEND_*`` variable (and ``*_FILE`` secret file) into ``raw``; unknown ones are problems."""
     known = env_names()
     from_files = secret_file_env_names()
     for name, value in environ.items():
@@ -425,22 +468,6 @@ def load_settings(
             continue
         _set_path(raw, path_, value)
         sources[path_] = source
-
-    if overrides:
-        raw = _deep_merge(raw, overrides)
-        _record_sources(overrides, (), "flag", sources)
-
-    try:
-        settings = Settings.model_validate(raw)
-    except ValidationError as exc:
-        for error in exc.errors():
-            loc = tuple(str(part) for part in error["loc"])
-            problems.append(_describe(loc, error, sources))
-        settings = None
-    if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-    assert settings is not None
-    return settings
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -508,7 +535,7 @@ def _describe(loc: tuple[str, ...], error: Mapping[str, Any], sources: dict[tupl
     key = ".".join(loc)
     source = next((sources[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in sources), "default")
     if error["type"] == "extra_forbidden":
-        parent = Settings
+        parent: type[Section] = Settings
         for part in loc[:-1]:
             field = parent.model_fields.get(part)
             annotation = field.annotation if field else None

@@ -22,6 +22,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -56,13 +57,20 @@ class RunView(Protocol):
     """What emission reads of a run (a snapshot, or the writer's working copy)."""
 
     @property
-    def run_id(self) -> str: ...
+    def run_id(self) -> str:
+        """The run's trace id."""
+
     @property
-    def spans(self) -> Mapping[str, Span]: ...
+    def spans(self) -> Mapping[str, Span]:
+        """span id -> compact span (``otelspend.record.L`` fields)."""
+
     @property
-    def outcomes(self) -> Sequence[ApiOutcome]: ...
+    def outcomes(self) -> Sequence[ApiOutcome]:
+        """Outcomes posted over the API for the run or its workflow."""
+
     @property
-    def load_outcomes(self) -> bool: ...
+    def load_outcomes(self) -> bool:
+        """Whether the store may hold API outcomes memory does not."""
 
 
 @dataclass(frozen=True)
@@ -125,17 +133,32 @@ class _Work:
         )
 
 
-@dataclass
+class EmitKind(StrEnum):
+    """What an emission did with one run; each value names its ``EmitStats`` counter."""
+
+    EMITTED = "emitted"
+    """Written: its first emission, or a change (cancel rows + new rows)."""
+    UNCHANGED = "unchanged"
+    """The stored rows were already right."""
+    LATE_IGNORED = "late_ignored"
+    """Emitted longer ago than the late horizon: its late spans do not reopen it."""
+    OUTCOME_PENDING = "outcome_pending"
+    """An API outcome for a run with no span yet: kept in the store until the run arrives."""
+
+
+@dataclass(frozen=True)
 class _Decision:
+    """What one emission writes for one run (rows, role changes) and what is in force after."""
+
     run_id: str
     span_ids: frozenset[str]
     stored: Emitted | None
     """What will be in force once written (the previous rows when nothing changes)."""
-    kind: str
-    """An EmitStats counter: emitted, unchanged, late_ignored, outcome_pending."""
-    run_rows: list[list[Any]] = field(default_factory=list)
-    call_rows: list[list[Any]] = field(default_factory=list)
-    roles: list[tuple[str, str, str]] = field(default_factory=list)
+    kind: EmitKind
+    run_rows: tuple[list[Any], ...] = ()
+    call_rows: tuple[list[Any], ...] = ()
+    roles: tuple[tuple[str, str, str], ...] = ()
+    """(run id, span id, role) of the spans whose stored role changes."""
 
 
 @dataclass
@@ -184,6 +207,10 @@ class EmitStats:
     """(run id, reason): runs not written because computing them failed (quarantined)."""
     fetched_resources: dict[int, Attributes] = field(default_factory=dict)
     """Resource attributes the writer read from the store, for the pipeline's cache."""
+
+    def count(self, kind: EmitKind) -> None:
+        """One more run handled this way."""
+        setattr(self, kind.value, getattr(self, kind.value) + 1)
 
 
 class Emitter:
@@ -271,26 +298,14 @@ class Emitter:
     def commit(self, plan: EmitPlan) -> EmitStats:
         """Verify, finish and write a plan (writer thread); the store sees every earlier write."""
         stats = EmitStats(failed=list(plan.failed))
-        refused = self._refused
-        decisions: list[_Decision] = []
-        work = [_Work.of(snapshot, refused=refused.get(snapshot.run_id, ())) for snapshot in plan.deferred]
-        tentative = plan.tentative
-        if refused:
-            # Computed from memory before the pipeline learnt a span was refused: redo here.
-            by_id = {snapshot.run_id: snapshot for snapshot in plan.snapshots}
-            for decision in plan.ready:
-                if decision.span_ids.isdisjoint(refused.get(decision.run_id, ())):
-                    decisions.append(decision)
-                else:
-                    work.append(_Work.of(by_id[decision.run_id], refused=refused[decision.run_id]))
-            tentative = []
-            for snapshot, decision in plan.tentative:
-                if decision.span_ids.isdisjoint(refused.get(decision.run_id, ())):
-                    tentative.append((snapshot, decision))
-                else:
-                    work.append(_Work.of(snapshot, refused=refused[decision.run_id]))
-        else:
-            decisions.extend(plan.ready)
+        self._write(self._verified(plan, stats), stats)
+        return stats
+
+    def _verified(self, plan: EmitPlan, stats: EmitStats) -> list[_Decision]:
+        """The plan's decisions the store confirms, plus the runs finished here: deferred ones,
+        tentative ones the store already knows, and any computed with a span since refused."""
+        work = [_Work.of(snapshot, refused=self._refused.get(snapshot.run_id, ())) for snapshot in plan.deferred]
+        decisions, tentative = self._without_refused(plan, work)
         if tentative:
             existing = self.runstore.existing([snapshot.run_id for snapshot, _ in tentative])
             for snapshot, decision in tentative:
@@ -300,18 +315,44 @@ class Emitter:
                     decisions.append(decision)
         if work:
             decisions.extend(self._finish(work, plan.resources, stats))
+        return decisions
 
+    def _without_refused(
+        self, plan: EmitPlan, work: list[_Work]
+    ) -> tuple[list[_Decision], list[tuple[RunSnapshot, _Decision]]]:
+        """The ready and tentative decisions still valid; a run computed from memory before the
+        pipeline learnt one of its spans was refused is redone here (added to ``work``)."""
+        refused = self._refused
+        if not refused:
+            return list(plan.ready), plan.tentative
+        by_id = {snapshot.run_id: snapshot for snapshot in plan.snapshots}
+        decisions = []
+        for decision in plan.ready:
+            if decision.span_ids.isdisjoint(refused.get(decision.run_id, ())):
+                decisions.append(decision)
+            else:
+                work.append(_Work.of(by_id[decision.run_id], refused=refused[decision.run_id]))
+        tentative = []
+        for snapshot, decision in plan.tentative:
+            if decision.span_ids.isdisjoint(refused.get(decision.run_id, ())):
+                tentative.append((snapshot, decision))
+            else:
+                work.append(_Work.of(snapshot, refused=refused[decision.run_id]))
+        return decisions, tentative
+
+    def _write(self, decisions: list[_Decision], stats: EmitStats) -> None:
+        """Write the decisions' rows and role changes, stamped now, and count them in ``stats``."""
         now = self.clock_ns()
         run_rows: list[list[Any]] = []
         call_rows: list[list[Any]] = []
         roles: list[tuple[str, str, str]] = []
         for decision in decisions:
-            setattr(stats, decision.kind, getattr(stats, decision.kind) + 1)
+            stats.count(decision.kind)
             run_rows.extend(decision.run_rows)
             call_rows.extend(decision.call_rows)
             roles.extend(decision.roles)
             stored = decision.stored
-            if stored is not None and decision.kind == "emitted":
+            if stored is not None and decision.kind is EmitKind.EMITTED:
                 stored = dataclasses.replace(stored, written_ns=now)
             stats.written.append(Written(decision.run_id, stored, decision.span_ids))
         # written_at is the moment of writing: after a crash, the hours of rows written since
@@ -328,7 +369,6 @@ class Emitter:
         if roles:
             self.runstore.update_roles(roles, now)
             stats.role_changes = len(roles)
-        return stats
 
     def commit_isolating(
         self,
@@ -421,9 +461,9 @@ class Emitter:
         span_ids = frozenset(run.spans)
         if not run.spans:
             # An outcome for a run not seen yet: it stays in the store until the run arrives.
-            return _Decision(run.run_id, span_ids, previous, "outcome_pending")
+            return _Decision(run.run_id, span_ids, previous, EmitKind.OUTCOME_PENDING)
         if previous is not None and previous.written_ns < now - self.late_horizon_ns:
-            return _Decision(run.run_id, span_ids, previous, "late_ignored")
+            return _Decision(run.run_id, span_ids, previous, EmitKind.LATE_IGNORED)
         result = compute_run(run.spans.values(), run.outcomes, options)
         version = max(now, (previous.version + 1) if previous else 0)
         new_run = list(run_row_of(result.run))
@@ -433,12 +473,12 @@ class Emitter:
             row = list(call_row_of(call))
             row[_CALL_VERSION], row[_CALL_SIGN], row[_CALL_NODE] = version, 1, self.node
             new_calls.append(row)
-        roles = [(run.run_id, span_id, role) for span_id, role in result.roles.items()]
+        roles = tuple((run.run_id, span_id, role) for span_id, role in result.roles.items())
         if previous is None:
             stored = Emitted(version, new_run, new_calls, now)
-            return _Decision(run.run_id, span_ids, stored, "emitted", [new_run], new_calls, roles)
+            return _Decision(run.run_id, span_ids, stored, EmitKind.EMITTED, (new_run,), tuple(new_calls), roles)
         if _same(previous, new_run, new_calls) and not roles:
-            return _Decision(run.run_id, span_ids, previous, "unchanged")
+            return _Decision(run.run_id, span_ids, previous, EmitKind.UNCHANGED)
         run_rows: list[list[Any]] = []
         if _key(previous.run, _RUN_COMPARE) != _key(new_run, _RUN_COMPARE):
             run_rows = [_cancel(previous.run, _RUN_SIGN), new_run]
@@ -456,7 +496,7 @@ class Emitter:
                 kept.append(row)
         call_rows.extend(_cancel(r, _CALL_SIGN) for r in old_calls.values())
         stored = Emitted(version, new_run, kept, now)
-        return _Decision(run.run_id, span_ids, stored, "emitted", run_rows, call_rows, roles)
+        return _Decision(run.run_id, span_ids, stored, EmitKind.EMITTED, tuple(run_rows), tuple(call_rows), roles)
 
     # -- loading what memory does not hold (writer thread, on its own working copies) --------
 

@@ -76,7 +76,10 @@ class PreparedBatch:
 def compact_spans(batch: PreparedBatch) -> list[Span]:
     """The batch's compact spans, unpacked if they came from a worker (the pipeline thread)."""
     lite = batch.lite
-    return marshal.loads(lite) if isinstance(lite, bytes) else lite  # type: ignore[no-any-return]
+    if isinstance(lite, bytes):
+        spans: list[Span] = marshal.loads(lite)
+        return spans
+    return lite
 
 
 def prepared_request(
@@ -127,7 +130,7 @@ class Preparer:
                 row[F.ingested_at] = now
                 row[F.ingest_node] = node
                 row[F.version] = 1
-                row[F.call_role] = initial_role(row[F.span_class])
+                row[F.call_role] = initial_role(row[F.span_class]).value  # plain text: it crosses as marshal
             self.price_book().price_rows(rows)
             table = table_from_rows(SPAN_COLUMNS, rows)
             shared: dict[str, str] = {}

@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.rollups import rebuild_hours
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.pipeline.prepare import PreparedBatch
@@ -58,7 +57,6 @@ def recover(
     pipeline: Pipeline,
     *,
     runstore: RunStore,
-    store: Store,
     node: str,
     late_horizon_ns: int,
     state: Mapping[str, Any] | None,
@@ -73,7 +71,7 @@ def recover(
     pipeline.emitter.outcome_workflows |= workflows
     report = RecoveryReport(unclean=False)
     if state is not None and state.get("node") == node and not state.get("clean"):
-        report = _reopen(pipeline, runstore, store, node, state, now)
+        report = _reopen(pipeline, runstore, node, state, now)
     for record in pending:
         batch = replay(record)
         if batch is not None and batch.count:
@@ -93,9 +91,7 @@ def recover(
     return RecoveryReport(report.unclean, report.reopened_runs, report.rebuilt_hours, len(pending))
 
 
-def _reopen(
-    pipeline: Pipeline, runstore: RunStore, store: Store, node: str, state: Mapping[str, Any], now: int
-) -> RecoveryReport:
+def _reopen(pipeline: Pipeline, runstore: RunStore, node: str, state: Mapping[str, Any], now: int) -> RecoveryReport:
     """Reopen the runs an unclean stop left unemitted and rebuild half-written rollup hours."""
     stitcher = pipeline.stitcher
     since = int(state["lwm_ns"]) - RECOVERY_MARGIN_NS
@@ -110,5 +106,5 @@ def _reopen(
         if not stitcher.is_open(run_id):
             stitcher.restore(run_id, (), now)
     hours = runstore.hours_written_since(node, int(state["emit_checkpoint_ns"]) - RECOVERY_MARGIN_NS)
-    rebuilt = rebuild_hours(store, hours) if hours else 0
+    rebuilt = rebuild_hours(runstore.store, hours) if hours else 0
     return RecoveryReport(True, stitcher.open_count(), rebuilt)

@@ -94,6 +94,7 @@ class StoredResourceAttributes:
         self._cache: dict[int, Attributes] = {}
 
     def __call__(self, resource_id: int) -> Attributes:
+        """The resource's attributes ({} when the store has none), read once, then cached."""
         found = self._cache.get(resource_id)
         if found is None:
             found = fetch_resource_attributes(self.store, [resource_id])[resource_id]

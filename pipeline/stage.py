@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -94,6 +94,38 @@ class _EmissionDone:
     """None: the emission failed for good (its runs were quarantined)."""
 
 
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Where the pipeline keeps its state and how it batches, bounds and emits (from settings)."""
+
+    node: str
+    """This replica's id, stamped on every span it stores."""
+    data_dir: Path
+    """Home of ``state.json`` and the quarantine."""
+    queue_spans: int
+    """Spans accepted but not yet stored, at most; beyond, ``reserve`` refuses (UNAVAILABLE / 503)."""
+    batch_rows: int
+    """Spans per store insert, at most."""
+    flush_interval: float
+    """Seconds a batch waits to fill before it is stored anyway."""
+    emit_batch_runs: int = 5_000
+    """Closed runs gathered into one emission, at most..."""
+    emit_interval: float = 1.0
+    """...or whatever is pending after this many seconds."""
+    give_up_seconds: float = GIVE_UP_SECONDS
+    """How long a loop step may keep failing before the process is marked not ready."""
+
+
+@dataclass(frozen=True)
+class Housekeeping:
+    """Chores the pipeline thread does between batches: reload changed files, maintain the store."""
+
+    reloadables: tuple[Reloadable[Any], ...] = ()
+    """Files checked for changes every two seconds (the rate card always is)."""
+    store_maintenance: Callable[[], None] | None = None
+    """Run on the store writer every few minutes (embedded engine: release memory)."""
+
+
 class Pipeline:
     """The ingest queue and the pipeline thread; implements the receiver's ``BatchSink``."""
 
@@ -106,36 +138,29 @@ class Pipeline:
         emitter: Emitter,
         wal: WriteAheadLog,
         metrics: Metrics,
-        node: str,
-        data_dir: Path,
-        queue_spans: int,
-        batch_rows: int,
-        flush_interval: float,
-        reloadables: tuple[Reloadable[Any], ...] = (),
-        emit_batch_runs: int = 5_000,
-        emit_interval: float = 1.0,
-        store_maintenance: Callable[[], None] | None = None,
-        resources: ResourceCache | None = None,
-        give_up_seconds: float = GIVE_UP_SECONDS,
+        config: PipelineConfig,
+        housekeeping: Housekeeping | None = None,
     ) -> None:
+        housekeeping = housekeeping or Housekeeping()
         self.writer = writer
         self.pricing = pricing
         self.stitcher = stitcher
         self.emitter = emitter
         self.wal = wal
         self.metrics = metrics
-        self.node = node
-        self.state_path = data_dir / STATE_FILE
-        self.capacity = queue_spans
-        self.batch_rows = batch_rows
-        self.flush_interval = flush_interval
-        self.reloadables = reloadables
-        self.emit_batch_runs = emit_batch_runs
-        self.emit_interval = emit_interval
-        self.resources = resources if resources is not None else ResourceCache()
+        self.node = config.node
+        self.state_path = config.data_dir / STATE_FILE
+        self.capacity = config.queue_spans
+        self.batch_rows = config.batch_rows
+        self.flush_interval = config.flush_interval
+        self.reloadables = housekeeping.reloadables
+        self.emit_batch_runs = config.emit_batch_runs
+        self.emit_interval = config.emit_interval
+        # The emitter's resource cache: filled here from each batch, read when runs are planned.
+        self.resources = emitter.resources if emitter.resources is not None else ResourceCache()
         self.store = StoreWriter(metrics, max_jobs=2)
-        self.quarantine = Quarantine(data_dir / QUARANTINE_DIR, fsync=wal.fsync)
-        self.guard = LoopGuard("pipeline", metrics, give_up_seconds=give_up_seconds)
+        self.quarantine = Quarantine(config.data_dir / QUARANTINE_DIR, fsync=wal.fsync)
+        self.guard = LoopGuard("pipeline", metrics, give_up_seconds=config.give_up_seconds)
         self._queue: deque[Submission] = deque()
         self._commands: deque[_Command] = deque()
         self._cond = threading.Condition()
@@ -159,7 +184,7 @@ class Pipeline:
         self._last_state = 0.0
         self._last_reload_check = 0.0
         self._last_purge = 0.0
-        self.store_maintenance = store_maintenance
+        self.store_maintenance = housekeeping.store_maintenance
         metrics.gauge("otelspend_queue_spans", lambda: self._reserved)
         metrics.gauge("otelspend_open_runs", stitcher.open_count)
         metrics.gauge("otelspend_wal_pending_bytes", lambda: wal.pending_bytes)
@@ -169,17 +194,23 @@ class Pipeline:
     def refusal(self) -> str | None:
         """Why a request would be refused now, claiming nothing (None: go ahead)."""
         with self._cond:
-            return self._refusal(0) if self._reserved < self.capacity else "ingest queue full"
+            reason = self._not_accepting()
+            if reason is None and self._reserved >= self.capacity:
+                reason = "ingest queue full"
+            return reason
 
     def reserve(self, spans: int) -> str | None:
         """Claim room for ``spans``: None when claimed, else the reason to answer UNAVAILABLE."""
         with self._cond:
-            refusal = self._refusal(spans)
-            if refusal is None:
+            reason = self._not_accepting()
+            if reason is None and self._reserved + spans > self.capacity:
+                reason = "ingest queue full"
+            if reason is None:
                 self._reserved += spans
-            return refusal
+            return reason
 
-    def _refusal(self, spans: int) -> str | None:
+    def _not_accepting(self) -> str | None:
+        """Why no span can be taken now, whatever the room (None: spans can be)."""
         if self._stopping:
             return "shutting down"
         if self._fatal is not None:
@@ -188,11 +219,7 @@ class Pipeline:
             return "starting: the store is not ready yet"
         if not self._thread.is_alive():
             return "the pipeline thread is not running"
-        if self.store.problem() is not None:
-            return "store unavailable"
-        if self._reserved + spans > self.capacity:
-            return "ingest queue full"
-        return None
+        return "store unavailable" if self.store.problem() is not None else None
 
     def claim(self, spans: int) -> None:
         """Count spans that are already accepted (write-ahead-log replay) against the queue."""
@@ -242,18 +269,22 @@ class Pipeline:
 
     @property
     def started(self) -> bool:
+        """Whether ``start`` has run."""
         return self._thread is not None
 
     @property
     def store_healthy(self) -> bool:
+        """Whether the store writer's last store call succeeded."""
         return self.store.healthy
 
     @property
     def last_store_error(self) -> str:
+        """The store writer's last error ("" when none)."""
         return self.store.last_error
 
     @property
     def queued_spans(self) -> int:
+        """Spans accepted and not yet stored (what ``reserve`` counts against the queue)."""
         return self._reserved
 
     @property
@@ -267,16 +298,19 @@ class Pipeline:
             return self._fatal
         if self._thread is not None and not self._thread.is_alive() and not self._stopping:
             return "the pipeline thread is not running"
+        reason = self._storage_problem()
+        if reason is None and self._reserved >= self.capacity:
+            reason = "ingest queue full"
+        return reason
+
+    def _storage_problem(self) -> str | None:
+        """Why accepted spans are not being stored or checkpointed (None: they are)."""
         writer = self.store.problem()
         if writer is not None:
             return writer
         if self.wal.failing is not None:
             return f"write-ahead log checkpoint failing: {self.wal.failing}"
-        if self._wal_hold_reason is not None:
-            return self._wal_hold_reason
-        if self._reserved >= self.capacity:
-            return "ingest queue full"
-        return None
+        return self._wal_hold_reason
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -404,44 +438,57 @@ class Pipeline:
                 self._prepare_failed(item)
         if not good:
             return
-        tables: list[pa.Table] = []
         resources: dict[int, Any] = {}
         seen: set[tuple[str, str]] = set()
-        unpriced: dict[str, int] = {}
+        unpriced: Counter[str] = Counter()
+        tables: list[pa.Table] = []
         duplicates = 0
-        is_known = self.stitcher.is_known
         for item in good:
-            batch = item.batch
-            assert batch.spans is not None
-            resources.update(batch.resources)
-            kept: list[Any] = []
-            keep: list[bool] | None = None
-            lite = compact_spans(batch)
-            for index, span in enumerate(lite):
-                key = (span[L.trace_id], span[L.span_id])
-                if key in seen or is_known(*key):
-                    if keep is None:
-                        keep = [True] * len(lite)
-                    keep[index] = False
-                    duplicates += 1
-                    continue
-                seen.add(key)
-                kept.append(span)
-                reason = span[L.unpriced_reason]
-                if reason:
-                    unpriced[reason] = unpriced.get(reason, 0) + 1
-            tables.append(batch.spans if keep is None else batch.spans.filter(pa.array(keep)))
-            self.stitcher.add(kept, batch.ingested_ns)
+            resources.update(item.batch.resources)
+            table, dropped = self._stitch_new(item.batch, seen, unpriced)
+            tables.append(table)
+            duplicates += dropped
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         self.resources.remember(resources)
         for reason, count in unpriced.items():
             self.metrics.inc("otelspend_calls_unpriced_total", count, reason=reason)
         if duplicates:
             self.metrics.inc("otelspend_spans_duplicate_total", duplicates)
-        first = min(item.seq for item in good)
-        last = max(item.seq for item in good)
-        seqs = [item.seq for item in good]
-        accepted = sum(item.batch.count for item in good)
+        self._store_spans(table, good, resources)
+
+    def _stitch_new(
+        self, batch: PreparedBatch, seen: set[tuple[str, str]], unpriced: Counter[str]
+    ) -> tuple[pa.Table, int]:
+        """Add the batch's spans this process does not know to their runs; its table without
+        the others, and how many those were (exact duplicates, dropped before any write)."""
+        assert batch.spans is not None
+        lite = compact_spans(batch)
+        kept: list[Any] = []
+        keep: list[bool] | None = None
+        is_known = self.stitcher.is_known
+        for index, span in enumerate(lite):
+            key = (span[L.trace_id], span[L.span_id])
+            if key in seen or is_known(*key):
+                if keep is None:
+                    keep = [True] * len(lite)
+                keep[index] = False
+                continue
+            seen.add(key)
+            kept.append(span)
+            if span[L.unpriced_reason]:
+                unpriced[span[L.unpriced_reason]] += 1
+        self.stitcher.add(kept, batch.ingested_ns)
+        if keep is None:
+            return batch.spans, 0
+        return batch.spans.filter(pa.array(keep)), len(lite) - len(kept)
+
+    def _store_spans(self, table: pa.Table, items: list[Submission], resources: dict[int, Any]) -> None:
+        """Hand the insert to the store writer; once stored, give the queue room back and
+        checkpoint the write-ahead log (the writer job holds the Arrow table only)."""
+        first = min(item.seq for item in items)
+        last = max(item.seq for item in items)
+        seqs = [item.seq for item in items]
+        accepted = sum(item.batch.count for item in items)
         written = table.num_rows
         writer, refusal = self.writer, self._count_refusal
 
@@ -458,7 +505,6 @@ class Pipeline:
                 self._quarantine_spans(refused, first, last)
             self._checkpoint_wal(self.wal.complete(seqs))
 
-        # The writer job holds the Arrow table only; the rows die with this batch.
         self.store.submit(insert, "otelspend_insert_seconds", stored)
 
     def _prepare_failed(self, item: Submission) -> None:

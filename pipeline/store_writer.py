@@ -95,10 +95,12 @@ class StoreWriter:
 
     @property
     def started(self) -> bool:
+        """Whether ``start`` has run."""
         return self._thread is not None
 
     @property
     def alive(self) -> bool:
+        """Whether the writer thread is running."""
         return self._thread is not None and self._thread.is_alive()
 
     def problem(self) -> str | None:
@@ -159,6 +161,7 @@ class StoreWriter:
 
     @property
     def pending(self) -> int:
+        """Jobs queued or running."""
         return len(self._jobs) + self._running
 
     # -- the thread ---------------------------------------------------------------------------

@@ -39,6 +39,8 @@ FORMAT_JSON = 1
 
 @dataclass(frozen=True)
 class WalRecord:
+    """One logged request: its sequence, format (protobuf or JSON), ingest token name and bytes."""
+
     seq: int
     format: int
     token: str
@@ -46,10 +48,15 @@ class WalRecord:
 
 
 class WalCorrupt(RuntimeError):
+    """The log cannot be used: it is closed, or its checkpoint file does not hold a sequence number."""
+
     pass
 
 
 class WriteAheadLog:
+    """Accepted requests, durable before they are acknowledged: segment files and a checkpoint
+    under ``directory`` (see the module docstring)."""
+
     def __init__(self, directory: Path, *, fsync: bool = True, segment_bytes: int = 64 << 20) -> None:
         self.directory = Path(directory)
         self.fsync = fsync
@@ -91,6 +98,7 @@ class WriteAheadLog:
         return pending
 
     def close(self) -> None:
+        """Sync and close the current segment."""
         with self._lock:
             if self._fd is not None:
                 if self.fsync:
@@ -205,6 +213,7 @@ class WriteAheadLog:
 
     @property
     def checkpointed(self) -> int:
+        """The highest sequence known stored (records up to it are never replayed)."""
         return self._checkpoint
 
     # -- reading --------------------------------------------------------------------------

@@ -50,6 +50,7 @@ class WorkerConfig:
     log_level: str
 
     def encode(self) -> bytes:
+        """The ``CONFIG`` frame's body."""
         return marshal.dumps(
             (
                 self.index,
@@ -64,6 +65,7 @@ class WorkerConfig:
 
     @classmethod
     def decode(cls, body: bytes | memoryview) -> WorkerConfig:
+        """A ``CONFIG`` frame's body -> the config."""
         return cls(*marshal.loads(body))
 
 

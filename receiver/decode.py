@@ -33,17 +33,24 @@ class UndecodableRequest(ValueError):
 
 @dataclass
 class Decoded:
+    """An export request as decoded, plus what could not be: spans rejected and why (first few reasons)."""
+
     request: ExportTraceServiceRequest
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
 
     def reject(self, count: int, reason: str) -> None:
+        """Count ``count`` spans as rejected for ``reason`` (the first MAX_REPORTED reasons are kept)."""
         self.rejected += count
         if len(self.errors) < MAX_REPORTED:
             self.errors.append(reason)
 
 
 def decode_protobuf(body: bytes) -> Decoded:
+    """Decode an OTLP/protobuf body. A body the protobuf parser refuses as a whole is salvaged
+    field by field: resources and spans that decode are kept, the others counted as rejected.
+    Raises UndecodableRequest when nothing of it is an export request.
+    """
     try:
         return Decoded(ExportTraceServiceRequest.FromString(body))
     except DecodeError:
@@ -75,6 +82,7 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
     out: list[tuple[int, int, Any]] = []
     pos = 0
     size = len(data)
+    value: int | bytes
     while pos < size:
         key, pos = _read_varint(data, pos)
         number, wire = key >> 3, key & 7
@@ -165,6 +173,10 @@ def _text(value: bytes) -> str:
 
 
 def decode_json(body: bytes) -> Decoded:
+    """Decode an OTLP/JSON body (hex trace and span ids, camelCase or snake_case keys); a
+    span that does not parse is rejected on its own. Raises UndecodableRequest for a body that
+    is not a JSON object of resourceSpans.
+    """
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:

@@ -28,6 +28,10 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
 
 
 class OtlpGrpcServer:
+    """The OTLP/gRPC trace service (``TraceService/Export``) over one :class:`Ingest`; raw request
+    bytes go to the ingest (decoded there, salvaging what the protobuf parser refuses).
+    """
+
     def __init__(self, ingest: Ingest, address: str, *, max_request_bytes: int, workers: int) -> None:
         self.ingest = ingest
         self._server = grpc.server(
@@ -39,7 +43,7 @@ class OtlpGrpcServer:
             ],
             maximum_concurrent_rpcs=workers * 4,
         )
-        handler = grpc.unary_unary_rpc_method_handler(
+        handler: grpc.RpcMethodHandler[bytes, ExportTraceServiceResponse] = grpc.unary_unary_rpc_method_handler(
             self._export,
             request_deserializer=None,
             response_serializer=ExportTraceServiceResponse.SerializeToString,
@@ -52,6 +56,7 @@ class OtlpGrpcServer:
         self.address = f"{host}:{self.port}"
 
     def start(self) -> None:
+        """Start serving on the bound port."""
         self._server.start()
 
     def shutdown(self, grace_seconds: float = 5.0) -> None:
@@ -61,7 +66,8 @@ class OtlpGrpcServer:
     def _export(self, request: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         metadata = dict(context.invocation_metadata())
         try:
-            token = self.ingest.authenticate(metadata.get("authorization"))
+            authorization = metadata.get("authorization")  # bytes only for "-bin" keys
+            token = self.ingest.authenticate(authorization if isinstance(authorization, str) else None)
             result = self.ingest.export(request, json_body=False, token=token, transport="grpc")
         except ExportError as exc:
             context.abort_with_status(_status(exc))

@@ -34,12 +34,17 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class OtlpHttpApp:
+    """The OTLP/HTTP receiver as a small ASGI app: ``POST /v1/traces`` in protobuf or JSON, gzip or
+    deflate, bounded in size; decoding and storing run on its own thread pool, off the event loop.
+    """
+
     def __init__(self, ingest: Ingest, *, max_request_bytes: int, workers: int) -> None:
         self.ingest = ingest
         self.limit = max_request_bytes
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: answer lifespan events; route ``POST /v1/traces`` to the ingest, everything else 404/405."""
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
@@ -110,6 +115,7 @@ class OtlpHttpApp:
         return out
 
     def shutdown(self) -> None:
+        """Wait for requests in flight on the worker pool to finish."""
         self.executor.shutdown(wait=True)
 
 

@@ -18,12 +18,18 @@ from otelspend.settings import IngestToken
 
 @dataclass(frozen=True)
 class ExportResult:
+    """The answer to an accepted export request: spans accepted, spans rejected and why (partial success)."""
+
     accepted: int
     rejected: int
     message: str
 
 
 class Ingest:
+    """One export request end to end, shared by both transports: authenticate, decode, normalise,
+    hand the rows to the sink (durable before it returns), answer with partial success.
+    """
+
     def __init__(
         self,
         *,

@@ -67,6 +67,9 @@ class RepriceResponse(BaseModel):
     },
 )
 def reprice(body: RepriceRequest, ctx: Context) -> dict[str, Any]:
+    """Re-price the stored spans that started in `[from, to)` with the rate card on disk now; the runs
+    holding changed spans are re-emitted and the rollups follow. With `dry_run`, report what would
+    change and write nothing."""
     commands = ctx.commands
     if commands is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this process runs no pipeline")

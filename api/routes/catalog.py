@@ -48,6 +48,7 @@ def get_outliers(
     min_runs: Annotated[int, Query(ge=1, le=1_000_000, description="Minimum runs (jumps, acceptance).")] = 5,
     min_calls: Annotated[int, Query(ge=1, le=1_000_000, description="Minimum calls (retry rates).")] = 20,
 ) -> JSONResponse:
+    """Outlier report sections for a window (see the route description)."""
     window = parse_window(start, to, now_ns=time.time_ns())
     request = OutliersRequest(window, limit, bucket, baseline_buckets, jump_factor, min_runs, min_calls)
     return JSONResponse(outliers(ctx.store, request))
@@ -71,6 +72,7 @@ def get_unpriced(
     to: To = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Rows to return.")] = 100,
 ) -> JSONResponse:
+    """Unpriced calls for a window, grouped by provider, model and reason."""
     window = parse_window(start, to, now_ns=time.time_ns())
     return JSONResponse(unpriced(ctx.store, window, limit))
 
@@ -93,6 +95,7 @@ def get_rate_cards(
         dt.datetime | None, Query(description="Call start time for the quote (RFC 3339); default now.")
     ] = None,
 ) -> JSONResponse:
+    """The rate cards in force and, with ``provider`` and ``model``, a price quote."""
     quote = None
     if model:
         quote = (provider or "", model, time.time_ns() if at is None else check_time("at", at))

@@ -161,36 +161,43 @@ def _page(
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, ctx: Context) -> Response:
+    """Dashboard: spend, runs and the top workflows, tenants and models of the period."""
     return _page(request, "overview.html", "Overview", "/", lambda p: pages.overview(ctx.store, p))
 
 
 @router.get("/workflows", response_class=HTMLResponse)
 def workflows(request: Request, ctx: Context) -> Response:
+    """Dashboard: cost, success and cost per success per workflow type."""
     return _page(request, "workflows.html", "Workflows", "/workflows", lambda p: pages.workflows(ctx.store, p))
 
 
 @router.get("/tenants", response_class=HTMLResponse)
 def tenants(request: Request, ctx: Context) -> Response:
+    """Dashboard: spend by tenant and feature, and tenant x model."""
     return _page(request, "tenants.html", "Tenants & features", "/tenants", lambda p: pages.tenants(ctx.store, p))
 
 
 @router.get("/agents", response_class=HTMLResponse)
 def agents(request: Request, ctx: Context) -> Response:
+    """Dashboard: agents, tools and models."""
     return _page(request, "agents.html", "Agents, tools & models", "/agents", lambda p: pages.agents(ctx.store, p))
 
 
 @router.get("/outliers", response_class=HTMLResponse)
 def outliers(request: Request, ctx: Context) -> Response:
+    """Dashboard: the outlier report."""
     return _page(request, "outliers.html", "Outliers", "/outliers", lambda p: pages.outliers_page(ctx.store, p))
 
 
 @router.get("/unpriced", response_class=HTMLResponse)
 def unpriced(request: Request, ctx: Context) -> Response:
+    """Dashboard: calls stored without a price and why."""
     return _page(request, "unpriced.html", "Unpriced calls", "/unpriced", lambda p: pages.unpriced_page(ctx.store, p))
 
 
 @router.get("/runs", response_class=HTMLResponse)
 def runs(request: Request, ctx: Context) -> Response:
+    """Dashboard: runs of the period, filtered and sorted as the query string says, a page at a time."""
     params = request.query_params
 
     def build(period: pages.Period) -> dict[str, Any]:
@@ -218,6 +225,7 @@ def runs(request: Request, ctx: Context) -> Response:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run(request: Request, ctx: Context, run_id: str) -> Response:
+    """Dashboard: one run, its breakdown and span waterfall (404 page when unknown)."""
     if not authorized(request):
         return _login_redirect(request)
     found = pages.run_page(ctx.store, run_id.lower()) if RUN_ID.fullmatch(run_id) else None
@@ -242,6 +250,7 @@ def _safe_next(target: str | None) -> str:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
+    """The sign-in form (straight to the page asked for when the API needs no token)."""
     next_page = _safe_next(request.query_params.get("next"))
     if not _auth_enabled(request):
         return RedirectResponse(next_page, status_code=303)
@@ -250,6 +259,7 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
+    """Check the posted API token; on success set the session cookie and go to the page asked for."""
     body = await request.body()
     if len(body) > MAX_LOGIN_BODY:
         return _error(request, 413, "Request too large", "The sign-in form is larger than expected.")
@@ -272,6 +282,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 def logout() -> Response:
+    """Clear the session cookie and go to the sign-in form."""
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

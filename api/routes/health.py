@@ -12,11 +12,14 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz", summary="Liveness: the process is up")
 def healthz() -> dict[str, str]:
+    """The process is up (always 200 while it can answer)."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", summary="Readiness: the store answers and the pipeline accepts spans")
 def readyz(ctx: Context) -> Response:
+    """200 when the store answers and the pipeline accepts spans, else 503; `checks` says which part
+    is not ready and why."""
     checks: dict[str, str] = {}
     ready = True
     try:
@@ -36,4 +39,5 @@ def readyz(ctx: Context) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 def metrics(ctx: Context) -> PlainTextResponse:
+    """The process's counters, gauges and latency histograms in the Prometheus text format."""
     return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4")

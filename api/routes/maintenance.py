@@ -30,6 +30,8 @@ REBUILD_TIMEOUT_SECONDS = 3600.0
     responses={200: {"model": RebuildDone}},
 )
 def rebuild_rollups(ctx: Context, body: RebuildIn) -> JSONResponse:
+    """Recompute the hourly and daily rollups of `[from, to)`, widened to whole UTC days, from the
+    current runs (after a crash, or a manual change to stored runs)."""
     start_ns = check_time("from", body.from_)
     end_ns = check_time("to", body.to)
     if start_ns >= end_ns:

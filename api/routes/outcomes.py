@@ -58,6 +58,7 @@ def _record(ctx: ApiContext, body: OutcomeIn, *, run_id: str = "", workflow_id: 
     responses={202: {"model": OutcomeAccepted}, 503: {"description": "Read-only API without a pipeline."}},
 )
 def post_run_outcome(ctx: Context, run_id: RunId, body: OutcomeIn) -> JSONResponse:
+    """Record an outcome for one run; a run not emitted yet picks it up when it closes."""
     return _record(ctx, body, run_id=run_id.lower())
 
 
@@ -69,4 +70,5 @@ def post_run_outcome(ctx: Context, run_id: RunId, body: OutcomeIn) -> JSONRespon
     responses={202: {"model": OutcomeAccepted}, 503: {"description": "Read-only API without a pipeline."}},
 )
 def post_workflow_outcome(ctx: Context, workflow_id: WorkflowId, body: OutcomeIn) -> JSONResponse:
+    """Record an outcome for every run of a workflow, now and for runs that arrive later."""
     return _record(ctx, body, workflow_id=workflow_id)

@@ -62,6 +62,7 @@ def get_rollups(
     order: Order = "desc",
     limit: Annotated[int | None, Query(description=LIMIT_DESCRIPTION)] = None,
 ) -> JSONResponse:
+    """Metrics per group over the window (see the route description)."""
     request = rollup_request(
         group_by=group_by,
         metrics=metrics,
@@ -103,6 +104,7 @@ def get_timeseries(
         int | None, Query(description=f"Series to return (1 to {MAX_SERIES}, default {DEFAULT_SERIES}).")
     ] = None,
 ) -> JSONResponse:
+    """Metrics per time bucket, per group (see the route description)."""
     request = timeseries_request(
         bucket=bucket,
         group_by=group_by,
@@ -124,6 +126,7 @@ def get_timeseries(
     response_model=VocabularyResponse,
 )
 def get_vocabulary() -> dict[str, Any]:
+    """Every dimension and metric with its level, kind, unit and meaning."""
     return {
         "dimensions": [{"name": d.name, "level": d.level, "description": d.description} for d in DIMENSIONS.values()],
         "metrics": [

@@ -41,6 +41,7 @@ def get_runs(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Runs per page.")] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Runs to skip.")] = 0,
 ) -> JSONResponse:
+    """Runs in a window, one page (see the route description)."""
     window = parse_window(start, to, now_ns=time.time_ns())
     request = RunsRequest(window, check_filters(filters), order_by, order == "desc", limit, offset)
     return JSONResponse(list_runs(ctx.store, request))
@@ -64,6 +65,7 @@ def get_run_detail(
     run_id: RunId,
     attributes: Annotated[bool, Query(description="Include each span's stored attributes.")] = False,
 ) -> Any:
+    """One run with its breakdown and span tree (see the route description)."""
     found = get_run(ctx.store, run_id.lower(), attributes=attributes)
     if found is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id.lower()}")

@@ -42,6 +42,8 @@ KEEP_ALIVE_SECONDS = 5  # uvicorn's default keep-alive; the Node client reads it
 
 @dataclass(frozen=True)
 class EndpointConfig:
+    """The SQL endpoint's settings: password, database, display name, concurrency and request bounds."""
+
     password: str | None
     database: str
     display_name: str
@@ -51,6 +53,10 @@ class EndpointConfig:
 
 
 class SqlHttpApp:
+    """The read-only SQL endpoint as an ASGI app speaking ClickHouse's HTTP interface: health
+    paths, ``GET /?query=`` and ``POST /``, sessions, compression, ClickHouse-shaped errors.
+    """
+
     def __init__(self, config: EndpointConfig, queries: ReadOnlyQueries, limits: Limits, metrics: Metrics) -> None:
         self.config = config
         self.queries = queries
@@ -65,6 +71,7 @@ class SqlHttpApp:
         self._waiting = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: health checks, then each query vetted by the policy and run read-only."""
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
@@ -76,8 +83,8 @@ class SqlHttpApp:
             await _plain(send, 200, b"Ok.\n", method)
             return
         if path != "/":
-            body = f"There is no handle {path}\n\nUse / or /ping for health checks.\n"
-            await _plain(send, 404, (body + "Send queries with POST / or GET /?query=...\n").encode(), method)
+            text = f"There is no handle {path}\n\nUse / or /ping for health checks.\n"
+            await _plain(send, 404, (text + "Send queries with POST / or GET /?query=...\n").encode(), method)
             return
         started = time.perf_counter()
         query_id = params.get("query_id") or str(uuid.uuid4())

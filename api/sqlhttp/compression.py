@@ -41,6 +41,7 @@ def choose(accept_encoding: str) -> str | None:
 
 
 def encode(body: bytes, method: str, level: int = DEFAULT_LEVEL) -> bytes:
+    """Compress a response body with ``method`` (one ``choose`` picked)."""
     return _ENCODERS[method](body, level)
 
 

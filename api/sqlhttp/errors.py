@@ -77,6 +77,7 @@ class ClickHouseError(Exception):
 
     @classmethod
     def of(cls, kind: tuple[int, str], message: str) -> ClickHouseError:
+        """An error of a known kind (``(code, name)``) with this message."""
         return cls(kind[0], kind[1], message)
 
     @classmethod
@@ -90,8 +91,10 @@ class ClickHouseError(Exception):
 
     @property
     def http_status(self) -> int:
+        """The HTTP status ClickHouse answers this error with (500 for the unlisted)."""
         return _STATUS_BY_NAME.get(self.name, 500)
 
     def body(self, version: str) -> bytes:
+        """The error text as ClickHouse writes it (``Code: N. DB::Exception: ... (NAME) (version V)``)."""
         message = self.message if self.message.endswith((".", "!", "?")) else f"{self.message}."
         return f"Code: {self.code}. DB::Exception: {message} ({self.name}) (version {version})\n".encode()

@@ -16,6 +16,8 @@ from enum import Enum
 
 
 class Kind(Enum):
+    """What a token is, as ClickHouse's lexer sees it."""
+
     WHITESPACE = "whitespace"
     COMMENT = "comment"
     WORD = "word"  # bare word: keyword, identifier, function name
@@ -28,15 +30,19 @@ class Kind(Enum):
 
 @dataclass(frozen=True)
 class Token:
+    """One token: its kind, its text as written and where it starts."""
+
     kind: Kind
     text: str
     start: int
 
     @property
     def significant(self) -> bool:
+        """Whether the token counts for the statement (not whitespace, not a comment)."""
         return self.kind not in (Kind.WHITESPACE, Kind.COMMENT)
 
     def is_word(self, *words: str) -> bool:
+        """Whether the token is one of ``words`` (bare words, compared upper-cased)."""
         return self.kind is Kind.WORD and self.text.upper() in words
 
 
@@ -63,39 +69,64 @@ def tokenize(sql: str) -> list[Token]:
     return tokens
 
 
-def _next(sql: str, pos: int, previous: Token | None) -> tuple[Kind, int]:
-    ch = sql[pos]
-    end = len(sql)
-    if ch in _WHITESPACE:
+_Scan = tuple[Kind, int]
+"""A token's kind and where it stops."""
+
+
+def _next(sql: str, pos: int, previous: Token | None) -> _Scan:
+    """The token starting at ``pos``. The scanners below each claim tokens by their first
+    character, and those sets do not overlap, so their order is only the order of the checks."""
+    if sql[pos] in _WHITESPACE:
         stop = pos + 1
-        while stop < end and sql[stop] in _WHITESPACE:
+        while stop < len(sql) and sql[stop] in _WHITESPACE:
             stop += 1
         return Kind.WHITESPACE, stop
+    return _literal(sql, pos, previous) or _comment(sql, pos) or _word_or_punct(sql, pos)
+
+
+def _literal(sql: str, pos: int, previous: Token | None) -> _Scan | None:
+    """A number, a quoted string or identifier, a heredoc, an ``x'..'`` / ``b'..'`` string."""
+    ch = sql[pos]
     if ch.isascii() and ch.isdigit():
         return _number(sql, pos, after_dot=previous is not None and previous.text == ".")
     if ch in "'\"`":
         return _quoted(sql, pos, ch)
-    if ch == "-" and sql.startswith("--", pos):
-        return Kind.COMMENT, _line_end(sql, pos)
-    if ch == "/" and sql.startswith("//", pos):
-        return Kind.COMMENT, _line_end(sql, pos)
-    if ch == "/" and sql.startswith("/*", pos):
-        return _block_comment(sql, pos)
-    if ch == "#":
-        # ClickHouse: a comment only when followed by a space or "!" (shebang).
-        if pos + 1 < end and sql[pos + 1] in " !":
-            return Kind.COMMENT, _line_end(sql, pos)
-        return Kind.ERROR, pos + 1
     if ch == "." and _dot_starts_number(sql, pos, previous):
         return _fraction(sql, pos)
     if ch == "$":
-        heredoc = _heredoc(sql, pos)
-        if heredoc is not None:
-            return Kind.STRING, heredoc
-        if pos + 1 == end or not (_word_char(sql[pos + 1]) or sql[pos + 1] == "$"):
-            return Kind.PUNCT, pos + 1
-    if ch in "xXbB" and pos + 2 < end and sql[pos + 1] == "'":
+        return _dollar(sql, pos)
+    if ch in "xXbB" and pos + 2 < len(sql) and sql[pos + 1] == "'":
         return _hex_or_bin_string(sql, pos)
+    return None
+
+
+def _dollar(sql: str, pos: int) -> _Scan | None:
+    """A ``$tag$...$tag$`` heredoc, or a lone ``$``; None when ``$`` starts a word."""
+    heredoc = _heredoc(sql, pos)
+    if heredoc is not None:
+        return Kind.STRING, heredoc
+    if pos + 1 == len(sql) or not (_word_char(sql[pos + 1]) or sql[pos + 1] == "$"):
+        return Kind.PUNCT, pos + 1
+    return None
+
+
+def _comment(sql: str, pos: int) -> _Scan | None:
+    """``--`` / ``//`` / ``# `` line comments and nested ``/* */`` comments."""
+    if sql.startswith(("--", "//"), pos):
+        return Kind.COMMENT, _line_end(sql, pos)
+    if sql.startswith("/*", pos):
+        return _block_comment(sql, pos)
+    if sql[pos] == "#":
+        # ClickHouse: a comment only when followed by a space or "!" (shebang).
+        if pos + 1 < len(sql) and sql[pos + 1] in " !":
+            return Kind.COMMENT, _line_end(sql, pos)
+        return Kind.ERROR, pos + 1
+    return None
+
+
+def _word_or_punct(sql: str, pos: int) -> _Scan:
+    """A bare word, Unicode whitespace, an operator or punctuation; anything else is an error."""
+    ch, end = sql[pos], len(sql)
     if _word_char(ch) or ch == "$":
         stop = pos + 1
         while stop < end and (_word_char(sql[stop]) or sql[stop] == "$"):
@@ -108,11 +139,8 @@ def _next(sql: str, pos: int, previous: Token | None) -> tuple[Kind, int]:
         while stop < end and not sql[stop].isascii() and sql[stop].isspace():
             stop += 1
         return (Kind.WHITESPACE, stop) if stop > pos else (Kind.ERROR, pos + 1)
-    if sql.startswith("\\G", pos):
+    if sql.startswith(("\\G", *_PUNCT_PAIRS), pos):
         return Kind.PUNCT, pos + 2
-    for pair in _PUNCT_PAIRS:
-        if sql.startswith(pair, pos):
-            return Kind.PUNCT, pos + 2
     if ch in "()[]{},;.+-*/%=<>?:|@":
         return Kind.PUNCT, pos + 1
     return Kind.ERROR, pos + 1

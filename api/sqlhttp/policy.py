@@ -92,13 +92,19 @@ class Limits:
     max_threads: int
 
     def ceiling(self, name: str) -> float:
-        return getattr(self, name)
+        """The limit named ``name`` (a ClickHouse setting)."""
+        value: float = getattr(self, name)
+        return value
 
 
 LIMIT_NAMES = frozenset(Limits.__dataclass_fields__)
 
 
 class Policy:
+    """What a query may do: read-only statements only, no outward table functions, known settings
+    within the endpoint's limits (``check`` refuses the rest with ClickHouse's error).
+    """
+
     def __init__(
         self, limits: Limits, engine_table_functions: Iterable[str] = (), engine_settings: Iterable[str] = ()
     ) -> None:

@@ -36,6 +36,8 @@ buffered whole (as with ``wait_end_of_query=1``), so progress headers are never 
 
 @dataclass(frozen=True)
 class Credentials:
+    """Who a request says it is (HTTP Basic, ``X-ClickHouse-*`` headers or URL parameters)."""
+
     user: str
     password: str
     interactive: bool

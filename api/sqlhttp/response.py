@@ -48,6 +48,7 @@ def header_value(text: str) -> bytes:
 
 
 def common(display_name: str, query_id: str) -> list[tuple[bytes, bytes]]:
+    """Headers every answer carries: the server's display name and the query id."""
     return [
         (b"x-clickhouse-server-display-name", header_value(display_name)),
         (b"x-clickhouse-query-id", header_value(query_id)),
@@ -55,6 +56,7 @@ def common(display_name: str, query_id: str) -> list[tuple[bytes, bytes]]:
 
 
 def error_headers(error: ClickHouseError) -> list[tuple[bytes, bytes]]:
+    """Headers of an error answer (its code; a 401 also asks for Basic credentials)."""
     headers = [
         (b"content-type", b"text/plain; charset=UTF-8"),
         (b"x-clickhouse-exception-code", str(error.code).encode()),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from otelspend.api.sqlhttp import errors
@@ -22,6 +23,8 @@ MAX_TIMEOUT_SECONDS = 3600
 
 @dataclass
 class Session:
+    """What one session keeps between queries: settings, query parameters, current database."""
+
     settings: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     database: str | None = None
@@ -29,7 +32,9 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, capacity: int = 1000, clock: type[time.monotonic] | None = None) -> None:
+    """Sessions by id, expired after their timeout, the oldest dropped past ``capacity``."""
+
+    def __init__(self, capacity: int = 1000, clock: Callable[[], float] | None = None) -> None:
         self.capacity = capacity
         self._clock = clock or time.monotonic
         self._sessions: OrderedDict[str, Session] = OrderedDict()
@@ -57,6 +62,7 @@ class Sessions:
 
 
 def parse_timeout(value: str | None) -> int:
+    """A ``session_timeout`` value in seconds (default 60, at most 3600); ClickHouse's error otherwise."""
     if value is None or value == "":
         return DEFAULT_TIMEOUT_SECONDS
     if not value.isdigit():

@@ -17,6 +17,8 @@ from otelspend.api.sqlhttp.lexer import Kind, Token, tokenize
 
 @dataclass(frozen=True)
 class Statement:
+    """One SQL statement as the policy reads it: its verb, significant tokens, FORMAT and SETTINGS."""
+
     kind: str
     """First keyword, upper-cased: SELECT, WITH, SHOW, SET, INSERT, ... ("" if none)."""
     tokens: tuple[Token, ...]

@@ -111,6 +111,26 @@ class _Shape:
         return render(METRICS[name].expr, **values)
 
 
+@dataclass(frozen=True)
+class AggregateOptions:
+    """How an aggregate's answer is bucketed, narrowed, ordered, cut and totalled."""
+
+    bucket: BucketExpr | None = None
+    """Also group by time bucket (``b``)."""
+    keys: Sequence[tuple[str, ...]] | None = None
+    """Only these group_by value tuples (the top series of a timeseries)."""
+    order: Sequence[tuple[str, bool]] = ()
+    """``(metric or dimension name, descending)`` pairs."""
+    limit: int | None = None
+    nonempty_groups: bool = False
+    """Drop groups with an empty dimension value."""
+    minimum: tuple[str, int] | None = None
+    """``(partial, value)``: drop groups whose partial is below the value (outliers)."""
+    totals: bool = False
+    """With group_by, without bucket: add to every row the number of groups before ``limit``
+    (``n_groups``) and each metric over all of them (``t_<metric>``)."""
+
+
 def aggregate_query(
     database: str,
     plan: Plan,
@@ -118,24 +138,12 @@ def aggregate_query(
     group_by: Sequence[str],
     metrics: Sequence[str],
     filters: Filters,
-    *,
-    bucket: BucketExpr | None = None,
-    keys: Sequence[tuple[str, ...]] | None = None,
-    order: Sequence[tuple[str, bool]] = (),
-    limit: int | None = None,
-    nonempty_groups: bool = False,
-    minimum: tuple[str, int] | None = None,
-    totals: bool = False,
+    options: AggregateOptions | None = None,
 ) -> tuple[str, dict[str, Any], list[str]]:
-    """SQL, bound parameters and output column names (``g<i>`` dims, ``b`` bucket, metrics).
-
-    ``keys`` restricts the groups to these group_by value tuples (top series of a
-    timeseries). ``order`` is ``(metric or dimension name, descending)`` pairs.
-    ``nonempty_groups`` drops groups with an empty dimension value; ``minimum`` is
-    ``(partial, value)``: drop groups whose partial is below the value (outliers).
-    ``totals`` (with ``group_by``, without ``bucket``) adds to every row the number of groups
-    before ``limit`` (``n_groups``) and each metric over all of them (``t_<metric>``).
-    """
+    """SQL, bound parameters and output column names (``g<i>`` dims, ``b`` bucket, metrics,
+    then the totals columns when ``options.totals``)."""
+    options = options or AggregateOptions()
+    bucket, keys, minimum, totals = options.bucket, options.keys, options.minimum, options.totals
     if totals and (not group_by or bucket is not None):
         raise ValueError("totals need group_by and no bucket")
     shape = _Shape(tuple(group_by), bucket, totals)
@@ -157,7 +165,7 @@ def aggregate_query(
     if totals:
         extra = [f"count() OVER () AS {GROUP_COUNT}", *(f"{shape.total(m, partials)} AS t_{m}" for m in metrics)]
     sql = f"SELECT {', '.join([*groups, *metric_columns, *extra])} FROM (\n{inner}\n)"
-    having = [f"g{i} != ''" for i in range(len(group_by))] if nonempty_groups else []
+    having = [f"g{i} != ''" for i in range(len(group_by))] if options.nonempty_groups else []
     if groups:
         # A group whose rows were all cancelled (e.g. a run first emitted before its root
         # span named its workflow) nets to zero everywhere: not a group any more. A live
@@ -167,11 +175,11 @@ def aggregate_query(
         having.append(f"a_{PARTIALS[minimum[0]].name} >= {params.bind('m', minimum[1], 'Int64')}")
     if having:
         sql += f" WHERE {' AND '.join(having)}"
-    order_terms = _order_terms(group_by, groups, order)
+    order_terms = _order_terms(group_by, groups, options.order)
     if order_terms:
         sql += f"\nORDER BY {', '.join(order_terms)}"
-    if limit is not None:
-        sql += f"\nLIMIT {params.bind('n', limit, 'UInt32')}"
+    if options.limit is not None:
+        sql += f"\nLIMIT {params.bind('n', options.limit, 'UInt32')}"
     if "{subset:UInt8}" not in sql:
         del params.values["subset"]  # only raw breakdown run counts read it
     totals_columns = [GROUP_COUNT, *(f"t_{m}" for m in metrics)] if totals else []

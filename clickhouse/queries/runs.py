@@ -69,7 +69,7 @@ def run_filters(database: str, start_ns: int, end_ns: int, filters: Filters, par
     Filtering before collapsing is exact: a cancelled emission and its cancel row carry the
     same values, so they pass or fail together and still cancel."""
     started = time_range("start_time", params, start_ns, end_ns)
-    terms = [started]
+    terms: list[str] = [started]
     call_terms: list[str] = []
     for name, values in filters:
         term = f"{DIMENSIONS[name].column} IN {params.bind('f', list(values), 'Array(String)')}"

@@ -20,6 +20,7 @@ STORE_FLAGS: dict[str, tuple[str, ...]] = {
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags every store-using command takes: settings file, ClickHouse DSN and database, data directory."""
     parser.add_argument("--config", help="YAML settings file (also OTELSPEND_CONFIG)")
     parser.add_argument("--clickhouse-dsn", help="chdb://<dir> or http(s)://host:8123 (OTELSPEND_CLICKHOUSE_DSN)")
     parser.add_argument("--database", help="ClickHouse database (OTELSPEND_CLICKHOUSE_DATABASE)")
@@ -27,6 +28,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace, flags: Mapping[str, tuple[str, ...]] = STORE_FLAGS) -> Settings:
+    """The settings from file and environment, with the command's flags (``flags``: dest -> settings path) on top."""
     overrides: dict[str, Any] = {}
     for name, path in flags.items():
         value = getattr(args, name, None)

@@ -15,6 +15,7 @@ DEFAULT_WAIT_SECONDS = 30.0
 
 
 def register(sub: Any) -> None:
+    """Add ``demo`` to the command line."""
     parser = sub.add_parser(
         "demo",
         help="send realistic GenAI traces (several workflows, agents, tools, providers, tenants) to a receiver",
@@ -60,6 +61,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``demo``: send the planned runs through the SDK, post the outcomes kept off the spans, print
+    the summary and wait (bounded) until the API counts the runs; 1 when spans or outcomes were
+    not acknowledged, 2 without the SDK.
+    """
     from otelspend.demo import plan_runs
     from otelspend.demo_sender import outcome_route, post_outcomes, run_window, runs_in_api, send, summarize
 

@@ -10,6 +10,7 @@ from otelspend.commands import add_config_flags, settings_from_args, setup_loggi
 
 
 def register(sub: Any) -> None:
+    """Add ``migrate`` to the command line."""
     parser = sub.add_parser("migrate", help="apply schema migrations (serve does this too)")
     add_config_flags(parser)
     parser.add_argument(
@@ -21,6 +22,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``migrate``: apply pending migrations (or print the ON CLUSTER schema); 2 when a migration fails."""
     from otelspend.clickhouse.client import Store
     from otelspend.clickhouse.cluster import render_cluster
     from otelspend.clickhouse.migrate import MigrationError, load_migrations, migrate

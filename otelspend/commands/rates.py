@@ -27,6 +27,7 @@ RATES_FLAGS: dict[str, tuple[str, ...]] = {"rate_card": ("rate_card",)}
 
 
 def register(sub: Any) -> None:
+    """Add ``rates show`` and ``rates check`` to the command line."""
     parser = sub.add_parser("rates", help="show the price in force for a model; validate a rate card")
     actions = parser.add_subparsers(dest="rates_command", required=True)
 
@@ -71,6 +72,7 @@ def rfc3339(ns: int) -> str:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    """``rates show``: print the entry, source and prices that price the model (0), or why none does (1)."""
     settings = settings_from_args(args, RATES_FLAGS)
     try:
         book = PriceBook.from_file(settings.rate_card)
@@ -156,6 +158,7 @@ def _decimal(value: Any) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """``rates check``: validate a rate card and list its entries (0), or print the error (1)."""
     try:
         card = load_rate_card(args.file)
     except RateCardError as exc:

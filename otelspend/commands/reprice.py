@@ -30,6 +30,7 @@ from otelspend.settings import Settings
 
 
 def register(sub: Any) -> None:
+    """Add ``reprice`` to the command line."""
     parser = sub.add_parser("reprice", help="recompute stored costs for a window after a rate-card change")
     parser.add_argument("--from", dest="start", required=True, type=parse_when, help="window start (date or RFC 3339)")
     parser.add_argument("--to", dest="end", required=True, type=parse_when, help="window end, exclusive")
@@ -40,6 +41,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``reprice``: re-price a window through the running server's API, or offline on the store."""
     settings = settings_from_args(args)
     setup_logging("warning", settings)
     if args.end <= args.start:

@@ -31,6 +31,7 @@ def parse_when(text: str) -> dt.datetime:
 
 
 def register(sub: Any) -> None:
+    """Add ``rollups rebuild`` to the command line."""
     parser = sub.add_parser("rollups", help="maintain the hourly and daily rollups")
     actions = parser.add_subparsers(dest="action", required=True)
     rebuild = actions.add_parser("rebuild", help="recompute the rollups of a window (widened to whole UTC days)")
@@ -42,6 +43,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``rollups rebuild``: rebuild a window's rollups through the running server's API, or offline."""
     settings = settings_from_args(args)
     setup_logging("warning", settings)
     if args.end <= args.start:

@@ -25,6 +25,7 @@ SERVE_FLAGS: dict[str, tuple[str, ...]] = {
 
 
 def register(sub: Any) -> None:
+    """Add ``serve`` to the command line."""
     parser = sub.add_parser("serve", help="run the OTLP receivers, pipeline, API and dashboard")
     add_config_flags(parser)
     parser.add_argument("--otlp-grpc-address", help="default 127.0.0.1:4317 (OTELSPEND_OTLP_GRPC_ADDRESS)")

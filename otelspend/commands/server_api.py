@@ -22,6 +22,7 @@ class ApiError(RuntimeError):
 
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
+    """``--api``, ``--token``, ``--offline``: reach a running server's API, or open the store directly."""
     parser.add_argument("--api", help="running server's API base URL (default: http://<api.address>)")
     parser.add_argument("--token", help="API bearer token (default: the first of api.tokens)")
     parser.add_argument("--offline", action="store_true", help="do not try the API; open the store directly")

@@ -144,6 +144,20 @@ def _run(i: int, start: int, rng: random.Random) -> RunSpec:
     trace_id = _ids(rng, 16)
     root_id = _ids(rng, 8)
     workflow_id = "wf-shared" if i in (10, 11) else f"wf-{i:03d}"
+    root_attrs = _root_attributes(i, workflow_id)
+    spans: list[SpanSpec] = []
+    clock = start + 5 * MS
+    agents = 1 if i % 4 else 2
+    for a in range(agents):
+        agent_spans, clock = _agent(i, a, trace_id, root_id, clock, rng)
+        spans.extend(agent_spans)
+    end = clock + 3 * MS
+    root = SpanSpec(trace_id, root_id, b"", "workflow", start, end, root_attrs, i % 9 == 4, Span.SPAN_KIND_SERVER)
+    spans.insert(0, root)
+    return RunSpec(i, trace_id, SERVICES[i % 2], start, spans, workflow_id)
+
+
+def _root_attributes(i: int, workflow_id: str) -> dict[str, Any]:
     root_attrs: dict[str, Any] = {
         "workflow.id": workflow_id,
         "workflow.type": WORKFLOWS[i % 3],
@@ -156,76 +170,86 @@ def _run(i: int, start: int, rng: random.Random) -> RunSpec:
     }
     if i % 13 == 0:
         root_attrs["otelspend.outcome"] = "accepted"  # span-borne outcome
-    spans: list[SpanSpec] = []
-    clock = start + 5 * MS
-    agents = 1 if i % 4 else 2
-    for a in range(agents):
-        agent_id = _ids(rng, 8)
-        agent_name = AGENTS[(i + a) % 3]
-        agent_start = clock
-        agent_spans: list[SpanSpec] = []
-        calls = 0 if i == 20 else 1 + (i + a) % 3
-        for c in range(calls):
-            provider, model, response_model = MODELS[(i + c + a) % 4] if i % 11 else MODELS[3]
-            duration = (200 + rng.randint(0, 4000)) * MS
-            inp = rng.randint(200, 9000)
-            cached = inp // 2 if provider == "anthropic" else (inp // 4 if c % 2 else 0)
-            attrs: dict[str, Any] = {
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": provider,
-                "gen_ai.request.model": model,
-                "gen_ai.response.model": response_model,
-                "gen_ai.usage.input_tokens": inp,
-                "gen_ai.usage.output_tokens": rng.randint(10, 900),
-                "gen_ai.usage.cache_read.input_tokens": cached,
-                "gen_ai.response.id": f"resp-{i}-{a}-{c}",
-            }
-            if provider == "anthropic":
-                attrs["gen_ai.usage.cache_write.input_tokens"] = inp // 10
-            if i % 5 == 0 and c == 0:
-                attrs["http.request.resend_count"] = 1 + i % 2
-            if i % 6 == 0:
-                attrs["gen_ai.usage.cost"] = round(rng.uniform(0.0001, 0.05), 6)
-            last = c == calls - 1
-            failed = last and i % 7 == 5
-            if failed and i % 14 == 5:
-                # A failed call that reported no usage: not billed, so not "unpriced" either.
-                for key in [k for k in attrs if k.startswith("gen_ai.usage")]:
-                    del attrs[key]
-            call_id = _ids(rng, 8)
-            call = SpanSpec(trace_id, call_id, agent_id, f"chat {model}", clock, clock + duration, attrs, failed, 3)
-            agent_spans.append(call)
-            if i % 7 == 3 and c == 0:
-                # The provider SDK's own span inside the instrumentor's: same response id and
-                # usage. One call: the inner span counts, the outer becomes a view.
-                inner = SpanSpec(
-                    trace_id, _ids(rng, 8), call_id, f"{provider}.chat", clock + MS, clock + duration - MS, dict(attrs)
-                )
-                call.attributes.pop("http.request.resend_count", None)  # the SDK's span knows the resends
-                agent_spans.append(inner)
-            clock += duration + rng.randint(1, 300) * MS
-        for t in range(i % 3):
-            duration = (20 + rng.randint(0, 900)) * MS
-            tool_attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": TOOLS[(i + t) % 3]}
-            failed = (i + t) % 5 == 4
-            agent_spans.append(
-                SpanSpec(trace_id, _ids(rng, 8), agent_id, "execute_tool", clock, clock + duration, tool_attrs, failed)
+    return root_attrs
+
+
+def _agent(
+    i: int, a: int, trace_id: bytes, root_id: bytes, clock: int, rng: random.Random
+) -> tuple[list[SpanSpec], int]:
+    """An agent span, its model calls, then its tool executions; returns them and the clock after."""
+    agent_id = _ids(rng, 8)
+    agent_name = AGENTS[(i + a) % 3]
+    agent_start = clock
+    calls, clock = _model_calls(i, a, trace_id, agent_id, clock, rng)
+    tools, clock = _tool_calls(i, trace_id, agent_id, clock, rng)
+    agent_attrs: dict[str, Any] = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent_name}
+    if i == 21 and a == 0:
+        # Usage summed on the agent span above its calls: an aggregate, never a call.
+        agent_attrs["gen_ai.usage.input_tokens"] = 99_999
+        agent_attrs["gen_ai.usage.output_tokens"] = 9_999
+    clock += 2 * MS
+    agent = SpanSpec(trace_id, agent_id, root_id, f"invoke_agent {agent_name}", agent_start, clock, agent_attrs)
+    return [agent, *calls, *tools], clock
+
+
+def _model_calls(
+    i: int, a: int, trace_id: bytes, agent_id: bytes, clock: int, rng: random.Random
+) -> tuple[list[SpanSpec], int]:
+    agent_spans: list[SpanSpec] = []
+    calls = 0 if i == 20 else 1 + (i + a) % 3
+    for c in range(calls):
+        provider, model, response_model = MODELS[(i + c + a) % 4] if i % 11 else MODELS[3]
+        duration = (200 + rng.randint(0, 4000)) * MS
+        inp = rng.randint(200, 9000)
+        cached = inp // 2 if provider == "anthropic" else (inp // 4 if c % 2 else 0)
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": model,
+            "gen_ai.response.model": response_model,
+            "gen_ai.usage.input_tokens": inp,
+            "gen_ai.usage.output_tokens": rng.randint(10, 900),
+            "gen_ai.usage.cache_read.input_tokens": cached,
+            "gen_ai.response.id": f"resp-{i}-{a}-{c}",
+        }
+        if provider == "anthropic":
+            attrs["gen_ai.usage.cache_write.input_tokens"] = inp // 10
+        if i % 5 == 0 and c == 0:
+            attrs["http.request.resend_count"] = 1 + i % 2
+        if i % 6 == 0:
+            attrs["gen_ai.usage.cost"] = round(rng.uniform(0.0001, 0.05), 6)
+        last = c == calls - 1
+        failed = last and i % 7 == 5
+        if failed and i % 14 == 5:
+            # A failed call that reported no usage: not billed, so not "unpriced" either.
+            for key in [k for k in attrs if k.startswith("gen_ai.usage")]:
+                del attrs[key]
+        call_id = _ids(rng, 8)
+        call = SpanSpec(trace_id, call_id, agent_id, f"chat {model}", clock, clock + duration, attrs, failed, 3)
+        agent_spans.append(call)
+        if i % 7 == 3 and c == 0:
+            # The provider SDK's own span inside the instrumentor's: same response id and
+            # usage. One call: the inner span counts, the outer becomes a view.
+            inner = SpanSpec(
+                trace_id, _ids(rng, 8), call_id, f"{provider}.chat", clock + MS, clock + duration - MS, dict(attrs)
             )
-            clock += duration + MS
-        agent_attrs: dict[str, Any] = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent_name}
-        if i == 21 and a == 0:
-            # Usage summed on the agent span above its calls: an aggregate, never a call.
-            agent_attrs["gen_ai.usage.input_tokens"] = 99_999
-            agent_attrs["gen_ai.usage.output_tokens"] = 9_999
-        clock += 2 * MS
+            call.attributes.pop("http.request.resend_count", None)  # the SDK's span knows the resends
+            agent_spans.append(inner)
+        clock += duration + rng.randint(1, 300) * MS
+    return agent_spans, clock
+
+
+def _tool_calls(i: int, trace_id: bytes, agent_id: bytes, clock: int, rng: random.Random) -> tuple[list[SpanSpec], int]:
+    spans: list[SpanSpec] = []
+    for t in range(i % 3):
+        duration = (20 + rng.randint(0, 900)) * MS
+        tool_attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": TOOLS[(i + t) % 3]}
+        failed = (i + t) % 5 == 4
         spans.append(
-            SpanSpec(trace_id, agent_id, root_id, f"invoke_agent {agent_name}", agent_start, clock, agent_attrs)
+            SpanSpec(trace_id, _ids(rng, 8), agent_id, "execute_tool", clock, clock + duration, tool_attrs, failed)
         )
-        spans.extend(agent_spans)
-    end = clock + 3 * MS
-    root = SpanSpec(trace_id, root_id, b"", "workflow", start, end, root_attrs, i % 9 == 4, Span.SPAN_KIND_SERVER)
-    spans.insert(0, root)
-    return RunSpec(i, trace_id, SERVICES[i % 2], start, spans, workflow_id)
+        clock += duration + MS
+    return spans, clock
 
 
 def send(http_url: str, ledger: Ledger) -> dict[str, list[bytes]]:

@@ -17,7 +17,7 @@ import pytest
 from otelspend.api.vocabulary import METRICS
 from otelspend.api.window import Window
 from otelspend.clickhouse.queries.rollup_plan import plan_for
-from otelspend.clickhouse.queries.rollups import aggregate_query
+from otelspend.clickhouse.queries.rollups import AggregateOptions, aggregate_query
 from tests.api.conftest import Loaded
 from tests.api.expected import expected_rows
 
@@ -128,7 +128,7 @@ def test_rollup_hours_and_raw_rows_give_the_same_figures(loaded: Loaded, group_b
     results = []
     for chosen in (plan, replace(plan, raw_only=True)):
         sql, params, _ = aggregate_query(
-            store.database, chosen, window, group_by, list(METRICS), (), order=[("cost_usd", True)]
+            store.database, chosen, window, group_by, list(METRICS), (), AggregateOptions(order=[("cost_usd", True)])
         )
         results.append(store.rows(sql, params))
     assert results[0] and results[0] == results[1]
@@ -156,7 +156,13 @@ def test_whole_days_from_the_daily_rollups_give_the_same_figures(loaded: Loaded,
     results = []
     for chosen in (plan, replace(plan, daily=False), replace(plan, raw_only=True)):
         sql, params, _ = aggregate_query(
-            store.database, chosen, window, group_by, list(METRICS), filters, bucket=bucket, order=[("cost_usd", True)]
+            store.database,
+            chosen,
+            window,
+            group_by,
+            list(METRICS),
+            filters,
+            AggregateOptions(bucket=bucket, order=[("cost_usd", True)]),
         )
         daily_table = "rollup_calls_daily" if plan.level == "call" else "rollup_runs_daily"
         assert (daily_table in sql) == (chosen is plan)

@@ -33,5 +33,5 @@ def test_usage_on_an_agent_span_without_calls_counts_once() -> None:
         input_tokens=100, output_tokens=10, cost_usd=5_000,
     )  # fmt: skip
     result = compute_run([root, agent])
-    assert result.run["llm_calls"] == 1
-    assert result.run["input_tokens"] == sum(row["input_tokens"] for row in result.calls) == 100
+    assert result.run.llm_calls == 1
+    assert result.run.input_tokens == sum(row.input_tokens for row in result.calls) == 100

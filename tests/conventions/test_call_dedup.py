@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from otelspend.enrich.runs import compute_run
+from otelspend.enrich.runs import RunRecord, compute_run
 from otelspend.record import LITE_FIELDS
 
 _NULLABLE = {
@@ -55,7 +55,7 @@ TRACELOOP = "opentelemetry.instrumentation.anthropic"
 SDK = "com.anthropic.sdk.python"
 
 
-def run_of(*spans: tuple) -> tuple[dict[str, Any], dict[str, str]]:
+def run_of(*spans: tuple) -> tuple[RunRecord, dict[str, str]]:
     result = compute_run([ROOT, *spans])
     return result.run, {sid: role for sid, role in result.roles.items() if sid != "root"}
 
@@ -66,7 +66,7 @@ def test_failed_call_seen_by_two_libraries_as_siblings_is_one_failed_call():
         llm("tl", TRACELOOP, 400.5, 601.0, usage=False, status_code="ERROR", error_type="RateLimitError"),
         llm("sdk", SDK, 401.7, 597.8, usage=False, status_code="ERROR", resend_count=2),
     )
-    assert (run["llm_calls"], run["retries"], run["unpriced_calls"], run["duplicate_views"]) == (1, 2, 0, 1)
+    assert (run.llm_calls, run.retries, run.unpriced_calls, run.duplicate_views) == (1, 2, 0, 1)
     assert roles == {"sdk": "call", "tl": "view"}  # the inner span, nearest the wire
 
 
@@ -85,13 +85,13 @@ def test_siblings_stay_separate_calls_when_anything_tells_them_apart(inner, why)
     fields = {k: v for k, v in spans.items() if k not in ("start_ms", "end_ms", "scope_name")}
     other = llm("b", spans.get("scope_name", SDK), spans.get("start_ms", 10), spans.get("end_ms", 110), **fields)
     run, _ = run_of(outer, other)
-    assert run["llm_calls"] == 2, why
+    assert run.llm_calls == 2, why
 
 
 def test_dated_snapshot_and_alias_are_the_same_model_but_a_longer_name_is_not():
     def calls(outer_model: str, inner_model: str) -> int:
         run, _ = run_of(llm("a", TRACELOOP, 0, 120, model=outer_model), llm("b", SDK, 10, 110, model=inner_model))
-        return run["llm_calls"]
+        return run.llm_calls
 
     assert calls("gpt-4o-mini", "gpt-4o-mini-2024-07-18") == 1
     assert calls("claude-sonnet-4-5", "claude-sonnet-4-5-20250929") == 1
@@ -107,7 +107,7 @@ def test_the_richest_report_is_counted_even_when_a_poorer_one_is_nested_deeper()
             cost_usd=208_200_000_000),
     )  # fmt: skip
     assert roles == {"rich": "call", "poor": "view"}
-    assert (run["llm_calls"], run["cache_read_tokens"], run["cost_usd"]) == (1, 1024, 131_400_000_000)
+    assert (run.llm_calls, run.cache_read_tokens, run.cost_usd) == (1, 1024, 131_400_000_000)
 
 
 def test_a_streams_usage_record_after_the_request_completes_that_request():
@@ -116,7 +116,7 @@ def test_a_streams_usage_record_after_the_request_completes_that_request():
     request = llm("req", "logfire.openai", 0, 20, usage=False, model="gpt-4o-mini")
     record = llm("log", "logfire.openai", 60, 60, model="gpt-4o-mini")
     run, roles = run_of(request, record)
-    assert (run["llm_calls"], run["unpriced_calls"], roles) == (1, 0, {"log": "call", "req": "view"})
+    assert (run.llm_calls, run.unpriced_calls, roles) == (1, 0, {"log": "call", "req": "view"})
 
 
 @pytest.mark.parametrize(
@@ -145,15 +145,15 @@ def test_a_streams_usage_record_after_the_request_completes_that_request():
 )
 def test_usage_records_only_complete_the_request_right_before_them(spans, why):
     run, _ = run_of(*spans)
-    assert run["llm_calls"] == len(spans), why
+    assert run.llm_calls == len(spans), why
 
 
 def test_usage_on_an_agent_span_above_calls_is_an_aggregate_not_a_call():
     agent = span("agent", start_ms=0, end_ms=500, span_class="agent", input_tokens=2496, output_tokens=120)
     run, roles = run_of(agent, llm("c1", SDK, 10, 100, parent="agent"), llm("c2", SDK, 110, 200, parent="agent"))
-    assert (run["llm_calls"], run["input_tokens"], roles["agent"]) == (2, 2496, "aggregate")
+    assert (run.llm_calls, run.input_tokens, roles["agent"]) == (2, 2496, "aggregate")
     alone, alone_roles = run_of(span("agent", span_class="agent", input_tokens=10, output_tokens=1, cost_usd=5))
-    assert (alone["llm_calls"], alone_roles["agent"]) == (1, "call")  # the only record of a call
+    assert (alone.llm_calls, alone_roles["agent"]) == (1, "call")  # the only record of a call
 
 
 def test_nested_spans_are_one_call_only_when_nothing_tells_them_apart():
@@ -163,7 +163,7 @@ def test_nested_spans_are_one_call_only_when_nothing_tells_them_apart():
         llm("outer", TRACELOOP, 0, 100, model="claude-haiku-4-5"),
         llm("sdk", SDK, 10, 90, parent="outer", model="claude-haiku-4-5-20251001"),
     )
-    assert (run["llm_calls"], roles) == (1, {"outer": "view", "sdk": "call"})
+    assert (run.llm_calls, roles) == (1, {"outer": "view", "sdk": "call"})
 
 
 def test_a_span_wrapping_calls_to_other_models_is_not_their_view():
@@ -185,5 +185,5 @@ def test_a_span_wrapping_calls_to_other_models_is_not_their_view():
         scope_name="opentelemetry.instrumentation.google_genai",
     )  # fmt: skip
     run, roles = run_of(app, bedrock, gemini)
-    assert run["llm_calls"] == 3
+    assert run.llm_calls == 3
     assert roles == {"app": "call", "b1": "call", "g1": "call"}

@@ -57,9 +57,7 @@ def _widths(chart: str) -> list[float]:
 
 def test_bar_lengths_are_proportional_and_text_is_escaped():
     chart = svg.bar_chart(
-        "c",
-        "Title <b>",
-        "Desc & more",
+        svg.Chart("c", "Title <b>", "Desc & more"),
         [svg.Bar("<script>alert(1)</script>", 4.0, "$4.00", "/runs?a=1&b=2"), svg.Bar("b", 1.0, "$1.00"),
          svg.Bar("c", 0.0, "unpriced", note="3 unpriced calls")],
     )  # fmt: skip
@@ -68,7 +66,7 @@ def test_bar_lengths_are_proportional_and_text_is_escaped():
     assert "<script>" not in chart and "&lt;script&gt;" in chart
     assert 'href="/runs?a=1&amp;b=2"' in chart and "Title &lt;b&gt;" in chart and "Desc &amp; more" in chart
     assert "3 unpriced calls" in chart
-    assert svg.bar_chart("e", "t", "d", []) == '<p class="empty">No data in this period.</p>'
+    assert svg.bar_chart(svg.Chart("e", "t", "d"), []) == '<p class="empty">No data in this period.</p>'
 
 
 def test_time_chart_has_a_tooltip_per_bucket_and_breaks_lines_at_gaps():
@@ -77,19 +75,19 @@ def test_time_chart_has_a_tooltip_per_bucket_and_breaks_lines_at_gaps():
         svg.Series("a", [1.0, 2.0, None, 4.0, 5.0, 0.0], ["1", "2", "unpriced", "4", "5", "0"]),
         svg.Series("b", [0.0] * 6, ["0"] * 6),
     ]
-    chart = svg.time_chart("t", "T", "D", labels, ["x", "", "", "y", "", ""], series, str)
+    chart = svg.time_chart(svg.Chart("t", "T", "D"), labels, ["x", "", "", "y", "", ""], series, str)
     assert chart.count('class="hover"') == 6
     assert "h2\na: unpriced\nb: 0" in chart
     assert chart.count('<polyline class="line s0"') == 2  # the None splits series a
     assert chart.count('class="legend"') == 2
     assert re.findall(r'class="axis x"[^>]*>(\w)<', chart) == ["x", "y"]
     with pytest.raises(ValueError, match="3 values for 6 buckets"):
-        svg.time_chart("t", "T", "D", labels, labels, [svg.Series("c", [1, 2, 3], ["1", "2", "3"])], str)
+        svg.time_chart(svg.Chart("t", "T", "D"), labels, labels, [svg.Series("c", [1, 2, 3], ["1", "2", "3"])], str)
 
 
 def test_stacked_columns_add_up():
     chart = svg.time_chart(
-        "c", "T", "D", ["a", "b"], ["a", "b"],
+        svg.Chart("c", "T", "D"), ["a", "b"], ["a", "b"],
         [svg.Series("ok", [3.0, 1.0], ["3", "1"]), svg.Series("failed", [1.0, 0.0], ["1", "0"])],
         str, kind="columns",
     )  # fmt: skip

@@ -179,6 +179,25 @@ SPAN_DEFECTS = (
 @st.composite
 def span_case(draw: st.DrawFn, index: int) -> SpanCase:
     """One span: valid, or valid but for one defect (or a bad token count)."""
+    span, start = _valid_span(draw, index)
+    tokens, token_ok = _token_attributes(draw, span)
+    defect = draw(st.sampled_from(("",) * 8 + SPAN_DEFECTS))
+    if defect in _WIRE_DEFECTS:
+        extra = _wire_defect(draw, defect)
+    else:
+        _header_defect(draw, span, start, defect)
+        extra = b""
+    if not defect and draw(st.integers(0, 9)) == 0:
+        # Nested, but within what the decoder accepts: stored, flattened past MAX_NESTING.
+        extra = attribute(b"x.nested", nested_any(draw(st.integers(9, 40))))
+    # Later occurrences of a singular field win when parsing: the raw field overrides.
+    payload = span.SerializeToString() + extra
+    stored = not defect and token_ok
+    return SpanCase(payload, bytes(span.span_id), stored, defect or ("" if token_ok else "token_count"), tokens)
+
+
+def _valid_span(draw: st.DrawFn, index: int) -> tuple[Span, int]:
+    """A valid span (any kind, status, Unicode, attribute values; a model call or not) and its start."""
     span_id = index.to_bytes(4, "big") + draw(st.binary(min_size=4, max_size=4))
     span = Span(
         trace_id=b"\x01" + draw(st.binary(min_size=15, max_size=15)),
@@ -198,7 +217,12 @@ def span_case(draw: st.DrawFn, index: int) -> SpanCase:
     if draw(st.booleans()):
         span.attributes.add(key="gen_ai.operation.name", value=AnyValue(string_value="chat"))
         span.attributes.add(key="gen_ai.request.model", value=AnyValue(string_value="gpt-4o-mini"))
+    return span, start
 
+
+def _token_attributes(draw: st.DrawFn, span: Span) -> tuple[dict[str, int], bool]:
+    """Up to three token counts as libraries send them: the counts they must be stored as, and
+    whether every one is usable (one that is not rejects the span)."""
     tokens: dict[str, int] = {}
     token_ok = True
     for column in draw(st.lists(st.sampled_from(sorted(TOKEN_KEYS)), unique=True, max_size=3)):
@@ -208,9 +232,15 @@ def span_case(draw: st.DrawFn, index: int) -> SpanCase:
             token_ok = False
         else:
             tokens[column] = expected
+    return tokens, token_ok
 
-    defect = draw(st.sampled_from(("",) * 8 + SPAN_DEFECTS))
-    extra = b""
+
+_WIRE_DEFECTS = frozenset({"invalid_utf8_name", "invalid_utf8_value", "invalid_utf8_key", "nesting_beyond_decoder"})
+"""Defects the protobuf API cannot build: raw fields appended to the encoded span."""
+
+
+def _header_defect(draw: st.DrawFn, span: Span, start: int, defect: str) -> None:
+    """Break the span's ids or times (nothing for "")."""
     if defect == "trace_id_length":
         span.trace_id = draw(st.binary(max_size=32).filter(lambda b: len(b) != 16))
     elif defect == "zero_trace_id":
@@ -227,21 +257,17 @@ def span_case(draw: st.DrawFn, index: int) -> SpanCase:
         span.end_time_unix_nano = span.start_time_unix_nano
     elif defect == "end_before_start":
         span.end_time_unix_nano = draw(st.integers(0, start - 1))
-    elif defect == "invalid_utf8_name":
-        extra = field_bytes(5, b"caf\xc3(" + draw(st.binary(max_size=4)))
-    elif defect == "invalid_utf8_value":
-        extra = attribute(b"x.bad", field_bytes(1, b"\xff\xfe" + draw(st.binary(max_size=4))))
-    elif defect == "invalid_utf8_key":
-        extra = attribute(b"x.\xed\xa0\x80", field_bytes(1, b"surrogate key"))
-    elif defect == "nesting_beyond_decoder":
-        extra = attribute(b"x.deep", nested_any(draw(st.integers(60, 400))))
-    if not defect and draw(st.integers(0, 9)) == 0:
-        # Nested, but within what the decoder accepts: stored, flattened past MAX_NESTING.
-        extra = attribute(b"x.nested", nested_any(draw(st.integers(9, 40))))
-    # Later occurrences of a singular field win when parsing: the raw field overrides.
-    payload = span.SerializeToString() + extra
-    stored = not defect and token_ok
-    return SpanCase(payload, bytes(span.span_id), stored, defect or ("" if token_ok else "token_count"), tokens)
+
+
+def _wire_defect(draw: st.DrawFn, defect: str) -> bytes:
+    """The raw field that carries a wire-level defect."""
+    if defect == "invalid_utf8_name":
+        return field_bytes(5, b"caf\xc3(" + draw(st.binary(max_size=4)))
+    if defect == "invalid_utf8_value":
+        return attribute(b"x.bad", field_bytes(1, b"\xff\xfe" + draw(st.binary(max_size=4))))
+    if defect == "invalid_utf8_key":
+        return attribute(b"x.\xed\xa0\x80", field_bytes(1, b"surrogate key"))
+    return attribute(b"x.deep", nested_any(draw(st.integers(60, 400))))
 
 
 @st.composite

@@ -13,7 +13,7 @@ import pytest
 
 from otelspend.clickhouse.queries import migrations, outcomes, outliers, resources, runs, spans
 from otelspend.clickhouse.queries.rollup_plan import Window, plan_for
-from otelspend.clickhouse.queries.rollups import aggregate_query, rebuild_statements
+from otelspend.clickhouse.queries.rollups import AggregateOptions, aggregate_query, rebuild_statements
 from otelspend.clickhouse.queries.sql import PLACEHOLDER, Fragment, Params, Query, render
 from otelspend.clickhouse.queries.vocabulary import METRICS, PARTIALS, Source
 
@@ -94,9 +94,7 @@ def _queries() -> list[tuple[str, Query]]:
                 group_by,
                 list(METRICS),
                 filters_,
-                order=[("cost_usd", True)],
-                limit=5,
-                totals=totals,
+                AggregateOptions(order=[("cost_usd", True)], limit=5, totals=totals),
             )
             found.append((f"rollups.aggregate {group_by} totals={totals}", Query(sql, params)))
     return found

@@ -64,26 +64,26 @@ def test_root_wins_attribution_and_others_fill_gaps():
         ]
     )
     run = result.run
-    assert (run["tenant"], run["workflow_type"], run["feature"]) == ("acme", "triage", "search")
-    assert (run["status"], run["complete"], run["llm_calls"], run["cost_usd"]) == ("success", 1, 2, 2000)
+    assert (run.tenant, run.workflow_type, run.feature) == ("acme", "triage", "search")
+    assert (run.status, run.complete, run.llm_calls, run.cost_usd) == ("success", 1, 2, 2000)
 
 
 def test_status_follows_the_root_and_a_rootless_run_is_unknown():
-    assert compute_run([lite("r", status_code="ERROR")]).run["status"] == "error"
-    assert compute_run([lite("r", status_code="OK")]).run["status"] == "success"
+    assert compute_run([lite("r", status_code="ERROR")]).run.status == "error"
+    assert compute_run([lite("r", status_code="OK")]).run.status == "success"
     rootless = compute_run([call("c", "missing")]).run
-    assert (rootless["status"], rootless["complete"]) == ("unknown", 0)
+    assert (rootless.status, rootless.complete) == ("unknown", 0)
 
 
 def test_cost_is_null_only_when_every_call_is_unpriced():
     all_unpriced = compute_run([lite("r"), call("c", "r", cost=None, unpriced_reason="unknown_model")]).run
-    assert all_unpriced["cost_usd"] is None and all_unpriced["unpriced_calls"] == 1
+    assert all_unpriced.cost_usd is None and all_unpriced.unpriced_calls == 1
     partly = compute_run([lite("r"), call("a", "r"), call("b", "r", cost=None, unpriced_reason="unknown_model")]).run
-    assert (partly["cost_usd"], partly["priced_calls"], partly["unpriced_calls"]) == (1000, 1, 1)
+    assert (partly.cost_usd, partly.priced_calls, partly.unpriced_calls) == (1000, 1, 1)
     failed = compute_run(
         [lite("r"), call("f", "r", tokens=None, cost=None, unpriced_reason="no_usage", status_code="ERROR")]
     ).run
-    assert (failed["unpriced_calls"], failed["cost_usd"], failed["errors"]) == (
+    assert (failed.unpriced_calls, failed.cost_usd, failed.errors) == (
         0,
         0,
         1,
@@ -106,30 +106,30 @@ def test_breakdown_masks_count_each_run_once_per_grouping():
     for size in range(len(CALL_DIMENSIONS) + 1):
         for dims in combinations(range(len(CALL_DIMENSIONS)), size):
             subset = sum(1 << d for d in dims)
-            projections = {tuple(row[CALL_DIMENSIONS[d]] for d in dims) for row in rows}
-            flagged = [row for row in rows if row["run_mask"] >> subset & 1]
+            projections = {tuple(getattr(row, CALL_DIMENSIONS[d]) for d in dims) for row in rows}
+            flagged = [row for row in rows if row.run_mask >> subset & 1]
             assert len(flagged) == len(projections), (dims, flagged)
     by_model = {}
     for row in rows:
-        by_model.setdefault(row["model"], []).append(row)
-    assert {row["agent"] for row in by_model["gpt-4o"]} == {"planner"}
-    assert by_model["gpt-4o-mini"][0]["agent"] == ""  # called outside the agent
-    assert sum(row["calls"] for row in rows) == 3 and sum(row["tool_calls"] for row in rows) == 1
-    assert sorted(row["payload_band"] for row in by_model["gpt-4o"]) == ["16k-64k", "<1k"]
+        by_model.setdefault(row.model, []).append(row)
+    assert {row.agent for row in by_model["gpt-4o"]} == {"planner"}
+    assert by_model["gpt-4o-mini"][0].agent == ""  # called outside the agent
+    assert sum(row.calls for row in rows) == 3 and sum(row.tool_calls for row in rows) == 1
+    assert sorted(row.payload_band for row in by_model["gpt-4o"]) == ["16k-64k", "<1k"]
 
 
 def test_a_run_without_calls_still_has_one_breakdown_row():
     rows = compute_run([lite("root")]).calls
-    assert len(rows) == 1 and rows[0]["run_mask"] == 2**64 - 1 and rows[0]["calls"] == 0
+    assert len(rows) == 1 and rows[0].run_mask == 2**64 - 1 and rows[0].calls == 0
 
 
 def test_latest_outcome_wins_between_spans_and_api():
     spans = [lite("root", outcome="edited", outcome_time=100), call("c", "root")]
-    assert compute_run(spans).run["outcome"] == "edited"
+    assert compute_run(spans).run.outcome == "edited"
     later = compute_run(spans, [ApiOutcome("accepted", 1.0, "ok", 200)]).run
     earlier = compute_run(spans, [ApiOutcome("accepted", 1.0, "ok", 50)]).run
-    assert (later["outcome"], later["outcome_source"]) == ("accepted", "api")
-    assert earlier["outcome"] == "edited"
+    assert (later.outcome, later.outcome_source) == ("accepted", "api")
+    assert earlier.outcome == "edited"
 
 
 def test_ownership_hook_sees_resource_and_root_attributes():
@@ -149,7 +149,7 @@ def test_ownership_hook_sees_resource_and_root_attributes():
     run = compute_run(
         [root], options=RunOptions(ownership=rules, resource_attributes=lambda rid: {"cloud.region": f"r{rid}"})
     ).run
-    assert run["team"] == "search"
+    assert run.team == "search"
     assert (seen["k8s.namespace.name"], seen["cloud.region"], seen["service.name"]) == ("search-prod", "r7", "svc")
 
 
@@ -162,7 +162,7 @@ def test_payload_bands():
 def test_duplicate_span_versions_keep_the_newest():
     old = call("c", "r", cost=5, version=1)
     new = call("c", "r", cost=9, version=2)
-    assert compute_run([lite("r"), new, old]).run["cost_usd"] == 9
+    assert compute_run([lite("r"), new, old]).run.cost_usd == 9
     assert L.version >= 0
 
 
@@ -175,7 +175,7 @@ def test_a_failed_call_retried_against_a_dated_snapshot_counts_as_a_retry():
             call("other", "r", model="gpt-4o", start_time=3_000_000_000),
         ]
     ).run
-    assert (run["retries"], run["llm_calls"], run["errors"]) == (1, 3, 1)
+    assert (run.retries, run.llm_calls, run.errors) == (1, 3, 1)
 
 
 def test_per_attempt_http_errors_are_retries_not_run_errors():
@@ -189,5 +189,5 @@ def test_per_attempt_http_errors_are_retries_not_run_errors():
             lite("t", "r", span_class="tool", tool_name="search", status_code="ERROR"),
         ]
     )
-    assert (run.run["retries"], run.run["errors"], run.run["tool_failures"]) == (2, 1, 1)
-    assert sum(row["errors"] for row in run.calls) == run.run["errors"]
+    assert (run.run.retries, run.run.errors, run.run.tool_failures) == (2, 1, 1)
+    assert sum(row.errors for row in run.calls) == run.run.errors

@@ -63,46 +63,68 @@ def route(path: str, request: dict[str, Any]) -> Route | None:
     model = str(request.get("model") or "")
     stream = bool(request.get("stream"))
     trimmed = path[3:] if path.startswith("/v1/") else path
-    if trimmed == "/chat/completions":
-        return Route("openai.chat", model, stream, wire_openai.chat, wire_openai.error, "chatcmpl-rc")
-    if trimmed == "/responses":
-        return Route("openai.responses", model, stream, wire_openai.responses, wire_openai.error, "resp_rc")
-    if trimmed == "/embeddings":
-        answer = lambda req, bill, m, _id: wire_openai.embeddings(req, bill, m)  # noqa: E731
-        return Route("openai.embeddings", model, False, answer, wire_openai.error, "")
-    if trimmed == "/messages":
-        return Route("anthropic.messages", model, stream, wire_anthropic.messages, wire_anthropic.error, "msg_rc")
+    fixed = _FIXED_PATHS.get(trimmed)
+    if fixed is not None:
+        return fixed(model, stream)
     if found := _BEDROCK.match(path):
-        model, op = unquote(found["model"]), found["op"]
-        streamed = op.endswith("stream")
-        if op.startswith("converse"):
-            return Route(
-                "aws.converse",
-                model,
-                streamed,
-                lambda req, bill, m, rid: wire_bedrock.converse(req, bill, m, rid, streamed),
-                wire_bedrock.error,
-                "rc-",
-            )
+        return _bedrock(unquote(found["model"]), found["op"])
+    if found := _GEMINI.match(path):
+        return _gemini(found["model"], found["op"] == "streamGenerateContent")
+    return None
+
+
+_FIXED_PATHS: dict[str, Callable[[str, bool], Route]] = {
+    "/chat/completions": lambda model, stream: Route(
+        "openai.chat", model, stream, wire_openai.chat, wire_openai.error, "chatcmpl-rc"
+    ),
+    "/responses": lambda model, stream: Route(
+        "openai.responses", model, stream, wire_openai.responses, wire_openai.error, "resp_rc"
+    ),
+    "/embeddings": lambda model, stream: Route(
+        "openai.embeddings",
+        model,
+        False,
+        lambda req, bill, m, _id: wire_openai.embeddings(req, bill, m),
+        wire_openai.error,
+        "",
+    ),
+    "/messages": lambda model, stream: Route(
+        "anthropic.messages", model, stream, wire_anthropic.messages, wire_anthropic.error, "msg_rc"
+    ),
+}
+"""OpenAI and Anthropic paths (after ``/v1``): (model, stream) -> the route."""
+
+
+def _bedrock(model: str, op: str) -> Route:
+    streamed = op.endswith("stream")
+    if op.startswith("converse"):
         return Route(
-            "aws.invoke",
+            "aws.converse",
             model,
             streamed,
-            lambda req, bill, m, rid: wire_bedrock.invoke(req, bill, m, rid, streamed),
+            lambda req, bill, m, rid: wire_bedrock.converse(req, bill, m, rid, streamed),
             wire_bedrock.error,
             "rc-",
         )
-    if found := _GEMINI.match(path):
-        streamed = found["op"] == "streamGenerateContent"
-        return Route(
-            "google.generate_content",
-            found["model"],
-            streamed,
-            lambda req, bill, m, rid: wire_google.generate(req, bill, m, rid, streamed),
-            wire_google.error,
-            "rc",
-        )
-    return None
+    return Route(
+        "aws.invoke",
+        model,
+        streamed,
+        lambda req, bill, m, rid: wire_bedrock.invoke(req, bill, m, rid, streamed),
+        wire_bedrock.error,
+        "rc-",
+    )
+
+
+def _gemini(model: str, streamed: bool) -> Route:
+    return Route(
+        "google.generate_content",
+        model,
+        streamed,
+        lambda req, bill, m, rid: wire_google.generate(req, bill, m, rid, streamed),
+        wire_google.error,
+        "rc",
+    )
 
 
 class FakeProvider:
