@@ -279,6 +279,10 @@ class WalSettings(Section):
     """Size at which the log rolls to a new segment file."""
 
 
+AUTO_WORKERS_MAX = 4
+"""``pipeline.workers: auto`` starts at most this many receiver workers."""
+
+
 class PipelineSettings(Section):
     """The ingest queue: its bound and the Retry-After hint when it is full."""
 
@@ -289,13 +293,16 @@ class PipelineSettings(Section):
     workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
     """Receiver worker processes that decode, normalise, price and build Arrow beside the main
     process (which keeps the listeners, write-ahead log, stitching and store). 0 = one process;
-    ``auto`` = one less than the CPU cores available (0 on one core)."""
+    ``auto`` = one less than the CPU cores available, at most 4 (0 on one core)."""
 
     def worker_count(self) -> int:
-        """Workers to start: ``workers``, with ``auto`` resolved for this machine."""
+        """Workers to start: ``workers``, with ``auto`` resolved for this machine (the main
+        process's pipeline thread keeps about one core busy; beyond four workers it, not the
+        workers, bounds throughput, and each worker costs memory)."""
         if self.workers != "auto":
             return self.workers
-        return max(0, len(os.sched_getaffinity(0)) - 1) if hasattr(os, "sched_getaffinity") else 0
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return min(max(0, cores - 1), AUTO_WORKERS_MAX)
 
 
 class RunsSettings(Section):
