@@ -23,6 +23,7 @@ COPY enrich ./enrich
 COPY pipeline ./pipeline
 COPY clickhouse ./clickhouse
 COPY api ./api
+COPY finance ./finance
 RUN pip install . \
  && rm -rf /src
 

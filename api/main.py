@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from otelspend import __version__
 from otelspend.api.deps import ApiContext
 from otelspend.api.errors import QueryError, query_error_handler
-from otelspend.api.routes import admin, catalog, dashboard, health, maintenance, outcomes, rollups, runs
+from otelspend.api.routes import admin, billing, catalog, dashboard, health, maintenance, outcomes, rollups, runs
 
 DESCRIPTION = """\
 otelspend serves the AI-spend ledger built from OpenTelemetry traces: rollups by workflow,
@@ -29,7 +29,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     app.include_router(health.router)
     app.include_router(admin.router)
-    for module in (rollups, runs, outcomes, catalog, maintenance):
+    for module in (rollups, runs, outcomes, catalog, maintenance, billing):
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.add_exception_handler(QueryError, query_error_handler)

@@ -55,6 +55,8 @@ def metric_value(name: str, value: Any) -> Any:
         return usd(value)
     if kind == "int":
         return int(value)
+    if kind == "str":
+        return str(value)
     return float(value)
 
 

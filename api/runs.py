@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from otelspend.api.errors import QueryError
 from otelspend.api.query import usd
+from otelspend.api.reconciliation import run_billing
 from otelspend.api.vocabulary import Filters
 from otelspend.api.window import Window, rfc3339
 from otelspend.clickhouse.client import Store
@@ -171,6 +172,7 @@ def get_run(store: Store, run_id: str, *, attributes: bool = False) -> dict[str,
             }
             for r, w, o, s, label, source, at, note in outcomes
         ],
+        "billed": run_billing(store, run_id),
     }
 
 

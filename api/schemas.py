@@ -80,7 +80,7 @@ class VocabularyItem(BaseModel):
     name: str
     description: str
     level: Literal["run", "call", "raw"] | None = None
-    kind: Literal["usd", "int", "float"] | None = None
+    kind: Literal["usd", "int", "float", "str"] | None = None
     unit: str | None = None
 
 

@@ -14,18 +14,8 @@ from typing import NamedTuple
 
 from otelspend.enrich.calls import MAX_HOPS, SpansById
 from otelspend.enrich.run_records import OutcomeSource
-from otelspend.record import ApiOutcome, L, LiteSpan
+from otelspend.record import BUSINESS_KEYS, ApiOutcome, L, LiteSpan
 
-BUSINESS_KEYS = (
-    "workflow_id",
-    "workflow_type",
-    "tenant",
-    "customer",
-    "feature",
-    "user",
-    "environment",
-    "prompt_version",
-)
 """Run fields read from span attributes (the root span's value wins)."""
 OWNED_FIELDS = ("team", "cost_center", "product", "owner", "feature", "tenant", "customer")
 """Fields ownership rules may set; the value already on the run wins unless a rule overrides."""

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from otelspend.enrich.attribution import (
-    BUSINESS_KEYS,
     OWNED_FIELDS,
     Outcome,
     OwnershipRules,
@@ -37,7 +36,7 @@ from otelspend.enrich.attribution import (
 from otelspend.enrich.breakdown import LAST_BAND, NO_BAND, PAYLOAD_BANDS, breakdown_rows, payload_band
 from otelspend.enrich.calls import Call, count_retries, group_calls, is_unpriced, reported_cost
 from otelspend.enrich.run_records import BreakdownRecord, OutcomeSource, RunRecord, RunStatus, SpanRole
-from otelspend.record import RUN_CALL_COLUMNS, RUN_COLUMNS, ApiOutcome, L, LiteSpan
+from otelspend.record import BUSINESS_KEYS, RUN_CALL_COLUMNS, RUN_COLUMNS, ApiOutcome, L, LiteSpan
 
 __all__ = [
     "BUSINESS_KEYS",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from otelspend import __version__
 from otelspend.settings import ConfigError
 
-COMMANDS = ("serve", "migrate", "demo", "rates", "reprice", "rollups")
+COMMANDS = ("serve", "migrate", "demo", "rates", "reprice", "rollups", "billing")
 """Modules of otelspend.commands, in help order."""
 
 

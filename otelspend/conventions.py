@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
-from otelspend.record import COLUMN_NAMES, F
+from otelspend.record import COLUMN_NAMES
 
 ValueKind = Literal["str", "tokens", "count", "float", "bool"]
 
@@ -137,16 +137,3 @@ def _kind(name: str, declared: str | None) -> ValueKind:
     if declared in ("str", "float", "bool"):
         return declared  # type: ignore[return-value]
     raise ConventionError(f"fields.{name}: type must be str, int, float or bool (got {declared!r})")
-
-
-BUSINESS_FIELDS: tuple[str, ...] = (
-    "workflow_id",
-    "workflow_type",
-    "tenant",
-    "customer",
-    "feature",
-    "user",
-    "environment",
-    "prompt_version",
-)
-assert all(hasattr(F, name) for name in BUSINESS_FIELDS)

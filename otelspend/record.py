@@ -221,6 +221,18 @@ ROW_TEMPLATE: list[object] = [_EMPTY_BY_KIND[column.kind] for column in SPAN_COL
 """A new span row: ``ROW_TEMPLATE.copy()``."""
 
 
+BUSINESS_KEYS: tuple[str, ...] = (
+    "workflow_id",
+    "workflow_type",
+    "tenant",
+    "customer",
+    "feature",
+    "user",
+    "environment",
+    "prompt_version",
+)
+"""Business context columns a run takes from its root (else earliest) span."""
+
 # -- the compact span the stitcher keeps (a tuple, fields below) ---------------------------
 
 LITE_FIELDS: tuple[str, ...] = (

@@ -22,6 +22,7 @@ import itertools
 import os
 import socket
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -333,6 +334,44 @@ class RunsSettings(Section):
     flagged as a retry loop too (an agent stuck re-asking)."""
 
 
+class BillingSettings(Section):
+    accounts: Path | None = None
+    """YAML account mapping: provider projects, workspaces and API keys -> ingest tokens,
+    services, teams, environments (see "Reconcile with the provider's bill")."""
+    openai_admin_key: SecretStr | None = None
+    """OpenAI Admin API key for ``otelspend billing pull --provider openai``. Never logged or returned."""
+    anthropic_admin_key: SecretStr | None = None
+    """Anthropic Admin API key (``sk-ant-admin...``) for ``billing pull --provider anthropic``. Never
+    logged or returned."""
+    openai_base_url: str = Field("https://api.openai.com", pattern=r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$")
+    """OpenAI Admin API base URL (``/v1/organization/...`` is appended)."""
+    anthropic_base_url: str = Field("https://api.anthropic.com", pattern=r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$")
+    """Anthropic Admin API base URL (``/v1/organizations/...`` is appended)."""
+    quantity_tolerance_pct: Decimal = Field(Decimal("0.5"), ge=0, le=100)
+    """Billed and ledger token counts of a kind agree within this percentage."""
+    money_tolerance_pct: Decimal = Field(Decimal("1"), ge=0, le=100)
+    """Billed and calculated money agree within this percentage of the calculated amount ..."""
+    money_tolerance_usd: Decimal = Field(Decimal("0.01"), ge=0)
+    """... or within this many USD, whichever is larger (bills round)."""
+    trueup: bool = True
+    """Distribute billed money over runs (``billed_cost_usd``) when reconciling. Never changes ``cost_usd``."""
+    pull_timeout_seconds: float = Field(60.0, gt=0, le=600)
+    """Timeout of one admin-API request."""
+    pull_max_attempts: int = Field(6, ge=1, le=50)
+    """Attempts per admin-API page (429 and 5xx are retried, honouring Retry-After)."""
+    pull_max_wait_seconds: float = Field(300.0, ge=0, le=3600)
+    """Longest total wait for retries of one page; past it the pull stops and says where to resume."""
+    max_upload_bytes: int = Field(512 * MIB, ge=MIB, le=16 * 1024 * MIB)
+    """Largest billing export accepted by ``POST /v1/billing/imports``."""
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("expected a readable YAML file; none exists at that path")
+        return value
+
+
 class Settings(Section):
     """Everything one otelspend process is configured with (``load_settings`` builds it; README "Configuration")."""
 
@@ -353,6 +392,7 @@ class Settings(Section):
     wal: WalSettings = WalSettings()
     pipeline: PipelineSettings = PipelineSettings()
     runs: RunsSettings = RunsSettings()
+    billing: BillingSettings = BillingSettings()
 
     @property
     def wal_dir(self) -> Path:

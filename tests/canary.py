@@ -53,12 +53,18 @@ WRONG_TOKEN = f"canary-wrong-token-{_RUN}"
 OTHER_TOKEN = f"canary-other-token-{_RUN}"
 """A token a test configures on its own server: watched, but clients are not given it."""
 DSN_PASSWORD = f"canary-dsn-password-{_RUN}"
+OPENAI_ADMIN_KEY = f"canary-openai-admin-key-{_RUN}"
+ANTHROPIC_ADMIN_KEY = f"canary-anthropic-admin-key-{_RUN}"
+"""Billing admin keys (``billing.*_admin_key``): every test server carries them; the loopback
+admin-API fakes accept them; nothing may ever show them."""
 SECRETS: dict[str, str] = {
     "API_TOKEN": API_TOKEN,
     "INGEST_TOKEN": INGEST_TOKEN,
     "WRONG_TOKEN": WRONG_TOKEN,
     "OTHER_TOKEN": OTHER_TOKEN,
     "DSN_PASSWORD": DSN_PASSWORD,
+    "OPENAI_ADMIN_KEY": OPENAI_ADMIN_KEY,
+    "ANTHROPIC_ADMIN_KEY": ANTHROPIC_ADMIN_KEY,
 }
 OTLP_HEADERS = f"authorization=Bearer%20{INGEST_TOKEN}"
 """``OTEL_EXPORTER_OTLP_HEADERS`` (the SDK's format: key=value, values URL-encoded)."""
@@ -78,6 +84,7 @@ def settings_overrides() -> dict[str, Any]:
     return {
         "api": {"tokens": [API_TOKEN]},
         "otlp": {"ingest_tokens": [{"name": INGEST_NAME, "token": INGEST_TOKEN}]},
+        "billing": {"openai_admin_key": OPENAI_ADMIN_KEY, "anthropic_admin_key": ANTHROPIC_ADMIN_KEY},
     }
 
 

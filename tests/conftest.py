@@ -52,6 +52,7 @@ def make_settings(chdb_path: Path, data_dir: Path, database: str, **overrides: A
         "otlp": {"grpc_address": "127.0.0.1:0", "http_address": "127.0.0.1:0", **secrets["otlp"]},
         "api": {"address": "127.0.0.1:0", **secrets["api"]},
         "sql": {"address": "127.0.0.1:0"},
+        "billing": secrets["billing"],
         "runs": {"settle_seconds": 0.3, "root_wait_seconds": 2.0, "emit_interval_seconds": 0.05},
         "wal": {"fsync": False},
         # One process: in-process servers start fast; tests of the worker processes ask for them.

@@ -12,6 +12,7 @@ else, so a page can never fetch from elsewhere.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from otelspend import __version__
 from otelspend.api import display, pages
+from otelspend.api import reconciliation_pages as recon_pages
 from otelspend.api.deps import Context, require_token
 from otelspend.api.errors import QueryError
 from otelspend.api.requests import check_filters
@@ -58,6 +60,7 @@ NAV = (
     ("/agents", "Agents & tools"),
     ("/outliers", "Outliers"),
     ("/unpriced", "Unpriced"),
+    ("/reconciliation", "Reconciliation"),
     ("/runs", "Runs"),
 )
 
@@ -153,7 +156,7 @@ def _page(
         data = build(period)
     except QueryError as exc:
         return _error(request, 400, "Bad request", exc.message)
-    return render(template, title=title, **_chrome(request, active, period), **data)
+    return render(template, title=title, **{**_chrome(request, active, period), **data})
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -193,6 +196,48 @@ def outliers(request: Request, ctx: Context) -> Response:
 def unpriced(request: Request, ctx: Context) -> Response:
     """Dashboard: calls stored without a price and why."""
     return _page(request, "unpriced.html", "Unpriced calls", "/unpriced", lambda p: pages.unpriced_page(ctx.store, p))
+
+
+@router.get("/reconciliation", response_class=HTMLResponse)
+def reconciliation(request: Request, ctx: Context) -> Response:
+    """The Reconciliation page: ledger against bill per day, provider and cell."""
+    provider = request.query_params.get("provider", "")[:200]
+    day = request.query_params.get("day", "")[:10]
+
+    def build(period: pages.Period) -> dict[str, Any]:
+        if day and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            raise QueryError("day", f"{day!r} is not a date (YYYY-MM-DD)")
+        # The page says which billing periods it covers (whole UTC days), not run start times.
+        return {"window": None, **recon_pages.reconciliation_page(ctx.store, period, provider=provider, day=day)}
+
+    return _page(request, "reconciliation.html", "Reconciliation", "/reconciliation", build)
+
+
+@router.get("/reconciliation/cell", response_class=HTMLResponse)
+def reconciliation_cell(request: Request, ctx: Context) -> Response:
+    """One reconciled cell: quantities, prices, causes and the runs behind it."""
+    if not authorized(request):
+        return _login_redirect(request)
+    params = request.query_params
+    try:
+        day = dt.date.fromisoformat(params.get("day", ""))
+    except ValueError:
+        return _error(request, 400, "Bad request", "day: expected a date (YYYY-MM-DD)")
+    found = recon_pages.cell_page(
+        ctx.store,
+        day=day,
+        provider=params.get("provider", "")[:200],
+        model=params.get("model", "")[:500],
+        account=params.get("account", "")[:200],
+    )
+    if found is None:
+        return _error(request, 404, "Cell not found", "No reconciled cell has this day, provider, model and account.")
+    try:
+        period = pages.period(params.get("range"), time.time_ns())
+    except QueryError:
+        period = pages.period(None, time.time_ns())
+    chrome = _chrome(request, "/reconciliation", period, show_range=False)
+    return render("reconciliation_cell.html", title="Reconciliation cell", **chrome, **found)
 
 
 @router.get("/runs", response_class=HTMLResponse)

@@ -42,9 +42,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from otelspend.clickhouse.queries import billing
 from otelspend.clickhouse.queries.rollup_plan import DAILY, RAW_TABLE, ROLLUP_TABLE, BucketExpr, Plan, Window
 from otelspend.clickhouse.queries.sql import Fragment, Params, Query, render, time_range
-from otelspend.clickhouse.queries.vocabulary import DIMENSIONS, METRICS, PARTIALS, Filters, Source, metric_partials
+from otelspend.clickhouse.queries.vocabulary import (
+    BILLING_UNSUPPORTED_DIMENSIONS,
+    DIMENSIONS,
+    METRICS,
+    PARTIALS,
+    Filters,
+    Source,
+    metric_partials,
+)
 
 GROUP_COUNT = "n_groups"
 """Output column of a query with ``totals``: the number of groups before ``LIMIT``."""
@@ -154,23 +163,27 @@ def aggregate_query(
         partials.append(PARTIALS[minimum[0]].name)
     if shape.groups and "latency_count" not in partials:
         partials.append("latency_count")  # cheap; tells live groups from cancelled ones
+    partials, unbilled = _billing(partials, metrics, {*group_by, *(name for name, _ in filters)})
     common_where = _filter_sql(filters, params)
     if keys is not None:
         common_where.append(_keys_sql(group_by, keys, params))
     inner = _sources(database, plan, window, shape, partials, common_where, params)
 
     groups = shape.groups
-    metric_columns = [f"{shape.metric(m, partials)} AS m_{m}" for m in metrics]
+    metric_columns = [f"{'NULL' if m in unbilled else shape.metric(m, partials)} AS m_{m}" for m in metrics]
     extra = []
     if totals:
-        extra = [f"count() OVER () AS {GROUP_COUNT}", *(f"{shape.total(m, partials)} AS t_{m}" for m in metrics)]
+        extra = [
+            f"count() OVER () AS {GROUP_COUNT}",
+            *(f"{'NULL' if m in unbilled else shape.total(m, partials)} AS t_{m}" for m in metrics),
+        ]
     sql = f"SELECT {', '.join([*groups, *metric_columns, *extra])} FROM (\n{inner}\n)"
     having = [f"g{i} != ''" for i in range(len(group_by))] if options.nonempty_groups else []
     if groups:
         # A group whose rows were all cancelled (e.g. a run first emitted before its root
         # span named its workflow) nets to zero everywhere: not a group any more. A live
         # group has runs, or at call level at least calls or tool executions.
-        having.append("(a_latency_count != 0" + (" OR a_runs != 0)" if "runs" in partials else ")"))
+        having.append(f"({' OR '.join(f'a_{p} != 0' for p in LIVE_GROUP_PARTIALS if p in partials)})")
     if minimum is not None:
         having.append(f"a_{PARTIALS[minimum[0]].name} >= {params.bind('m', minimum[1], 'Int64')}")
     if having:
@@ -184,6 +197,21 @@ def aggregate_query(
         del params.values["subset"]  # only raw breakdown run counts read it
     totals_columns = [GROUP_COUNT, *(f"t_{m}" for m in metrics)] if totals else []
     return sql, params.values, [*groups, *(f"m_{m}" for m in metrics), *totals_columns]
+
+
+LIVE_GROUP_PARTIALS = ("latency_count", "runs", "billed_shares")
+"""Partials any of which, non-zero, makes a group live (calls or tool executions, runs, billed money)."""
+
+
+def _billing(partials: list[str], metrics: Sequence[str], cut: set[str]) -> tuple[list[str], set[str]]:
+    """Billing partials of the query, and metrics that are NULL because billed money is matched per
+    model and provider (an agent or tool cut has no share of it)."""
+    if cut & BILLING_UNSUPPORTED_DIMENSIONS:
+        unbilled = {m for m in metrics if any(p in PARTIALS and PARTIALS[p].billing for p in METRICS[m].partials)}
+        return [p for p in partials if not PARTIALS[p].billing], unbilled
+    if any(PARTIALS[p].billing for p in partials) and "billed_shares" not in partials:
+        return [*partials, "billed_shares"], set()  # tells groups with billed money from empty ones
+    return partials, set()
 
 
 def _filter_sql(filters: Filters, params: Params) -> list[str]:
@@ -218,6 +246,8 @@ def _sources(
 ) -> str:
     """The merged partials per group: one source, or the summed partials joined to exact
     distinct run counts."""
+    billed = [p for p in partials if PARTIALS[p].billing]
+    partials = [p for p in partials if not PARTIALS[p].billing]
     counted = [p for p in partials if p in RUN_COUNTS] if plan.distinct_runs else []
     summed = [p for p in partials if p not in counted]
     sources = []
@@ -225,12 +255,53 @@ def _sources(
         sources.append(_merged(database, plan, window, shape, summed, common_where, params))
     if counted:
         sources.append(_distinct_runs(database, window, shape, counted, common_where, params))
+    if billed:
+        sources.append(_billed(database, window, shape, billed, common_where, params))
     if len(sources) == 1:
         return sources[0]
-    if shape.groups:
-        using = ", ".join(shape.groups)
-        return f"SELECT * FROM ({sources[0]}) AS s FULL OUTER JOIN ({sources[1]}) AS r USING ({using})"
-    return f"SELECT * FROM ({sources[0]}) AS s CROSS JOIN ({sources[1]}) AS r"
+    joined = f"SELECT * FROM ({sources[0]}) AS s0"
+    for index, source in enumerate(sources[1:], 1):
+        joined += (
+            f" FULL OUTER JOIN ({source}) AS s{index} USING ({', '.join(shape.groups)})"
+            if shape.groups
+            else f" CROSS JOIN ({source}) AS s{index}"
+        )
+    return joined
+
+
+_BILLED = """
+SELECT {columns} FROM {db}.billing_trueup
+WHERE {current}
+  AND run_start >= fromUnixTimestamp64Nano({start}) AND run_start < fromUnixTimestamp64Nano({end}){filters}
+{group_clause}
+"""
+
+
+def _billed(
+    database: str,
+    window: Window,
+    shape: _Shape,
+    partials: Sequence[str],
+    common_where: Sequence[str],
+    params: Params,
+) -> str:
+    """Billed-money partials per group from the current true-up shares of the runs that started
+    in the window (``billing_trueup`` carries the run's dimensions, model and provider)."""
+    columns = [f"{DIMENSIONS[name].column} AS g{i}" for i, name in enumerate(shape.group_by)]
+    if shape.bucket:
+        unit = "toStartOfHour" if shape.bucket == "hour" else "toStartOfDay"
+        columns.append(f"toUnixTimestamp({unit}(run_start)) AS b")
+    columns.extend(f"{PARTIALS[p].billing} AS a_{p}" for p in partials)
+    return render(
+        _BILLED,
+        db=database,
+        columns=Fragment(", ".join(columns)),
+        current=billing.current(database),
+        start=Fragment(params.bind("t", window.start_ns, "Int64")),
+        end=Fragment(params.bind("t", window.end_ns, "Int64")),
+        filters=Fragment("".join(f" AND {term}" for term in common_where)),
+        group_clause=Fragment(shape.group_clause()),
+    )
 
 
 def _merged(

@@ -36,8 +36,9 @@ from typing import Literal
 from otelspend.record import CALL_DIMENSIONS
 
 Level = Literal["run", "call", "raw"]
-Kind = Literal["usd", "int", "float"]
-"""How a metric value is serialised: ``usd`` a decimal string, ``int`` and ``float`` JSON numbers."""
+Kind = Literal["usd", "int", "float", "str"]
+"""How a metric value is serialised: ``usd`` a decimal string, ``int`` and ``float`` JSON numbers,
+``str`` a string (``billed_confidence``)."""
 Source = Literal["runs_rollup", "calls_rollup", "runs_daily", "calls_daily", "runs", "run_calls"]
 """Where partials come from: the hourly rollups, the daily rollups (migration 0005), raw rows."""
 
@@ -80,6 +81,10 @@ class Partial:
     group_state: str | None = None
     """How a group keeps the partial when a table's totals are asked (``{value}``): a state the
     totals merge again (quantiles). None: the group's value itself adds up with ``outer``."""
+    billing: str | None = None
+    """The aggregate over the current true-up shares (``billing_trueup``, migration 0006) when
+    the partial is billed money: no rollup holds it, so it is read from there per group and
+    joined to the others (the source fragments are then never read)."""
 
     def expression(self, source: Source) -> str:
         """The fragment this source computes the partial with."""
@@ -215,6 +220,21 @@ PARTIALS: dict[str, Partial] = {
             "(latencies_ms, arrayWithConstant(length(latencies_ms), toUInt64(sign)))",
             group_state="quantilesExactWeightedArrayMergeState(0.5, 0.95)({value})",
         ),
+        # Billed money shared over runs (the billing true-up): read from billing_trueup, per
+        # group. A group no share reaches reads 0 here (the join's default), hence nullIf.
+        *(
+            Partial(name, outer, "NULL", "NULL", "NULL", "NULL", billing=aggregate)
+            for name, outer, aggregate in (
+                ("billed_shares", _SUM, "toInt64(count())"),
+                ("billed_usd", _SUM, f"CAST(sum(billed_usd) AS {_USD})"),
+                ("billed_calculated_usd", _SUM, f"CAST(sum(calculated_usd) AS {_USD})"),
+                (
+                    "billed_confidence",
+                    "min(nullIf({value}, 0))",
+                    "min(multiIf(confidence = 'high', 3, confidence = 'medium', 2, 1))",
+                ),
+            )
+        ),
         Partial(
             "workflow_types",
             "sumMap({value})",
@@ -225,6 +245,10 @@ PARTIALS: dict[str, Partial] = {
         ),
     )
 }
+
+
+BILLING_UNSUPPORTED_DIMENSIONS = frozenset({"agent", "tool", "operation", "payload_band"})
+"""Bills are matched per model and provider: billed metrics are null when grouped or filtered by these."""
 
 
 @dataclass(frozen=True)
@@ -284,6 +308,36 @@ METRICS: dict[str, Metric] = {
             "compare with cost_usd, never the ledger)." + _AT_CALL_LEVEL,
             ("reported_cost_usd",),
             "{reported_cost_usd}",
+        ),
+        Metric(
+            "billed_cost_usd",
+            "usd",
+            "USD",
+            "Billed money from imported provider bills, shared over the runs behind each reconciled "
+            "cell in proportion to their calculated cost (exact to 1e-15 USD; see GET /v1/reconciliation). "
+            "Money no run takes is in a group whose run dimensions are '(unattributed)'. Never changes "
+            "cost_usd. Null where no bill was reconciled, and with agent, tool, operation or payload_band "
+            "(bills are matched per model and provider).",
+            ("billed_usd", "billed_shares"),
+            "if({billed_shares} = 0, NULL, {billed_usd})",
+        ),
+        Metric(
+            "variance_usd",
+            "usd",
+            "USD",
+            "billed_cost_usd minus the calculated cost of the same calls (those in reconciled cells): "
+            "positive when the bill is higher than the ledger. Null as billed_cost_usd.",
+            ("billed_usd", "billed_calculated_usd", "billed_shares"),
+            "if({billed_shares} = 0, NULL, {billed_usd} - {billed_calculated_usd})",
+        ),
+        Metric(
+            "billed_confidence",
+            "str",
+            "high | medium | low",
+            "The weakest reconciliation confidence among the cells behind billed_cost_usd; null without billed money.",
+            ("billed_confidence",),
+            "multiIf({billed_confidence} = 3, 'high', {billed_confidence} = 2, 'medium', "
+            "{billed_confidence} = 1, 'low', NULL)",
         ),
         Metric(
             "runs",

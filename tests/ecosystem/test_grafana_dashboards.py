@@ -164,7 +164,9 @@ class Ledger:
         self.runs = s.dicts("SELECT * FROM {db}.runs FINAL")
         self.calls = s.dicts("SELECT * FROM {db}.run_calls FINAL")
         self.spans = s.dicts(
-            "SELECT model, provider, cost_usd, unpriced_reason, status_code, price_source FROM {db}.spans FINAL "
+            "SELECT model, provider, cost_usd, unpriced_reason, status_code, price_source, "
+            "toString(toDate(start_time)) AS day "
+            "FROM {db}.spans FINAL "
             "WHERE call_role = 'call'"
         )
         self.total = sum(r["cost_usd"] or Decimal(0) for r in self.runs)
@@ -337,6 +339,15 @@ def _check_pricing(title: str, rows: list[dict[str, Any]], ledger: Ledger, demo:
         assert _close(sum(r["spend_usd"] for r in rows), ledger.total)
         assert all(r["source"].startswith("genai-prices") and r["entry"] for r in rows)
         assert sum(r["call_count"] for r in rows) == sum(1 for s in ledger.spans if s["cost_usd"] is not None)
+    elif title == "Ledger vs bill by provider per day":
+        # No bill is imported here: every day's calculated cost per provider, billed columns empty
+        # (tests/finance/billing/test_e2e.py runs this panel against a reconciled bill).
+        expected = ledger.by(
+            [s for s in ledger.spans if s["provider"]], lambda s: (s["day"], s["provider"]), "cost_usd"
+        )
+        assert {(r["day"], r["provider"]) for r in rows} == set(expected)
+        assert all(_close(r["calculated_usd"], expected[(r["day"], r["provider"])]) for r in rows)
+        assert all(r["billed_usd"] is None and r["variance_usd"] is None and r["confidence"] == "" for r in rows)
     else:
         raise AssertionError(f"no check for pricing panel {title!r}")
 

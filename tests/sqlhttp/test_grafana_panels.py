@@ -229,6 +229,21 @@ def _priced_share(loaded, rows):
     assert math.isclose(share, (billable - unpriced) / billable, rel_tol=1e-12)
 
 
+def _ledger_vs_bill(loaded, rows):
+    """Calculated per provider equals the REST spend per provider; the billed columns equal
+    GET /v1/reconciliation's (the demo imports no bill: all empty, and so is the API)."""
+    rest = _rollup(loaded, ["provider"], ["cost_usd"])
+    mine = {k: v for k, v in _totals(rows, "provider", "calculated_usd").items() if v}
+    _close_maps(
+        mine, {k: v for k, v in _rest_totals(rest, "provider", "cost_usd", lambda r: r["provider"]).items() if v}
+    )
+    billed = loaded.rest("/v1/reconciliation", group_by="day,provider", **_rest_window(loaded))["rows"]
+    assert {(r["day"], r["provider"]): r["billed_usd"] for r in rows if r["billed_usd"] is not None} == {
+        (r["day"], r["provider"]): float(r["billed_usd"]) for r in billed
+    }
+    assert all((r["billed_usd"] is None) == (r["confidence"] == "") for r in rows)
+
+
 RUN_VALUES = {"run_count": "runs", "spend_usd": "cost_usd"}
 PER_SUCCESS = {**RUN_VALUES, "cost_per_success_usd": "cost_per_success_usd"}
 REST_CHECKS: dict[str, Callable[[Loaded, list[dict[str, Any]]], None]] = {
@@ -291,6 +306,7 @@ REST_CHECKS: dict[str, Callable[[Loaded, list[dict[str, Any]]], None]] = {
     "Unpriced calls by model": _unpriced_by_model,
     "Unpriced calls over time": _unpriced_count("unpriced_calls"),
     "Calls by rate card": _spend_by_rate_card,
+    "Ledger vs bill by provider per day": _ledger_vs_bill,
 }
 
 

@@ -227,6 +227,8 @@ def test_file_variables_exist_for_exactly_the_secret_settings() -> None:
         "OTELSPEND_OTLP_INGEST_TOKENS_FILE": ("otlp", "ingest_tokens"),
         "OTELSPEND_API_TOKENS_FILE": ("api", "tokens"),
         "OTELSPEND_CLICKHOUSE_DSN_FILE": ("clickhouse", "dsn"),
+        "OTELSPEND_BILLING_OPENAI_ADMIN_KEY_FILE": ("billing", "openai_admin_key"),
+        "OTELSPEND_BILLING_ANTHROPIC_ADMIN_KEY_FILE": ("billing", "anthropic_admin_key"),
         "OTELSPEND_SQL_PASSWORD_FILE": ("sql", "password"),
     }
     assert not [name for name in env_names() if name.endswith("_FILE")]
@@ -237,7 +239,14 @@ def test_file_variables_exist_for_exactly_the_secret_settings() -> None:
 def test_the_reference_marks_secrets_and_their_file_variable() -> None:
     rows = {line.split("|")[1].strip(" `"): line for line in reference_markdown().splitlines()[2:]}
     secret_rows = {key for key, line in rows.items() if "**Secret**" in line}
-    assert secret_rows == {"otlp.ingest_tokens", "api.tokens", "clickhouse.dsn", "sql.password"}
+    assert secret_rows == {
+        "otlp.ingest_tokens",
+        "api.tokens",
+        "clickhouse.dsn",
+        "sql.password",
+        "billing.openai_admin_key",
+        "billing.anthropic_admin_key",
+    }
     assert "`OTELSPEND_CLICKHOUSE_DSN` or `OTELSPEND_CLICKHOUSE_DSN_FILE`" in rows["clickhouse.dsn"]
     assert "`chdb://./data/chdb`" in rows["clickhouse.dsn"]
 
