@@ -144,5 +144,5 @@ def test_receiver_workers_from_the_environment(
 
 @pytest.mark.parametrize("value", ["-1", "65", "many"])
 def test_a_wrong_worker_count_is_refused_with_its_key(value: str) -> None:
-    with pytest.raises(ConfigError, match="pipeline.workers"):
+    with pytest.raises(ConfigError, match=r"pipeline\.workers"):
         load_settings(environ={"OTELSPEND_PIPELINE_WORKERS": value})
