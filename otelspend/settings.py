@@ -246,9 +246,10 @@ class ClickHouseSettings(Section):
     """Drop raw spans older than this many days (runs and rollups are kept). Default: keep."""
     insert_timeout_seconds: float = Field(30.0, gt=0)
     """A store call slower than this counts as a failure and is retried."""
-    embedded_memory_mib: int = Field(512, ge=64, le=1024 * 1024)
+    embedded_memory_mib: int = Field(1024, ge=64, le=1024 * 1024)
     """Embedded store only: memory limit of the engine (queries and merges above it fail and are
-    retried); its mark, index and condition caches are bounded to small fractions of it."""
+    retried); its mark, index and condition caches are bounded to small fractions of it. The
+    engine's tracker counts more than it keeps resident: at 512 inserts failed under sustained load."""
     startup_wait_seconds: float = Field(20.0, ge=0, le=3600)
     """``serve`` waits this long for the store (migrations, crash recovery) before announcing
     it is listening; past it, ingest answers 503 until the store is up (retried with backoff)."""
