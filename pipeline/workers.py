@@ -1,6 +1,6 @@
 """Receiver worker processes: the per-span CPU work of ingest spread over cores.
 
-``pipeline.workers: N`` (``auto``: one per core when there are at least two) starts N worker
+``pipeline.workers: N`` (``auto``: one less than the cores, at most 4; none on one core) starts N worker
 processes beside the owner, the process ``otelspend serve`` started. The owner keeps every
 piece of state, as in single-process mode: the listeners, the write-ahead log, the ingest
 queue, the stitcher and run emission, the store (chDB allows one engine per data path and
