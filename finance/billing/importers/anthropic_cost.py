@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from otelspend.finance.billing.importers.base import Counters, Head, Source, admin_results, located, text
+from otelspend.finance.billing.importers.base import Counters, Head, Source, admin_lines, text
 from otelspend.finance.billing.lines import (
     DEFAULT_WORKSPACE,
     MONEY_PLACES,
     BillingLine,
     Charge,
-    Identities,
     RecordError,
     UsageKind,
     currency,
@@ -56,15 +55,7 @@ class AnthropicCost:
 
     def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
         """Billing lines of every result of every bucket, amounts converted from cents to USD."""
-        identities = Identities()
-        for where, start, end, results in admin_results(source, "starting_at", "ending_at"):
-            for number, result in enumerate(results, 1):
-                record = f"{where}, result {number}"
-                try:
-                    line = _line(source, result, start, end, record)
-                except RecordError as error:
-                    raise located(source, record, error) from None
-                yield identities.assign(line)
+        return admin_lines(source, "starting_at", "ending_at", _line)
 
 
 def cents_to_usd(value: Any) -> Decimal:

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from otelspend.finance.billing.importers.base import Counters, Head, Source, admin_results, located, text
+from otelspend.finance.billing.importers.base import Counters, Head, Source, admin_lines, text
 from otelspend.finance.billing.lines import (
     DEFAULT_WORKSPACE,
     BillingLine,
     Charge,
-    Identities,
     RecordError,
     UsageKind,
     token_count,
@@ -46,16 +45,7 @@ class AnthropicUsage:
 
     def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
         """Quantity lines per token kind, cache writes split 5 min / 1 h from the nested ``cache_creation``."""
-        identities = Identities()
-        for where, start, end, results in admin_results(source, "starting_at", "ending_at"):
-            for number, result in enumerate(results, 1):
-                record = f"{where}, result {number}"
-                try:
-                    lines = _lines(source, result, start, end, record)
-                except RecordError as error:
-                    raise located(source, record, error) from None
-                for line in lines:
-                    yield identities.assign(line)
+        return admin_lines(source, "starting_at", "ending_at", _lines)
 
 
 def cache_writes(result: dict[str, Any]) -> tuple[int, int]:

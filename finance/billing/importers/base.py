@@ -15,13 +15,13 @@ import functools
 import gzip
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
-from otelspend.finance.billing.lines import BillingImportError, BillingLine, RecordError
+from otelspend.finance.billing.lines import BillingImportError, BillingLine, Identities, RecordError
 
 HEAD_BYTES = 64 * 1024
 PARQUET_MAGIC = b"PAR1"
@@ -360,3 +360,21 @@ def admin_results(source: Source, start_key: str, end_key: str) -> Iterator[tupl
                 raise located(source, where, error) from None
             label = f"{where} ({dt.datetime.fromtimestamp(start, dt.UTC):%Y-%m-%dT%H:%M:%SZ})"
             yield label, start, end, results
+
+
+LineBuilder = Callable[[Source, Any, int, int, str], BillingLine | list[BillingLine]]
+
+
+def admin_lines(source: Source, start_key: str, end_key: str, build: LineBuilder) -> Iterator[BillingLine]:
+    """Every billing line ``build`` makes of each result of an admin-API export, identities
+    assigned in file order; a result's ``RecordError`` is located at its page, bucket and result."""
+    identities = Identities()
+    for where, start, end, results in admin_results(source, start_key, end_key):
+        for number, result in enumerate(results, 1):
+            record = f"{where}, result {number}"
+            try:
+                built = build(source, result, start, end, record)
+            except RecordError as error:
+                raise located(source, record, error) from None
+            for line in built if isinstance(built, list) else (built,):
+                yield identities.assign(line)

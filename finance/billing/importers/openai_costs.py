@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from otelspend.finance.billing.importers.base import Counters, Head, Source, admin_results, located, text
+from otelspend.finance.billing.importers.base import Counters, Head, Source, admin_lines, text
 from otelspend.finance.billing.lines import (
     BillingLine,
     Charge,
-    Identities,
     RecordError,
     UsageKind,
     currency,
@@ -60,15 +59,7 @@ class OpenAICosts:
 
     def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
         """Billing lines of every result of every bucket (kind and model from the line item)."""
-        identities = Identities()
-        for where, start, end, results in admin_results(source, "start_time", "end_time"):
-            for number, result in enumerate(results, 1):
-                record = f"{where}, result {number}"
-                try:
-                    line = _line(source, result, start, end, record)
-                except RecordError as error:
-                    raise located(source, record, error) from None
-                yield identities.assign(line)
+        return admin_lines(source, "start_time", "end_time", _line)
 
 
 def _line(source: Source, result: Any, start: int, end: int, record: str) -> BillingLine:

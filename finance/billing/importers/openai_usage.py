@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from otelspend.finance.billing.importers.base import Counters, Head, Source, admin_results, located, text
-from otelspend.finance.billing.lines import BillingLine, Charge, Identities, RecordError, UsageKind, token_count
+from otelspend.finance.billing.importers.base import Counters, Head, Source, admin_lines, text
+from otelspend.finance.billing.lines import BillingLine, Charge, RecordError, UsageKind, token_count
 from otelspend.finance.billing.names import model_key
 
 RESULT_OBJECT = "organization.usage.completions.result"
@@ -33,16 +33,7 @@ class OpenAIUsage:
 
     def extract(self, source: Source, counters: Counters) -> Iterator[BillingLine]:
         """Quantity lines per token kind (cached input apart from uncached) and the request count."""
-        identities = Identities()
-        for where, start, end, results in admin_results(source, "start_time", "end_time"):
-            for number, result in enumerate(results, 1):
-                record = f"{where}, result {number}"
-                try:
-                    lines = _lines(source, result, start, end, record)
-                except RecordError as error:
-                    raise located(source, record, error) from None
-                for line in lines:
-                    yield identities.assign(line)
+        return admin_lines(source, "start_time", "end_time", _lines)
 
 
 def usage_quantities(result: dict[str, Any]) -> dict[UsageKind, int]:
