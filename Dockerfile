@@ -22,6 +22,7 @@ COPY receiver ./receiver
 COPY enrich ./enrich
 COPY pipeline ./pipeline
 COPY clickhouse ./clickhouse
+COPY controls ./controls
 COPY api ./api
 COPY finance ./finance
 RUN pip install . \

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-query bench-sql screenshot captures install clean
+.PHONY: run test lint bench bench-query bench-sql bench-controls screenshot captures install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,12 @@ bench: $(TEST_STAMP)
 ## API latency over a large synthetic ledger (p50/p95 per query), appended to bench/RESULTS.md.
 bench-query: $(TEST_STAMP)
 	$(BIN)/python -m bench.query_bench $(ARGS)
+
+## Spend controls: decision endpoint latency at 1,000 req/s, then ingest with and without the controls (bench/RESULTS.md).
+bench-controls: $(TEST_STAMP)
+	$(BIN)/python -m bench.controls_bench check
+	$(BIN)/python -m bench.controls_bench overhead
+	$(BIN)/python -m bench.controls_stream
 
 ## Re-capture every GenAI instrumentation against the loopback fake provider (a throwaway venv or
 ## npm project per library, pinned by tests/conventions/harness/locks; not part of `make test`).

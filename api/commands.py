@@ -6,6 +6,7 @@ benchmarks over a stored ledger) has none: routes that need it answer 503.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from otelspend.enrich.pricing import PriceBook
@@ -15,11 +16,47 @@ class CommandRefused(RuntimeError):
     """The command cannot run as asked (e.g. the rate card on disk is invalid): answer 409."""
 
 
+class ControlsApi(Protocol):
+    """What the API asks of the spend controls (``otelspend.controls.service.Controls``)."""
+
+    def check(self, values: Mapping[str, str], run_id: str = "") -> dict[str, Any]:
+        """allow | warn | deny with reasons, from memory."""
+        ...
+
+    def run_action(self, run_id: str) -> dict[str, Any]:
+        """``stop`` for a run flagged by a retry loop, else ``continue``."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """What the controls are doing."""
+        ...
+
+    def budgets(self) -> list[dict[str, Any]]:
+        """Every budget in force with where it stands."""
+        ...
+
+    def budget(self, budget_id: str) -> dict[str, Any] | None:
+        """One budget with where it stands; None when unknown."""
+        ...
+
+    def put_budget(self, doc: Mapping[str, Any], *, budget_id: str | None = None) -> dict[str, Any]:
+        """Create or replace a budget (durable on return); ControlsConfigError, BudgetConflict, KeyError."""
+        ...
+
+    def delete_budget(self, budget_id: str) -> bool:
+        """Delete a budget created over the API; False when unknown."""
+        ...
+
+
 class Commands(Protocol):
     """Commands and state the API needs from the running pipeline."""
 
     def price_book(self) -> PriceBook:
         """The rate cards in force."""
+        ...
+
+    def controls(self) -> ControlsApi | None:
+        """The spend controls; None when they are off (``controls.enabled``)."""
         ...
 
     def pipeline_problem(self) -> str | None:

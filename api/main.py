@@ -7,7 +7,21 @@ from fastapi import FastAPI
 from otelspend import __version__
 from otelspend.api.deps import ApiContext
 from otelspend.api.errors import QueryError, query_error_handler
-from otelspend.api.routes import admin, billing, catalog, dashboard, health, maintenance, outcomes, rollups, runs
+from otelspend.api.fastcheck import CheckFastPath
+from otelspend.api.routes import (
+    admin,
+    alerts,
+    billing,
+    budgets,
+    catalog,
+    controls,
+    dashboard,
+    health,
+    maintenance,
+    outcomes,
+    rollups,
+    runs,
+)
 
 DESCRIPTION = """\
 otelspend serves the AI-spend ledger built from OpenTelemetry traces: rollups by workflow,
@@ -31,6 +45,9 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(admin.router)
     for module in (rollups, runs, outcomes, catalog, maintenance, billing):
         app.include_router(module.router)
+    for module in (controls, budgets, alerts):
+        app.include_router(module.router)
     app.include_router(dashboard.router)
     app.add_exception_handler(QueryError, query_error_handler)
+    app.add_middleware(CheckFastPath, context=context)  # the decision endpoint, answered in microseconds
     return app

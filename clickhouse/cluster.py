@@ -31,7 +31,11 @@ _OTHER_DDL = re.compile(
     re.IGNORECASE,
 )
 _ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
-_SHARDING_KEYS = {"spans": "trace_id", "resources": "resource_id", "schema_migrations": "version"}
+_SHARDING_KEYS = {
+    "spans": "trace_id", "resources": "resource_id", "schema_migrations": "version",
+    "alerts": "id", "alert_deliveries": "event_id", "budgets": "id",
+}  # fmt: skip
+"""Replacing tables are sharded by their key, so a row and its replacement meet on one shard."""
 
 
 def table_names(migrations: list[Migration]) -> list[str]:

@@ -35,6 +35,8 @@ from otelspend.clickhouse.queries import runs as run_queries
 from otelspend.clickhouse.rollups import rebuild_window
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.clickhouse.writer import SpanWriter
+from otelspend.controls.service import Controls
+from otelspend.controls.validation import ControlsConfigError
 from otelspend.conventions import load_conventions
 from otelspend.enrich.genai_prices_card import GenaiPricesCard
 from otelspend.enrich.ownership import OwnershipError, OwnershipRules, load_ownership
@@ -119,6 +121,7 @@ class OtelSpend:
         self.fatal: str | None = None
         """Why start-up stopped for good (the store bootstrap found a permanent error)."""
         self._announced = False
+        self._controls: Controls | None = None
 
     # -- start --------------------------------------------------------------------------------
 
@@ -141,7 +144,9 @@ class OtelSpend:
             self.ownership: Reloadable[OwnershipRules] = Reloadable(
                 "ownership rules", s.ownership, lambda path: load_ownership(path) if path else OwnershipRules()
             )
-        except (RateCardError, OwnershipError) as exc:
+            if s.controls.enabled:
+                self._controls = Controls(s, self.store, self.metrics, lambda: self.pricing.current)
+        except (RateCardError, OwnershipError, ControlsConfigError) as exc:
             raise StartupError(str(exc)) from None
         self.resources = ResourceCache()
         self.stitcher = Stitcher(
@@ -183,6 +188,7 @@ class OtelSpend:
                 store_maintenance=self._release_memory,
             ),
         )
+        self.pipeline.observer = self.pipeline.observer if self._controls is None else self._controls
         self.ingest = Ingest(
             preparer=self._start_preparing(),
             sink=self.pipeline,
@@ -208,6 +214,8 @@ class OtelSpend:
             servers.append((self._sql, sql_sock))
         self._start_http(servers)
         self.addresses = Addresses(self._grpc.address, otlp_address, api_address, sql_address)
+        if self._controls is not None:
+            self._controls.start(api_address)  # before recovery: a replayed span is watched like a new one
         self._bootstrap = threading.Thread(
             target=self._bootstrap_main, args=(pending,), name="otelspend-bootstrap", daemon=True
         )
@@ -273,7 +281,16 @@ class OtelSpend:
                 return
             self.pipeline.start()
             self._starting = None
+            if self._controls is not None:
+                self._attach_controls(self._controls)
             return
+
+    def _attach_controls(self, controls: Controls) -> None:
+        """The pipeline runs: the controls read their API budgets and load every budget's figures."""
+        try:
+            controls.attach_pipeline(self.pipeline.call)
+        except Exception as exc:  # the store went away again: budgets stay "loading", alerts still flow
+            log.error("controls: cannot read the budgets created over the API: %s", describe(exc, 300))
 
     def _migrate_and_recover(self, pending: list[WalRecord]) -> None:
         s = self.settings
@@ -372,6 +389,10 @@ class OtelSpend:
 
     # -- commands from the API (otelspend.api.commands.Commands) ------------------------------
 
+    def controls(self) -> Controls | None:
+        """The spend controls (None when ``controls.enabled`` is off)."""
+        return self._controls
+
     def price_book(self) -> PriceBook:
         """The rate cards in force."""
         return self.pricing.current
@@ -404,9 +425,12 @@ class OtelSpend:
 
             target = RepriceTarget(self.store, self.runstore, self.settings.node_id, with_resources, live=self.stitcher)
             try:
-                return reprice_window(target, self.pricing.current, start_ns, end_ns, dry_run=dry_run).as_dict()
+                result = reprice_window(target, self.pricing.current, start_ns, end_ns, dry_run=dry_run).as_dict()
             except RepriceError as exc:
                 raise CommandRefused(str(exc)) from None
+            if self._controls is not None and not dry_run:
+                self._controls.restated()  # re-priced runs were written outside emissions
+            return result
 
         try:
             return self.pipeline.call(run, timeout=timeout_seconds)
@@ -484,6 +508,8 @@ class OtelSpend:
         if hasattr(self, "pipeline"):
             self.pipeline.shutdown()
             self.wal.close()
+        if self._controls is not None:
+            self._controls.stop()  # after the pipeline: its last emissions count too
         self.store.close()
         if self._announced:
             log.info("otelspend stopped")
@@ -531,8 +557,11 @@ def _listen(address: str) -> tuple[socket.socket, str]:
     host, port = split_address(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     infos = socket.getaddrinfo(host, port, family if ":" in host else socket.AF_UNSPEC, socket.SOCK_STREAM)
-    family, _, _, _, sockaddr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, _, proto, _, sockaddr = infos[0]
+    # The protocol number matters: asyncio disables Nagle's algorithm only on sockets whose
+    # proto is IPPROTO_TCP, and a response written as headers then body otherwise waits for
+    # the client's delayed ACK (measured: 44 ms per keep-alive request instead of 0.1 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, proto or socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(sockaddr)
     sock.listen(1024)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import itertools
+import json
 import os
 import socket
 from collections.abc import Mapping
@@ -335,6 +336,135 @@ class RunsSettings(Section):
     flagged as a retry loop too (an agent stuck re-asking)."""
 
 
+class WebhookSink(Section):
+    """One webhook that receives alert events."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    url: SecretUrl
+    secret: SecretStr | None = None
+    format: Literal["json", "slack"] = "json"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretUrl) -> SecretUrl:
+        _check_webhook_url(value)
+        return value
+
+
+def _check_webhook_url(value: SecretStr | None) -> None:
+    if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+
+
+class AlertsSettings(Section):
+    webhooks: list[WebhookSink] = []
+    """Webhook sinks: ``name``, ``url`` (secret: may carry a token), ``secret`` (HMAC key), ``format``
+    (``json`` or ``slack``). Env form: a JSON list."""
+    webhook_url: SecretUrl | None = None
+    """One more JSON sink, named ``default`` (the short form of ``webhooks``)."""
+    webhook_secret: SecretStr | None = None
+    """HMAC-SHA256 signing secret of the ``default`` sink."""
+    public_url: str | None = Field(None, pattern=r"^https?://")
+    """Base of the dashboard and API links in alerts. Default ``http://<api.address>``."""
+    cooldown_seconds: float = Field(3600.0, ge=0)
+    """After an incident resolves, the same incident key raises no new alert for this long."""
+    resolve_after_seconds: float = Field(900.0, gt=0)
+    """A retry loop or policy incident with no new detection for this long is resolved."""
+    timeout_seconds: float = Field(5.0, gt=0, le=120)
+    """A webhook answering slower than this counts as failed (retried)."""
+    retry_initial_seconds: float = Field(1.0, gt=0)
+    """First retry delay after a failed delivery; doubled per attempt, with jitter."""
+    retry_max_seconds: float = Field(300.0, gt=0)
+    """Longest delay between two delivery attempts (a ``Retry-After`` answer is honoured up to it)."""
+    give_up_after_hours: float = Field(24.0, gt=0)
+    """A delivery still failing this long after the alert is marked failed (kept in /v1/alerts)."""
+    outbox_max_events: int = Field(10_000, ge=10)
+    """Undelivered alerts kept in the outbox; beyond it the oldest are marked failed (counted)."""
+
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else []
+            except ValueError:
+                raise ValueError('expected a JSON list such as [{"name": "ops", "url": "https://..."}]') from None
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http(cls, value: SecretUrl | None) -> SecretUrl | None:
+        _check_webhook_url(value)
+        return value
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_names(cls, value: list[WebhookSink]) -> list[WebhookSink]:
+        names = [sink.name for sink in value]
+        if len(set(names)) != len(names):
+            raise ValueError("webhook names must be unique")
+        return value
+
+
+class BudgetsSettings(Section):
+    path: Path | None = None
+    """YAML budgets (reloaded on change); more are created over ``/v1/budgets``."""
+    forecast_min_elapsed: float = Field(0.1, ge=0, le=1)
+    """Share of a period that must have passed before "on pace to exceed" can fire."""
+    evaluate_interval_seconds: float = Field(5.0, gt=0, le=3600)
+    """How often budgets are re-evaluated without new spend (pace, period rollover)."""
+
+    @field_validator("path")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("expected a readable YAML file; none exists at that path")
+        return value
+
+
+class ControlsSettings(Section):
+    enabled: bool = True
+    """Run the spend controls (budgets, retry loops, model policy, anomalies, alerts)."""
+    policy: Path | None = None
+    """YAML model routing policy (reloaded on change)."""
+    retry_loop_max_retries: int = Field(2, ge=0)
+    """A run with more retries than this within the window raises run.retry_loop."""
+    retry_loop_max_step_calls: int = Field(9, ge=1)
+    """A run calling one step (model and operation, or tool, under one parent) more often than
+    this within the window raises run.retry_loop too."""
+    retry_loop_window_seconds: float = Field(60.0, gt=0)
+    """The window (span time) of both retry-loop rules."""
+    anomaly_interval_seconds: float = Field(300.0, ge=0)
+    """How often the anomaly detectors read the hourly rollups; 0 turns them off (with several replicas
+    on one store, run them on one replica: each would raise the same anomalies)."""
+    anomaly_weeks: int = Field(4, ge=1, le=8)
+    """Weeks of the same hour of the week that make a baseline."""
+    anomaly_min_weeks: int = Field(2, ge=1, le=8)
+    """Fewer weeks of history than this: no baseline, no anomaly alert."""
+    anomaly_z: float = Field(3.5, gt=0)
+    """Modified z-score (0.6745 x (x - median) / MAD) above which a figure is out of range."""
+    anomaly_factor: float = Field(2.0, ge=1)
+    """A figure must also be at least this multiple of its baseline median."""
+    anomaly_min_impact_usd: Decimal = Field(Decimal("1.00"), ge=0)
+    """A figure must also exceed its baseline median by at least this many USD in the window (cost per
+    success: the rise per run times the successful runs)."""
+    anomaly_min_runs: int = Field(5, ge=1)
+    """Windows whose baseline has fewer runs (successful runs for cost per success) are not judged."""
+    queue_batches: int = Field(1_000, ge=10)
+    """Span batches waiting for the controls thread; beyond it batches are skipped (counted), never ingest slowed."""
+    max_tracked_runs: int = Field(100_000, ge=100)
+    """Open runs the stream controls remember (least recently active forgotten first)."""
+    flag_ttl_hours: float = Field(24.0, gt=0)
+    """How long a run flagged by a retry loop answers ``stop``."""
+
+    @field_validator("policy")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("expected a readable YAML file; none exists at that path")
+        return value
+
+
 class BillingSettings(Section):
     accounts: Path | None = None
     """YAML account mapping: provider projects, workspaces and API keys -> ingest tokens,
@@ -394,6 +524,9 @@ class Settings(Section):
     pipeline: PipelineSettings = PipelineSettings()
     runs: RunsSettings = RunsSettings()
     billing: BillingSettings = BillingSettings()
+    alerts: AlertsSettings = AlertsSettings()
+    budgets: BudgetsSettings = BudgetsSettings()
+    controls: ControlsSettings = ControlsSettings()
 
     @property
     def wal_dir(self) -> Path:

@@ -207,6 +207,10 @@ class EmitStats:
     """(run id, reason): runs not written because computing them failed (quarantined)."""
     fetched_resources: dict[int, Attributes] = field(default_factory=dict)
     """Resource attributes the writer read from the store, for the pipeline's cache."""
+    run_rows: list[list[Any]] = field(default_factory=list)
+    """The signed run rows written (cancels and new rows): the exact delta, for observers."""
+    call_rows: list[list[Any]] = field(default_factory=list)
+    """The signed breakdown rows written."""
 
     def count(self, kind: EmitKind) -> None:
         """One more run handled this way."""
@@ -366,6 +370,7 @@ class Emitter:
             self.runstore.insert_runs(run_rows)
         if call_rows:
             self.runstore.insert_run_calls(call_rows)
+        stats.run_rows, stats.call_rows = run_rows, call_rows
         if roles:
             self.runstore.update_roles(roles, now)
             stats.role_changes = len(roles)
@@ -549,6 +554,8 @@ def _add(total: EmitStats, stats: EmitStats) -> None:
         setattr(total, name, getattr(total, name) + getattr(stats, name))
     total.written += stats.written
     total.failed += stats.failed
+    total.run_rows += stats.run_rows
+    total.call_rows += stats.call_rows
     total.fetched_resources.update(stats.fetched_resources)
 
 

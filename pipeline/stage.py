@@ -39,6 +39,7 @@ from otelspend.clickhouse.writer import SpanWriter
 from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun, Stitcher
 from otelspend.metrics import Metrics
+from otelspend.observers import NO_OBSERVER, LedgerObserver
 from otelspend.pipeline.emission import EmitPlan, EmitStats, Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
 from otelspend.pipeline.guard import GIVE_UP_SECONDS, LoopGuard
@@ -185,6 +186,8 @@ class Pipeline:
         self._last_reload_check = 0.0
         self._last_purge = 0.0
         self.store_maintenance = housekeeping.store_maintenance
+        self.observer: LedgerObserver = NO_OBSERVER
+        """Told about priced spans and written run deltas (the spend controls set themselves here); never blocks."""
         metrics.gauge("otelspend_queue_spans", lambda: self._reserved)
         metrics.gauge("otelspend_open_runs", stitcher.open_count)
         metrics.gauge("otelspend_wal_pending_bytes", lambda: wal.pending_bytes)
@@ -478,6 +481,7 @@ class Pipeline:
             if span[L.unpriced_reason]:
                 unpriced[span[L.unpriced_reason]] += 1
         self.stitcher.add(kept, batch.ingested_ns)
+        self.observer.spans_priced(kept, batch.ingested_ns)
         if keep is None:
             return batch.spans, 0
         return batch.spans.filter(pa.array(keep)), len(lite) - len(kept)
@@ -645,6 +649,7 @@ class Pipeline:
             for run_id, _ in stats.failed:
                 self.stitcher.emitted(runs[run_id], UNKNOWN)
             self.resources.learn(stats.fetched_resources)
+            self.observer.runs_written(list(map(tuple, stats.run_rows)), list(map(tuple, stats.call_rows)))
 
     # -- commands and housekeeping -------------------------------------------------------------
 

@@ -53,6 +53,13 @@ WRONG_TOKEN = f"canary-wrong-token-{_RUN}"
 OTHER_TOKEN = f"canary-other-token-{_RUN}"
 """A token a test configures on its own server: watched, but clients are not given it."""
 DSN_PASSWORD = f"canary-dsn-password-{_RUN}"
+WEBHOOK_PATH = f"canary-webhook-path-{_RUN}"
+WEBHOOK_TOKEN = f"canary-webhook-token-{_RUN}"
+WEBHOOK_SECRET = f"canary-webhook-secret-{_RUN}"
+WEBHOOK_URL = f"http://127.0.0.1:9/hooks/{WEBHOOK_PATH}?token={WEBHOOK_TOKEN}"
+"""The alert webhook every server carries: its path and query are secret (Slack-style URLs
+carry their token there). Nothing listens on port 9, so deliveries to it keep failing: the
+alert history shows it retrying."""
 OPENAI_ADMIN_KEY = f"canary-openai-admin-key-{_RUN}"
 ANTHROPIC_ADMIN_KEY = f"canary-anthropic-admin-key-{_RUN}"
 """Billing admin keys (``billing.*_admin_key``): every test server carries them; the loopback
@@ -63,6 +70,9 @@ SECRETS: dict[str, str] = {
     "WRONG_TOKEN": WRONG_TOKEN,
     "OTHER_TOKEN": OTHER_TOKEN,
     "DSN_PASSWORD": DSN_PASSWORD,
+    "WEBHOOK_PATH": WEBHOOK_PATH,
+    "WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+    "WEBHOOK_SECRET": WEBHOOK_SECRET,
     "OPENAI_ADMIN_KEY": OPENAI_ADMIN_KEY,
     "ANTHROPIC_ADMIN_KEY": ANTHROPIC_ADMIN_KEY,
 }
@@ -84,6 +94,7 @@ def settings_overrides() -> dict[str, Any]:
     return {
         "api": {"tokens": [API_TOKEN]},
         "otlp": {"ingest_tokens": [{"name": INGEST_NAME, "token": INGEST_TOKEN}]},
+        "alerts": {"webhook_url": WEBHOOK_URL, "webhook_secret": WEBHOOK_SECRET},
         "billing": {"openai_admin_key": OPENAI_ADMIN_KEY, "anthropic_admin_key": ANTHROPIC_ADMIN_KEY},
     }
 

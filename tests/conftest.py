@@ -43,7 +43,8 @@ def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def make_settings(chdb_path: Path, data_dir: Path, database: str, **overrides: Any) -> Settings:
     """Test settings: loopback, ephemeral ports, fast settling, and the canary secrets (API and
-    ingest tokens; an override of ``tokens`` or ``ingest_tokens`` replaces them)."""
+    ingest tokens, an alert webhook; an override of ``tokens``, ``ingest_tokens`` or
+    ``webhook_url`` replaces them)."""
     secrets = canary.settings_overrides()
     base: dict[str, Any] = {
         "data_dir": str(data_dir),
@@ -57,6 +58,7 @@ def make_settings(chdb_path: Path, data_dir: Path, database: str, **overrides: A
         "wal": {"fsync": False},
         # One process: in-process servers start fast; tests of the worker processes ask for them.
         "pipeline": {"workers": 0},
+        "alerts": dict(secrets["alerts"]),
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -125,6 +127,9 @@ class Running:
         )
         # One more pipeline round-trip so the last emission has been written.
         self.app.pipeline.call(lambda: None)
+        controls = self.app.controls()
+        if controls is not None:  # the spend controls have seen it all and recorded their alerts
+            wait_for(controls.idle, timeout, "controls idle")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:

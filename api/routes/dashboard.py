@@ -27,7 +27,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from otelspend import __version__
-from otelspend.api import display, pages
+from otelspend.api import controls_pages, display, pages
 from otelspend.api import reconciliation_pages as recon_pages
 from otelspend.api.deps import Context, require_token
 from otelspend.api.errors import QueryError
@@ -62,6 +62,8 @@ NAV = (
     ("/unpriced", "Unpriced"),
     ("/reconciliation", "Reconciliation"),
     ("/runs", "Runs"),
+    ("/alerts", "Alerts"),
+    ("/budgets", "Budgets"),
 )
 
 environment = Environment(
@@ -196,6 +198,22 @@ def outliers(request: Request, ctx: Context) -> Response:
 def unpriced(request: Request, ctx: Context) -> Response:
     """Dashboard: calls stored without a price and why."""
     return _page(request, "unpriced.html", "Unpriced calls", "/unpriced", lambda p: pages.unpriced_page(ctx.store, p))
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts(request: Request, ctx: Context) -> Response:
+    """The Alerts page: recent alert events and their deliveries."""
+    return _page(request, "alerts.html", "Alerts", "/alerts", lambda p: controls_pages.alerts_page(ctx.store, p))
+
+
+@router.get("/budgets", response_class=HTMLResponse)
+def budgets(request: Request, ctx: Context) -> Response:
+    """The Budgets page: every budget with spend, forecast and status."""
+    if not authorized(request):
+        return _login_redirect(request)
+    controls = ctx.commands.controls() if ctx.commands is not None else None
+    data = controls_pages.budgets_page(controls)
+    return render("budgets.html", title="Budgets", **_chrome(request, "/budgets", None, show_range=False), **data)
 
 
 @router.get("/reconciliation", response_class=HTMLResponse)

@@ -17,6 +17,7 @@ Modules, by area:
 ``resources``   resource attributes
 ``outliers``    what no rollup answers: costly calls without a successful result
 ``migrations``  ``schema_migrations`` bookkeeping, table existence, raw-span TTL
+``controls``    spend controls: rollup series for the anomaly detectors, budget spend, alert history
 ``sql``         shared plumbing: ``render``, ``Params``, ``Query``, select lists, time ranges
 ==============  ===========================================================================
 

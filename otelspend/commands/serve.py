@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
     def reload(_signum: int, _frame: Any) -> None:
         app.request_reload()
+        controls = app.controls()
+        if controls is not None:
+            controls.policy_file.request()
+            controls.budget_file.request()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

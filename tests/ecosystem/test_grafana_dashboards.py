@@ -309,6 +309,13 @@ def _check_agents(title: str, rows: list[dict[str, Any]], ledger: Ledger, demo: 
         assert sum(r["tool_failure_count"] for r in rows) == sum(1 for s in tools if s.error_type) > 0
         assert {r["tool"] for r in rows} == {s.attributes["gen_ai.tool.name"] for s in tools}
         assert all(0 < r["avg_latency_ms"] <= r["p95_latency_ms"] * 2 for r in rows)
+    elif title == "Alerts by type":
+        # The controls count what they raise in memory, apart from the history table the panel reads.
+        raised = demo.server.app.metrics.value("otelspend_alerts_total", type="run.retry_loop")
+        got = Counter()
+        for row in rows:
+            got[row["type"]] += row["alert_count"]
+        assert dict(got) == {"run.retry_loop": raised} and raised > 0  # the demo's retry loops
     elif title == "Retry loops by workflow":
         expected = Counter(r["workflow_type"] for r in ledger.runs if r["retry_loop"])
         assert {r["workflow"]: r["retry_loop_count"] for r in rows if r["retry_loop_count"]} == dict(expected)

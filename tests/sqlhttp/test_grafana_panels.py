@@ -246,6 +246,14 @@ def _ledger_vs_bill(loaded, rows):
 
 RUN_VALUES = {"run_count": "runs", "spend_usd": "cost_usd"}
 PER_SUCCESS = {**RUN_VALUES, "cost_per_success_usd": "cost_per_success_usd"}
+
+
+def _alerts_by_type(loaded, rows):
+    rest = loaded.rest("/v1/alerts", status="firing", limit=1000, **_rest_window(loaded))["alerts"]
+    assert rows and len(rest) < 1000  # the loaded runs include retry loops: alerts to compare
+    _close_maps(_totals(rows, "type", "alert_count"), dict(Counter(alert["type"] for alert in rest)))
+
+
 REST_CHECKS: dict[str, Callable[[Loaded, list[dict[str, Any]]], None]] = {
     "Spend": _scalar("cost_usd", "spend_usd"),
     "Runs": _scalar("runs", "run_count"),
@@ -307,6 +315,7 @@ REST_CHECKS: dict[str, Callable[[Loaded, list[dict[str, Any]]], None]] = {
     "Unpriced calls over time": _unpriced_count("unpriced_calls"),
     "Calls by rate card": _spend_by_rate_card,
     "Ledger vs bill by provider per day": _ledger_vs_bill,
+    "Alerts by type": _alerts_by_type,
 }
 
 

@@ -29,7 +29,9 @@ FOLDERS: dict[str, str] = {
 }
 """Top-level folder -> stage (each installs as ``otelspend.<folder>``)."""
 
-KERNEL_MODULES = frozenset({"record", "conventions", "settings", "redact", "metrics", "reloadable", "money"})
+KERNEL_MODULES = frozenset(
+    {"record", "conventions", "settings", "redact", "metrics", "reloadable", "money", "observers"}
+)
 """``otelspend/<name>.py`` modules every stage may use; they import no stage."""
 
 ALLOWED: dict[str, frozenset[str]] = {

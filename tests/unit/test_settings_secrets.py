@@ -229,6 +229,9 @@ def test_file_variables_exist_for_exactly_the_secret_settings() -> None:
         "OTELSPEND_CLICKHOUSE_DSN_FILE": ("clickhouse", "dsn"),
         "OTELSPEND_BILLING_OPENAI_ADMIN_KEY_FILE": ("billing", "openai_admin_key"),
         "OTELSPEND_BILLING_ANTHROPIC_ADMIN_KEY_FILE": ("billing", "anthropic_admin_key"),
+        "OTELSPEND_ALERTS_WEBHOOKS_FILE": ("alerts", "webhooks"),
+        "OTELSPEND_ALERTS_WEBHOOK_URL_FILE": ("alerts", "webhook_url"),
+        "OTELSPEND_ALERTS_WEBHOOK_SECRET_FILE": ("alerts", "webhook_secret"),
         "OTELSPEND_SQL_PASSWORD_FILE": ("sql", "password"),
     }
     assert not [name for name in env_names() if name.endswith("_FILE")]
@@ -246,6 +249,9 @@ def test_the_reference_marks_secrets_and_their_file_variable() -> None:
         "sql.password",
         "billing.openai_admin_key",
         "billing.anthropic_admin_key",
+        "alerts.webhooks",
+        "alerts.webhook_url",
+        "alerts.webhook_secret",
     }
     assert "`OTELSPEND_CLICKHOUSE_DSN` or `OTELSPEND_CLICKHOUSE_DSN_FILE`" in rows["clickhouse.dsn"]
     assert "`chdb://./data/chdb`" in rows["clickhouse.dsn"]
