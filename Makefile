@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-query bench-sql bench-controls screenshot captures install clean
+.PHONY: run test lint bench bench-query bench-export bench-sql bench-controls screenshot captures install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
+# Statement PDFs are checked by rendering them back to images and text (poppler-utils, Debian).
+PDFTOPPM := /usr/bin/pdftoppm
+$(PDFTOPPM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends poppler-utils
 
 # The SQL endpoint's tests drive the official Node client, @clickhouse/client (npm registry),
 # pinned by tests/sqlhttp/node/package-lock.json; Node itself from Debian if it is missing.
@@ -53,7 +59,7 @@ run: $(RUN_STAMP)
 
 ## Lint and type-check (mypy over the whole package, zero errors), then the whole suite
 ## (unit, end-to-end through real OTLP exporters, fault and fuzz tests).
-test: $(TEST_STAMP) $(NODE_STAMP) | $(CHROMIUM) $(CURL)
+test: $(TEST_STAMP) $(NODE_STAMP) | $(CHROMIUM) $(CURL) $(PDFTOPPM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m tests.typecheck
@@ -77,6 +83,9 @@ bench-controls: $(TEST_STAMP)
 	$(BIN)/python -m bench.controls_bench check
 	$(BIN)/python -m bench.controls_bench overhead
 	$(BIN)/python -m bench.controls_stream
+## FOCUS export of 30 days of a synthetic ledger (time, rows, peak memory), appended to bench/RESULTS.md.
+bench-export: $(TEST_STAMP)
+	$(BIN)/python -m bench.export_bench $(ARGS)
 
 ## Re-capture every GenAI instrumentation against the loopback fake provider (a throwaway venv or
 ## npm project per library, pinned by tests/conventions/harness/locks; not part of `make test`).
@@ -91,6 +100,7 @@ bench-sql: $(TEST_STAMP)
 ## Refresh docs/img/dashboard-overview.png from the browser test's screenshot.
 screenshot: $(TEST_STAMP) | $(CHROMIUM)
 	OTELSPEND_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/dashboard/test_pages.py -k screenshot
+	OTELSPEND_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/finance/statements/test_statements.py -k chromium
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -16,11 +16,13 @@ from otelspend.api.routes import (
     catalog,
     controls,
     dashboard,
+    export,
     health,
     maintenance,
     outcomes,
     rollups,
     runs,
+    statements,
 )
 
 DESCRIPTION = """\
@@ -43,11 +45,12 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     app.include_router(health.router)
     app.include_router(admin.router)
-    for module in (rollups, runs, outcomes, catalog, maintenance, billing):
+    for module in (rollups, runs, outcomes, catalog, maintenance, billing, export, statements):
         app.include_router(module.router)
     for module in (controls, budgets, alerts):
         app.include_router(module.router)
     app.include_router(dashboard.router)
+    app.include_router(statements.pages)
     app.add_exception_handler(QueryError, query_error_handler)
     app.add_middleware(CheckFastPath, context=context)  # the decision endpoint, answered in microseconds
     return app

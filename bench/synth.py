@@ -51,6 +51,8 @@ OWNERS = {  # workflow type -> (team, cost_center, product)
     "translation": ("localization", "cc-600", "content"),
 }
 MS = 1_000_000
+COST_PARTS = ("input", "output", "cache_read", "cache_write", "reasoning", "request", "compute")
+"""Cost components in ``enrich.compiled.COMPONENTS`` order (the spans' cost_<part>_usd columns)."""
 
 
 @dataclass
@@ -104,10 +106,12 @@ def make_template(rng: random.Random, book: PriceBook, now_ns: int) -> Template:
             resend = rng.choice((0,) * 12 + (1, 2))
             ms = rng.randint(300, 9_000)
             cost: int | None
-            reason = ""
+            parts: list[int | None] = [None] * 7
+            reason = entry = ""
             try:
                 quote = book.quote(provider, model, model, now_ns)
-                cost = sum(quote.compiled.cost((inp, cached, 0, 0, out, 0)))
+                parts = list(quote.compiled.cost((inp, cached, 0, 0, out, 0)))
+                cost, entry = sum(parts), quote.compiled.entry
             except Unpriced as exc:
                 cost, reason = None, exc.reason
             spans.append(
@@ -116,7 +120,7 @@ def make_template(rng: random.Random, book: PriceBook, now_ns: int) -> Template:
                     operation="chat", provider=provider, model=model, start_time=clock * MS, duration_ns=ms * MS,
                     input_tokens=inp, output_tokens=out, cache_read_tokens=cached, cache_write_tokens=0,
                     reasoning_tokens=0, resend_count=resend, payload_bytes=inp * 4, cost_usd=cost,
-                    unpriced_reason=reason, call_role="call",
+                    unpriced_reason=reason, call_role="call", cost_parts=parts, price_entry=entry,
                 )
             )  # fmt: skip
             clock += ms // 3
@@ -150,6 +154,7 @@ _SPAN_TEMPLATE_COLUMNS = (
     ("output_tokens", "Nullable(UInt64)"), ("cache_read_tokens", "Nullable(UInt64)"), ("agent_name", "String"),
     ("tool_name", "String"), ("resend_count", "UInt32"), ("payload_bytes", "UInt64"),
     ("cost_usd", "Nullable(Decimal(38, 15))"), ("unpriced_reason", "String"), ("call_role", "String"),
+    *((f"cost_{part}_usd", "Nullable(Decimal(38, 15))") for part in COST_PARTS), ("price_entry", "String"),
 )  # fmt: skip
 _RUN_TEMPLATE_COLUMNS = (
     ("duration_ms", "UInt64"), ("end_offset_ns", "UInt64"), ("status", "String"), ("spans", "UInt32"),
@@ -191,7 +196,8 @@ def _store_templates(store: Store, templates: list[Template]) -> None:
                 [t, idx, s["span_id"], s["parent_span_id"], s["name"], s["start_time"], s["duration_ns"],
                  s["status_code"], s["span_class"], s["operation"], s["provider"], s["model"], s["input_tokens"],
                  s["output_tokens"], s["cache_read_tokens"], s["agent_name"], s["tool_name"], s["resend_count"],
-                 s["payload_bytes"], _usd(s["cost_usd"]), s["unpriced_reason"], s["call_role"]]
+                 s["payload_bytes"], _usd(s["cost_usd"]), s["unpriced_reason"], s["call_role"],
+                 *(_usd(part) for part in s.get("cost_parts") or (None,) * 7), s.get("price_entry") or ""]
             )  # fmt: skip
         r = template.run
         run_rows.append(
@@ -248,7 +254,9 @@ INSERT INTO {db}.spans (trace_id, span_id, parent_span_id, name, kind, start_tim
     status_code, service_name, span_class, operation, provider, request_model, response_model, model,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, agent_name, tool_name, resend_count,
     outcome, workflow_id, workflow_type, tenant, customer, feature, user, environment, prompt_version,
-    payload_bytes, cost_usd, price_source, unpriced_reason, call_role, ingested_at, ingest_node, version)
+    payload_bytes, cost_usd, price_source, unpriced_reason, call_role, ingested_at, ingest_node, version,
+    cost_input_usd, cost_output_usd, cost_cache_read_usd, cost_cache_write_usd, cost_reasoning_usd, cost_request_usd,
+    cost_compute_usd, price_entry)
 SELECT r.run_id, s.span_id, s.parent_span_id, s.name, if(s.parent_span_id = '', 'SERVER', 'INTERNAL'),
     fromUnixTimestamp64Nano(r.start_ns + toInt64(s.offset_ns)),
     fromUnixTimestamp64Nano(r.start_ns + toInt64(s.offset_ns + s.duration_ns)), s.duration_ns, s.status_code,
@@ -260,7 +268,8 @@ SELECT r.run_id, s.span_id, s.parent_span_id, s.name, if(s.parent_span_id = '', 
     if(s.parent_span_id = '', r.user, ''), if(s.parent_span_id = '', r.environment, ''),
     if(s.parent_span_id = '', r.prompt_version, ''), s.payload_bytes, s.cost_usd,
     if(s.cost_usd IS NULL, '', 'genai-prices'), s.unpriced_reason, s.call_role,
-    now64(3), 'synth', 1
+    now64(3), 'synth', 1, s.cost_input_usd, s.cost_output_usd, s.cost_cache_read_usd, s.cost_cache_write_usd,
+    s.cost_reasoning_usd, s.cost_request_usd, s.cost_compute_usd, s.price_entry
 FROM ({runs}) AS r INNER JOIN {db}.synth_tspans AS s ON s.t = r.t
 SETTINGS min_insert_block_size_rows = 200000, min_insert_block_size_bytes = 0
 """

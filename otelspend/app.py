@@ -280,6 +280,7 @@ class OtelSpend:
             if self._stopped.is_set():
                 return
             self.pipeline.start()
+            self._start_scheduled_export()
             self._starting = None
             if self._controls is not None:
                 self._attach_controls(self._controls)
@@ -353,6 +354,33 @@ class OtelSpend:
         if self._announced:  # start() has returned: nobody else will say it
             log.error("cannot start: %s", reason)
         self._exit.set()
+
+    def _start_scheduled_export(self) -> None:
+        """The optional daily FOCUS export (``export.schedule_dir``), once the store is migrated."""
+        export = self.settings.export
+        if export.schedule_dir is None or self._stopped.is_set():
+            return
+        from otelspend.finance.export.schedule import Schedule, ScheduledExport
+        from otelspend.finance.export.service import request_from_settings
+
+        schedule = Schedule(
+            export.schedule_dir, export.schedule_format, export.schedule_granularity, export.schedule_days,
+            export.schedule_delay_hours * 3600, export.schedule_interval_seconds,
+        )  # fmt: skip
+        self.scheduled_export = ScheduledExport(
+            self.store,
+            schedule,
+            self.metrics,
+            lambda start, end: request_from_settings(
+                export,
+                start,
+                end,
+                export.schedule_granularity,
+                store=self.store,
+                billing_settings=self.settings.billing,
+            ),
+        )
+        self.scheduled_export.start()
 
     def _run_options(self) -> RunOptions:
         runs = self.settings.runs
@@ -505,6 +533,8 @@ class OtelSpend:
             self.workers.shutdown()  # the receivers have drained: nothing is left for them
         if self._sql is not None:
             self._sql.shutdown()
+        if hasattr(self, "scheduled_export"):
+            self.scheduled_export.shutdown()
         if hasattr(self, "pipeline"):
             self.pipeline.shutdown()
             self.wal.close()

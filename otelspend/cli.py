@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from otelspend import __version__
 from otelspend.settings import ConfigError
 
-COMMANDS = ("serve", "migrate", "demo", "rates", "reprice", "rollups", "billing")
+COMMANDS = ("serve", "migrate", "demo", "rates", "reprice", "rollups", "billing", "export", "statements")
 """Modules of otelspend.commands, in help order."""
 
 

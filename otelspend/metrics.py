@@ -74,6 +74,7 @@ HELP: dict[str, str] = {
     "otelspend_controls_errors_total": "Errors in the controls threads (store down, a bug: see the log).",
     "otelspend_controls_detector_runs_total": "Runs of the scheduled anomaly detectors.",
     "otelspend_controls_tracked_runs": "Open runs the stream controls hold.",
+    "otelspend_export_scheduled_total": "Scheduled FOCUS export files, by outcome (written, failed).",
     "otelspend_sql_queries_total": "Requests to the SQL endpoint by outcome (ok, refused, failed, unauthorized).",
     "otelspend_sql_query_seconds": "Latency of SQL endpoint requests, queueing included.",
 }

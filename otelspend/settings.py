@@ -503,6 +503,26 @@ class BillingSettings(Section):
         return value
 
 
+class ExportSettings(Section):
+    sub_account: Literal["team", "tenant"] = "team"
+    """Which run attribution is the FOCUS SubAccount of exported rows (team or tenant)."""
+    billing_account: str = Field("default", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/@\- ]+$")
+    """FOCUS BillingAccountId of exported rows that no billing account mapping places elsewhere."""
+    schedule_dir: Path | None = None
+    """Write a FOCUS export of every completed UTC day into this directory (one file per day, named
+    after it; an existing file is left as it is). Default: no scheduled export."""
+    schedule_format: Literal["csv", "parquet"] = "csv"
+    """File format of scheduled exports."""
+    schedule_granularity: Literal["hour", "day"] = "day"
+    """Charge period of scheduled exports' rows: hour or day."""
+    schedule_days: int = Field(3, ge=1, le=400)
+    """Completed days the scheduled export keeps written (missing ones are written on the next pass)."""
+    schedule_delay_hours: float = Field(2.0, ge=0, le=168)
+    """A day is exported this long after it ends, so late spans and open runs have settled."""
+    schedule_interval_seconds: float = Field(300.0, ge=1, le=86_400)
+    """How often the scheduled export looks for days to write."""
+
+
 class Settings(Section):
     """Everything one otelspend process is configured with (``load_settings`` builds it; README "Configuration")."""
 
@@ -527,6 +547,7 @@ class Settings(Section):
     alerts: AlertsSettings = AlertsSettings()
     budgets: BudgetsSettings = BudgetsSettings()
     controls: ControlsSettings = ControlsSettings()
+    export: ExportSettings = ExportSettings()
 
     @property
     def wal_dir(self) -> Path:

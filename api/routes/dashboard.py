@@ -64,6 +64,7 @@ NAV = (
     ("/runs", "Runs"),
     ("/alerts", "Alerts"),
     ("/budgets", "Budgets"),
+    ("/statements", "Statements"),
 )
 
 environment = Environment(

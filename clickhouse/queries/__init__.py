@@ -18,6 +18,8 @@ Modules, by area:
 ``outliers``    what no rollup answers: costly calls without a successful result
 ``migrations``  ``schema_migrations`` bookkeeping, table existence, raw-span TTL
 ``controls``    spend controls: rollup series for the anomaly detectors, budget spend, alert history
+``export``      the FOCUS export's charges: priced calls split by cost component and exact rate
+``statements``  monthly chargeback statements: the hourly run rollups per owner
 ``sql``         shared plumbing: ``render``, ``Params``, ``Query``, select lists, time ranges
 ==============  ===========================================================================
 

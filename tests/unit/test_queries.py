@@ -5,13 +5,14 @@ from whitelists, each rule stated once, and no SQL anywhere else in the package.
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from otelspend.clickhouse.queries import migrations, outcomes, outliers, resources, runs, spans
+from otelspend.clickhouse.queries import export, migrations, outcomes, outliers, resources, runs, spans, statements
 from otelspend.clickhouse.queries.rollup_plan import Window, plan_for
 from otelspend.clickhouse.queries.rollups import AggregateOptions, aggregate_query, rebuild_statements
 from otelspend.clickhouse.queries.sql import PLACEHOLDER, Fragment, Params, Query, render
@@ -22,6 +23,7 @@ BOUND = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([^{}]+)\}")
 NS = 10**9
 H = 3600 * NS
 T0 = 1_750_000_000 * NS // H * H
+END = dt.datetime.fromtimestamp((T0 + H) // NS, tz=dt.UTC)
 SOURCES: tuple[Source, ...] = ("runs_rollup", "calls_rollup", "runs_daily", "calls_daily", "runs", "run_calls")
 
 
@@ -78,6 +80,18 @@ def _queries() -> list[tuple[str, Query]]:
         ("migrations.applied", migrations.applied("db")),
         ("migrations.record", migrations.record("db", 1, "spans", "abc")),
         ("migrations.has_table", migrations.has_table("db", "spans")),
+        ("export.run_days", export.run_days("db", T0, T0 + H)),
+        ("export.last_run_end", export.last_run_end("db", T0, T0 + H)),
+        *(
+            (f"export.charges {grain} owner={owner}", export.charges("db", T0, T0 + H, grain, END, owner_fields=owner))
+            for grain in ("hour", "day")
+            for owner in (False, True)
+        ),
+        ("export.unpriced", export.unpriced("db", T0, T0 + H, END)),
+        ("export.billed_cells", export.billed_cells("db", T0, T0 + H, "hour")),
+        ("statements.owner_billed", statements.owner_billed("db", "cost_center", 0, 3600)),
+        ("statements.owner_totals", statements.owner_totals("db", "team", 0, 3600)),
+        ("statements.owner_breakdown", statements.owner_breakdown("db", "tenant", "feature", 0, 3600)),
         *(
             (f"rollups.rebuild[{i}]", q)
             for i, q in enumerate(rebuild_statements("db", T0 // 10**9, T0 // 10**9 + 86400))

@@ -1,0 +1,1 @@
+"""Monthly chargeback statements per owner: model, queries' consumer, CSV/JSON and PDFs."""
