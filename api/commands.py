@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from otelspend.enrich.pricing import PriceBook
+from otelspend.finance.allocation.pools import CostRules
 
 
 class CommandRefused(RuntimeError):
@@ -85,4 +86,21 @@ class Commands(Protocol):
         note: str = "",
     ) -> list[str]:
         """Store an outcome (durable on return) and re-emit the runs it applies to."""
+        ...
+
+    def cost_rules(self) -> CostRules:
+        """The cost pools and units of value in force (the ``cost_pools`` file)."""
+        ...
+
+    def allocate(
+        self, start_ns: int, end_ns: int, *, pools: list[str], dry_run: bool, timeout_seconds: float
+    ) -> dict[str, Any]:
+        """Restate every pool period overlapping the window (all pools, or these), however old.
+
+        Raises ``CommandRefused`` (409: the pools file on disk is invalid, an unknown pool) or
+        ``TimeoutError`` (504: the allocation job's turn held the allocator too long)."""
+        ...
+
+    def allocation_status(self) -> dict[str, Any]:
+        """Whether the allocation job runs (or why not), the rules in force, its last turn."""
         ...

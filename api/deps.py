@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from otelspend.api.commands import Commands
 from otelspend.clickhouse.client import Store
 from otelspend.enrich.pricing import PriceBook
+from otelspend.finance.allocation.pools import CostRules, load_cost_rules
 from otelspend.metrics import Metrics
 from otelspend.redact import RejectedCredentials
 from otelspend.settings import Settings
@@ -30,7 +31,17 @@ class ApiContext:
     refusals: RejectedCredentials = field(default_factory=lambda: RejectedCredentials("API"), repr=False)
     """Requests refused for a missing or unknown token: logged at most once a minute, never the token."""
     _book: PriceBook | None = field(default=None, repr=False)
+    _rules: CostRules | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def cost_rules(self) -> CostRules:
+        """The cost pools and units in force: the running app's, else loaded once from the settings."""
+        if self.commands is not None:
+            return self.commands.cost_rules()
+        with self._lock:
+            if self._rules is None:
+                self._rules = load_cost_rules(self.settings.cost_pools)
+            return self._rules
 
     def price_book(self) -> PriceBook:
         """The rate cards in force: the running app's, else loaded once from the settings."""

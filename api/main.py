@@ -15,6 +15,7 @@ from otelspend.api.routes import (
     budgets,
     catalog,
     controls,
+    costs,
     dashboard,
     export,
     health,
@@ -45,7 +46,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     app.include_router(health.router)
     app.include_router(admin.router)
-    for module in (rollups, runs, outcomes, catalog, maintenance, billing, export, statements):
+    for module in (rollups, runs, outcomes, catalog, maintenance, billing, costs, export, statements):
         app.include_router(module.router)
     for module in (controls, budgets, alerts):
         app.include_router(module.router)

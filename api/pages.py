@@ -539,6 +539,7 @@ def runs_page(
 
 ROLE_NOTES: dict[str, str] = {
     "call": "model call, counted",
+    "charge": "priced by a rate-card entry matched on its attributes (retrieval, tool fee, compute, ...), counted",
     "view": "another span of a call already counted: not counted",
     "aggregate": "usage summed over the calls below: not counted",
     "tool": "tool execution",

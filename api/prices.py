@@ -83,7 +83,10 @@ def rate_cards(book: PriceBook, quote: tuple[str, str, int] | None = None) -> di
 def _entry(card_entry: CardEntry) -> dict[str, Any]:
     entry = card_entry.entry
     prices = entry.prices.model_dump(mode="json", exclude_none=True) if entry.prices is not None else None
-    kind = "compute" if entry.gpu_second is not None else "tokens" if prices is not None else "adjustment"
+    if entry.model is None:
+        kind = "charge"  # a span other than a model call, matched on attributes (issue 14)
+    else:
+        kind = "compute" if entry.gpu_second is not None else "tokens" if prices is not None else "adjustment"
     return {
         "id": entry.id,
         "kind": kind,
@@ -98,6 +101,11 @@ def _entry(card_entry: CardEntry) -> dict[str, Any]:
         "tier": entry.tier.model_dump(mode="json") if entry.tier is not None else None,
         "gpu_second_usd": str(entry.gpu_second) if entry.gpu_second is not None else None,
         "gpus": entry.gpus,
+        "match": dict(entry.match) if entry.match else None,
+        "cost_kind": entry.cost_kind,
+        "per_1k_calls_usd": str(entry.per_1k_calls) if entry.per_1k_calls is not None else None,
+        "cpu_second_usd": str(entry.cpu_second) if entry.cpu_second is not None else None,
+        "cpus": entry.cpus,
     }
 
 

@@ -26,7 +26,7 @@ from otelspend.api.vocabulary import METRICS
 from otelspend.api.window import NS, rfc3339
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries.rollup_plan import plan_for
-from otelspend.clickhouse.queries.rollups import AggregateOptions, aggregate_query
+from otelspend.clickhouse.queries.rollups import AggregateOptions, aggregate_query, unavailable_metrics
 
 
 def usd(value: Decimal | int | None) -> str | None:
@@ -108,7 +108,10 @@ def _empty_totals(store: Store, request: RollupRequest, metrics: Sequence[str]) 
     """Totals of a table without groups: zero sums and null ratios, as the ungrouped query has them."""
     plan = plan_for(request.group_by, request.filters)
     sql, params, _ = aggregate_query(store.database, plan, request.window, (), metrics, request.filters)
-    return _metrics(metrics, store.rows(sql, params)[0])
+    found = _metrics(metrics, store.rows(sql, params)[0])
+    for name in unavailable_metrics(metrics, request.group_by, request.filters, plan.level):
+        found[name] = None  # null at this cut, as every group's figure would be
+    return found
 
 
 def _metrics(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from otelspend.clickhouse.queries import outcomes as outcome_queries
 from otelspend.clickhouse.queries import runs as run_queries
 from otelspend.clickhouse.queries import spans as span_queries
 from otelspend.clickhouse.queries.runs import current
+from otelspend.enrich.signals import COUNTED_ROLES
 
 RunOrder = Literal["cost_usd", "duration_ms", "retries", "calls", "start_time"]
 RUN_ORDER_COLUMNS: dict[str, str] = {
@@ -41,12 +42,12 @@ _RUN_FIELDS = (
     "outcome_source", "spans", "llm_calls", "duplicate_views", "tool_calls", "tool_failures", "agent_invocations",
     "errors", "retries", "retry_loop", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
     "reasoning_tokens", "payload_bytes", "cost_usd", "reported_cost_usd", "priced_calls", "unpriced_calls",
-    "models", "providers", "agents", "tools",
+    "models", "providers", "agents", "tools", "charges", "retrieval_queries", "gpu_us",
 )  # fmt: skip
 _CALL_FIELDS = (
     "model", "provider", "agent", "tool", "operation", "payload_band", "calls", "errors", "retries", "tool_calls",
     "tool_failures", "unpriced_calls", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-    "reasoning_tokens", "payload_bytes", "cost_usd", "reported_cost_usd", "latencies_ms",
+    "reasoning_tokens", "payload_bytes", "cost_usd", "reported_cost_usd", "latencies_ms", "cost_kind",
 )  # fmt: skip
 _SPAN_FIELDS = (
     "span_id", "parent_span_id", "name", "kind", "start_time", "end_time", "duration_ns", "status_code",
@@ -56,7 +57,7 @@ _SPAN_FIELDS = (
     "retry_count", "error_type", "payload_bytes", "reported_cost_usd", "cost_usd", "cost_input_usd",
     "cost_output_usd", "cost_cache_read_usd", "cost_cache_write_usd", "cost_reasoning_usd", "cost_request_usd",
     "cost_compute_usd", "price_source", "price_entry", "price_effective_from", "unpriced_reason", "outcome",
-    "outcome_score", "outcome_label",
+    "outcome_score", "outcome_label", "cost_kind", "db_system", "db_operation",
 )  # fmt: skip
 _TIME_FIELDS = {"start_time", "end_time"}
 
@@ -187,8 +188,9 @@ def _span(fields: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
 def span_tree(spans: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Nest spans under their parents (orphans become roots), children by start time.
 
-    Each node gets ``children`` and ``subtree_cost_usd``: the cost of the counted calls
-    (``call_role = 'call'``) in its subtree, itself included, so the tree sums to the run's cost.
+    Each node gets ``children`` and ``subtree_cost_usd``: the cost of the counted calls and
+    charges (``call_role`` ``call`` or ``charge``) in its subtree, itself included, so the tree
+    sums to the run's cost.
     """
     nodes = {span["span_id"]: {**span, "children": []} for span in spans}
     roots = []
@@ -217,7 +219,7 @@ def _sum_subtree(root: dict[str, Any], visited: set[str]) -> None:
     while stack:
         node, done = stack.pop()
         if done:
-            own = Decimal(node["cost_usd"]) if node["cost_usd"] and node["call_role"] == "call" else Decimal(0)
+            own = Decimal(node["cost_usd"]) if node["cost_usd"] and node["call_role"] in COUNTED_ROLES else Decimal(0)
             total = own + sum((Decimal(c["subtree_cost_usd"]) for c in node["children"]), Decimal(0))
             node["subtree_cost_usd"] = usd(total)
             continue

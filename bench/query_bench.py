@@ -51,6 +51,12 @@ def queries(sample_run: str) -> list[Query]:
     wf = {"group_by": "workflow_type", "metrics": "cost_usd,runs,cost_per_success_usd"}
     success = {"group_by": "workflow_type", "metrics": "cost_per_success_usd,success_rate,successful_runs"}
     tenant_model = {"group_by": "tenant,model", "metrics": "cost_usd,calls,runs", "limit": 100}
+    loaded = {
+        "group_by": "tenant",
+        "metrics": "direct_cost_usd,allocated_cost_usd,loaded_cost_usd,loaded_cost_per_success_usd",
+        "limit": 100,
+    }
+    margin = {"group_by": "tenant", "metrics": "revenue_usd,loaded_cost_usd,margin_usd,margin_pct", "limit": 100}
     return [
         Query("most expensive workflows, 24h", "rollups", "/v1/rollups", wf),
         Query("cost per successful completion by workflow, 24h", "rollups", "/v1/rollups", success),
@@ -66,6 +72,17 @@ def queries(sample_run: str) -> list[Query]:
         Query("hourly cost and runs, 24h", "timeseries", "/v1/timeseries", {"metrics": "cost_usd,runs"}),
         Query("daily cost by workflow, 30d", "timeseries", "/v1/timeseries",
               {"bucket": "day", "group_by": "workflow_type", "metrics": "cost_usd,runs"}),
+        # issue 14: loaded cost (direct + allocated shared costs), revenue and margin
+        Query("loaded cost by tenant, 24h", "rollups", "/v1/rollups", loaded),
+        Query("loaded cost by tenant, 7d", "rollups", "/v1/rollups", {**loaded, **week}),
+        Query("loaded cost by tenant, 30d", "rollups", "/v1/rollups", {**loaded, **month}),
+        Query("margin by tenant, 30d", "rollups", "/v1/rollups", {**margin, **month}),
+        Query("loaded cost per success by workflow, 7d", "rollups", "/v1/rollups",
+              {"group_by": "workflow_type", "metrics": "loaded_cost_usd,loaded_cost_per_success_usd", **week}),
+        Query("allocated cost by pool x tenant, 30d", "rollups", "/v1/rollups",
+              {"group_by": "pool,tenant", "metrics": "allocated_cost_usd", "limit": 100, **month}),
+        Query("cost by cost kind, 7d", "rollups", "/v1/rollups",
+              {"group_by": "cost_kind", "metrics": "direct_cost_usd,allocated_cost_usd", **week}),
         Query("costliest runs, 24h", "runs", "/v1/runs", {"limit": 50}),
         Query("slowest runs of one tenant, 24h", "runs", "/v1/runs",
               {"order_by": "duration_ms", "filter.tenant": "tenant-000", "limit": 50}),
@@ -104,6 +121,7 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="use the dataset already at --path")
     parser.add_argument("--repeat", type=int, default=30, help="timed calls per query")
     parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
+    parser.add_argument("--only", default="", help="time only the queries whose name contains one of these (a,b)")
     args = parser.parse_args()
 
     from fastapi.testclient import TestClient
@@ -134,8 +152,8 @@ def main() -> int:
         generated = f"generated in {time.monotonic() - started:.0f} s"
         print(f"dataset {generated}: {stats['rows']}", file=sys.stderr)
     db = args.database
-    rollups = [f"rollup_{k}_{p}" for p in ("hourly", "daily") for k in ("runs", "calls")]
-    tables = ("spans", "runs", "run_calls", *rollups)
+    rollups = [f"rollup_{k}_{p}" for p in ("hourly", "daily") for k in ("runs", "calls", "alloc")]
+    tables = ("spans", "runs", "run_calls", "allocations", *rollups)
     counts = {
         table: store.scalar(
             f"SELECT sum(rows) FROM system.parts WHERE database = '{db}' AND table = '{table}' AND active"
@@ -151,26 +169,35 @@ def main() -> int:
         f"load average {host['load']} (1/5/15 min, the cores are shared)"
     )
     print("dataset: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+    wanted = [part.strip() for part in args.only.split(",") if part.strip()]
+    rows = _time_queries(client, sample_run, args.repeat, wanted)
+
+    if not args.no_results:
+        _append_results(host, counts, generated, args, rows)
+    store.close()
+    return 0
+
+
+def _time_queries(client: Any, sample_run: str, repeat: int, wanted: list[str]) -> list[Any]:
+    """Time each query (those named in ``wanted``, or all) through the API; print a line each."""
     rows = []
     for q in queries(sample_run):
+        if wanted and not any(part in q.name for part in wanted):
+            continue
 
         def call(q: Query = q) -> None:
             response = client.get(q.path, params=q.params)
             if response.status_code != 200:
                 raise RuntimeError(f"{q.name}: {response.status_code} {response.text[:300]}")
 
-        timings = measure(call, args.repeat)
+        timings = measure(call, repeat)
         p50, p95 = statistics.median(timings), percentile(timings, 0.95)
         verdict = ("ok" if p95 < TARGET_MS else "OVER") if q.kind in ("rollups", "timeseries") else ""
         rows.append((q, p50, p95, max(timings), verdict))
         print(
             f"  {q.kind:<10} {q.name:<48} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  max {max(timings):7.1f} ms  {verdict}"
         )
-
-    if not args.no_results:
-        _append_results(host, counts, generated, args, rows)
-    store.close()
-    return 0
+    return rows
 
 
 def _append_results(

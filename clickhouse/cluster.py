@@ -34,6 +34,9 @@ _ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
 _SHARDING_KEYS = {
     "spans": "trace_id", "resources": "resource_id", "schema_migrations": "version",
     "alerts": "id", "alert_deliveries": "event_id", "budgets": "id",
+    # A restated allocation (cancel + new row) and a re-imported revenue day collapse on one shard.
+    "allocations": "cityHash64(pool, period_start, consumer, run_id)",
+    "revenue": "cityHash64(tenant, customer, feature, day)",
 }  # fmt: skip
 """Replacing tables are sharded by their key, so a row and its replacement meet on one shard."""
 

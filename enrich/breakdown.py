@@ -8,7 +8,7 @@ for every subset of those dimensions, so any grouping counts each run exactly on
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from otelspend.enrich.calls import Call
@@ -68,6 +68,7 @@ class _Tally:
     cost_usd: int = 0
     reported_cost_usd: int = 0
     latencies_ms: list[int] = field(default_factory=list)
+    cost_kind: str = ""
 
     def add_call(self, call: Call) -> None:
         s = call.span
@@ -84,6 +85,15 @@ class _Tally:
         self.cost_usd += s[L.cost_usd] or 0
         self.reported_cost_usd += call.reported or 0
         self.latencies_ms.append(s[L.duration_ns] // _MS)
+        self.cost_kind = self.cost_kind or s[L.cost_kind] or "model"
+
+    def add_charge(self, span: LiteSpan, *, latency: bool = True) -> None:
+        """A counted charge's cost (its latency too, unless it is a tool execution already added)."""
+        self.cost_usd += span[L.cost_usd] or 0
+        self.cost_kind = self.cost_kind or span[L.cost_kind]
+        if latency:
+            self.payload_bytes += span[L.payload_bytes]
+            self.latencies_ms.append(span[L.duration_ns] // _MS)
 
     def add_tool(self, span: LiteSpan) -> None:
         self.tool_calls += 1
@@ -95,10 +105,18 @@ class _Tally:
 
 
 def breakdown_rows(
-    run: RunRecord, calls: list[Call], tools: list[LiteSpan], agent_of: Callable[[LiteSpan], str]
+    run: RunRecord,
+    calls: list[Call],
+    tools: list[LiteSpan],
+    agent_of: Callable[[LiteSpan], str],
+    charges: Sequence[LiteSpan] = (),
 ) -> tuple[BreakdownRecord, ...]:
-    """The run's breakdown records, in key order (a run without calls or tools has one empty row)."""
-    tallies = _tallies(calls, tools, agent_of)
+    """The run's breakdown records, in key order (a run without calls or tools has one empty row).
+
+    Each row says what its money is (``cost_kind``): model calls' rows ``model``, a tool with a
+    fee its charge's kind, and a charge that is no tool execution a row of its own, named by its
+    operation or, without one, by its kind (so charges of two kinds never share a row)."""
+    tallies = _tallies(calls, tools, agent_of, charges)
     keys = sorted(tallies)
     masks = first_row_masks(keys)
     head, dimensions, tail = _head_of(run), _dimensions_of(run), _tail_of(run)
@@ -108,13 +126,15 @@ def breakdown_rows(
     return tuple(
         make(
             head + key + dimensions + (masks[key], successful, accepted)
-            + _sums_of(tallies[key]) + (tuple(tallies[key].latencies_ms),) + tail
+            + _sums_of(tallies[key]) + (tuple(tallies[key].latencies_ms),) + tail + (tallies[key].cost_kind,)
         )
         for key in keys
     )  # fmt: skip
 
 
-def _tallies(calls: list[Call], tools: list[LiteSpan], agent_of: Callable[[LiteSpan], str]) -> dict[CallKey, _Tally]:
+def _tallies(
+    calls: list[Call], tools: list[LiteSpan], agent_of: Callable[[LiteSpan], str], charges: Sequence[LiteSpan]
+) -> dict[CallKey, _Tally]:
     tallies: dict[CallKey, _Tally] = {}
     for call in calls:
         s = call.span
@@ -123,12 +143,23 @@ def _tallies(calls: list[Call], tools: list[LiteSpan], agent_of: Callable[[LiteS
         if tally is None:
             tally = tallies[key] = _Tally()
         tally.add_call(call)
+    charged = {s[L.span_id] for s in charges}
     for s in tools:
         key = ("", "", agent_of(s), s[L.tool_name], s[L.operation] or "execute_tool", "")
         tally = tallies.get(key)
         if tally is None:
             tally = tallies[key] = _Tally()
         tally.add_tool(s)
+        if s[L.span_id] in charged:  # a tool with a fee: its cost on its own row
+            tally.add_charge(s, latency=False)
+    for s in charges:
+        if s[L.span_class] == "tool":
+            continue  # added with its tool execution above
+        key = ("", "", agent_of(s), "", s[L.operation] or s[L.cost_kind], "")
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = _Tally()
+        tally.add_charge(s)
     if not tallies:
         tallies[_NO_CALLS] = _Tally()
     return tallies
@@ -149,7 +180,7 @@ _SUMS = (
     "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "payload_bytes", "cost_usd", "reported_cost_usd",
 )  # fmt: skip
 _RUN_TAIL = ("written_at", "node")
-if (*_RUN_HEAD, *CALL_DIMENSIONS, *_RUN_DIMENSIONS, *_FLAGS, *_SUMS, "latencies_ms", *_RUN_TAIL) != (
+if (*_RUN_HEAD, *CALL_DIMENSIONS, *_RUN_DIMENSIONS, *_FLAGS, *_SUMS, "latencies_ms", *_RUN_TAIL, "cost_kind") != (
     BreakdownRecord._fields
 ):  # pragma: no cover - a column added to one list but not the other
     raise AssertionError("enrich.breakdown: the record layout no longer matches BreakdownRecord")

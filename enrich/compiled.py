@@ -65,6 +65,8 @@ class CompiledPrice:
     default_gpus: float = 1.0
     description: str = ""
     rates_usd_per_mtok: dict[str, str] = field(default_factory=dict)
+    kind: str = "model"
+    """The ``cost_kind`` of calls priced by it (a card entry's ``kind``; model otherwise)."""
     scaled: bool = field(init=False, repr=False, compare=False)
     """multiplier != 1, computed once (a Fraction comparison per unit is measurable per span)."""
 

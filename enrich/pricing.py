@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from otelspend.enrich.charges import ResourceLookup, SpanView, gpu_seconds
 from otelspend.enrich.compiled import (
     C_CACHE_READ,
     C_CACHE_WRITE,
@@ -69,6 +69,7 @@ PRICING_SLOTS: tuple[int, ...] = (
     F.price_entry,
     F.price_effective_from,
     F.unpriced_reason,
+    F.cost_kind,
 )
 """Every slot price_row writes (what a reprice compares)."""
 
@@ -132,6 +133,7 @@ class PriceBook:
         start_ns: int,
         context: tuple[tuple[str, str], ...],
         row: list[Any] | None,
+        view: SpanView | None = None,
     ) -> tuple[CompiledPrice, str, str]:
         """(compiled price, model name that matched, note); raises Unpriced."""
         if not (response_model or request_model):
@@ -141,6 +143,8 @@ class PriceBook:
             for card_entry, model in self._card_candidates(provider, response_model, request_model):
                 if not card_entry.active(start_ns):
                     continue
+                if card_entry.match_rules and (view is None or not view.matches(card_entry.match_rules)):
+                    continue  # restricted to spans with these attributes (e.g. a namespace)
                 if card_entry.compiled is not None:
                     factor = card_entry.multiplier(_tier_value(card_entry, context, row))
                     return self._with_factor(card_entry.compiled, factor), model, ""
@@ -205,26 +209,33 @@ class PriceBook:
 
     # -- pricing rows -------------------------------------------------------------------------
 
-    def price_rows(self, rows: list[list[Any]]) -> None:
-        """Price every row in place (see ``price_row``)."""
+    def price_rows(self, rows: list[list[Any]], resources: ResourceLookup | None = None) -> None:
+        """Price every row in place (see ``price_row``); ``resources`` gives resource attributes
+        to entries that match on them."""
         for row in rows:
-            self.price_row(row)
+            self.price_row(row, resources)
 
-    def price_row(self, row: list[Any]) -> None:
+    def price_row(self, row: list[Any], resources: ResourceLookup | None = None) -> None:
         """Fill the cost and provenance slots of one span row, or its unpriced reason.
 
-        Spans that are not model calls (no usage, not an LLM span, no GPU time) are left
-        alone: nothing to price and nothing missing.
+        A model call (usage, an LLM span, or GPU time with a model name) is priced as one, its
+        ``cost_kind`` ``model`` (or its entry's ``kind``) even when unpriced. Any other span is a
+        charge when a match-only card entry matches it (``enrich.charges``), else left alone:
+        nothing to price and nothing missing.
         """
         inp = row[F.input_tokens]
         out = row[F.output_tokens]
         has_usage = inp is not None or out is not None
-        if not has_usage and row[F.span_class] != "llm" and row[F.compute_seconds] is None:
+        if not has_usage and row[F.span_class] != "llm" and (row[F.compute_seconds] is None or not row[F.model]):
+            if self.card is not None and self.card.charges:
+                self._price_charge(row, SpanView(row, resources))
             return
+        view = SpanView(row, resources) if self.card is not None else None
         context = request_context(row)
+        row[F.cost_kind] = "model"
         try:
             compiled = self._find(
-                row[F.provider], row[F.response_model], row[F.request_model], row[F.start_time], context, row
+                row[F.provider], row[F.response_model], row[F.request_model], row[F.start_time], context, row, view
             )[0]
             compute = _compute_seconds(row, compiled)
             if not has_usage and not compute:
@@ -253,6 +264,29 @@ class PriceBook:
         row[F.price_entry] = compiled.entry
         row[F.price_effective_from] = compiled.effective_from
         row[F.unpriced_reason] = ""
+        row[F.cost_kind] = compiled.kind
+
+    def _price_charge(self, row: list[Any], view: SpanView) -> None:
+        """Price a span that is not a model call by the first active match-only entry it matches."""
+        assert self.card is not None
+        start = row[F.start_time]
+        for card_entry in self.card.charges:
+            charge = card_entry.charge
+            if charge is None or not card_entry.active(start) or not view.matches(card_entry.match_rules):
+                continue
+            factor = card_entry.multiplier(_tier_value(card_entry, (), row))
+            request, compute = charge.cost(view, factor)
+            for slot in _COMPONENT_SLOTS:
+                row[slot] = 0
+            row[F.cost_request_usd] = request
+            row[F.cost_compute_usd] = compute
+            row[F.cost_usd] = request + compute
+            row[F.price_source] = charge.source
+            row[F.price_entry] = charge.entry
+            row[F.price_effective_from] = charge.effective_from
+            row[F.unpriced_reason] = ""
+            row[F.cost_kind] = charge.kind
+            return
 
 
 def clear_cost(row: list[Any]) -> None:
@@ -260,6 +294,7 @@ def clear_cost(row: list[Any]) -> None:
     for slot in (*_COMPONENT_SLOTS, F.cost_usd):
         row[slot] = None
     row[F.price_source] = row[F.price_entry] = row[F.price_effective_from] = row[F.unpriced_reason] = ""
+    row[F.cost_kind] = ""
 
 
 def request_context(row: list[Any]) -> tuple[tuple[str, str], ...]:
@@ -301,16 +336,7 @@ def _compute_seconds(row: list[Any], compiled: CompiledPrice) -> Fraction | None
     """GPU-seconds of a self-hosted call: the explicit attribute, else duration x GPUs."""
     if compiled.gpu_second_femto is None:
         return None
-    explicit = row[F.compute_seconds]
-    if explicit is not None:
-        return _exact(explicit)
-    gpus = row[F.gpu_count]
-    return Fraction(row[F.duration_ns], 10**9) * (_exact(gpus) if gpus else _exact(compiled.default_gpus))
-
-
-def _exact(value: float) -> Fraction:
-    """A float attribute as the decimal it was written as (0.1 -> 1/10, not the nearest binary)."""
-    return Fraction(Decimal(repr(value)))
+    return gpu_seconds(row, compiled.default_gpus)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -38,6 +38,8 @@ import yaml
 from genai_prices.types import ModelPrice
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from otelspend.conventions import ConventionTable
+from otelspend.enrich.charges import ChargePrice, MatchRule
 from otelspend.enrich.compiled import CompiledPrice, femto_per_unit
 from otelspend.enrich.genai_prices_card import compile_model_price
 from otelspend.record import SPAN_COLUMNS
@@ -97,7 +99,20 @@ class Entry(_Strict):
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:/\-]+$")
     provider: str = "*"
-    model: str = Field(min_length=1)
+    model: str | None = Field(None, min_length=1)
+    """Model pattern: a model-call entry. Without it, ``match`` prices other spans (a charge)."""
+    match: dict[str, str] | None = None
+    """Span, canonical or resource attributes that must all match (patterns, like model):
+    ``db.system.name: pinecone``, ``gen_ai.tool.name: web_search``, ``namespace: inference``."""
+    kind: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    """The ``cost_kind`` of what the entry prices: model (default for model entries), retrieval,
+    tool, compute, request (charges default to compute with a per-second price, else request)."""
+    per_1k_calls: Decimal | None = Field(None, ge=0)
+    """USD per 1,000 matched spans (a charge's fee, e.g. web search)."""
+    cpu_second: Decimal | None = Field(None, ge=0)
+    """USD per CPU-second (a charge: the span's otelspend.cpu.seconds, else duration x cpus)."""
+    cpus: float = Field(1.0, gt=0)
+    """CPUs a matched span uses when it does not say."""
     effective_from: dt.datetime | dt.date | None = None
     effective_to: dt.datetime | dt.date | None = None
     prices: TokenPrices | None = None
@@ -112,29 +127,80 @@ class Entry(_Strict):
 
     @field_validator("provider", "model")
     @classmethod
-    def _pattern_compiles(cls, value: str) -> str:
-        if value.startswith("re:"):
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("re:"):
             try:
                 re.compile(value[3:])
             except re.error as exc:
                 raise ValueError(f"invalid regular expression: {exc}") from None
         return value
 
+    @field_validator("match", mode="before")
+    @classmethod
+    def _match_patterns(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not value:
+            raise ValueError("expected a non-empty mapping of attribute: pattern")
+        out = {}
+        for key, pattern in value.items():
+            if isinstance(pattern, bool) or not isinstance(pattern, str | int | float):
+                raise ValueError(f"{key}: expected a text pattern")
+            text = str(pattern)
+            if text.startswith("re:"):
+                try:
+                    re.compile(text[3:])
+                except re.error as exc:
+                    raise ValueError(f"{key}: invalid regular expression: {exc}") from None
+            out[str(key)] = text
+        return out
+
     @model_validator(mode="after")
     def _consistent(self) -> Entry:
         start, end = _as_ns(self.effective_from), _as_ns(self.effective_to)
         if start is not None and end is not None and end <= start:
             raise ValueError("effective_to must be after effective_from")
-        if self.prices is None and self.gpu_second is None and self.request_fee is not None:
+        if self.model is None:
+            return self._charge_consistent()
+        if self.cpu_second is not None:
+            raise ValueError("cpu_second prices spans matched by attributes only (give match, no model)")
+        if self.request_fee is not None and self.per_1k_calls is not None:
+            raise ValueError("give request_fee or per_1k_calls, not both")
+        fee = self.request_fee is not None or self.per_1k_calls is not None
+        if self.prices is None and self.gpu_second is None and fee:
             raise ValueError("request_fee needs prices (token prices of the same entry)")
         if self.prices is None and self.gpu_second is None and not self.discount_pct and self.tier is None:
             raise ValueError("give prices, gpu_second, discount_pct or tier")
         return self
 
+    def _charge_consistent(self) -> Entry:
+        if self.match is None:
+            raise ValueError(
+                "model: Field required (a model-call entry; or give match: the attributes of the other spans it prices)"
+            )
+        if self.prices is not None:
+            raise ValueError("prices: token prices need a model; a match-only entry prices per call or per second")
+        if self.request_fee is not None and self.per_1k_calls is not None:
+            raise ValueError("give request_fee or per_1k_calls, not both")
+        if self.kind == "model":
+            raise ValueError("kind: 'model' is for model-call entries; name what this prices (retrieval, tool, ...)")
+        if all(v is None for v in (self.request_fee, self.per_1k_calls, self.gpu_second, self.cpu_second)):
+            raise ValueError("a match-only entry needs request_fee, per_1k_calls, gpu_second or cpu_second")
+        return self
+
+    @property
+    def cost_kind(self) -> str:
+        """What the entry's cost is reported as (the ``cost_kind`` dimension)."""
+        if self.kind is not None:
+            return self.kind
+        if self.model is not None:
+            return "model"
+        return "compute" if self.gpu_second is not None or self.cpu_second is not None else "request"
+
     @property
     def adjusts_default(self) -> bool:
         """No prices of its own: it discounts / tiers the genai-prices price."""
-        return self.prices is None and self.gpu_second is None
+        return self.prices is None and self.gpu_second is None and self.model is not None
 
 
 class RateCardFile(_Strict):
@@ -170,7 +236,7 @@ class CardEntry:
     entry: Entry
     source: str
     provider_match: re.Pattern[str]
-    model_match: re.Pattern[str]
+    model_match: re.Pattern[str] | None
     start_ns: int | None
     end_ns: int | None
     compiled: CompiledPrice | None
@@ -180,9 +246,15 @@ class CardEntry:
     """1 - discount, exact."""
     tier_factors: Mapping[str, Fraction] = field(default_factory=dict)
     """Tier value -> base_factor x the tier's multiplier, exact."""
+    match_rules: tuple[MatchRule, ...] = ()
+    """The entry's ``match:`` (attributes the span must carry), compiled."""
+    charge: ChargePrice | None = None
+    """A match-only entry: what one matched span costs."""
 
     def matches(self, provider: str, model: str) -> bool:
-        """Whether the entry's provider and model patterns match this call."""
+        """Whether the entry's provider and model patterns match this call (never for a charge)."""
+        if self.model_match is None:
+            return False
         return bool(self.provider_match.fullmatch(provider or "")) and bool(self.model_match.fullmatch(model))
 
     def active(self, start_ns: int) -> bool:
@@ -209,6 +281,11 @@ class RateCard:
     path: Path | None
     entries: tuple[CardEntry, ...]
     source: str = "user:inline"
+
+    @functools.cached_property
+    def charges(self) -> tuple[CardEntry, ...]:
+        """The match-only entries (pricing spans other than model calls), in file order."""
+        return tuple(e for e in self.entries if e.charge is not None)
 
     def candidates(self, provider: str, models: tuple[str, ...]) -> tuple[tuple[CardEntry, str], ...]:
         """Entries matching (provider, any of models), in file order, with the model matched."""
@@ -269,7 +346,10 @@ def card_warnings(card: RateCard) -> list[str]:
 
 def _compile_entry(entry: Entry, source: str) -> CardEntry:
     compiled = None
-    if entry.prices is not None or entry.gpu_second is not None:
+    charge = None
+    if entry.model is None:
+        charge = _compile_charge(entry, source)
+    elif entry.prices is not None or entry.gpu_second is not None:
         prices: dict[str, Decimal] = {}
         if entry.prices is not None:
             p = entry.prices
@@ -284,6 +364,8 @@ def _compile_entry(entry: Entry, source: str) -> CardEntry:
                     prices[key] = value
             if entry.request_fee:
                 prices["requests_kcount"] = entry.request_fee * 1000
+            elif entry.per_1k_calls:
+                prices["requests_kcount"] = entry.per_1k_calls
         compiled = compile_model_price(
             ModelPrice(**prices),
             source=source,
@@ -297,12 +379,16 @@ def _compile_entry(entry: Entry, source: str) -> CardEntry:
                 default_gpus=entry.gpus,
                 rates_usd_per_mtok={**compiled.rates_usd_per_mtok, "gpu_second": str(entry.gpu_second)},
             )
+        if entry.kind is not None:
+            compiled = replace(compiled, kind=entry.kind)
     base = Fraction(100 - entry.discount_pct) / 100
     return CardEntry(
         entry=entry,
         source=source,
         provider_match=_pattern(entry.provider),
-        model_match=_pattern(entry.model),
+        model_match=_pattern(entry.model) if entry.model is not None else None,
+        match_rules=_match_rules(entry.match or {}),
+        charge=charge,
         start_ns=_as_ns(entry.effective_from),
         end_ns=_as_ns(entry.effective_to),
         compiled=compiled,
@@ -312,8 +398,46 @@ def _compile_entry(entry: Entry, source: str) -> CardEntry:
     )
 
 
+def _compile_charge(entry: Entry, source: str) -> ChargePrice:
+    """A match-only entry's USD prices as femto-USD per unit."""
+    fee = None
+    if entry.request_fee is not None:
+        fee = femto_per_unit(Fraction(entry.request_fee), 1)
+    elif entry.per_1k_calls is not None:
+        fee = femto_per_unit(Fraction(entry.per_1k_calls), 1000)
+    return ChargePrice(
+        source=source,
+        entry=entry.id,
+        effective_from=entry.effective_from.isoformat() if entry.effective_from else "",
+        kind=entry.cost_kind,
+        fee_femto=fee,
+        gpu_second_femto=femto_per_unit(Fraction(entry.gpu_second), 1) if entry.gpu_second is not None else None,
+        cpu_second_femto=femto_per_unit(Fraction(entry.cpu_second), 1) if entry.cpu_second is not None else None,
+        default_gpus=entry.gpus,
+        default_cpus=entry.cpus,
+        cpu_seconds_keys=_conventions().cpu_seconds_keys,
+    )
+
+
 def _tier_column(attribute: str) -> int | None:
     return _canonical_columns().get(attribute)
+
+
+def _match_rules(match: Mapping[str, str]) -> tuple[MatchRule, ...]:
+    """Compile ``match:``: each key read from a canonical column when it is (read into) one, else
+    from span then resource attributes (a short alias of the convention table names its keys)."""
+    aliases = _conventions().match_aliases
+    return tuple(
+        MatchRule(key, _canonical_columns().get(key), aliases.get(key, (key,)), _pattern(pattern))
+        for key, pattern in match.items()
+    )
+
+
+@functools.cache
+def _conventions() -> ConventionTable:
+    from otelspend.conventions import load_conventions
+
+    return load_conventions()
 
 
 @functools.cache
@@ -323,7 +447,7 @@ def _canonical_columns() -> dict[str, int]:
     from otelspend.conventions import load_conventions
 
     text_columns = {column.name: index for index, column in enumerate(SPAN_COLUMNS) if column.kind == "str"}
-    found: dict[str, int] = {}
+    found: dict[str, int] = {"service.name": text_columns["service_name"]}
     for name, keys in load_conventions().field_keys.items():
         if name in text_columns:
             for key in keys:
@@ -363,6 +487,9 @@ def _describe(label: str, doc: Mapping[str, Any], exc: ValidationError) -> str:
             loc = loc[2:]
         field = ".".join(str(part) for part in loc if not str(part).startswith(("function-", "union[")))
         message = str(error["msg"]).removeprefix("Value error, ")
+        head, _, rest = message.partition(": ")
+        if rest and head in Entry.model_fields and field == "":
+            field, message = head, rest  # a check across fields names the one at fault
         if error["type"] == "extra_forbidden":
             message = "unknown field"
         value = (

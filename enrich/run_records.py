@@ -26,6 +26,9 @@ class SpanRole(StrEnum):
     TOOL = "tool"
     AGENT = "agent"
     OTHER = "other"
+    CHARGE = "charge"
+    """A span other than a model call priced by a rate-card entry matched on its attributes
+    (retrieval, tool fee, compute, request fee), counted once (issue 14)."""
 
 
 class RunStatus(StrEnum):
@@ -107,6 +110,10 @@ class RunRecord(NamedTuple):
     tools: tuple[str, ...]
     written_at: int
     node: str
+    charges: int
+    """Priced non-model spans, each counted once (issue 14)."""
+    retrieval_queries: int
+    gpu_us: int
 
 
 class BreakdownRecord(NamedTuple):
@@ -159,3 +166,5 @@ class BreakdownRecord(NamedTuple):
     latencies_ms: tuple[int, ...]
     written_at: int
     node: str
+    cost_kind: str
+    """What the row's cost is: model, retrieval, tool, compute, request, ... (issue 14)."""

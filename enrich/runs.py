@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from otelspend.enrich import signals
 from otelspend.enrich.attribution import (
     OWNED_FIELDS,
     Outcome,
@@ -96,20 +97,41 @@ def compute_run(
     count_retries(calls, tree.by_id, tree.ordered)
     agent_of = agent_resolver(tree.by_id)
     _derive_call_facts(calls, agent_of)
+    charges = signals.charges(tree.ordered, tree.by_id, roles)  # issue 14: priced non-model spans
     census = _SpanCensus.of(tree, roles)
     totals = _CallTotals.of(calls)
     owners = _Owners.of(tree, options, agent_of)
     outcome = latest_outcome(tree.ordered, api_outcomes)
     run = _run_record(tree, census, totals, owners, outcome, roles, options)
-    return RunResult(run, breakdown_rows(run, calls, census.tools, agent_of), _role_changes(tree.ordered, roles))
+    run = _with_signals(run, tree, roles, charges)
+    rows = breakdown_rows(run, calls, census.tools, agent_of, charges)
+    return RunResult(run, rows, _role_changes(tree.ordered, roles))
 
 
 _INITIAL_ROLES = {"llm": SpanRole.CALL, "tool": SpanRole.TOOL, "agent": SpanRole.AGENT}
 
 
-def initial_role(span_class: str) -> SpanRole:
-    """The role a span is stored with at ingest, before its run is complete."""
+def initial_role(span_class: str, cost_kind: str = "") -> SpanRole:
+    """The role a span is stored with at ingest, before its run is complete (a priced span
+    other than a model call is a charge)."""
+    if signals.is_charge(span_class, cost_kind):
+        return SpanRole.CHARGE
     return _INITIAL_ROLES.get(span_class, SpanRole.OTHER)
+
+
+def _with_signals(run: RunRecord, tree: _SpanTree, roles: dict[str, SpanRole], charges: list[LiteSpan]) -> RunRecord:
+    """The run with its charges' cost added (every cost counted once: a charge is never a call)
+    and its allocation signals: charges, retrieval queries, GPU time."""
+    charge_cost = sum(s[L.cost_usd] for s in charges)
+    cost = run.cost_usd
+    if charges:
+        cost = (cost or 0) + charge_cost  # a run with priced charges has a cost, unpriced calls or not
+    return run._replace(
+        cost_usd=cost,
+        charges=len(charges),
+        retrieval_queries=signals.retrieval_queries(tree.ordered, tree.by_id),
+        gpu_us=signals.gpu_microseconds(tree.ordered, tree.by_id, roles),
+    )
 
 
 RUN_FIELD_NAMES = tuple(c.name for c in RUN_COLUMNS)
@@ -320,7 +342,7 @@ def _run_record(
         priced_calls=totals.priced, unpriced_calls=totals.unpriced,
         models=totals.models, providers=totals.providers, agents=tuple(sorted(census.agent_names)),
         tools=tuple(sorted({s[L.tool_name] for s in census.tools if s[L.tool_name]})),
-        written_at=0, node="",
+        written_at=0, node="", charges=0, retrieval_queries=0, gpu_us=0,
     )  # fmt: skip
 
 
@@ -329,7 +351,7 @@ def _role_changes(ordered: list[LiteSpan], roles: dict[str, SpanRole]) -> dict[s
     changed = {}
     for span in ordered:
         span_id = span[L.span_id]
-        role = roles.get(span_id) or initial_role(span[L.span_class])
+        role = roles.get(span_id) or initial_role(span[L.span_class], span[L.cost_kind])
         if span[L.call_role] != role:
             changed[span_id] = role
     return changed

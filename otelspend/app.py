@@ -44,9 +44,13 @@ from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.ratecard import RateCardError
 from otelspend.enrich.runs import RunOptions
 from otelspend.enrich.stitcher import Stitcher
+from otelspend.finance.allocation.amounts import PoolAmounts
+from otelspend.finance.allocation.job import AllocationBusy, AllocationJob, Allocator
+from otelspend.finance.allocation.pools import CostRules, PoolsError, load_cost_rules
 from otelspend.metrics import Metrics
 from otelspend.pipeline.emission import Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
+from otelspend.pipeline.guard import LoopGuard
 from otelspend.pipeline.memory import skip_pandas_probe, tune_allocator
 from otelspend.pipeline.memory import trim as trim_allocator
 from otelspend.pipeline.prepare import PreparedBatch, Preparer
@@ -125,6 +129,40 @@ class OtelSpend:
 
     # -- start --------------------------------------------------------------------------------
 
+    def _load_rules(self) -> None:
+        """The rate card, ownership rules, cost pools and controls' files; a mistake stops the start."""
+        s = self.settings
+        genai = GenaiPricesCard()
+        try:
+            self.pricing: Reloadable[PriceBook] = Reloadable(
+                "rate card", s.rate_card, lambda path: PriceBook.from_file(path, genai)
+            )
+            self.ownership: Reloadable[OwnershipRules] = Reloadable(
+                "ownership rules", s.ownership, lambda path: load_ownership(path) if path else OwnershipRules()
+            )
+            self.pools_file: Reloadable[CostRules] = Reloadable("cost pools", s.cost_pools, load_cost_rules)
+            if s.controls.enabled:
+                self._controls = Controls(s, self.store, self.metrics, lambda: self.pricing.current)
+        except (RateCardError, OwnershipError, PoolsError, ControlsConfigError) as exc:
+            raise StartupError(str(exc)) from None
+
+    def _build_allocation(self) -> None:
+        """The allocator (fixed and billed pool amounts) and its job (started with the store)."""
+        s = self.settings
+        self.allocator = Allocator(
+            self.store,
+            lambda: self.pools_file.current,
+            PoolAmounts(self.store),
+            node=s.node_id,
+            lookback_days=s.allocation.lookback_days,
+        )
+        self.allocation_job = AllocationJob(
+            self.allocator,
+            LoopGuard("allocation", self.metrics),
+            interval_seconds=s.allocation.interval_seconds,
+            reload=self._reload_cost_rules,
+        )
+
     def start(self, *, wait_for_store: float = 60.0) -> Addresses:
         """Open the receivers and the API, then bring the store up.
 
@@ -136,18 +174,8 @@ class OtelSpend:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         tune_allocator()
         skip_pandas_probe()
-        genai = GenaiPricesCard()
-        try:
-            self.pricing: Reloadable[PriceBook] = Reloadable(
-                "rate card", s.rate_card, lambda path: PriceBook.from_file(path, genai)
-            )
-            self.ownership: Reloadable[OwnershipRules] = Reloadable(
-                "ownership rules", s.ownership, lambda path: load_ownership(path) if path else OwnershipRules()
-            )
-            if s.controls.enabled:
-                self._controls = Controls(s, self.store, self.metrics, lambda: self.pricing.current)
-        except (RateCardError, OwnershipError, ControlsConfigError) as exc:
-            raise StartupError(str(exc)) from None
+        self._load_rules()
+        self._build_allocation()
         self.resources = ResourceCache()
         self.stitcher = Stitcher(
             settle_seconds=s.runs.settle_seconds,
@@ -280,6 +308,7 @@ class OtelSpend:
             if self._stopped.is_set():
                 return
             self.pipeline.start()
+            self.allocation_job.start()
             self._start_scheduled_export()
             self._starting = None
             if self._controls is not None:
@@ -343,9 +372,11 @@ class OtelSpend:
         )
 
     def request_reload(self) -> None:
-        """SIGHUP: re-read the rate card and ownership rules here and in every worker."""
+        """SIGHUP: re-read the rate card, ownership rules and cost pools here and in every worker."""
         self.pricing.request()
         self.ownership.request()
+        self.pools_file.request()
+        self.allocation_job.wake()
         if self.workers is not None:
             self.workers.reload()
 
@@ -513,6 +544,57 @@ class OtelSpend:
 
         return self.pipeline.call(apply)
 
+    # -- shared costs (issue 14) ------------------------------------------------------------------
+
+    def _reload_cost_rules(self) -> None:
+        """On the allocation thread before each turn: a changed file restates by the next turn."""
+        self.pools_file.check()
+
+    def cost_rules(self) -> CostRules:
+        """The cost pools and units of value in force."""
+        return self.pools_file.current
+
+    def allocate(
+        self, start_ns: int, end_ns: int, *, pools: list[str], dry_run: bool, timeout_seconds: float
+    ) -> dict[str, Any]:
+        """Restate the pool periods overlapping a window (on the caller's thread, under the
+        allocator's lock: never interleaved with the job's turn)."""
+        self.pools_file.check()
+        if self.pools_file.last_error:
+            raise CommandRefused(
+                "the cost-pools file on disk is invalid, so the previous rules are still in force: "
+                + self.pools_file.last_error
+            )
+        try:
+            report = self.allocator.allocate(
+                start_ns, end_ns, pool_ids=pools, dry_run=dry_run, wait_seconds=timeout_seconds
+            )
+        except KeyError as exc:
+            raise CommandRefused(f"no pool {exc.args[0]!r} in the cost-pools file") from None
+        except AllocationBusy as exc:
+            raise TimeoutError(str(exc)) from None
+        return report.as_dict()
+
+    def allocation_status(self) -> dict[str, Any]:
+        """The allocation job: running or why not, the rules in force, the last turn."""
+        last = self.allocator.last_turn
+        return {
+            "running": self.allocation_job.alive,
+            "problem": self.allocation_job.problem(),
+            "rules": self.pools_file.current.source or None,
+            "reload_error": self.pools_file.last_error or None,
+            "interval_seconds": self.settings.allocation.interval_seconds,
+            "lookback_days": self.settings.allocation.lookback_days,
+            "last_turn": None
+            if last is None
+            else {
+                "at": _utc(last.started_ns).isoformat().replace("+00:00", "Z"),
+                "seconds": round(last.seconds, 3),
+                "periods_restated": sum(1 for p in last.periods if p.cancelled or p.inserted),
+                "rows_written": last.rows_written,
+            },
+        }
+
     # -- stop -----------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -521,18 +603,13 @@ class OtelSpend:
             return
         self._stopped.set()
         self._exit.set()
-        if self._grpc is not None:
-            self._grpc.shutdown(5)
-        for server in self._uvicorn:
-            server.should_exit = True
-        if self._http_thread is not None:
-            self._http_thread.join(15)
-        if self._otlp_http is not None:
-            self._otlp_http.shutdown()
+        self._stop_listeners()
         if self.workers is not None:
             self.workers.shutdown()  # the receivers have drained: nothing is left for them
         if self._sql is not None:
             self._sql.shutdown()
+        if hasattr(self, "allocation_job"):
+            self.allocation_job.shutdown()
         if hasattr(self, "scheduled_export"):
             self.scheduled_export.shutdown()
         if hasattr(self, "pipeline"):
@@ -543,6 +620,17 @@ class OtelSpend:
         self.store.close()
         if self._announced:
             log.info("otelspend stopped")
+
+    def _stop_listeners(self) -> None:
+        """Stop accepting: gRPC drains its calls, HTTP servers finish their requests."""
+        if self._grpc is not None:
+            self._grpc.shutdown(5)
+        for server in self._uvicorn:
+            server.should_exit = True
+        if self._http_thread is not None:
+            self._http_thread.join(15)
+        if self._otlp_http is not None:
+            self._otlp_http.shutdown()
 
     def wait(self) -> None:
         """Until ``stop()`` is called or start-up fails for good (``fatal``)."""

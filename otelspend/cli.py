@@ -10,7 +10,19 @@ from collections.abc import Sequence
 from otelspend import __version__
 from otelspend.settings import ConfigError
 
-COMMANDS = ("serve", "migrate", "demo", "rates", "reprice", "rollups", "billing", "export", "statements")
+COMMANDS = (
+    "serve",
+    "migrate",
+    "demo",
+    "rates",
+    "reprice",
+    "rollups",
+    "billing",
+    "allocate",
+    "revenue",
+    "export",
+    "statements",
+)
 """Modules of otelspend.commands, in help order."""
 
 

@@ -60,6 +60,28 @@ class ConventionTable:
     workflow_operations: frozenset[str]
     field_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Canonical field -> its keys in priority order (for docs and the 'works with' table)."""
+    retrieval: RetrievalRule = field(default_factory=lambda: RetrievalRule())
+    """Which spans are retrieval queries (issue 14)."""
+    cpu_seconds_keys: tuple[str, ...] = ()
+    """Attribute keys holding the CPU-seconds a span reports, in priority order."""
+    match_aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Short names a rate-card ``match:`` may use -> attribute keys (first present wins)."""
+
+
+@dataclass(frozen=True)
+class RetrievalRule:
+    """A span is a retrieval query when its operation is one of ``operations``, or it queried one
+    of ``db_systems`` with an operation not in ``not_db_operations``."""
+
+    operations: frozenset[str] = frozenset()
+    db_systems: frozenset[str] = frozenset()
+    not_db_operations: frozenset[str] = frozenset()
+
+    def matches(self, operation: str, db_system: str, db_operation: str) -> bool:
+        """Whether a span with these canonical values is a retrieval query."""
+        if operation in self.operations:
+            return True
+        return db_system in self.db_systems and db_operation.lower() not in self.not_db_operations
 
 
 class ConventionError(ValueError):
@@ -128,6 +150,15 @@ def load_conventions(text: str | None = None, extra_keys: Mapping[str, Sequence[
         tool_operations=frozenset(doc.get("tool_operations", ())),
         workflow_operations=frozenset(doc.get("workflow_operations", ())),
         field_keys=field_keys,
+        retrieval=RetrievalRule(
+            frozenset(doc.get("retrieval", {}).get("operations", ())),
+            frozenset(str(v).lower() for v in doc.get("retrieval", {}).get("db_systems", ())),
+            frozenset(str(v).lower() for v in doc.get("retrieval", {}).get("not_db_operations", ())),
+        ),
+        cpu_seconds_keys=tuple(doc.get("cost_signals", {}).get("cpu_seconds", ())),
+        match_aliases={
+            name: tuple(keys) for name, keys in doc.get("cost_signals", {}).get("match_aliases", {}).items()
+        },
     )
 
 

@@ -45,11 +45,14 @@ def split_largest_remainder(total: int, weights: Sequence[Weight]) -> Split:
     """
     if any(w < 0 for w in weights):
         raise ValueError("weights must be non-negative")
-    weight_sum = sum((Fraction(w) for w in weights), Fraction(0))
+    integers = all(type(w) is int for w in weights)
+    weight_sum = sum(weights) if integers else sum((Fraction(w) for w in weights), Fraction(0))
     if not weights or weight_sum == 0:
         return Split(total, tuple(0 for _ in weights), total)
     sign = -1 if total < 0 else 1
     magnitude = abs(total)
+    if integers:
+        return _split_integers(total, sign, magnitude, weights)  # type: ignore[arg-type]
     exact = [Fraction(w) * magnitude / weight_sum for w in weights]
     floors = [e.numerator // e.denominator for e in exact]
     left = magnitude - sum(floors)
@@ -58,6 +61,25 @@ def split_largest_remainder(total: int, weights: Sequence[Weight]) -> Split:
     for i in order[:left]:
         floors[i] += 1
     return Split(total, tuple(sign * f for f in floors), 0)
+
+
+def _split_integers(total: int, sign: int, magnitude: int, weights: Sequence[int]) -> Split:
+    """The same split for integer weights in integer arithmetic (about ten times faster than
+    Fractions, which matters when a pool is shared over a million runs).
+
+    ``exact = w * magnitude / W`` has floor ``(w * magnitude) // W`` and fractional part
+    ``((w * magnitude) % W) / W``: over one denominator, the largest fractional parts are
+    the largest integer remainders, so the shares (and the tie rule) are identical."""
+    weight_sum = sum(weights)
+    parts = [divmod(w * magnitude, weight_sum) for w in weights]
+    floors = [quotient for quotient, _ in parts]
+    left = magnitude - sum(floors)
+    if left:
+        remainders = [remainder for _, remainder in parts]
+        # A stable sort in reverse keeps equal remainders in index order: the earlier weight wins a tie.
+        for i in sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)[:left]:
+            floors[i] += 1
+    return Split(total, tuple(sign * f for f in floors) if sign < 0 else tuple(floors), 0)
 
 
 def usd_to_femto(value: Decimal | str | int) -> int:

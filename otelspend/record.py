@@ -45,7 +45,7 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     Column("scope_name", "str", "instrumentation scope (identifies the library)"),
     Column("scope_version", "str", "instrumentation scope version"),
     Column("resource_id", "u64", "key into the resources table (resource attributes stored once)"),
-    Column("span_class", "str", "llm | tool | agent | workflow | http | other (from attributes)"),
+    Column("span_class", "str", "llm | tool | agent | workflow | retrieval | http | other (from attributes)"),
     Column("operation", "str", "gen_ai.operation.name or its equivalent"),
     Column("provider", "str", "semconv provider name (openai, anthropic, aws.bedrock, ...)"),
     Column("request_model", "str", "model asked for"),
@@ -99,11 +99,15 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     Column("price_entry", "str", "provider/model id or user card entry id that priced it"),
     Column("price_effective_from", "str", "date the price in force became effective"),
     Column("unpriced_reason", "str", "why cost is NULL: no_usage, unknown_model, unknown_provider, ..."),
-    Column("call_role", "str", "call | view | aggregate | tool | agent | other (views are not counted)"),
+    Column("call_role", "str", "call | view | aggregate | tool | agent | other | charge (only call and charge count)"),
     Column("attributes", "map", "remaining attributes, values as strings"),
     Column("ingested_at", "ts", "when this node stored the span"),
     Column("ingest_node", "str", "which otelspend replica stored it"),
     Column("version", "u64", "row version (reprice and role updates insert a newer one)"),
+    # issue 14: every cost signal priced
+    Column("db_system", "str", "db.system.name / db.system: the database a span queried"),
+    Column("db_operation", "str", "db.operation.name / db.operation"),
+    Column("cost_kind", "str", "model | retrieval | tool | compute | request | ...: what its cost is; empty: none"),
 )
 
 NCOLS = len(SPAN_COLUMNS)
@@ -199,6 +203,9 @@ class SpanFields:
     ingested_at: int
     ingest_node: int
     version: int
+    db_system: int
+    db_operation: int
+    cost_kind: int
 
 
 F = SpanFields(*range(NCOLS))
@@ -244,6 +251,7 @@ LITE_FIELDS: tuple[str, ...] = (
     "workflow_id", "workflow_type", "tenant", "customer", "feature", "user", "environment",
     "prompt_version", "payload_bytes", "ingest_token", "cost_usd", "unpriced_reason", "call_role",
     "version", "resource_id", "attributes", "scope_name",
+    "cost_kind", "compute_seconds", "gpu_count",  # issue 14
 )  # fmt: skip
 
 
@@ -307,6 +315,9 @@ class LiteFields:
     resource_id: int
     attributes: int
     scope_name: int
+    cost_kind: int
+    compute_seconds: int
+    gpu_count: int
 
 
 L = LiteFields(*range(len(LITE_FIELDS)))
@@ -383,6 +394,10 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("tools", "arr", ""),
     Column("written_at", "ts", ""),
     Column("node", "str", ""),
+    # issue 14: allocation signals
+    Column("charges", "u32", "priced non-model spans (retrieval, tool fees, compute, request fees), each counted once"),
+    Column("retrieval_queries", "u32", "retrieval and vector-database queries, nested ones counted once"),
+    Column("gpu_us", "u64", "GPU-microseconds the run's spans report (explicit, or duration x GPUs)"),
 )
 
 CALL_DIMENSIONS: tuple[str, ...] = ("model", "provider", "agent", "tool", "operation", "payload_band")
@@ -426,7 +441,8 @@ RUN_CALL_COLUMNS: tuple[Column, ...] = (
     Column("payload_bytes", "u64", ""),
     Column("cost_usd", "usd", ""),
     Column("reported_cost_usd", "usd", ""),
-    Column("latencies_ms", "arr_u32", "duration of each call / tool execution in the row"),
+    Column("latencies_ms", "arr_u32", "duration of each call / tool execution / priced charge in the row"),
     Column("written_at", "ts", ""),
     Column("node", "str", ""),
+    Column("cost_kind", "str", "what the row's cost is: model, retrieval, tool, compute, request, ... (issue 14)"),
 )

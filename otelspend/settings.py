@@ -503,6 +503,17 @@ class BillingSettings(Section):
         return value
 
 
+class AllocationSettings(Section):
+    interval_seconds: float = Field(300.0, ge=1, le=86_400)
+    """How often the allocation job looks for pool periods to (re)allocate: new periods, periods
+    with runs written since its last look (late runs, outcomes, re-prices), rules changed."""
+    lookback_days: int = Field(35, ge=1, le=3660)
+    """Periods ending less than this many days ago are kept in step by the job; older ones change
+    only through ``otelspend allocate --from --to`` (or ``POST /v1/admin/allocate``)."""
+    max_upload_bytes: int = Field(16 * MIB, ge=1024, le=1024 * MIB)
+    """Largest revenue CSV accepted by ``POST /v1/revenue``."""
+
+
 class ExportSettings(Section):
     sub_account: Literal["team", "tenant"] = "team"
     """Which run attribution is the FOCUS SubAccount of exported rows (team or tenant)."""
@@ -536,6 +547,9 @@ class Settings(Section):
     """YAML rate card overriding / extending genai-prices."""
     ownership: Path | None = None
     """YAML ownership rules (team, cost center, product, feature, owner)."""
+    cost_pools: Path | None = None
+    """YAML shared-cost pools (and units of value), allocated to runs by declared rules;
+    reloaded on change like the rate card."""
     otlp: OtlpSettings = OtlpSettings()
     api: ApiSettings = ApiSettings()
     sql: SqlSettings = SqlSettings()
@@ -544,6 +558,7 @@ class Settings(Section):
     pipeline: PipelineSettings = PipelineSettings()
     runs: RunsSettings = RunsSettings()
     billing: BillingSettings = BillingSettings()
+    allocation: AllocationSettings = AllocationSettings()
     alerts: AlertsSettings = AlertsSettings()
     budgets: BudgetsSettings = BudgetsSettings()
     controls: ControlsSettings = ControlsSettings()
@@ -554,7 +569,7 @@ class Settings(Section):
         """The write-ahead log's directory (``wal.dir``, else ``<data_dir>/wal``)."""
         return self.wal.dir or self.data_dir / "wal"
 
-    @field_validator("rate_card", "ownership")
+    @field_validator("rate_card", "ownership", "cost_pools")
     @classmethod
     def _file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():

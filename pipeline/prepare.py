@@ -130,8 +130,13 @@ class Preparer:
                 row[F.ingested_at] = now
                 row[F.ingest_node] = node
                 row[F.version] = 1
-                row[F.call_role] = initial_role(row[F.span_class]).value  # plain text: it crosses as marshal
-            self.price_book().price_rows(rows)
+            # A span's resource always comes in its own request: charge entries that match on
+            # resource attributes need nothing beyond the request.
+            resources = {rid: dict(pairs) for rid, (_, pairs) in normalized.resources.items()}
+            self.price_book().price_rows(rows, resources.get)
+            for row in rows:
+                # plain text: it crosses as marshal; a priced span other than a model call is a charge
+                row[F.call_role] = initial_role(row[F.span_class], row[F.cost_kind]).value
             table = table_from_rows(SPAN_COLUMNS, rows)
             shared: dict[str, str] = {}
             share = shared.setdefault

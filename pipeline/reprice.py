@@ -36,8 +36,10 @@ from otelspend.clickhouse.queries import spans as span_queries
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.enrich.pricing import PRICING_SLOTS, PriceBook, clear_cost
 from otelspend.enrich.runs import RunOptions
+from otelspend.enrich.signals import COUNTED_ROLES
 from otelspend.enrich.stitcher import OpenRun, Stitcher
 from otelspend.pipeline.emission import Emitter
+from otelspend.pipeline.resources import StoredResourceAttributes
 from otelspend.record import SPAN_COLUMNS, F, lite_from_row
 
 SLICE_ROWS = 50_000
@@ -134,6 +136,7 @@ def reprice_window(
     now = clock_ns()
     rerun: set[str] = set()
     open_runs: set[str] = set()
+    resources = StoredResourceAttributes(target.store)  # charge entries may match resource attributes
     for lo, hi in _slices(target.store, start_ns, end_ns, slice_rows):
         changed: list[list[Any]] = []
         for row in read_spans(target.store, lo, hi):
@@ -141,12 +144,12 @@ def reprice_window(
             before = [row[slot] for slot in PRICING_SLOTS]
             old_cost, old_reason = row[F.cost_usd], row[F.unpriced_reason]
             clear_cost(row)
-            book.price_row(row)
+            book.price_row(row, resources)
             if [row[slot] for slot in PRICING_SLOTS] == before:
                 continue
             result.spans_repriced += 1
             result.sources[row[F.price_source] or f"unpriced:{row[F.unpriced_reason]}"] += 1
-            if row[F.call_role] == "call":
+            if row[F.call_role] in COUNTED_ROLES:
                 result.calls_repriced += 1
                 result.cost_before_femto += old_cost or 0
                 result.cost_after_femto += row[F.cost_usd] or 0

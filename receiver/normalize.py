@@ -400,6 +400,8 @@ class Normalizer:
         span_class = self._class_of_operation.get(row[F.operation])
         if span_class is not None:
             return span_class
+        if self.table.retrieval.matches(row[F.operation], row[F.db_system], row[F.db_operation]):
+            return "retrieval"  # issue 14: counted once per run as a retrieval query
         if row[F.input_tokens] is not None or row[F.output_tokens] is not None:
             return "llm"
         if row[F.tool_name]:

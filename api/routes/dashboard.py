@@ -27,7 +27,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from otelspend import __version__
-from otelspend.api import controls_pages, display, pages
+from otelspend.api import controls_pages, cost_pages, display, pages
 from otelspend.api import reconciliation_pages as recon_pages
 from otelspend.api.deps import Context, require_token
 from otelspend.api.errors import QueryError
@@ -61,6 +61,7 @@ NAV = (
     ("/outliers", "Outliers"),
     ("/unpriced", "Unpriced"),
     ("/reconciliation", "Reconciliation"),
+    ("/cost-to-serve", "Cost to serve"),
     ("/runs", "Runs"),
     ("/alerts", "Alerts"),
     ("/budgets", "Budgets"),
@@ -257,6 +258,21 @@ def reconciliation_cell(request: Request, ctx: Context) -> Response:
         period = pages.period(None, time.time_ns())
     chrome = _chrome(request, "/reconciliation", period, show_range=False)
     return render("reconciliation_cell.html", title="Reconciliation cell", **chrome, **found)
+
+
+@router.get("/cost-to-serve", response_class=HTMLResponse)
+def cost_to_serve(request: Request, ctx: Context) -> Response:
+    """Dashboard: per tenant or customer, direct and allocated cost, revenue and margin."""
+    by = request.query_params.get("by", "tenant")
+
+    def build(period: pages.Period) -> dict[str, Any]:
+        if by not in ("tenant", "customer"):
+            raise QueryError("by", f"unknown value {by!r}", ("tenant", "customer"))
+        chosen: cost_pages.By = "customer" if by == "customer" else "tenant"
+        horizon = int(ctx.settings.runs.late_horizon_hours * 3600 * 10**9)
+        return cost_pages.cost_to_serve(ctx.store, ctx.cost_rules(), period, chosen, late_horizon_ns=horizon)
+
+    return _page(request, "cost_to_serve.html", "Cost to serve", "/cost-to-serve", build)
 
 
 @router.get("/runs", response_class=HTMLResponse)

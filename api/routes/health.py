@@ -32,6 +32,9 @@ def readyz(ctx: Context) -> Response:
         problem = ctx.commands.pipeline_problem()
         checks["pipeline"] = "ok" if problem is None else ctx.store.scrub(problem)[:300]
         ready = ready and problem is None
+        # The allocation job is not on the ingest path: a stopped job is reported, not a refusal.
+        stopped = ctx.commands.allocation_status().get("problem")
+        checks["allocation"] = "ok" if stopped is None else ctx.store.scrub(stopped)[:300]
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
     )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from otelspend.clickhouse.queries.vocabulary import CALL_BITS, DIMENSIONS, Filters, Source
+from otelspend.clickhouse.queries.vocabulary import CALL_BITS, DIMENSIONS, LEDGER_CONSTANTS, Filters, Source
 
 NS = 10**9
 HOUR_NS = 3600 * NS
@@ -26,13 +26,15 @@ ROLLUP_TABLE: dict[str, str] = {
     "calls_rollup": "rollup_calls_hourly",
     "runs_daily": "rollup_runs_daily",
     "calls_daily": "rollup_calls_daily",
+    "alloc_hourly": "rollup_alloc_hourly",
+    "alloc_daily": "rollup_alloc_daily",
 }
 DAILY: dict[str, tuple[Source, frozenset[str]]] = {
     "runs_rollup": ("runs_daily", frozenset({"workflow_type", "tenant"})),
     "calls_rollup": ("calls_daily", frozenset({"tenant", "model", "provider"})),
 }
 """Each hourly rollup's daily counterpart (migration 0005) and the only dimensions it keeps."""
-RAW_TABLE: dict[str, str] = {"runs": "runs", "run_calls": "run_calls"}
+RAW_TABLE: dict[str, str] = {"runs": "runs", "run_calls": "run_calls", "allocations": "allocations"}
 BucketExpr = Literal["hour", "day"]
 
 
@@ -115,13 +117,19 @@ class Plan:
 
 def plan_for(group_by: Sequence[str], filters: Filters) -> Plan:
     """The plan for these dimensions (names already checked against the vocabulary)."""
-    touched = set(group_by) | {name for name, _ in filters}
+    # A ledger constant (direct cost's pool) is no column of any ledger table: it decides nothing.
+    touched = (set(group_by) | {name for name, _ in filters}) - set(LEDGER_CONSTANTS)
     levels = {DIMENSIONS[name].level for name in touched}
     subset = sum(CALL_BITS[name] for name in touched if name in CALL_BITS)
     distinct = any(name in CALL_BITS and len(values) > 1 and name not in group_by for name, values in filters)
     # The calls rollup counts distinct runs per single call dimension only: over two or
-    # more, run counts come from the raw breakdown rows.
-    distinct = distinct or subset.bit_count() > 1
+    # more, or over a call dimension it keeps no run counts for (cost_kind), run counts come
+    # from the raw breakdown rows.
+    distinct = (
+        distinct
+        or subset.bit_count() > 1
+        or any(DIMENSIONS[name].level == "call" and name not in CALL_BITS for name in touched)
+    )
     level: Literal["run", "call"] = "call" if "call" in levels else "run"
     daily = touched <= DAILY["calls_rollup" if level == "call" else "runs_rollup"][1]
     return Plan(level, "raw" in levels, subset, distinct, daily)

@@ -46,12 +46,15 @@ from otelspend.clickhouse.queries import billing
 from otelspend.clickhouse.queries.rollup_plan import DAILY, RAW_TABLE, ROLLUP_TABLE, BucketExpr, Plan, Window
 from otelspend.clickhouse.queries.sql import Fragment, Params, Query, render, time_range
 from otelspend.clickhouse.queries.vocabulary import (
-    BILLING_UNSUPPORTED_DIMENSIONS,
-    DIMENSIONS,
+    ALLOCATION_DAILY_DIMENSIONS,
+    ALLOCATION_HOURLY_DIMENSIONS,
+    FAMILY_DIMENSIONS,
     METRICS,
     PARTIALS,
+    Family,
     Filters,
     Source,
+    column_sql,
     metric_partials,
 )
 
@@ -161,29 +164,27 @@ def aggregate_query(
     partials = needed_partials(metrics, plan.level)
     if minimum is not None and minimum[0] not in partials:
         partials.append(PARTIALS[minimum[0]].name)
-    if shape.groups and "latency_count" not in partials:
-        partials.append("latency_count")  # cheap; tells live groups from cancelled ones
-    partials, unbilled = _billing(partials, metrics, {*group_by, *(name for name, _ in filters)})
-    common_where = _filter_sql(filters, params)
-    if keys is not None:
-        common_where.append(_keys_sql(group_by, keys, params))
-    inner = _sources(database, plan, window, shape, partials, common_where, params)
+    unavailable = set(unavailable_metrics(metrics, group_by, filters, plan.level))
+    partials = _family_partials(partials, shape, filters)
+    inner = _sources(database, plan, window, shape, partials, filters, keys, params)
 
     groups = shape.groups
-    metric_columns = [f"{'NULL' if m in unbilled else shape.metric(m, partials)} AS m_{m}" for m in metrics]
+    metric_columns = [f"{'NULL' if m in unavailable else shape.metric(m, partials)} AS m_{m}" for m in metrics]
     extra = []
     if totals:
         extra = [
             f"count() OVER () AS {GROUP_COUNT}",
-            *(f"{'NULL' if m in unbilled else shape.total(m, partials)} AS t_{m}" for m in metrics),
+            *(f"{'NULL' if m in unavailable else shape.total(m, partials)} AS t_{m}" for m in metrics),
         ]
     sql = f"SELECT {', '.join([*groups, *metric_columns, *extra])} FROM (\n{inner}\n)"
     having = [f"g{i} != ''" for i in range(len(group_by))] if options.nonempty_groups else []
     if groups:
         # A group whose rows were all cancelled (e.g. a run first emitted before its root
         # span named its workflow) nets to zero everywhere: not a group any more. A live
-        # group has runs, or at call level at least calls or tool executions.
-        having.append(f"({' OR '.join(f'a_{p} != 0' for p in LIVE_GROUP_PARTIALS if p in partials)})")
+        # group has runs, or at call level at least calls or tool executions, or allocated
+        # money or revenue rows.
+        alive = [f"a_{p} != 0" for p in LIVE_GROUP_PARTIALS if p in partials]
+        having.append("(" + " OR ".join(alive) + ")")
     if minimum is not None:
         having.append(f"a_{PARTIALS[minimum[0]].name} >= {params.bind('m', minimum[1], 'Int64')}")
     if having:
@@ -199,29 +200,74 @@ def aggregate_query(
     return sql, params.values, [*groups, *(f"m_{m}" for m in metrics), *totals_columns]
 
 
-LIVE_GROUP_PARTIALS = ("latency_count", "runs", "billed_shares")
-"""Partials any of which, non-zero, makes a group live (calls or tool executions, runs, billed money)."""
+LIVE_GROUP_PARTIALS = ("latency_count", "runs", "billed_shares", "allocation_rows", "revenue_days")
+"""Partials any of which, non-zero, makes a group live (calls or tool executions, runs, billed money,
+allocated money, revenue)."""
+_JOINED: tuple[Family, ...] = ("billing", "allocation", "revenue")
 
 
-def _billing(partials: list[str], metrics: Sequence[str], cut: set[str]) -> tuple[list[str], set[str]]:
-    """Billing partials of the query, and metrics that are NULL because billed money is matched per
-    model and provider (an agent or tool cut has no share of it)."""
-    if cut & BILLING_UNSUPPORTED_DIMENSIONS:
-        unbilled = {m for m in metrics if any(p in PARTIALS and PARTIALS[p].billing for p in METRICS[m].partials)}
-        return [p for p in partials if not PARTIALS[p].billing], unbilled
-    if any(PARTIALS[p].billing for p in partials) and "billed_shares" not in partials:
-        return [*partials, "billed_shares"], set()  # tells groups with billed money from empty ones
-    return partials, set()
+def _nulled_families(group_by: Sequence[str], filters: Filters) -> set[Family]:
+    touched = {*group_by, *(name for name, _ in filters)}
+    return {family for family in _JOINED if not touched <= FAMILY_DIMENSIONS[family]}
 
 
-def _filter_sql(filters: Filters, params: Params) -> list[str]:
+def _family_partials(partials: list[str], shape: _Shape, filters: Filters) -> list[str]:
+    """The partials to read: allocated money and revenue come from their own tables, joined by
+    group, and a cut their tables do not hold (a model, for allocations) leaves their metrics null,
+    not wrong; with groups, each family read adds the cheap partial that tells its live groups
+    from cancelled ones."""
+    nulled = _nulled_families(shape.group_by, filters)
+    kept = [p for p in partials if PARTIALS[p].family not in nulled]
+    families = {PARTIALS[p].family for p in kept}
+    if shape.groups:
+        for family, presence in _PRESENCE.items():
+            if (family in families or (family == "ledger" and families <= {"ledger"})) and presence not in kept:
+                kept.append(presence)
+    return kept
+
+
+def unavailable_metrics(
+    metrics: Sequence[str], group_by: Sequence[str], filters: Filters, level: Literal["run", "call"]
+) -> list[str]:
+    """The metrics a cut leaves null: those needing allocated money or revenue grouped or filtered
+    by a dimension their tables do not hold."""
+    nulled = _nulled_families(group_by, filters)
+    return [m for m in metrics if any(PARTIALS[p].family in nulled for p in metric_partials(METRICS[m], level))]
+
+
+_PRESENCE: dict[Family, str] = {
+    "ledger": "latency_count",
+    "billing": "billed_shares",
+    "allocation": "allocation_rows",
+    "revenue": "revenue_days",
+}
+"""Per family, the partial that is non-zero in every live group (a cancelled one nets to zero)."""
+
+
+def _filter_sql(filters: Filters, params: Params, family: Family = "ledger") -> list[str]:
     return [
-        f"{DIMENSIONS[name].column} IN {params.bind('f', list(values), 'Array(String)')}" for name, values in filters
+        f"{column_sql(name, family)} IN {params.bind('f', list(values), 'Array(String)')}" for name, values in filters
     ]
 
 
-def _keys_sql(group_by: Sequence[str], keys: Sequence[tuple[str, ...]], params: Params) -> str:
-    columns = ", ".join(DIMENSIONS[name].column for name in group_by)
+def _where(
+    filters: Filters,
+    keys: Sequence[tuple[str, ...]] | None,
+    group_by: Sequence[str],
+    params: Params,
+    family: Family,
+) -> list[str]:
+    """A family's filter terms, and its group keys when the groups are restricted."""
+    terms = _filter_sql(filters, params, family)
+    if keys is not None:
+        terms.append(_keys_sql(group_by, keys, params, family))
+    return terms
+
+
+def _keys_sql(
+    group_by: Sequence[str], keys: Sequence[tuple[str, ...]], params: Params, family: Family = "ledger"
+) -> str:
+    columns = ", ".join(column_sql(name, family) for name in group_by)
     tuple_type = ", ".join("String" for _ in group_by)
     return f"tuple({columns}) IN {params.bind('k', [tuple(k) for k in keys], f'Array(Tuple({tuple_type}))')}"
 
@@ -241,31 +287,43 @@ def _sources(
     window: Window,
     shape: _Shape,
     partials: Sequence[str],
-    common_where: Sequence[str],
+    filters: Filters,
+    keys: Sequence[tuple[str, ...]] | None,
     params: Params,
 ) -> str:
-    """The merged partials per group: one source, or the summed partials joined to exact
-    distinct run counts."""
-    billed = [p for p in partials if PARTIALS[p].billing]
-    partials = [p for p in partials if not PARTIALS[p].billing]
-    counted = [p for p in partials if p in RUN_COUNTS] if plan.distinct_runs else []
-    summed = [p for p in partials if p not in counted]
+    """The merged partials per group: the ledger's (summed partials, and exact distinct run
+    counts when the plan needs them), allocated money's and revenue's, joined by group."""
+    ledger = [p for p in partials if PARTIALS[p].family == "ledger"]
+    counted = [p for p in ledger if p in RUN_COUNTS] if plan.distinct_runs else []
+    summed = [p for p in ledger if p not in counted]
     sources = []
-    if summed or not counted:
-        sources.append(_merged(database, plan, window, shape, summed, common_where, params))
+    if summed or (not counted and ledger):
+        where = _where(filters, keys, shape.group_by, params, "ledger")
+        sources.append(_merged(database, plan, window, shape, summed, where, params))
     if counted:
-        sources.append(_distinct_runs(database, window, shape, counted, common_where, params))
+        where = _where(filters, keys, shape.group_by, params, "ledger")
+        sources.append(_distinct_runs(database, window, shape, counted, where, params))
+    allocated = [p for p in partials if PARTIALS[p].family == "allocation"]
+    if allocated:
+        where = _where(filters, keys, shape.group_by, params, "allocation")
+        touched = {*shape.group_by, *(name for name, _ in filters)}
+        sources.append(_allocated(database, window, shape, allocated, where, params, touched))
+    billed = [p for p in partials if PARTIALS[p].family == "billing"]
     if billed:
-        sources.append(_billed(database, window, shape, billed, common_where, params))
+        where = _where(filters, keys, shape.group_by, params, "billing")
+        sources.append(_billed(database, window, shape, billed, where, params))
+    revenue = [p for p in partials if PARTIALS[p].family == "revenue"]
+    if revenue:
+        where = _where(filters, keys, shape.group_by, params, "revenue")
+        sources.append(_revenue(database, window, shape, revenue, where, params))
     if len(sources) == 1:
         return sources[0]
     joined = f"SELECT * FROM ({sources[0]}) AS s0"
     for index, source in enumerate(sources[1:], 1):
-        joined += (
-            f" FULL OUTER JOIN ({source}) AS s{index} USING ({', '.join(shape.groups)})"
-            if shape.groups
-            else f" CROSS JOIN ({source}) AS s{index}"
-        )
+        if shape.groups:
+            joined += f" FULL OUTER JOIN ({source}) AS s{index} USING ({', '.join(shape.groups)})"
+        else:
+            joined += f" CROSS JOIN ({source}) AS s{index}"
     return joined
 
 
@@ -282,16 +340,16 @@ def _billed(
     window: Window,
     shape: _Shape,
     partials: Sequence[str],
-    common_where: Sequence[str],
+    where: Sequence[str],
     params: Params,
 ) -> str:
     """Billed-money partials per group from the current true-up shares of the runs that started
     in the window (``billing_trueup`` carries the run's dimensions, model and provider)."""
-    columns = [f"{DIMENSIONS[name].column} AS g{i}" for i, name in enumerate(shape.group_by)]
+    columns = [f"{column_sql(name, 'billing')} AS g{i}" for i, name in enumerate(shape.group_by)]
     if shape.bucket:
         unit = "toStartOfHour" if shape.bucket == "hour" else "toStartOfDay"
         columns.append(f"toUnixTimestamp({unit}(run_start)) AS b")
-    columns.extend(f"{PARTIALS[p].billing} AS a_{p}" for p in partials)
+    columns.extend(f"{PARTIALS[p].joined_raw} AS a_{p}" for p in partials)
     return render(
         _BILLED,
         db=database,
@@ -299,8 +357,67 @@ def _billed(
         current=billing.current(database),
         start=Fragment(params.bind("t", window.start_ns, "Int64")),
         end=Fragment(params.bind("t", window.end_ns, "Int64")),
-        filters=Fragment("".join(f" AND {term}" for term in common_where)),
+        filters=Fragment("".join(f" AND {term}" for term in where)),
         group_clause=Fragment(shape.group_clause()),
+    )
+
+
+def _allocated(
+    database: str,
+    window: Window,
+    shape: _Shape,
+    partials: Sequence[str],
+    where: Sequence[str],
+    params: Params,
+    touched: set[str],
+) -> str:
+    """Allocated-money partials per group: whole days from ``rollup_alloc_daily`` when every
+    dimension touched is its, the other whole hours from ``rollup_alloc_hourly`` when every one is
+    its, the rest (edge hours, or everything for a raw dimension) from the signed ``allocations``
+    rows; merged."""
+    parts: list[str] = []
+    hourly_ok = touched <= ALLOCATION_HOURLY_DIMENSIONS
+    hours = window.full_hours if hourly_ok else None
+    days = window.full_days if hourly_ok and touched <= ALLOCATION_DAILY_DIMENSIONS and shape.bucket != "hour" else None
+    if days is not None:
+        clause = [_rollup_range("day", days, params), *where]
+        parts.append(_part(database, None, "alloc_daily", "day", shape, partials, clause))
+    if hours is not None:
+        ranges = [hours] if days is None else [r for r in ((hours[0], days[0]), (days[1], hours[1])) if r[0] < r[1]]
+        if ranges:
+            clause = ["(" + " OR ".join(_rollup_range("hour", r, params) for r in ranges) + ")", *where]
+            parts.append(_part(database, None, "alloc_hourly", "hour", shape, partials, clause))
+    raw_ranges = window.edges if hourly_ok else [(window.start_ns, window.end_ns)]
+    if raw_ranges:
+        clause = [_raw_ranges(raw_ranges, params), *where]
+        parts.append(_part(database, None, "allocations", "start_time", shape, partials, clause))
+    merged = [*shape.groups, *(shape.group_aggregate(p) for p in partials)]
+    union = "\nUNION ALL\n".join(parts)
+    return f"SELECT {', '.join(merged)} FROM (\n{union}\n){shape.group_clause()}"
+
+
+def _revenue(
+    database: str,
+    window: Window,
+    shape: _Shape,
+    partials: Sequence[str],
+    where: Sequence[str],
+    params: Params,
+) -> str:
+    """Revenue partials per group over the days whose start is in the window (``revenue FINAL``:
+    the latest import of a day)."""
+    columns = [f"{column_sql(name, 'revenue')} AS g{i}" for i, name in enumerate(shape.group_by)]
+    if shape.bucket:
+        unit = "toStartOfHour" if shape.bucket == "hour" else "toStartOfDay"
+        columns.append(f"toUnixTimestamp({unit}(toDateTime(day, 'UTC'))) AS b")
+    columns.extend(f"{PARTIALS[p].joined_raw} AS a_{p}" for p in partials)
+    clause = [
+        f"toDateTime(day, 'UTC') >= toDateTime({params.bind('t', window.start_ns // 10**9, 'Int64')}, 'UTC')",
+        f"toDateTime(day, 'UTC') < toDateTime({params.bind('t', -(-window.end_ns // 10**9), 'Int64')}, 'UTC')",
+        *where,
+    ]
+    return (
+        f"SELECT {', '.join(columns)} FROM {database}.revenue FINAL WHERE {' AND '.join(clause)}{shape.group_clause()}"
     )
 
 
@@ -347,7 +464,7 @@ def _distinct_runs(
     """Exact distinct run counts per group from the signed raw breakdown rows (totals add up
     the groups' counts: a run counts once in every group it is in)."""
     groups = shape.groups
-    columns = [f"{DIMENSIONS[name].column} AS g{i}" for i, name in enumerate(shape.group_by)]
+    columns = [f"{column_sql(name, 'ledger')} AS g{i}" for i, name in enumerate(shape.group_by)]
     bucket_sql = _bucket_sql(shape.bucket, "start_time")
     if bucket_sql:
         columns.append(f"{bucket_sql} AS b")
@@ -388,7 +505,7 @@ def _alias(partial: str) -> str:
 
 def _part(
     database: str,
-    plan: Plan,
+    plan: Plan | None,
     source: Source,
     time_column: str,
     shape: _Shape,
@@ -396,12 +513,13 @@ def _part(
     where: Sequence[str],
 ) -> str:
     """One source's partials: rollup rows as they are, raw rows (``start_time``) grouped."""
-    columns = [f"{DIMENSIONS[name].column} AS g{i}" for i, name in enumerate(shape.group_by)]
+    family: Family = "allocation" if source in ("alloc_hourly", "alloc_daily", "allocations") else "ledger"
+    columns = [f"{column_sql(name, family)} AS g{i}" for i, name in enumerate(shape.group_by)]
     bucket_sql = _bucket_sql(shape.bucket, time_column)
     if bucket_sql:
         columns.append(f"{bucket_sql} AS b")
     # Names come from the vocabulary's fixed list, never from the request.
-    names = {"call_dimension": plan.call_dimension} if plan.call_dimension else {}
+    names = {"call_dimension": plan.call_dimension} if plan is not None and plan.call_dimension else {}
     columns.extend(f"{render(PARTIALS[p].expression(source), **names)} AS p_{p}" for p in partials)
     table = ROLLUP_TABLE.get(source) or RAW_TABLE[source]
     sql = f"SELECT {', '.join(columns)} FROM {database}.{table} WHERE {' AND '.join(where)}"

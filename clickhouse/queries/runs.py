@@ -24,13 +24,14 @@ BREAKDOWN_KEY = ("run_id", "version", *CALL_DIMENSIONS)
 of earlier versions can stay in force beside newer ones."""
 
 
-def in_force(*key: str) -> Fragment:
+def in_force(*key: str, allowed: Iterable[str] = RUN_FIELDS | CALL_FIELDS) -> Fragment:
     """``GROUP BY <key> HAVING sum(sign) > 0``: the rows (runs, or breakdown rows) in force.
 
     A cancelled emission and its cancel row carry the same key and net to zero; what is left
     positive is current. Keyed by ``run_id``, the run's latest version is the one in force
-    (``argMax(column, version)``)."""
-    checked_columns(key, RUN_FIELDS | CALL_FIELDS)
+    (``argMax(column, version)``). Other collapsing tables (allocations) pass their columns as
+    ``allowed``."""
+    checked_columns(key, allowed)
     return Fragment(f"GROUP BY {', '.join(key)} HAVING sum(sign) > 0")
 
 
@@ -73,6 +74,12 @@ def run_filters(database: str, start_ns: int, end_ns: int, filters: Filters, par
     call_terms: list[str] = []
     for name, values in filters:
         term = f"{DIMENSIONS[name].column} IN {params.bind('f', list(values), 'Array(String)')}"
+        if name == "pool":  # the runs carrying money of these pools (allocations in force)
+            terms.append(
+                f"run_id IN (SELECT run_id FROM {database}.allocations WHERE {term} AND run_id != '' "
+                "GROUP BY pool, period_start, consumer, run_id, version HAVING sum(sign) > 0)"
+            )
+            continue
         (call_terms if DIMENSIONS[name].level == "call" else terms).append(term)
     if call_terms:
         terms.append(

@@ -39,8 +39,17 @@ Level = Literal["run", "call", "raw"]
 Kind = Literal["usd", "int", "float", "str"]
 """How a metric value is serialised: ``usd`` a decimal string, ``int`` and ``float`` JSON numbers,
 ``str`` a string (``billed_confidence``)."""
-Source = Literal["runs_rollup", "calls_rollup", "runs_daily", "calls_daily", "runs", "run_calls"]
-"""Where partials come from: the hourly rollups, the daily rollups (migration 0005), raw rows."""
+Source = Literal[
+    "runs_rollup", "calls_rollup", "runs_daily", "calls_daily", "runs", "run_calls",
+    "alloc_hourly", "alloc_daily", "allocations", "revenue", "billing",
+]  # fmt: skip
+"""Where partials come from: the hourly rollups, the daily rollups (migration 0005), raw rows;
+for billed money the true-up shares (migration 0006); for allocated money its rollups and rows,
+for revenue its days (migration 0007)."""
+Family = Literal["ledger", "billing", "allocation", "revenue"]
+"""Which tables a partial is read from: the ledger's (runs, breakdown rows and their rollups), the
+billing true-up's (billed money shared over runs, migration 0006), the allocations' (shared costs,
+migration 0007) or revenue's. The families are read separately and joined by group."""
 
 
 @dataclass(frozen=True)
@@ -81,10 +90,15 @@ class Partial:
     group_state: str | None = None
     """How a group keeps the partial when a table's totals are asked (``{value}``): a state the
     totals merge again (quantiles). None: the group's value itself adds up with ``outer``."""
-    billing: str | None = None
-    """The aggregate over the current true-up shares (``billing_trueup``, migration 0006) when
-    the partial is billed money: no rollup holds it, so it is read from there per group and
-    joined to the others (the source fragments are then never read)."""
+    family: Family = "ledger"
+    """``billing`` / ``allocation`` / ``revenue``: read from those tables only, the ledger
+    fragments above unused."""
+    joined_rollup: str = ""
+    """Allocation partials: the row expression over ``rollup_alloc_hourly`` / ``_daily``."""
+    joined_raw: str = ""
+    """The aggregate over the family's raw rows: signed ``allocations`` rows, ``revenue`` days, or
+    the current true-up shares of ``billing_trueup`` (a group no share reaches reads 0 there, the
+    join's default, hence billed metrics test ``billed_shares``)."""
 
     def expression(self, source: Source) -> str:
         """The fragment this source computes the partial with."""
@@ -95,6 +109,11 @@ class Partial:
             "calls_daily": self.calls_daily or self.calls_rollup,
             "runs": self.runs,
             "run_calls": self.run_calls,
+            "alloc_hourly": self.joined_rollup,
+            "alloc_daily": self.joined_rollup,
+            "allocations": self.joined_raw,
+            "revenue": self.joined_raw,
+            "billing": self.joined_raw,
         }[source]
 
 
@@ -220,10 +239,10 @@ PARTIALS: dict[str, Partial] = {
             "(latencies_ms, arrayWithConstant(length(latencies_ms), toUInt64(sign)))",
             group_state="quantilesExactWeightedArrayMergeState(0.5, 0.95)({value})",
         ),
-        # Billed money shared over runs (the billing true-up): read from billing_trueup, per
-        # group. A group no share reaches reads 0 here (the join's default), hence nullIf.
+        # Billed money shared over runs (the billing true-up, migration 0006): read from
+        # billing_trueup, per group.
         *(
-            Partial(name, outer, "NULL", "NULL", "NULL", "NULL", billing=aggregate)
+            Partial(name, outer, "", "", "", "", family="billing", joined_raw=aggregate)
             for name, outer, aggregate in (
                 ("billed_shares", _SUM, "toInt64(count())"),
                 ("billed_usd", _SUM, f"CAST(sum(billed_usd) AS {_USD})"),
@@ -235,6 +254,31 @@ PARTIALS: dict[str, Partial] = {
                 ),
             )
         ),
+        # Shared costs allocated to runs (migration 0007): signed sums, whatever the source.
+        Partial(
+            "allocated_usd",
+            _SUM,
+            "",
+            "",
+            "",
+            "",
+            family="allocation",
+            joined_rollup=f"CAST(allocated_usd AS {_USD})",
+            joined_raw=f"CAST(sum(sign * amount_usd) AS {_USD})",
+        ),
+        Partial(
+            "allocation_rows",
+            _SUM,
+            "",
+            "",
+            "",
+            "",
+            family="allocation",
+            joined_rollup="toInt64(allocation_rows)",
+            joined_raw="sum(toInt64(sign))",
+        ),
+        Partial("revenue_usd", _SUM, "", "", "", "", family="revenue", joined_raw=f"CAST(sum(amount_usd) AS {_USD})"),
+        Partial("revenue_days", _SUM, "", "", "", "", family="revenue", joined_raw="toInt64(count())"),
         Partial(
             "workflow_types",
             "sumMap({value})",
@@ -494,6 +538,69 @@ METRICS: dict[str, Metric] = {
             "length(arrayFilter((k, v) -> k != '' AND v > 0, tupleElement({workflow_types}, 1), "
             "tupleElement({workflow_types}, 2)))",
         ),
+        Metric(
+            "direct_cost_usd",
+            "usd",
+            "USD",
+            "Direct cost: the counted model calls and priced charges (retrieval, tool fees, compute, request "
+            "fees) of the group, as cost_usd." + _AT_CALL_LEVEL,
+            ("cost_usd",),
+            "{cost_usd}",
+        ),
+        Metric(
+            "allocated_cost_usd",
+            "usd",
+            "USD",
+            "Shared costs allocated to the group's runs by the cost pools (GET /v1/allocations): exact, the "
+            "shares of a pool's period add up to its amount; money a period had no consumer for is in the "
+            "'(unallocated)' value of the pool's by dimension. Null at a cut allocations do not carry "
+            "(model, provider, agent, tool, operation, payload_band).",
+            ("allocated_usd",),
+            "{allocated_usd}",
+        ),
+        Metric(
+            "loaded_cost_usd",
+            "usd",
+            "USD",
+            "Fully loaded cost: direct_cost_usd + allocated_cost_usd. Null where allocated_cost_usd is.",
+            ("cost_usd", "allocated_usd"),
+            "{cost_usd} + {allocated_usd}",
+        ),
+        Metric(
+            "loaded_cost_per_success_usd",
+            "usd",
+            "USD per run",
+            "loaded_cost_usd / successful_runs: what one successful completion costs with its share of shared "
+            "costs (truncated to 1e-15 USD); null without successful runs.",
+            ("cost_usd", "allocated_usd", "successful_runs"),
+            "if({successful_runs} <= 0, NULL, ({cost_usd} + {allocated_usd}) / {successful_runs})",
+        ),
+        Metric(
+            "revenue_usd",
+            "usd",
+            "USD",
+            "Imported revenue (POST /v1/revenue) of the days starting in the window. Only by tenant, customer "
+            "and feature (null at any other cut); null for a group without revenue on record.",
+            ("revenue_usd", "revenue_days"),
+            "if({revenue_days} = 0, NULL, {revenue_usd})",
+        ),
+        Metric(
+            "margin_usd",
+            "usd",
+            "USD",
+            "revenue_usd - loaded_cost_usd; null without revenue (or where loaded cost is null).",
+            ("revenue_usd", "revenue_days", "cost_usd", "allocated_usd"),
+            "if({revenue_days} = 0, NULL, {revenue_usd} - ({cost_usd} + {allocated_usd}))",
+        ),
+        Metric(
+            "margin_pct",
+            "float",
+            "percent",
+            "100 x margin_usd / revenue_usd; null without revenue or with revenue of zero.",
+            ("revenue_usd", "revenue_days", "cost_usd", "allocated_usd"),
+            "if({revenue_days} = 0 OR {revenue_usd} = 0, NULL, 100 * toFloat64({revenue_usd} - ({cost_usd} + "
+            "{allocated_usd})) / toFloat64({revenue_usd}))",
+        ),
         _total(
             "unpriced_calls",
             "calls",
@@ -532,10 +639,21 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("service", "run", "service.name of the run's root span."),
         Dimension("status", "run", "Run status from the root span: success, error, unknown (no root seen)."),
         Dimension("outcome", "run", "Latest outcome: accepted, edited, rejected, escalated, or empty."),
+        Dimension(
+            "cost_kind",
+            "call",
+            "What the money is: model (model calls), retrieval, tool, compute, request (spans priced by rate-card "
+            "entries matched on attributes), or an allocated pool's cost_kind.",
+        ),
+        Dimension(
+            "pool",
+            "run",
+            "Shared-cost pool of allocated money (cost-pools file); direct cost is in no pool (empty value).",
+        ),
     )
 }
 
-assert {d.name for d in DIMENSIONS.values() if d.level == "call"} == set(CALL_DIMENSIONS)
+assert {d.name for d in DIMENSIONS.values() if d.level == "call"} == {*CALL_DIMENSIONS, "cost_kind"}
 CALL_BITS: dict[str, int] = {name: 1 << index for index, name in enumerate(CALL_DIMENSIONS)}
 """Bit of each call dimension in a subset id (bit 0 = model ... bit 5 = payload_band); run_mask
 has one bit per subset id."""
@@ -547,3 +665,30 @@ Filters = tuple[tuple[str, tuple[str, ...]], ...]
 def metric_partials(metric: Metric, level: Literal["run", "call"]) -> tuple[str, ...]:
     """Partial names a metric needs at a level (the quantile state differs per level)."""
     return tuple((f"latency_q_{level}" if p == "latency_q" else p) for p in metric.partials)
+
+
+FAMILY_DIMENSIONS: dict[Family, frozenset[str]] = {
+    "ledger": frozenset(DIMENSIONS),
+    "billing": frozenset(DIMENSIONS) - BILLING_UNSUPPORTED_DIMENSIONS - {"cost_kind", "pool"},
+    "allocation": frozenset(
+        name for name, d in DIMENSIONS.items() if d.level in ("run", "raw") or name in ("cost_kind", "pool")
+    ),
+    "revenue": frozenset({"tenant", "customer", "feature"}),
+}
+"""Dimensions each family's tables hold; a metric of a family is null at a cut touching any other."""
+LEDGER_CONSTANTS: dict[str, str] = {"pool": "''"}
+"""Ledger values that are constant: direct cost is in no pool."""
+ALLOCATION_HOURLY_DIMENSIONS = frozenset(
+    name for name, d in DIMENSIONS.items() if d.level == "run" or name == "cost_kind"
+)
+"""Dimensions of ``rollup_alloc_hourly`` (raw dimensions read ``allocations`` itself)."""
+ALLOCATION_DAILY_DIMENSIONS = frozenset({"pool", "cost_kind", "tenant", "customer", "feature", "workflow_type"})
+"""Dimensions of ``rollup_alloc_daily``: whole days come from it when a query touches no other."""
+
+
+def column_sql(name: str, family: Family) -> str:
+    """The SQL giving dimension ``name`` in a family's tables (a constant where the family's value is
+    known without a column: direct cost's pool)."""
+    if family == "ledger" and name in LEDGER_CONSTANTS:
+        return LEDGER_CONSTANTS[name]
+    return DIMENSIONS[name].column

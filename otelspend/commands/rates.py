@@ -167,17 +167,35 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"rate card {args.file}: valid, {len(card.entries)} entr{'y' if len(card.entries) == 1 else 'ies'}")
     print(f"source recorded on priced spans: {card.source}")
     for card_entry in card.entries:
-        e = card_entry.entry
-        if e.gpu_second is not None:
-            kind = f"GPU-seconds at {e.gpu_second} USD"
-        elif e.prices is not None:
-            kind = "token prices"
-        else:
-            kind = "adjusts genai-prices"
-        window = ""
-        if e.effective_from is not None or e.effective_to is not None:
-            window = f" [{e.effective_from or '...'}, {e.effective_to or '...'})"
-        print(f"  {e.id}: provider {e.provider!r} model {e.model!r}{window}: {kind}")
+        print(f"  {_entry_line(card_entry)}")
     for warning in card_warnings(card):
         print(f"warning: {warning}")
     return 0
+
+
+def _entry_line(card_entry: CardEntry) -> str:
+    """One entry for ``rates check``: what it matches, when, and what it prices."""
+    e = card_entry.entry
+    window = ""
+    if e.effective_from is not None or e.effective_to is not None:
+        window = f" [{e.effective_from or '...'}, {e.effective_to or '...'})"
+    if e.model is None:  # a charge: spans other than model calls, matched on attributes
+        prices = [
+            f"{value} USD {unit}"
+            for value, unit in (
+                (e.request_fee, "per call"),
+                (e.per_1k_calls, "per 1,000 calls"),
+                (e.gpu_second, "per GPU-second"),
+                (e.cpu_second, "per CPU-second"),
+            )
+            if value is not None
+        ]
+        return f"{e.id}: {e.cost_kind} charge, match {e.match}{window}: {', '.join(prices)}"
+    if e.gpu_second is not None:
+        kind = f"GPU-seconds at {e.gpu_second} USD"
+    elif e.prices is not None:
+        kind = "token prices"
+    else:
+        kind = "adjusts genai-prices"
+    restricted = f", match {e.match}" if e.match else ""
+    return f"{e.id}: provider {e.provider!r} model {e.model!r}{restricted}{window}: {kind}"

@@ -36,14 +36,21 @@ def default_api_url(settings: Settings) -> str:
 
 
 def ask_server(
-    args: argparse.Namespace, settings: Settings, path: str, body: dict[str, Any], fallback: str
+    args: argparse.Namespace,
+    settings: Settings,
+    path: str,
+    body: dict[str, Any] | bytes,
+    fallback: str,
+    headers: dict[str, str] | None = None,
 ) -> tuple[str, dict[str, Any]] | None:
-    """POST ``body`` to the server's ``path``: (base URL, JSON answer), or None when nothing
-    listens (after saying ``fallback`` on stderr). Raises ApiError when the server refuses."""
+    """POST ``body`` (JSON, or bytes sent with ``headers``, e.g. a CSV file) to the server's
+    ``path``: (base URL, JSON answer), or None when nothing listens (after saying ``fallback``
+    on stderr). Raises ApiError when the server refuses."""
     url = (args.api or default_api_url(settings)).rstrip("/")
     token = args.token or (settings.api.tokens[0].get_secret_value() if settings.api.tokens else None)
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = urllib.request.Request(
-        f"{url}{path}", data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+        f"{url}{path}", data=data, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
     )
     if token:
         request.add_header("Authorization", f"Bearer {token}")

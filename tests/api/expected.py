@@ -159,7 +159,7 @@ def expected_rows(
         values = dict(zip(_FIELDS, row[len(group_by) :], strict=True))
         if values["runs"] == 0:
             continue
-        out[key] = metrics(values)
+        out[key] = metrics(values, call_level)
     return out
 
 
@@ -180,10 +180,18 @@ def _ratio(a: float, b: float) -> float | None:
     return None if b <= 0 else a / b
 
 
-def metrics(v: dict[str, Any]) -> dict[str, Any]:
-    """The API's metric definitions over the plain aggregates."""
+def metrics(v: dict[str, Any], call_level: bool = False) -> dict[str, Any]:
+    """The API's metric definitions over the plain aggregates (this ledger has no cost pools and no
+    revenue: nothing allocated, and allocations are not kept per call, so null at call level)."""
     has_latency = v["latency_n"] > 0
     return {
+        "direct_cost_usd": _usd(v["cost"]),
+        "allocated_cost_usd": None if call_level else _usd(Decimal(0)),
+        "loaded_cost_usd": None if call_level else _usd(v["cost"]),
+        "loaded_cost_per_success_usd": None if call_level else _per(v["cost"], v["ok"]),
+        "revenue_usd": None,
+        "margin_usd": None,
+        "margin_pct": None,
         "cost_usd": _usd(v["cost"]),
         "reported_cost_usd": _usd(v["reported"]),
         "runs": v["runs"],

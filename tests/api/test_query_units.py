@@ -38,6 +38,8 @@ ISSUE_DIMENSIONS = [
     "service",
     "status",
     "outcome",
+    "cost_kind",  # issue 14
+    "pool",
 ]
 ISSUE_METRICS = [
     "cost_usd",
@@ -63,6 +65,13 @@ ISSUE_METRICS = [
     "tool_failure_rate",
     "workflows_touched",
     "unpriced_calls",
+    "direct_cost_usd",  # issue 14
+    "allocated_cost_usd",
+    "loaded_cost_usd",
+    "loaded_cost_per_success_usd",
+    "revenue_usd",
+    "margin_usd",
+    "margin_pct",
 ]
 
 
@@ -78,7 +87,15 @@ def test_every_metric_is_computable_from_every_source(metric: str) -> None:
         ("call", ("calls_rollup", "calls_daily", "run_calls")),
     ):
         for partial in metric_partials(METRICS[metric], level):
-            for source in sources:
+            family = PARTIALS[partial].family
+            # allocated money and revenue come from their own tables, whatever the level
+            read_from = {
+                "ledger": sources,
+                "allocation": ("alloc_hourly", "alloc_daily", "allocations"),
+                "revenue": ("revenue",),
+                "billing": ("billing",),
+            }[family]
+            for source in read_from:
                 assert PARTIALS[partial].expression(source), (metric, partial, source)
     assert METRICS[metric].description and METRICS[metric].unit
 

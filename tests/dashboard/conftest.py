@@ -104,10 +104,63 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+COST_POOLS = """
+pools:
+  - id: vector-db
+    owner: platform-team
+    review: 2027-03-01
+    description: Managed vector database, shared by every tenant
+    amount_usd: "25.00"
+    period: day
+    scope: {}
+    signal: runs
+    method: proportional
+    by: tenant
+    cost_kind: retrieval
+  - id: gpu-cluster
+    owner: ml-infra
+    review: 2025-01-01
+    description: Self-hosted vLLM cluster of the meeting summaries
+    amount_usd: "400.00"
+    period: month
+    scope: {workflow_type: meeting_summary}
+    signal: tokens
+    method: proportional
+    by: customer
+    cost_kind: compute
+units:
+  - id: triage
+    description: A support ticket triaged and accepted
+    scope: {workflow_type: support_triage}
+    count: {outcome: accepted}
+"""
+"""Issue 14's cost-to-serve page: two pools (one monthly, by customer) and a unit of value."""
+
+
+def _allocate_and_import_revenue(server: Running) -> None:
+    """Allocate every period now (the job's interval is long in tests) and import revenue for two
+    tenants: acme with a healthy margin, globex with almost none (margin-dilutive)."""
+    server.app.allocator.catch_up()
+    today = dt.datetime.now(dt.UTC).date()
+    start, end = today - dt.timedelta(days=8), today + dt.timedelta(days=1)
+    csv = f"period_start,period_end,tenant,revenue_usd\n{start},{end},acme,900\n{start},{end},globex,0.05\n"
+    with httpx.Client(base_url=server.api_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as api:
+        response = api.post("/v1/revenue", content=csv, headers={"content-type": "text/csv"})
+        assert response.status_code == 201, response.text
+
+
 @pytest.fixture(scope="package")
 def loaded(chdb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+    data = tmp_path_factory.mktemp("dashboard-data")
+    pools = data / "cost-pools.yaml"
+    pools.write_text(COST_POOLS)
     settings = make_settings(
-        chdb_path, tmp_path_factory.mktemp("dashboard-data"), f"t_{uuid.uuid4().hex[:12]}", api={"tokens": [TOKEN]}
+        chdb_path,
+        data,
+        f"t_{uuid.uuid4().hex[:12]}",
+        api={"tokens": [TOKEN]},
+        cost_pools=str(pools),
+        allocation={"interval_seconds": 3600},
     )
     app = OtelSpend(settings)
     app.start()
@@ -125,6 +178,7 @@ def loaded(chdb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         server.wait_idle(timeout=90)
         reviewed = _post_outcomes(server)
         server.wait_idle(timeout=90)
+        _allocate_and_import_revenue(server)
         yield Loaded(server, output, view_run_id, reviewed)
     finally:
         app.stop()

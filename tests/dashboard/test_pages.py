@@ -31,7 +31,7 @@ from tests.dashboard.conftest import (
 
 SCREENSHOT = REPO / "tests" / "artifacts" / "dashboard-overview.png"
 README_IMAGE = REPO / "docs" / "img" / "dashboard-overview.png"
-PAGES = ["/", "/workflows", "/tenants", "/agents", "/outliers", "/unpriced", "/runs"]
+PAGES = ["/", "/workflows", "/tenants", "/agents", "/outliers", "/unpriced", "/cost-to-serve", "/runs"]
 
 
 def window_of(page: Page) -> dict[str, str]:

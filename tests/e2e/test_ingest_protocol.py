@@ -269,11 +269,11 @@ def test_a_batch_the_pipeline_fails_on_stays_in_the_log_and_is_stored_on_the_nex
     real = book.price_rows
     calls: list[int] = []
 
-    def fail_once(rows):  # a bug in the pipeline, injected once
+    def fail_once(rows, resources=None):  # a bug in the pipeline, injected once
         calls.append(len(rows))
         if len(calls) == 1:
             raise RuntimeError("injected")
-        return real(rows)
+        return real(rows, resources)
 
     book.price_rows = fail_once
     lost = chat(tokens=7)

@@ -275,8 +275,38 @@ def _check_attribution(title: str, rows: list[dict[str, Any]], ledger: Ledger, d
     elif title == "Top customers":
         expected = ledger.by(runs, lambda r: r["customer"], "cost_usd")
         assert [r["customer"] for r in rows] == sorted(expected, key=lambda c: -expected[c])[:20]
+    elif title == "Cost to serve by tenant":
+        _check_cost_to_serve(rows, ledger, demo)
     else:
         raise AssertionError(f"no check for attribution panel {title!r}")
+
+
+def _check_cost_to_serve(rows: list[dict[str, Any]], ledger: Ledger, demo: DemoData) -> None:
+    """Direct cost equals the runs', allocated cost the allocations in force, revenue the imported
+    days; loaded = direct + allocated and margin = revenue - loaded, per tenant."""
+    direct = ledger.by(ledger.runs, lambda r: r["tenant"], "cost_usd")
+    allocated = {
+        tenant: Decimal(amount)
+        for tenant, amount in demo.server.rows(
+            "SELECT tenant, sum(sign * amount_usd) FROM {db}.allocations GROUP BY tenant HAVING sum(sign) != 0"
+        )
+    }
+    revenue = {
+        t: Decimal(a)
+        for t, a in demo.server.rows("SELECT tenant, sum(amount_usd) FROM {db}.revenue FINAL GROUP BY tenant")
+    }
+    assert {r["tenant"] for r in rows} == set(direct) | set(allocated)
+    assert sum(allocated.values()) > 0 and set(revenue) == {"acme", "globex"}
+    for row in rows:
+        tenant = row["tenant"]
+        assert _close(row["direct_cost_usd"], direct.get(tenant, 0)), tenant
+        assert _close(row["allocated_cost_usd"], allocated.get(tenant, 0)), tenant
+        assert _close(row["loaded_cost_usd"], direct.get(tenant, 0) + allocated.get(tenant, 0)), tenant
+        if tenant in revenue:
+            assert _close(row["revenue_usd"], revenue[tenant], 1e-6)
+            assert _close(row["margin_usd"], row["revenue_usd"] - row["loaded_cost_usd"], 1e-6)
+        else:
+            assert row["revenue_usd"] is None and row["margin_usd"] is None
 
 
 def _check_agents(title: str, rows: list[dict[str, Any]], ledger: Ledger, demo: DemoData) -> None:

@@ -315,6 +315,11 @@ REST_CHECKS: dict[str, Callable[[Loaded, list[dict[str, Any]]], None]] = {
     "Unpriced calls over time": _unpriced_count("unpriced_calls"),
     "Calls by rate card": _spend_by_rate_card,
     "Ledger vs bill by provider per day": _ledger_vs_bill,
+    "Cost to serve by tenant": _grouped(
+        ["tenant"],
+        {"tenant": "tenant"},
+        {m: m for m in ("direct_cost_usd", "allocated_cost_usd", "loaded_cost_usd", "revenue_usd", "margin_usd")},
+    ),
     "Alerts by type": _alerts_by_type,
 }
 

@@ -66,3 +66,9 @@ def test_usd_femto_round_trip(usd: str | Decimal, femto: int) -> None:
 def test_finer_than_femto_is_refused() -> None:
     with pytest.raises(ValueError, match="precision"):
         usd_to_femto("0.0000000000000001")
+
+
+@given(totals, weights)
+def test_integer_weights_split_as_rational_ones(total: int, ws: list[int]) -> None:
+    """Integer weights take an integer fast path: the same shares as the same weights as Fractions."""
+    assert split_largest_remainder(total, ws) == split_largest_remainder(total, [Fraction(w) for w in ws])
