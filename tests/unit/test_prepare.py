@@ -11,6 +11,7 @@ import pytest
 from bench.traces import generate
 from otelspend.clickhouse.columnar import table_from_rows
 from otelspend.conventions import load_conventions
+from otelspend.enrich.charges import ResourceLookup
 from otelspend.enrich.pricing import PriceBook
 from otelspend.pipeline.prepare import PreparedBatch, Preparer, compact_spans
 from otelspend.receiver.decode import UndecodableRequest, decode_protobuf
@@ -107,7 +108,7 @@ def test_a_pricing_bug_keeps_the_count_and_says_why_instead_of_failing_the_reque
     book: PriceBook, request_bytes: bytes
 ) -> None:
     class Broken(PriceBook):
-        def price_rows(self, rows: list[list[Any]]) -> None:
+        def price_rows(self, rows: list[list[Any]], resources: ResourceLookup | None = None) -> None:
             raise RuntimeError("injected pricing bug")
 
     preparer = Preparer(Normalizer(load_conventions()), lambda: Broken(), node="n", clock_ns=lambda: NOW)
