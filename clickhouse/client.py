@@ -43,16 +43,46 @@ def chdb_path(dsn: str) -> Path | None:
     return Path(dsn[len(EMBEDDED_PREFIX) :]).expanduser().resolve()
 
 
+ENGINE_CONFIG = "otelspend-engine.xml"
+"""Written in the embedded store's directory: the engine's memory bounds (``engine_config``)."""
+
+
+def engine_config(memory_limit_bytes: int) -> str:
+    """Server configuration of the embedded engine: a memory limit, and caches bounded well
+    inside it (their defaults are sized for a dedicated server: gigabytes each)."""
+    caches = {
+        "mark_cache_size": memory_limit_bytes // 16,
+        "primary_index_cache_size": memory_limit_bytes // 16,
+        "index_mark_cache_size": memory_limit_bytes // 64,
+        "index_uncompressed_cache_size": 0,
+        "uncompressed_cache_size": 0,
+        "query_condition_cache_size": memory_limit_bytes // 64,
+    }
+    lines = [f"  <max_server_memory_usage>{memory_limit_bytes}</max_server_memory_usage>"]
+    lines += [f"  <{name}>{value}</{name}>" for name, value in caches.items()]
+    return "<clickhouse>\n" + "\n".join(lines) + "\n</clickhouse>\n"
+
+
 class Store:
     """One ClickHouse database, embedded (chDB under a path) or a server (clickhouse-connect),
     with a client per thread. Every call binds its parameters; the DSN stays secret.
     """
 
-    def __init__(self, dsn: str | SecretStr, database: str, *, timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        dsn: str | SecretStr,
+        database: str,
+        *,
+        timeout_seconds: float = 30.0,
+        memory_limit_bytes: int | None = None,
+    ) -> None:
         # The DSN may hold a password: kept secret (its str() is redacted), unwrapped only to connect.
         self.dsn = dsn if isinstance(dsn, SecretStr) else SecretDsn(dsn)
         self.database = database
         self.timeout_seconds = timeout_seconds
+        self.memory_limit_bytes = memory_limit_bytes
+        """Embedded only: bounds the engine (``engine_config``) if this Store starts it; chDB
+        runs one engine per process, configured by whoever connects first."""
         self.path = chdb_path(self.dsn.get_secret_value())
         self._local = threading.local()
         self._clients: list[Client] = []
@@ -77,8 +107,17 @@ class Store:
     def _connect(self, database: str | None) -> Client:
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True)
+            options: dict[str, str] | None = None
+            if self.memory_limit_bytes is not None:
+                config = self.path / ENGINE_CONFIG
+                config.write_text(engine_config(self.memory_limit_bytes))
+                options = {"config-file": str(config)}
             return clickhouse_connect.get_client(
-                interface="chdb", path=str(self.path), database=database, settings={"priority": INGEST_PRIORITY}
+                interface="chdb",
+                path=str(self.path),
+                database=database,
+                settings={"priority": INGEST_PRIORITY},
+                chdb_options=options,
             )
         return clickhouse_connect.get_client(
             dsn=self.dsn.get_secret_value(),

@@ -14,10 +14,12 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -49,11 +51,17 @@ from otelspend.metrics import Metrics
 from otelspend.pipeline.emission import Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
 from otelspend.pipeline.guard import LoopGuard
+from otelspend.pipeline.memory import skip_pandas_probe, tune_allocator
+from otelspend.pipeline.memory import trim as trim_allocator
+from otelspend.pipeline.prepare import PreparedBatch, Preparer
 from otelspend.pipeline.recovery import recover
 from otelspend.pipeline.reprice import RepriceError, RepriceTarget, reprice_window
 from otelspend.pipeline.resources import ResourceCache, StoredResourceAttributes, fetch_resource_attributes
 from otelspend.pipeline.stage import Housekeeping, Pipeline, PipelineConfig, PipelineStopped, read_state
 from otelspend.pipeline.wal import FORMAT_JSON, WalRecord, WriteAheadLog
+from otelspend.pipeline.worker_wire import WorkerConfig
+from otelspend.pipeline.workers import WorkerPool
+from otelspend.receiver.decode import UndecodableRequest
 from otelspend.receiver.grpc_server import OtlpGrpcServer
 from otelspend.receiver.http_server import OtlpHttpApp
 from otelspend.receiver.ingest import Ingest
@@ -95,10 +103,12 @@ class OtelSpend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.metrics.gauge("otelspend_python_threads_cpu_seconds", python_threads_cpu_seconds)
         self.store = Store(
             settings.clickhouse.dsn,
             settings.clickhouse.database,
             timeout_seconds=settings.clickhouse.insert_timeout_seconds,
+            memory_limit_bytes=settings.clickhouse.embedded_memory_mib * 1024 * 1024,
         )
         self.addresses: Addresses | None = None
         self._http_thread: threading.Thread | None = None
@@ -106,6 +116,7 @@ class OtelSpend:
         self._grpc: OtlpGrpcServer | None = None
         self._otlp_http: OtlpHttpApp | None = None
         self._sql: SqlHttpApp | None = None
+        self.workers: WorkerPool | None = None
         self._stopped = threading.Event()
         self._exit = threading.Event()
         """Set when the process should end: a stop, or a start-up that cannot go on."""
@@ -161,6 +172,8 @@ class OtelSpend:
         """
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        tune_allocator()
+        skip_pandas_probe()
         self._load_rules()
         self._build_allocation()
         self.resources = ResourceCache()
@@ -200,21 +213,12 @@ class OtelSpend:
             ),
             housekeeping=Housekeeping(
                 reloadables=(self.ownership,),
-                store_maintenance=self.store.release_memory if self.store.embedded else None,
+                store_maintenance=self._release_memory,
             ),
         )
-        if self._controls is not None:
-            self.pipeline.observer = self._controls
-        self.normalizer = Normalizer(
-            load_conventions(),
-            NormalizeOptions(
-                keep_content=s.otlp.keep_content,
-                max_value_chars=s.otlp.max_attribute_value_bytes,
-                max_attributes=s.otlp.max_attributes_per_span,
-            ),
-        )
+        self.pipeline.observer = self.pipeline.observer if self._controls is None else self._controls
         self.ingest = Ingest(
-            normalizer=self.normalizer,
+            preparer=self._start_preparing(),
             sink=self.pipeline,
             metrics=self.metrics,
             tokens=s.otlp.ingest_tokens,
@@ -253,6 +257,27 @@ class OtelSpend:
         self._announced = True
         log.info("%s store=%s", self.addresses.line(), self.store.describe())
         return self.addresses
+
+    def _start_preparing(self) -> Preparer | WorkerPool:
+        """What prepares requests for the receivers: this process's preparer (also used for
+        write-ahead-log replay), or receiver worker processes (``pipeline.workers``), started
+        now so that they are ready by the time the store is."""
+        s = self.settings
+        self.normalizer = Normalizer(
+            load_conventions(),
+            NormalizeOptions(
+                keep_content=s.otlp.keep_content,
+                max_value_chars=s.otlp.max_attribute_value_bytes,
+                max_attributes=s.otlp.max_attributes_per_span,
+            ),
+        )
+        self.preparer = Preparer(self.normalizer, lambda: self.pricing.current, node=s.node_id)
+        worker_count = s.pipeline.worker_count()
+        if not worker_count:
+            return self.preparer
+        self.workers = WorkerPool(worker_count, self._worker_config, self.preparer, self.metrics)
+        self.workers.start()
+        return self.workers
 
     def _bootstrap_main(self, pending: list[WalRecord]) -> None:
         try:
@@ -320,9 +345,40 @@ class OtelSpend:
             if not self.pipeline.store.alive:
                 raise RuntimeError(self.pipeline.store.problem() or "the store writer stopped during recovery")
 
-    def _replay(self, record: WalRecord) -> tuple[list[list[Any]], dict[int, Any]] | None:
-        batch = self.ingest.replay(record.payload, json_body=record.format == FORMAT_JSON, token=record.token)
-        return (batch.rows, batch.resources) if batch is not None else None
+    def _release_memory(self) -> None:
+        """Every few seconds (store writer): the engine's and the C allocator's free memory back to the system."""
+        if self.store.embedded:
+            self.store.release_memory()
+        trim_allocator()
+
+    def _replay(self, record: WalRecord) -> PreparedBatch | None:
+        try:
+            prepared = self.preparer.prepare(record.payload, json_body=record.format == FORMAT_JSON, token=record.token)
+        except UndecodableRequest:
+            return None
+        batch: PreparedBatch | None = prepared.batch
+        return batch
+
+    def _worker_config(self, index: int) -> WorkerConfig:
+        s = self.settings
+        return WorkerConfig(
+            index=index,
+            node=s.node_id,
+            rate_card=str(s.rate_card) if s.rate_card else None,
+            keep_content=s.otlp.keep_content,
+            max_value_chars=s.otlp.max_attribute_value_bytes,
+            max_attributes=s.otlp.max_attributes_per_span,
+            log_level=s.log_level,
+        )
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the rate card, ownership rules and cost pools here and in every worker."""
+        self.pricing.request()
+        self.ownership.request()
+        self.pools_file.request()
+        self.allocation_job.wake()
+        if self.workers is not None:
+            self.workers.reload()
 
     def _fail_start(self, reason: str) -> None:
         self.fatal = reason
@@ -406,7 +462,8 @@ class OtelSpend:
             return self.fatal
         if self._starting is not None:
             return self._starting
-        return self.pipeline.problem()
+        workers = self.workers.problem() if self.workers is not None else None
+        return self.pipeline.problem() or workers
 
     def reprice(self, start_ns: int, end_ns: int, *, dry_run: bool, timeout_seconds: float) -> dict[str, Any]:
         """Re-price a window on the pipeline thread (it owns the stitcher's open runs)."""
@@ -546,14 +603,9 @@ class OtelSpend:
             return
         self._stopped.set()
         self._exit.set()
-        if self._grpc is not None:
-            self._grpc.shutdown(5)
-        for server in self._uvicorn:
-            server.should_exit = True
-        if self._http_thread is not None:
-            self._http_thread.join(15)
-        if self._otlp_http is not None:
-            self._otlp_http.shutdown()
+        self._stop_listeners()
+        if self.workers is not None:
+            self.workers.shutdown()  # the receivers have drained: nothing is left for them
         if self._sql is not None:
             self._sql.shutdown()
         if hasattr(self, "allocation_job"):
@@ -568,6 +620,17 @@ class OtelSpend:
         self.store.close()
         if self._announced:
             log.info("otelspend stopped")
+
+    def _stop_listeners(self) -> None:
+        """Stop accepting: gRPC drains its calls, HTTP servers finish their requests."""
+        if self._grpc is not None:
+            self._grpc.shutdown(5)
+        for server in self._uvicorn:
+            server.should_exit = True
+        if self._http_thread is not None:
+            self._http_thread.join(15)
+        if self._otlp_http is not None:
+            self._otlp_http.shutdown()
 
     def wait(self) -> None:
         """Until ``stop()`` is called or start-up fails for good (``fatal``)."""
@@ -585,6 +648,21 @@ def _tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+
+
+def python_threads_cpu_seconds() -> float:
+    """CPU time of this process's Python threads so far (Linux; 0 elsewhere): the rest of the
+    process's CPU is the native threads of the embedded engine and gRPC (``/metrics``)."""
+    hertz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for thread in threading.enumerate():
+        try:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / hertz
 
 
 def _utc(ns: int) -> Any:

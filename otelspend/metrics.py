@@ -54,6 +54,15 @@ HELP: dict[str, str] = {
     "otelspend_insert_seconds": "Latency of span inserts into ClickHouse.",
     "otelspend_emit_seconds": "Latency of run emissions into ClickHouse.",
     "otelspend_maintenance_seconds": "Latency of periodic store maintenance (embedded memory release).",
+    "otelspend_cpu_seconds_total": (
+        "Thread CPU time by ingest stage: prepare (decode, normalise, price, Arrow), stitch, runs "
+        "(run computation), insert and emit (store calls, the engine's work in that thread included)."
+    ),
+    "otelspend_python_threads_cpu_seconds": "CPU seconds of this process's Python threads (the rest is native).",
+    "otelspend_workers_ready": "Receiver worker processes ready to prepare requests (pipeline.workers).",
+    "otelspend_worker_restarts_total": "Receiver worker processes that ended and were restarted.",
+    "otelspend_worker_lost_requests_total": "Requests a receiver worker died on (each retried once, elsewhere).",
+    "otelspend_requests_prepared_locally_total": "Requests prepared in the main process while no worker was ready.",
     "otelspend_alerts_total": "Alert events raised (firing and resolved), by type.",
     "otelspend_alerts_suppressed_total": "Detections inside an incident's cool-down (no alert), by type.",
     "otelspend_alert_deliveries_total": "Webhook delivery attempts, by sink and outcome (delivered, retry, failed).",

@@ -241,12 +241,17 @@ class ClickHouseSettings(Section):
     """Database holding every otelspend table."""
     batch_rows: int = Field(20_000, ge=1, le=1_000_000)
     """Spans per columnar insert (the size trigger)."""
-    flush_interval_ms: int = Field(250, ge=1, le=60_000)
-    """Longest a span waits in the pipeline before an insert (the time trigger)."""
+    flush_interval_ms: int = Field(1000, ge=1, le=60_000)
+    """Longest a span waits in the pipeline before an insert (the time trigger). Every insert has
+    a fixed cost in the store (a part written, then merged): fewer, larger inserts cost less."""
     spans_ttl_days: int | None = Field(None, ge=1)
     """Drop raw spans older than this many days (runs and rollups are kept). Default: keep."""
     insert_timeout_seconds: float = Field(30.0, gt=0)
     """A store call slower than this counts as a failure and is retried."""
+    embedded_memory_mib: int = Field(1024, ge=64, le=1024 * 1024)
+    """Embedded store only: memory limit of the engine (queries and merges above it fail and are
+    retried); its mark, index and condition caches are bounded to small fractions of it. The
+    engine's tracker counts more than it keeps resident: at 512 inserts failed under sustained load."""
     startup_wait_seconds: float = Field(20.0, ge=0, le=3600)
     """``serve`` waits this long for the store (migrations, crash recovery) before announcing
     it is listening; past it, ingest answers 503 until the store is up (retried with backoff)."""
@@ -278,6 +283,10 @@ class WalSettings(Section):
     """Size at which the log rolls to a new segment file."""
 
 
+AUTO_WORKERS_MAX = 4
+"""``pipeline.workers: auto`` starts at most this many receiver workers."""
+
+
 class PipelineSettings(Section):
     """The ingest queue: its bound and the Retry-After hint when it is full."""
 
@@ -285,6 +294,19 @@ class PipelineSettings(Section):
     """Spans accepted but not yet stored. Above it, exporters get UNAVAILABLE / 503 + Retry-After."""
     retry_after_seconds: int = Field(2, ge=1, le=300)
     """Retry hint sent with UNAVAILABLE / 503."""
+    workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
+    """Receiver worker processes that decode, normalise, price and build Arrow beside the main
+    process (which keeps the listeners, write-ahead log, stitching and store). 0 = one process;
+    ``auto`` = one less than the CPU cores available, at most 4 (0 on one core)."""
+
+    def worker_count(self) -> int:
+        """Workers to start: ``workers``, with ``auto`` resolved for this machine (the main
+        process's pipeline thread keeps about one core busy; beyond four workers it, not the
+        workers, bounds throughput, and each worker costs memory)."""
+        if self.workers != "auto":
+            return self.workers
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return min(max(0, cores - 1), AUTO_WORKERS_MAX)
 
 
 class RunsSettings(Section):

@@ -27,6 +27,7 @@ from typing import Any
 
 from otelspend.clickhouse.rollups import rebuild_hours
 from otelspend.clickhouse.runstore import RunStore
+from otelspend.pipeline.prepare import PreparedBatch
 from otelspend.pipeline.stage import Pipeline, Submission
 from otelspend.pipeline.wal import WalRecord
 
@@ -37,9 +38,9 @@ RECOVERY_MARGIN_NS = 2 * 10**9
 RESTORE_CHUNK = 5_000
 HOUR_NS = 3600 * 10**9
 
-Replay = Callable[[WalRecord], tuple[list[list[Any]], dict[int, Any]] | None]
-"""A logged request -> (span rows, resources) as live traffic would give them; None when it
-no longer decodes or holds no valid span."""
+Replay = Callable[[WalRecord], PreparedBatch | None]
+"""A logged request -> its prepared spans as live traffic would give them; None when it no
+longer decodes or holds no valid span."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,10 @@ def recover(
     if state is not None and state.get("node") == node and not state.get("clean"):
         report = _reopen(pipeline, runstore, node, state, now)
     for record in pending:
-        found = replay(record)
-        if found is not None and found[0]:
-            rows, resources = found
-            pipeline.claim(len(rows))  # released once stored, like live traffic
-            pipeline.process([Submission(record.seq, rows, resources, len(record.payload))])
+        batch = replay(record)
+        if batch is not None and batch.count:
+            pipeline.claim(batch.count)  # released once stored, like live traffic
+            pipeline.process([Submission(record.seq, batch, len(record.payload))])
         else:
             # Checkpoint in order with the inserts queued before it, never ahead of them.
             pipeline.checkpoint_after(record.seq)

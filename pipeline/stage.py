@@ -26,29 +26,30 @@ import json
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from otelspend.clickhouse.columnar import table_from_rows
+import pyarrow as pa
+
 from otelspend.clickhouse.writer import SpanWriter
 from otelspend.enrich.pricing import PriceBook
-from otelspend.enrich.runs import initial_role
 from otelspend.enrich.stitcher import UNKNOWN, OpenRun, Stitcher
 from otelspend.metrics import Metrics
 from otelspend.observers import NO_OBSERVER, LedgerObserver
 from otelspend.pipeline.emission import EmitPlan, EmitStats, Emitter
 from otelspend.pipeline.errors import ErrorKind, classify, describe
 from otelspend.pipeline.guard import GIVE_UP_SECONDS, LoopGuard
+from otelspend.pipeline.prepare import PreparedBatch, compact_spans
 from otelspend.pipeline.quarantine import Quarantine, Refused, insert_isolating
 from otelspend.pipeline.resources import ResourceCache
 from otelspend.pipeline.store_writer import StoreWriter
 from otelspend.pipeline.wal import FORMAT_JSON, FORMAT_PROTOBUF, WriteAheadLog
 from otelspend.receiver.sink import AcceptedRequest
-from otelspend.record import SPAN_COLUMNS, F, lite_from_row
+from otelspend.record import L
 from otelspend.reloadable import Reloadable
 
 log = logging.getLogger("otelspend")
@@ -71,11 +72,10 @@ class PipelineStopped(RuntimeError):
 
 @dataclass
 class Submission:
-    """One accepted request in the queue: its write-ahead-log sequence and its rows."""
+    """One accepted request in the queue: its write-ahead-log sequence and its prepared spans."""
 
     seq: int
-    rows: list[list[Any]]
-    resources: dict[int, tuple[str, list[tuple[str, str]]]]
+    batch: PreparedBatch
     payload_bytes: int
 
 
@@ -194,6 +194,14 @@ class Pipeline:
 
     # -- receiver side ------------------------------------------------------------------
 
+    def refusal(self) -> str | None:
+        """Why a request would be refused now, claiming nothing (None: go ahead)."""
+        with self._cond:
+            reason = self._not_accepting()
+            if reason is None and self._reserved >= self.capacity:
+                reason = "ingest queue full"
+            return reason
+
     def reserve(self, spans: int) -> str | None:
         """Claim room for ``spans``: None when claimed, else the reason to answer UNAVAILABLE."""
         with self._cond:
@@ -231,7 +239,7 @@ class Pipeline:
         seq = self.wal.append(
             request.payload, format=FORMAT_JSON if request.json_body else FORMAT_PROTOBUF, token=request.token
         )
-        self.enqueue(Submission(seq, request.rows, request.resources, len(request.payload)))
+        self.enqueue(Submission(seq, request.batch, len(request.payload)))
 
     def enqueue(self, submission: Submission) -> None:
         """Queue a submission already in the write-ahead log."""
@@ -384,6 +392,8 @@ class Pipeline:
             self.persist_state(clean=False)
 
     def _process_guarded(self, items: list[Submission]) -> None:
+        started = time.thread_time()
+        self.metrics.inc("otelspend_cpu_seconds_total", sum(i.batch.cpu_seconds for i in items), stage="prepare")
         try:
             self.process(items)
         except Exception as exc:
@@ -391,15 +401,18 @@ class Pipeline:
             # the batch in the write-ahead log (checkpoints stop below it) for the next start.
             self.guard.failed("process", exc)
             self.metrics.inc("otelspend_pipeline_errors_total")
-            self.release(sum(len(item.rows) for item in items))
+            self.release(sum(item.batch.count for item in items if item.batch.spans is not None))
         else:
-            self.guard.succeeded("process")
+            if all(item.batch.spans is not None for item in items):  # else _prepare_failed counted it
+                self.guard.succeeded("process")
+        finally:
+            self.metrics.inc("otelspend_cpu_seconds_total", time.thread_time() - started, stage="stitch")
 
     def _take(self) -> list[Submission]:
         deadline = time.monotonic() + self.flush_interval
         with self._cond:
             while True:
-                rows = sum(len(s.rows) for s in self._queue)
+                rows = sum(s.batch.count for s in self._queue)
                 if rows >= self.batch_rows or self._stopping or self._commands:
                     break
                 remaining = deadline - time.monotonic()
@@ -411,55 +424,76 @@ class Pipeline:
             while self._queue and (count < self.batch_rows or not taken):
                 item = self._queue.popleft()
                 taken.append(item)
-                count += len(item.rows)
+                count += item.batch.count
             return taken
 
-    def _price(self, rows: list[list[Any]], resources: dict[int, Any]) -> None:
-        """Price the batch (charge entries may match the resource attributes it carries), then give
-        each span its role at ingest (a priced span other than a model call is a charge)."""
-        self.resources.remember(resources)
-        self.pricing.current.price_rows(rows, self.resources.get)
-        for row in rows:
-            row[F.call_role] = initial_role(row[F.span_class], row[F.cost_kind])
-
     def process(self, items: list[Submission]) -> None:
-        """Price and stitch one batch now; store it (then checkpoint the log) on the writer."""
-        now_ns = time.time_ns()
-        rows: list[list[Any]] = []
+        """Stitch one batch now; store it (then checkpoint the log) on the writer.
+
+        The spans arrive priced and in Arrow (``pipeline.prepare``); here exact duplicates of
+        spans this process knows are dropped, and the compact spans join their runs. A
+        request whose preparation failed is left in the write-ahead log, unstored, for the
+        next start (like a batch this thread fails on).
+        """
+        good = [item for item in items if item.batch.spans is not None]
+        for item in items:
+            if item.batch.spans is None:
+                self._prepare_failed(item)
+        if not good:
+            return
         resources: dict[int, Any] = {}
         seen: set[tuple[str, str]] = set()
+        unpriced: Counter[str] = Counter()
+        tables: list[pa.Table] = []
         duplicates = 0
-        for item in items:
-            resources.update(item.resources)
-            for row in item.rows:
-                key = (row[F.trace_id], row[F.span_id])
-                if key in seen or self.stitcher.is_known(*key):
-                    duplicates += 1
-                    continue
-                seen.add(key)
-                row[F.ingested_at] = now_ns
-                row[F.ingest_node] = self.node
-                row[F.version] = 1
-                rows.append(row)
-        self._price(rows, resources)
-        table = table_from_rows(SPAN_COLUMNS, rows)  # Arrow built here; the writer only inserts
-        for row in rows:
-            if row[F.parent_span_id]:
-                row[F.attributes] = None  # stored now; runs only ever read their root's attributes
-        spans = list(map(lite_from_row, rows))
-        self.stitcher.add(spans, now_ns)
-        self.observer.spans_priced(spans, now_ns)
-        for row in rows:
-            reason = row[F.unpriced_reason]
-            if reason:
-                self.metrics.inc("otelspend_calls_unpriced_total", reason=reason)
+        for item in good:
+            resources.update(item.batch.resources)
+            table, dropped = self._stitch_new(item.batch, seen, unpriced)
+            tables.append(table)
+            duplicates += dropped
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        self.resources.remember(resources)
+        for reason, count in unpriced.items():
+            self.metrics.inc("otelspend_calls_unpriced_total", count, reason=reason)
         if duplicates:
             self.metrics.inc("otelspend_spans_duplicate_total", duplicates)
+        self._store_spans(table, good, resources)
+
+    def _stitch_new(
+        self, batch: PreparedBatch, seen: set[tuple[str, str]], unpriced: Counter[str]
+    ) -> tuple[pa.Table, int]:
+        """Add the batch's spans this process does not know to their runs; its table without
+        the others, and how many those were (exact duplicates, dropped before any write)."""
+        assert batch.spans is not None
+        lite = compact_spans(batch)
+        kept: list[Any] = []
+        keep: list[bool] | None = None
+        is_known = self.stitcher.is_known
+        for index, span in enumerate(lite):
+            key = (span[L.trace_id], span[L.span_id])
+            if key in seen or is_known(*key):
+                if keep is None:
+                    keep = [True] * len(lite)
+                keep[index] = False
+                continue
+            seen.add(key)
+            kept.append(span)
+            if span[L.unpriced_reason]:
+                unpriced[span[L.unpriced_reason]] += 1
+        self.stitcher.add(kept, batch.ingested_ns)
+        self.observer.spans_priced(kept, batch.ingested_ns)
+        if keep is None:
+            return batch.spans, 0
+        return batch.spans.filter(pa.array(keep)), len(lite) - len(kept)
+
+    def _store_spans(self, table: pa.Table, items: list[Submission], resources: dict[int, Any]) -> None:
+        """Hand the insert to the store writer; once stored, give the queue room back and
+        checkpoint the write-ahead log (the writer job holds the Arrow table only)."""
         first = min(item.seq for item in items)
         last = max(item.seq for item in items)
         seqs = [item.seq for item in items]
-        accepted = sum(len(item.rows) for item in items)
-        written = len(rows)
+        accepted = sum(item.batch.count for item in items)
+        written = table.num_rows
         writer, refusal = self.writer, self._count_refusal
 
         def insert(_attempt: int) -> list[Refused]:
@@ -475,8 +509,14 @@ class Pipeline:
                 self._quarantine_spans(refused, first, last)
             self._checkpoint_wal(self.wal.complete(seqs))
 
-        # The writer job holds the Arrow table only; the rows die with this batch.
         self.store.submit(insert, "otelspend_insert_seconds", stored)
+
+    def _prepare_failed(self, item: Submission) -> None:
+        """Pricing or Arrow building failed on this request (a bug): count it, give its room
+        back, never checkpoint past it (the next start stores it from the log)."""
+        self.guard.failed("process", RuntimeError(item.batch.failure or "preparing the request failed"))
+        self.metrics.inc("otelspend_pipeline_errors_total")
+        self.release(item.batch.count)
 
     # -- on the store writer thread: the write-ahead log checkpoint ---------------------------
 
@@ -537,7 +577,9 @@ class Pipeline:
         if not runs:
             self._pending_runs = []
             return
+        started = time.thread_time()
         plan = self.emitter.plan(runs)  # here, on the pipeline thread: the writer only writes
+        self.metrics.inc("otelspend_cpu_seconds_total", time.thread_time() - started, stage="runs")
         batch = next(self._batches)
         done, failed = self._emission_done(batch), self._emission_failed(batch, plan)
         self.store.submit(self._emission(plan), "otelspend_emit_seconds", done, failed=failed)
@@ -599,7 +641,11 @@ class Pipeline:
                 continue
             self._emit_checkpoint_ns = done.started_ns
             for written in stats.written:
-                self.stitcher.emitted(runs[written.run_id], written.stored, written.span_ids)
+                # The closed cache keeps span ids (duplicates are dropped without the store), not
+                # the rows written: a late span's run is reloaded from the store anyway (its
+                # stored spans), and its rows come with them; holding every emitted run's rows
+                # cost more memory than anything else the pipeline keeps.
+                self.stitcher.emitted(runs[written.run_id], UNKNOWN, written.span_ids)
             for run_id, _ in stats.failed:
                 self.stitcher.emitted(runs[run_id], UNKNOWN)
             self.resources.learn(stats.fetched_resources)

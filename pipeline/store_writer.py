@@ -220,6 +220,7 @@ class StoreWriter:
         while True:
             attempt += 1
             started = time.perf_counter()
+            cpu_started = time.thread_time()
             try:
                 result = job.run(attempt)
             except Exception as exc:
@@ -231,6 +232,7 @@ class StoreWriter:
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
                 continue
             self.metrics.observe(job.histogram, time.perf_counter() - started)
+            self.metrics.inc("otelspend_cpu_seconds_total", time.thread_time() - cpu_started, stage=job.step)
             if job.best_effort:
                 self._guard.succeeded(job.step)
             elif not self.healthy:

@@ -1,17 +1,17 @@
-"""What both transports do with a request body: authenticate, decode, normalise, make it
-durable through a BatchSink, and say how it went (OTLP partial success)."""
+"""What both transports do with a request body: authenticate, prepare (decode, normalise, ...),
+make it durable through a BatchSink, and say how it went (OTLP partial success)."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from otelspend.metrics import Metrics
 from otelspend.receiver import errors
-from otelspend.receiver.decode import Decoded, UndecodableRequest, decode_json, decode_protobuf
-from otelspend.receiver.normalize import NormalizedBatch, Normalizer
-from otelspend.receiver.sink import AcceptedRequest, BatchSink
+from otelspend.receiver.decode import UndecodableRequest
+from otelspend.receiver.sink import AcceptedRequest, BatchSink, Prepared, Preparer, SinkUnavailable
 from otelspend.redact import RejectedCredentials
 from otelspend.settings import IngestToken
 
@@ -33,13 +33,13 @@ class Ingest:
     def __init__(
         self,
         *,
-        normalizer: Normalizer,
+        preparer: Preparer,
         sink: BatchSink,
         metrics: Metrics,
         tokens: Sequence[IngestToken] = (),
         retry_after_seconds: int = 2,
     ) -> None:
-        self.normalizer = normalizer
+        self.preparer = preparer
         self.sink = sink
         self.metrics = metrics
         self.tokens = tuple(tokens)
@@ -60,50 +60,39 @@ class Ingest:
         self.refusals.refused(reason)
         raise errors.unauthenticated()
 
-    def decode(self, payload: bytes, *, json_body: bool) -> Decoded:
-        """The request decoded from protobuf or JSON; ExportError (400) when it is not OTLP at all."""
-        try:
-            return decode_json(payload) if json_body else decode_protobuf(payload)
-        except UndecodableRequest as exc:
-            raise errors.undecodable(str(exc)) from None
-
     def export(self, payload: bytes, *, json_body: bool, token: str, transport: str) -> ExportResult:
         """Accept one export request; raises ExportError for a whole-request failure."""
+        refusal = self.sink.refusal()  # before any work: a refused request costs no decoding
+        if refusal is not None:
+            self._refused(refusal, transport)
         try:
-            decoded = self.decode(payload, json_body=json_body)
-        except errors.ExportError:
+            prepared = self.preparer.prepare(payload, json_body=json_body, token=token)
+        except UndecodableRequest as exc:
             self.metrics.inc("otelspend_requests_total", transport=transport, result="undecodable")
-            raise
-        batch = self.normalizer.normalize(decoded.request, ingest_token=token)
-        received = len(batch.rows) + batch.rejected + decoded.rejected
-        self.metrics.inc("otelspend_spans_received_total", received, transport=transport)
-        if batch.rows:
-            self._accept(payload, json_body, token, batch, transport)
-        rejected = decoded.rejected + batch.rejected
-        if rejected:
-            self.metrics.inc("otelspend_spans_rejected_total", rejected, transport=transport)
-        self.metrics.inc("otelspend_requests_total", transport=transport, result="ok" if not rejected else "partial")
-        message = "; ".join(part for part in ("; ".join(decoded.errors), batch.error_message) if part)
-        return ExportResult(len(batch.rows), rejected, message)
+            raise errors.undecodable(str(exc)) from None
+        except SinkUnavailable as exc:
+            self._refused(str(exc), transport)
+        self.metrics.inc("otelspend_spans_received_total", prepared.accepted + prepared.rejected, transport=transport)
+        if prepared.accepted:
+            self._accept(payload, json_body, token, prepared, transport)
+        if prepared.rejected:
+            self.metrics.inc("otelspend_spans_rejected_total", prepared.rejected, transport=transport)
+        result = "ok" if not prepared.rejected else "partial"
+        self.metrics.inc("otelspend_requests_total", transport=transport, result=result)
+        return ExportResult(prepared.accepted, prepared.rejected, prepared.message)
 
-    def _accept(self, payload: bytes, json_body: bool, token: str, batch: NormalizedBatch, transport: str) -> None:
-        count = len(batch.rows)
+    def _accept(self, payload: bytes, json_body: bool, token: str, prepared: Prepared, transport: str) -> None:
+        count = prepared.accepted
         refusal = self.sink.reserve(count)
         if refusal is not None:
-            self.metrics.inc("otelspend_requests_refused_total", transport=transport)
-            raise errors.unavailable(refusal, self.retry_after)
+            self._refused(refusal, transport)
         try:
-            self.sink.submit(AcceptedRequest(payload, json_body, token, batch.rows, batch.resources))
+            self.sink.submit(AcceptedRequest(payload, json_body, token, count, prepared.batch))
         except OSError as exc:
             self.sink.release(count)
-            self.metrics.inc("otelspend_requests_refused_total", transport=transport)
-            raise errors.unavailable(f"write-ahead log: {exc.strerror}", self.retry_after) from None
+            self._refused(f"write-ahead log: {exc.strerror}", transport)
         self.metrics.inc("otelspend_spans_accepted_total", count, transport=transport)
 
-    def replay(self, payload: bytes, *, json_body: bool, token: str) -> NormalizedBatch | None:
-        """Normalise a logged request again (crash recovery); None if it no longer decodes."""
-        try:
-            decoded = self.decode(payload, json_body=json_body)
-        except errors.ExportError:
-            return None
-        return self.normalizer.normalize(decoded.request, ingest_token=token)
+    def _refused(self, reason: str, transport: str) -> NoReturn:
+        self.metrics.inc("otelspend_requests_refused_total", transport=transport)
+        raise errors.unavailable(reason, self.retry_after)

@@ -57,6 +57,8 @@ def make_settings(chdb_path: Path, data_dir: Path, database: str, **overrides: A
         "billing": secrets["billing"],
         "runs": {"settle_seconds": 0.3, "root_wait_seconds": 2.0, "emit_interval_seconds": 0.05},
         "wal": {"fsync": False},
+        # One process: in-process servers start fast; tests of the worker processes ask for them.
+        "pipeline": {"workers": 0},
         "alerts": dict(secrets["alerts"]),
     }
     for key, value in overrides.items():

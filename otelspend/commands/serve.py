@@ -61,10 +61,7 @@ def run(args: argparse.Namespace) -> int:
         app.stop()
 
     def reload(_signum: int, _frame: Any) -> None:
-        app.pricing.request()
-        app.ownership.request()
-        app.pools_file.request()
-        app.allocation_job.wake()
+        app.request_reload()
         controls = app.controls()
         if controls is not None:
             controls.policy_file.request()

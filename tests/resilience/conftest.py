@@ -22,8 +22,15 @@ SERVER_ENV = {
     "OTELSPEND_RUNS_ROOT_WAIT_SECONDS": "2",
     "OTELSPEND_CLICKHOUSE_FLUSH_INTERVAL_MS": "20",
     "OTELSPEND_PIPELINE_RETRY_AFTER_SECONDS": "1",
+    "OTELSPEND_PIPELINE_WORKERS": "2",
 }
-"""Short run settling so tests finish fast; everything else is the production default."""
+"""Short run settling so tests finish fast; two receiver worker processes beside the main one
+(whatever the machine's cores), so every fault test runs the multi-process layout; everything
+else is the production default. Tests of the single-process layout pass ``ONE_PROCESS``."""
+
+ONE_PROCESS = {"OTELSPEND_PIPELINE_WORKERS": "0"}
+MODES = [pytest.param({}, id="workers"), pytest.param(ONE_PROCESS, id="one-process")]
+"""Parametrize a fault test over both process layouts (env added to the server's)."""
 
 
 @pytest.fixture

@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import pytest
 
 from bench.otlp_client import Sender
 from bench.server import ServerProcess, free_port
 from bench.traces import Workload
 from bench.truth import compare, expected
-from tests.resilience.conftest import payloads
+from tests.resilience.conftest import ONE_PROCESS, payloads
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -32,10 +33,11 @@ def _recovered(metrics: dict[str, float]) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("transport", "moment"),
+    ("transport", "moment", "mode"),
     [
-        pytest.param("grpc", "mid_load", id="grpc-kill-mid-load"),
-        pytest.param("http", "spans_stored_runs_pending", id="http-kill-before-runs-emitted"),
+        pytest.param("grpc", "mid_load", {}, id="grpc-kill-mid-load"),
+        pytest.param("grpc", "mid_load", ONE_PROCESS, id="grpc-kill-mid-load-one-process"),
+        pytest.param("http", "spans_stored_runs_pending", {}, id="http-kill-before-runs-emitted"),
     ],
 )
 def test_sigkill_loses_nothing_acknowledged_and_counts_nothing_twice(
@@ -44,10 +46,12 @@ def test_sigkill_loses_nothing_acknowledged_and_counts_nothing_twice(
     reference_totals: dict[str, Any],
     transport: str,
     moment: str,
+    mode: dict[str, str],
 ) -> None:
     ports = {"grpc_port": free_port(), "http_port": free_port(), "api_port": free_port()}
     # Runs settle slowly here so the kill lands while spans are stored but runs not yet emitted.
     env = {"OTELSPEND_RUNS_SETTLE_SECONDS": "3"} if moment == "spans_stored_runs_pending" else {}
+    env.update(mode)
     server = serve(env=env, **ports)
     sender = Sender(server.endpoint(transport), concurrency=4, max_retry_delay_seconds=0.3, give_up_seconds=90)
     sender.start(payloads(workload))
@@ -61,7 +65,11 @@ def test_sigkill_loses_nothing_acknowledged_and_counts_nothing_twice(
         )
         assert metrics.get("otelspend_runs_emitted_total", 0) < len(workload.traces), "runs still pending"
     acked_before_kill = sender.acked_count
+    workers = psutil.Process(server.pid).children()
     assert server.kill() == -9
+    # Its receiver workers see the end of their socket and exit: no orphan outlives the main process.
+    _, orphans = psutil.wait_procs(workers, timeout=30)
+    assert orphans == [], [p.pid for p in orphans]
 
     # Same data directory, same ports: the exporters' retries find it again.
     restarted = serve(env=env, **ports)

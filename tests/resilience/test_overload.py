@@ -8,23 +8,27 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
+
 from bench.otlp_client import Sender
 from bench.server import ServerProcess
 from bench.traces import Workload
 from bench.truth import compare, expected
-from tests.resilience.conftest import payloads
+from tests.resilience.conftest import MODES, payloads
 
 QUEUE_SPANS = 1_000
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_overload_is_refused_with_back_pressure_not_queued(
-    serve: Callable[..., ServerProcess], workload: Workload
+    serve: Callable[..., ServerProcess], workload: Workload, mode: dict[str, str]
 ) -> None:
     server = serve(
         env={
             "OTELSPEND_PIPELINE_QUEUE_SPANS": str(QUEUE_SPANS),
             "OTELSPEND_OTLP_GRPC_WORKERS": "1",  # at most 4 concurrent RPCs
             "OTELSPEND_CLICKHOUSE_FLUSH_INTERVAL_MS": "250",  # spans wait in the queue for a batch
+            **mode,
         }
     )
     requests = payloads(workload)

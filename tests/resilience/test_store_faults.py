@@ -69,11 +69,22 @@ def _assert_everything_stored(server: Running, workload: Workload) -> None:
     assert compare(expected(workload), store_totals(server.store)) == []
 
 
-@pytest.mark.parametrize("transport", ["grpc", "http"])
+@pytest.mark.parametrize(
+    ("transport", "workers"),
+    [
+        pytest.param("grpc", 0, id="grpc"),
+        pytest.param("http", 0, id="http"),
+        pytest.param("grpc", 2, id="grpc-workers"),
+    ],
+)
 def test_store_down_refuses_with_retry_hint_and_stores_everything_after(
-    start_server: Callable[..., Running], workload: Workload, monkeypatch: pytest.MonkeyPatch, transport: str
+    start_server: Callable[..., Running],
+    workload: Workload,
+    monkeypatch: pytest.MonkeyPatch,
+    transport: str,
+    workers: int,
 ) -> None:
-    server = start_server(**FAULT_SETTINGS)
+    server = start_server(pipeline={**FAULT_SETTINGS["pipeline"], "workers": workers})
     outage = Outage()
     _inject(monkeypatch, server, outage)
     endpoint = _endpoint(server, transport)
@@ -109,11 +120,22 @@ def test_store_down_refuses_with_retry_hint_and_stores_everything_after(
     client.close()
 
 
-@pytest.mark.parametrize("transport", ["grpc", "http"])
+@pytest.mark.parametrize(
+    ("transport", "workers"),
+    [
+        pytest.param("grpc", 0, id="grpc"),
+        pytest.param("http", 0, id="http"),
+        pytest.param("http", 2, id="http-workers"),
+    ],
+)
 def test_store_hung_fills_the_bounded_queue_then_refuses(
-    start_server: Callable[..., Running], workload: Workload, monkeypatch: pytest.MonkeyPatch, transport: str
+    start_server: Callable[..., Running],
+    workload: Workload,
+    monkeypatch: pytest.MonkeyPatch,
+    transport: str,
+    workers: int,
 ) -> None:
-    server = start_server(**FAULT_SETTINGS)
+    server = start_server(pipeline={**FAULT_SETTINGS["pipeline"], "workers": workers})
     released = threading.Event()
     _inject(monkeypatch, server, lambda: released.wait(120))
     endpoint = _endpoint(server, transport)

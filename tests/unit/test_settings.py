@@ -122,3 +122,27 @@ def test_serve_fails_at_start_with_the_key(capsys):
     assert main(["serve", "--otlp-http-address", "nowhere"]) == 2
     err = capsys.readouterr().err
     assert "otlp.http_address (flag) = 'nowhere'" in err
+
+
+@pytest.mark.parametrize(
+    ("value", "cores", "workers"),
+    [
+        pytest.param("auto", 2, 1, id="auto-two-cores"),
+        pytest.param("auto", 1, 0, id="auto-one-core"),
+        pytest.param("auto", 32, 4, id="auto-capped"),
+        pytest.param("0", 8, 0, id="one-process"),
+        pytest.param("3", 1, 3, id="explicit"),
+    ],
+)
+def test_receiver_workers_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, cores: int, workers: int
+) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    settings = load_settings(environ={"OTELSPEND_PIPELINE_WORKERS": value})
+    assert settings.pipeline.worker_count() == workers
+
+
+@pytest.mark.parametrize("value", ["-1", "65", "many"])
+def test_a_wrong_worker_count_is_refused_with_its_key(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"pipeline\.workers"):
+        load_settings(environ={"OTELSPEND_PIPELINE_WORKERS": value})
