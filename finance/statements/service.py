@@ -11,6 +11,7 @@ from otelspend.clickhouse.queries import statements as queries
 from otelspend.finance.statements.model import (
     Line,
     MonthStatements,
+    OwnerMoney,
     PoolShare,
     Statement,
     build,
@@ -37,7 +38,10 @@ def monthly(store: Store, month: str, by: str, *, top: int = 5) -> MonthStatemen
         before,
         store.dicts(*queries.owner_breakdown(db, by, "workflow_type", start, end)),
         store.dicts(*queries.owner_breakdown(db, by, "feature", start, end)),
-        billed=store.dicts(*queries.owner_billed(db, by, start, end)),
+        money=OwnerMoney(
+            billed=store.dicts(*queries.owner_billed(db, by, start, end)),
+            allocated=store.dicts(*queries.owner_allocated(db, by, start, end)),
+        ),
         top=top,
     )
     result.check()
