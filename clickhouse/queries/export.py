@@ -234,14 +234,13 @@ def billed_cells(database: str, start_ns: int, end_ns: int, granularity: Granula
 # placed by the start of the run it was allocated to, as rollup_alloc_hourly places it (a
 # consumer's share no run carries, and money no consumer took, start at their pool period), per
 # charge period x pool period x rule version x sub-account; money a pool could not allocate
-# (unallocated = 1) stays apart, with no owner. ``pool_usd``: the pool period's whole amount
-# (every row of it in force, wherever its runs started), the base of each row's ratio.
+# (unallocated = 1) stays apart, with no owner.
 _ALLOCATED = """
-SELECT toUnixTimestamp({bucket}(a.placed_at)) AS period, a.pool AS pool, a.period_start_s AS pool_period,
-       a.rule AS rule_version, a.pool_signal AS signal, a.left_over AS unallocated, a.owner AS owner,
-       CAST(sum(a.share_usd) AS Decimal(38, 15)) AS amount_usd,
-       CAST(sum(a.share_quantity) AS Decimal(38, 15)) AS quantity,
-       toInt64(countIf(a.run_id != '')) AS runs, any(t.pool_usd) AS pool_usd
+SELECT toUnixTimestamp({bucket}(placed_at)) AS period, pool, period_start_s AS pool_period,
+       rule AS rule_version, pool_signal AS signal, left_over AS unallocated, owner,
+       CAST(sum(share_usd) AS Decimal(38, 15)) AS amount_usd,
+       CAST(sum(share_quantity) AS Decimal(38, 15)) AS quantity,
+       toInt64(countIf(run_id != '')) AS runs
 FROM
 (
     SELECT pool, toUnixTimestamp(period_start) AS period_start_s, run_id, any(rule_version) AS rule,
@@ -251,20 +250,23 @@ FROM
     FROM {db}.allocations
     WHERE start_time >= {start:DateTime64(9, 'UTC')} AND start_time < {end:DateTime64(9, 'UTC')}
     {in_force}
-) AS a
-INNER JOIN
-(
-    SELECT pool, period_start_s, CAST(sum(row_usd) AS Decimal(38, 15)) AS pool_usd
-    FROM (
-        SELECT pool, toUnixTimestamp(period_start) AS period_start_s, any(amount_usd) AS row_usd
-        FROM {db}.allocations
-        WHERE period_start < {end:DateTime64(9, 'UTC')} AND period_end > {start:DateTime64(9, 'UTC')}
-        {in_force}
-    )
-    GROUP BY pool, period_start_s
-) AS t ON a.pool = t.pool AND a.period_start_s = t.period_start_s
+)
 GROUP BY period, pool, pool_period, rule_version, signal, unallocated, owner
 ORDER BY period, pool, pool_period, unallocated, owner
+"""
+
+# The whole amount in force of pool periods (wherever their runs started): the base of a share's
+# ratio. Pools and period starts are bound as lists; the caller keeps the pairs it asked for.
+_POOL_AMOUNTS = """
+SELECT pool, period_start_s, CAST(sum(row_usd) AS Decimal(38, 15)) AS pool_usd
+FROM (
+    SELECT pool, toUnixTimestamp(period_start) AS period_start_s, any(amount_usd) AS row_usd
+    FROM {db}.allocations
+    WHERE pool IN {pools:Array(String)}
+      AND period_start >= toDateTime({first:Int64}, 'UTC') AND period_start <= toDateTime({last:Int64}, 'UTC')
+    {in_force}
+)
+GROUP BY pool, period_start_s
 """
 
 SUB_ACCOUNTS: tuple[str, ...] = ("team", "tenant")
@@ -274,7 +276,7 @@ SUB_ACCOUNTS: tuple[str, ...] = ("team", "tenant")
 def allocated(database: str, start_ns: int, end_ns: int, granularity: Granularity, sub_account: str) -> Query:
     """Allocated money placed in ``[start_ns, end_ns)``: ``period``, ``pool``, ``pool_period`` (unix
     seconds), ``rule_version``, ``signal``, ``unallocated``, ``owner`` (the ``sub_account`` value,
-    '' when unallocated or unset), ``amount_usd``, ``quantity`` (signal units), ``runs``, ``pool_usd``."""
+    '' when unallocated or unset), ``amount_usd``, ``quantity`` (signal units), ``runs``."""
     if sub_account not in SUB_ACCOUNTS:
         raise ValueError(f"sub-account {sub_account!r} is not one of {', '.join(SUB_ACCOUNTS)}")
     sql = render(
@@ -285,6 +287,13 @@ def allocated(database: str, start_ns: int, end_ns: int, granularity: Granularit
         in_force=ALLOCATIONS_IN_FORCE,
     )
     return Query(sql, _window(start_ns, end_ns))
+
+
+def pool_amounts(database: str, pools: list[str], first_s: int, last_s: int) -> Query:
+    """``pool``, ``period_start_s``, ``pool_usd``: the amount in force of the periods of ``pools``
+    starting from ``first_s`` to ``last_s`` (inclusive)."""
+    sql = render(_POOL_AMOUNTS, db=database, in_force=ALLOCATIONS_IN_FORCE)
+    return Query(sql, {"pools": pools, "first": first_s, "last": last_s})
 
 
 # Days with any allocation row (a cancelled one included): a superset of the days with allocated

@@ -10,11 +10,11 @@ the rollups place allocated money, so the allocated rows add up to the rollups'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
-from typing import Protocol
+from typing import Any, Protocol
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import export as queries
@@ -82,10 +82,13 @@ class StoredAllocation:
     """Shares from the ``allocations`` table (issue 14): one per charge period x pool period x rule
     version x sub-account (the run attribution ``sub_account`` names), plus one per pool period
     for the money no consumer took. ``AllocatedMethodId`` is ``pool@rule_version``; the ratio is
-    the share's amount over its pool period's whole amount."""
+    the share's amount over its pool period's whole amount (read once per pool period: a month's
+    pool is summed once, not once per exported day)."""
 
     store: Store
     sub_account: str = "team"
+    amounts: dict[tuple[str, int], int] = field(default_factory=dict, compare=False, repr=False)
+    """Pool period amounts already read, femto-USD by (pool, period start)."""
 
     def days(self, start_s: int, end_s: int) -> set[int]:
         """Days with allocation rows (those with no run still need their unallocated money)."""
@@ -96,27 +99,38 @@ class StoredAllocation:
         """Allocated money placed (by run start) in ``[start_s, end_s)``."""
         grain: queries.Granularity = "hour" if granularity == "hour" else "day"
         query = queries.allocated(self.store.database, start_s * NS, end_s * NS, grain, self.sub_account)
-        sub = TAG_KEYS.index(self.sub_account)
-        out = []
+        rows = self.store.dicts(*query)
+        self._read_amounts({(str(row["pool"]), int(row["pool_period"])) for row in rows})
+        return [self._share(row, grain) for row in rows]
+
+    def _read_amounts(self, wanted: set[tuple[str, int]]) -> None:
+        missing = wanted - self.amounts.keys()
+        if not missing:
+            return
+        starts = [start for _, start in missing]
+        query = queries.pool_amounts(self.store.database, sorted({p for p, _ in missing}), min(starts), max(starts))
         for row in self.store.dicts(*query):
-            amount, whole = usd_to_femto(row["amount_usd"]), usd_to_femto(row["pool_usd"])
-            consumer = [""] * len(TAG_KEYS)
-            consumer[sub] = str(row["owner"])
-            period = int(row["period"])
-            out.append(
-                AllocatedShare(
-                    period_start_s=period,
-                    period_end_s=period + PERIOD_S[grain],
-                    pool_id=str(row["pool"]),
-                    pool_name=str(row["pool"]),
-                    rule=f"{row['pool']}@{row['rule_version']}",
-                    consumer=tuple(consumer),
-                    amount_femto=amount,
-                    ratio=Fraction(amount, whole) if whole else Fraction(0),
-                    signal_unit=SIGNALS.get(str(row["signal"]), ("Unit", ""))[0],
-                    signal_quantity=int(Decimal(row["quantity"]).to_integral_value(ROUND_HALF_EVEN)),
-                    unallocated=bool(row["unallocated"]),
-                    runs=int(row["runs"]),
-                )
-            )
-        return out
+            key = (str(row["pool"]), int(row["period_start_s"]))
+            if key in missing:
+                self.amounts[key] = usd_to_femto(row["pool_usd"])
+
+    def _share(self, row: Mapping[str, Any], grain: str) -> AllocatedShare:
+        amount = usd_to_femto(row["amount_usd"])
+        whole = self.amounts.get((str(row["pool"]), int(row["pool_period"])), 0)
+        consumer = [""] * len(TAG_KEYS)
+        consumer[TAG_KEYS.index(self.sub_account)] = str(row["owner"])
+        period = int(row["period"])
+        return AllocatedShare(
+            period_start_s=period,
+            period_end_s=period + PERIOD_S[grain],
+            pool_id=str(row["pool"]),
+            pool_name=str(row["pool"]),
+            rule=f"{row['pool']}@{row['rule_version']}",
+            consumer=tuple(consumer),
+            amount_femto=amount,
+            ratio=Fraction(amount, whole) if whole else Fraction(0),
+            signal_unit=SIGNALS.get(str(row["signal"]), ("Unit", ""))[0],
+            signal_quantity=int(Decimal(row["quantity"]).to_integral_value(ROUND_HALF_EVEN)),
+            unallocated=bool(row["unallocated"]),
+            runs=int(row["runs"]),
+        )
