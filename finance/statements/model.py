@@ -228,12 +228,19 @@ def build(
 
 def _pool_shares(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[PoolShare, ...]]:
     """Per owner, its shares of each pool, largest first (pools with no net money left out)."""
-    found: dict[str, list[PoolShare]] = {}
+    sums: dict[str, dict[str, int]] = {}
     for row in rows:
-        femto = _femto(row["allocated_usd"])
-        if femto:
-            found.setdefault(str(row["owner"]), []).append(PoolShare(str(row["pool"]), femto))
-    return {owner: tuple(sorted(s, key=lambda p: (-p.cost_femto, p.pool))) for owner, s in found.items()}
+        pools = sums.setdefault(str(row["owner"]), {})
+        pools[str(row["pool"])] = pools.get(str(row["pool"]), 0) + _femto(row["allocated_usd"])
+    found = {
+        owner: tuple(sorted((PoolShare(pool, femto) for pool, femto in pools.items() if femto), key=_largest))
+        for owner, pools in sums.items()
+    }
+    return {owner: shares for owner, shares in found.items() if shares}
+
+
+def _largest(share: PoolShare) -> tuple[int, str]:
+    return -share.cost_femto, share.pool
 
 
 def usd(femto: int | None) -> str | None:

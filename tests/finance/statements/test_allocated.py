@@ -9,8 +9,11 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from otelspend.finance.statements.model import month_window
+from otelspend.finance.statements.model import OwnerMoney, build, month_window
+from otelspend.money import usd_to_femto
 from tests.finance.loaded import Loaded
 
 
@@ -52,3 +55,29 @@ def test_a_statements_allocated_figures_equal_the_rollups_by_pool(loaded: Loaded
     # The vector-db pool is split by tenant: by tenant, its shares are the pool's consumers.
     if by == "tenant":
         assert {o for o, pools in found.items() if "vector-db" in pools} >= {"acme", "globex", "initech", "umbrella"}
+
+
+owners = st.sampled_from(["", "search", "support", "(unallocated)"])
+pools = st.sampled_from(["vector-db", "gateway", "gpu"])
+allocated_rows = st.lists(
+    st.tuples(owners, pools, st.integers(-(10**18), 10**18)).map(
+        lambda t: {"owner": t[0], "pool": t[1], "allocated_usd": Decimal(t[2]).scaleb(-15)}
+    ),
+    max_size=20,
+)
+
+
+@given(rows=allocated_rows, direct=st.integers(0, 10**18))
+def test_every_allocated_femto_dollar_is_in_one_statement(rows: list[dict[str, object]], direct: int) -> None:
+    totals = [{"owner": "search", "cost_usd": Decimal(direct).scaleb(-15), "runs": 1, "successful_runs": 1,
+               "calls": 1, "unpriced_calls": 0}]  # fmt: skip
+    month = build("2026-11", "team", totals, [], [], [], money=OwnerMoney(allocated=rows))
+    month.check()  # the direct cost still adds up to the month
+    expected: dict[tuple[str, str], int] = defaultdict(int)
+    for row in rows:
+        expected[(str(row["owner"]), str(row["pool"]))] += usd_to_femto(row["allocated_usd"])  # type: ignore[arg-type]
+    got = {(s.owner, share.pool): share.cost_femto for s in month.statements for share in s.allocated}
+    assert got == {key: femto for key, femto in expected.items() if femto}
+    for s in month.statements:
+        assert s.total_femto == s.direct_femto + sum(share.cost_femto for share in s.allocated)
+        assert [share.cost_femto for share in s.allocated] == sorted((p.cost_femto for p in s.allocated), reverse=True)
