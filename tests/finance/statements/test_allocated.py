@@ -4,7 +4,9 @@ server's job): per owner and month, each pool's share equals the rollups API's
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from collections import defaultdict
 from decimal import Decimal
 
@@ -52,6 +54,13 @@ def test_a_statements_allocated_figures_equal_the_rollups_by_pool(loaded: Loaded
     # Nothing lost: the month's statements carry every allocated dollar of the month.
     month_allocated = sum(Decimal(s["allocated_cost_usd"]) for s in statements)
     assert month_allocated == Decimal(rollups.json()["totals"]["allocated_cost_usd"])
+    # The CSV form says the same, pool by pool.
+    with loaded.api() as api:
+        text = api.get("/v1/statements", params={"month": month, "by": by, "format": "csv"}).text
+    lines = {r["owner"]: r for r in csv.DictReader(io.StringIO(text))}
+    for owner, pools in found.items():
+        parts = dict(part.split("=") for part in lines[owner]["allocated_by_pool"].split("; "))
+        assert {pool: Decimal(amount) for pool, amount in parts.items()} == pools
     # The vector-db pool is split by tenant: by tenant, its shares are the pool's consumers.
     if by == "tenant":
         assert {o for o, pools in found.items() if "vector-db" in pools} >= {"acme", "globex", "initech", "umbrella"}
