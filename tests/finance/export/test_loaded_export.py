@@ -6,6 +6,7 @@ validates."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -18,6 +19,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from otelspend.cli import main
 from otelspend.finance.export.service import export, request_from_settings
 from otelspend.finance.export.validate import validate_file
 from otelspend.settings import ExportSettings
@@ -154,3 +156,20 @@ def test_a_window_of_only_unallocated_money_still_exports_it(loaded: Loaded, tmp
     rows = _validated(tmp_path, answer.content, "csv")
     assert {r["x_ChargeKind"] for r in rows} == {"unallocated_share"}
     assert _sum(rows) == Decimal(307)
+
+
+def test_the_offline_cli_exports_the_same_allocated_rows_as_the_api(loaded: Loaded, tmp_path: Path) -> None:
+    window = loaded.window()
+    with loaded.api() as api:
+        served = api.get("/v1/export/focus", params={**window, "granularity": "day", "format": "csv"}).content
+    settings = loaded.server.app.settings
+    offline = tmp_path / "offline.csv"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(["export", "focus", "--from", window["from"], "--to", window["to"], "--out", str(offline),
+                     "--offline", "--clickhouse-dsn", settings.clickhouse.dsn.get_secret_value(),
+                     "--database", settings.clickhouse.database, "--data-dir", str(tmp_path)])  # fmt: skip
+    assert code == 0, out.getvalue()
+    assert offline.read_bytes() == served
+    kinds = {r["x_ChargeKind"] for r in _rows(served, "csv")}
+    assert kinds >= {"allocated_share", "unallocated_share", "tool", "retrieval", "compute"}
