@@ -24,7 +24,7 @@ DESCRIPTION = """\
 Monthly chargeback statements, one per owner (`by`: team, cost center or tenant) for the UTC
 calendar month `month` (YYYY-MM): direct cost (calculated; the same figure as
 `GET /v1/rollups?group_by=<by>&metrics=cost_usd` over that month), allocated shared costs by
-pool (empty until allocation exists), reconciled billed cost and variance with its confidence
+pool (from the cost pools' allocations), reconciled billed cost and variance with its confidence
 (null until billing has been imported), top workflows and features, and the change against the
 previous month. Runs without the owner attribute are one statement with owner `""`
 (unattributed), so the statements add up to `month_cost_usd` exactly. `owner` keeps one

@@ -1,8 +1,12 @@
 """SQL of the FOCUS export: the ledger's priced calls as charges, per charge kind and exact rate.
 
 One query per export period batch (a UTC day): the runs that started in it (the rows in force,
-``runs.in_force``), joined to their counted calls (the latest version of each span, ``call_role =
-'call'``: views are not counted, duplicates collapse), each call split into its cost components.
+``runs.in_force``), joined to their counted spans (the latest version of each span, ``call_role``
+``call`` or ``charge``: views are not counted, duplicates collapse), each split into its cost
+components. A charge (a span a rate-card entry priced on attributes, issue 14) has a request fee
+and/or compute time: its fee is a ``tool`` or ``retrieval`` row by its ``cost_kind`` (any other
+kind a ``request_fee`` row), its compute time a ``compute`` row; its provider is the span's own,
+else its database system, else the price entry that priced it.
 A component's quantity is the leaf the rate card priced it by: cache reads, cache writes and
 reasoning tokens are their own kinds only where the call paid a separate price for them (a
 positive component); otherwise they were billed at the input / output rate and stay in those
@@ -18,6 +22,7 @@ import datetime as dt
 from typing import Any, Literal
 
 from otelspend.clickhouse.queries import billing
+from otelspend.clickhouse.queries.allocation import IN_FORCE as ALLOCATIONS_IN_FORCE
 from otelspend.clickhouse.queries.runs import RUNS_IN_FORCE
 from otelspend.clickhouse.queries.spans import UNPRICED_CALL
 from otelspend.clickhouse.queries.sql import Fragment, Query, render
@@ -49,14 +54,18 @@ SELECT
     count() AS calls
 FROM
 (
-    SELECT trace_id, provider, model, price_source, price_entry, price_effective_from, kind, q, c,
+    SELECT trace_id, charge_provider AS provider, model, price_source, price_entry, price_effective_from, kind, q, c,
         -- gcd() refuses a zero argument (every branch is evaluated): keep both sides positive in it.
         if(c = 0, greatest(q, 1), if(q = 0, c, gcd(greatest(c, 1), greatest(q, 1)))) AS g,
         intDiv(c, g) AS rate_num,
         intDiv(q, g) AS rate_den
     FROM
     (
-        SELECT trace_id, provider, model, price_source, price_entry, price_effective_from,
+        SELECT trace_id, model, price_source, price_entry, price_effective_from,
+            multiIf(call_role != 'charge' OR provider != '', provider, db_system != '', db_system, price_entry)
+                AS charge_provider,
+            -- A charge's fee is what its cost_kind says (LEDGER_KINDS: 9 tool, 10 retrieval).
+            multiIf(call_role != 'charge', 6, cost_kind = 'tool', 9, cost_kind = 'retrieval', 10, 6) AS k_request,
             toInt64(ifNull(cost_input_usd, 0) * 1000000000000000) AS c_input,
             toInt64(ifNull(cost_cache_read_usd, 0) * 1000000000000000) AS c_cached,
             toInt64(ifNull(cost_cache_write_usd, 0) * 1000000000000000) AS c_write,
@@ -79,10 +88,10 @@ FROM
                 AS q_compute,
             toInt64(c_rest != 0) AS q_rest
         FROM ({latest_spans})
-        WHERE call_role = 'call' AND cost_usd IS NOT NULL
+        WHERE call_role IN ('call', 'charge') AND cost_usd IS NOT NULL
     )
     ARRAY JOIN
-        [1, 2, 3, 4, 5, 6, 7, 8] AS kind,
+        [1, 2, 3, 4, 5, k_request, 7, 8] AS kind,
         [q_input, q_cached, q_write, q_output, q_reasoning, q_request, q_compute, q_rest] AS q,
         [c_input, c_cached, c_write, c_output, c_reasoning, c_request, c_compute, c_rest] AS c
     WHERE q != 0 OR c != 0
@@ -98,7 +107,7 @@ ORDER BY period, provider, model, r.team, r.tenant, kind, price_entry, rate_num,
 # by a sort of the window's spans instead: FINAL on the time-filtered spans of a 10M-span ledger
 # merges every part's range (measured: 2.6x slower for a day of 330k spans).
 _LATEST_SPANS = """
-SELECT trace_id, span_id, version, call_role, status_code, unpriced_reason,
+SELECT trace_id, span_id, version, call_role, status_code, unpriced_reason, cost_kind, db_system,
        provider, model, price_source, price_entry, price_effective_from,
        cost_usd, cost_input_usd, cost_cache_read_usd, cost_cache_write_usd, cost_output_usd, cost_reasoning_usd,
        cost_request_usd, cost_compute_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
@@ -219,3 +228,83 @@ def billed_cells(database: str, start_ns: int, end_ns: int, granularity: Granula
     ``confidence_rank`` (1 low, 2 medium, 3 high: the weakest cell behind the figure)."""
     sql = render(_BILLED_CELLS, db=database, bucket=BUCKET[granularity], current=billing.current(database))
     return Query(sql, _window(start_ns, end_ns))
+
+
+# Allocated money (issue 14's allocations in force, netted by sign as ``allocation.IN_FORCE`` does)
+# placed by the start of the run it was allocated to, as rollup_alloc_hourly places it (a
+# consumer's share no run carries, and money no consumer took, start at their pool period), per
+# charge period x pool period x rule version x sub-account; money a pool could not allocate
+# (unallocated = 1) stays apart, with no owner.
+_ALLOCATED = """
+SELECT toUnixTimestamp({bucket}(placed_at)) AS period, pool, period_start_s AS pool_period,
+       rule AS rule_version, pool_signal AS signal, left_over AS unallocated, owner,
+       CAST(sum(share_usd) AS Decimal(38, 15)) AS amount_usd,
+       CAST(sum(share_quantity) AS Decimal(38, 15)) AS quantity,
+       toInt64(countIf(run_id != '')) AS runs
+FROM
+(
+    SELECT pool, toUnixTimestamp(period_start) AS period_start_s, run_id, any(rule_version) AS rule,
+           any(signal) AS pool_signal, any(unallocated) AS left_over, any(start_time) AS placed_at,
+           any(amount_usd) AS share_usd, any(run_quantity) AS share_quantity,
+           if(any(unallocated) = 1, '', any({sub})) AS owner
+    FROM {db}.allocations
+    WHERE start_time >= {start:DateTime64(9, 'UTC')} AND start_time < {end:DateTime64(9, 'UTC')}
+    {in_force}
+)
+GROUP BY period, pool, pool_period, rule_version, signal, unallocated, owner
+ORDER BY period, pool, pool_period, unallocated, owner
+"""
+
+# The whole amount in force of pool periods (wherever their runs started): the base of a share's
+# ratio. Pools and period starts are bound as lists; the caller keeps the pairs it asked for.
+_POOL_AMOUNTS = """
+SELECT pool, period_start_s, CAST(sum(row_usd) AS Decimal(38, 15)) AS pool_usd
+FROM (
+    SELECT pool, toUnixTimestamp(period_start) AS period_start_s, any(amount_usd) AS row_usd
+    FROM {db}.allocations
+    WHERE pool IN {pools:Array(String)}
+      AND period_start >= toDateTime({first:Int64}, 'UTC') AND period_start <= toDateTime({last:Int64}, 'UTC')
+    {in_force}
+)
+GROUP BY pool, period_start_s
+"""
+
+SUB_ACCOUNTS: tuple[str, ...] = ("team", "tenant")
+"""Run attributions an export's sub-account may be (whitelisted identifiers)."""
+
+
+def allocated(database: str, start_ns: int, end_ns: int, granularity: Granularity, sub_account: str) -> Query:
+    """Allocated money placed in ``[start_ns, end_ns)``: ``period``, ``pool``, ``pool_period`` (unix
+    seconds), ``rule_version``, ``signal``, ``unallocated``, ``owner`` (the ``sub_account`` value,
+    '' when unallocated or unset), ``amount_usd``, ``quantity`` (signal units), ``runs``."""
+    if sub_account not in SUB_ACCOUNTS:
+        raise ValueError(f"sub-account {sub_account!r} is not one of {', '.join(SUB_ACCOUNTS)}")
+    sql = render(
+        _ALLOCATED,
+        db=database,
+        bucket=BUCKET[granularity],
+        sub=Fragment(sub_account),
+        in_force=ALLOCATIONS_IN_FORCE,
+    )
+    return Query(sql, _window(start_ns, end_ns))
+
+
+def pool_amounts(database: str, pools: list[str], first_s: int, last_s: int) -> Query:
+    """``pool``, ``period_start_s``, ``pool_usd``: the amount in force of the periods of ``pools``
+    starting from ``first_s`` to ``last_s`` (inclusive)."""
+    sql = render(_POOL_AMOUNTS, db=database, in_force=ALLOCATIONS_IN_FORCE)
+    return Query(sql, {"pools": pools, "first": first_s, "last": last_s})
+
+
+# Days with any allocation row (a cancelled one included): a superset of the days with allocated
+# money in force, which the export reads even when no run started on them (an unallocated period).
+_ALLOCATION_DAYS = """
+SELECT DISTINCT toUnixTimestamp(toStartOfDay(start_time)) AS day FROM {db}.allocations
+WHERE start_time >= {start:DateTime64(9, 'UTC')} AND start_time < {end:DateTime64(9, 'UTC')}
+ORDER BY day
+"""
+
+
+def allocation_days(database: str, start_ns: int, end_ns: int) -> Query:
+    """UTC days (unix seconds) on which some allocation row of the window is placed."""
+    return Query(render(_ALLOCATION_DAYS, db=database), _window(start_ns, end_ns))

@@ -45,6 +45,19 @@ WHERE run_start >= fromUnixTimestamp64Nano({start_ns:Int64}) AND run_start < fro
 GROUP BY owner
 """
 
+# Shared costs allocated to the month's runs per owner and pool (issue 14's hourly allocation
+# rollup, the partials behind the rollups API's allocated_cost_usd, placed by run start). Money a
+# pool had no consumer for carries '(unallocated)' in its by dimension only: under another owner
+# dimension it is the unattributed owner's, ''.
+_ALLOCATED = """
+SELECT {owner} AS owner, pool, CAST(sum(allocated_usd) AS Decimal(38, 15)) AS allocated_usd
+FROM {db}.rollup_alloc_hourly
+WHERE hour >= fromUnixTimestamp({start:Int64}) AND hour < fromUnixTimestamp({end:Int64})
+GROUP BY owner, pool
+HAVING allocated_usd != 0
+ORDER BY owner, pool
+"""
+
 
 def _check(name: str, allowed: tuple[str, ...]) -> str:
     if name not in allowed:
@@ -69,3 +82,9 @@ def owner_billed(database: str, owner: str, start_s: int, end_s: int) -> Query:
     ``confidence_rank`` (1 low, 2 medium, 3 high), for runs that started in ``[start_s, end_s)``."""
     sql = render(_BILLED, db=database, owner=_check(owner, OWNER_DIMENSIONS), current=billing.current(database))
     return Query(sql, {"start_ns": start_s * 10**9, "end_ns": end_s * 10**9})
+
+
+def owner_allocated(database: str, owner: str, start_s: int, end_s: int) -> Query:
+    """Per (owner, pool): ``allocated_usd`` of the runs that started in ``[start_s, end_s)``."""
+    sql = render(_ALLOCATED, db=database, owner=_check(owner, OWNER_DIMENSIONS))
+    return Query(sql, {"start": start_s, "end": end_s})

@@ -68,9 +68,10 @@ CUSTOM: tuple[tuple[str, ExportType], ...] = (
     ("x_PriceEffectiveFrom", "string"),
 )
 """x_ChargeKind: uncached_input | cached_input | cache_write | output | reasoning | request_fee | tool |
-compute | unitemized | allocated_share | billed_unattributed. x_RunCount: distinct runs with usage in the row (runs
-count once per row they have usage in, so the column does not sum across rows). x_CallCount: counted
-calls in the row. x_CalculatedCost: the rate card's cost (= ListCost), kept beside BilledCost when that
+retrieval | compute | unitemized | allocated_share | unallocated_share | billed_unattributed. x_RunCount:
+distinct runs with usage in the row (runs count once per row they have usage in, so the column does not
+sum across rows; an allocated row: the runs its share was placed on). x_CallCount: counted calls (and
+priced charge spans) in the row. x_CalculatedCost: the rate card's cost (= ListCost), kept beside BilledCost when that
 is the bill's. x_CostSource: calculated | billed. x_BilledConfidence: high | medium | low when billed.
 x_PriceSource / x_PriceEffectiveFrom: the rate card (with version) and the date of the price in force."""
 

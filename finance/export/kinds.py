@@ -28,18 +28,23 @@ KINDS: tuple[ChargeKind, ...] = (
     ChargeKind("request_fee", "Requests", "per-request fees", REQUESTS),
     ChargeKind("compute", "GPU Time", "GPU time of a self-hosted model", GPU_MICROSECONDS),
     ChargeKind("tool", "Tool Calls", "tool call fees", REQUESTS),
+    ChargeKind("retrieval", "Retrieval Queries", "retrieval query fees", REQUESTS),
     ChargeKind("allocated_share", "Allocated Share", "share of a shared-cost pool", SHARES),
+    ChargeKind("unallocated_share", "Unallocated Share", "part of a shared-cost pool no consumer took", SHARES),
     ChargeKind("unitemized", "Unitemized Cost", "cost stored without a breakdown by component", REQUESTS),
 )
 BY_KEY: dict[str, ChargeKind] = {kind.key: kind for kind in KINDS}
 
 LEDGER_KINDS: tuple[str, ...] = (
     "uncached_input", "cached_input", "cache_write", "output", "reasoning", "request_fee", "compute", "unitemized",
+    "tool", "retrieval",
 )  # fmt: skip
-"""The kinds the ledger query returns, in the order of its arrays (kind index 1..7).
+"""The kinds the ledger query returns, by its kind index (1..10).
 
-``tool`` rows come from priced tool spans once rate cards price them by attributes (issue 14
-adds a span ``cost_kind``); today a tool span carries no cost the ledger counts, so none appear.
-``allocated_share`` rows come from an ``AllocationSource`` (see ``allocated.py``). ``unitemized``:
-the part of a call's cost its components do not account for, quantity one call; otelspend's pricer
-always itemizes, so only spans written some other way (an imported or synthetic ledger) have it."""
+Model calls give the first eight. Charges (spans a rate-card entry priced on attributes, issue
+14's ``call_role = 'charge'``) give ``tool`` or ``retrieval`` for their fee when their
+``cost_kind`` says so, ``request_fee`` for any other kind's fee, and ``compute`` for GPU or CPU
+time. ``allocated_share`` and ``unallocated_share`` rows come from an ``AllocationSource`` (see
+``allocated.py``). ``unitemized``: the part of a call's cost its components do not account for,
+quantity one call; otelspend's pricer always itemizes, so only spans written some other way (an
+imported or synthetic ledger) have it."""

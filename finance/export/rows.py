@@ -167,9 +167,11 @@ def usage_row(charge: Charge, billed: Billed, options: RowOptions) -> Row:
     cost = femto_to_usd(charge.cost_femto)
     sku = charge.price_entry or f"{charge.provider}/{charge.model}"
     row = _common(charge.period_start_s, charge.period_end_s, charge.provider, charge.tags, charge.account, options)
+    if not charge.model and charge.price_entry:  # a charge (tool, retrieval, compute): named by its price entry
+        row["ServiceName"] = charge.price_entry
     row.update(
         {
-            "ChargeDescription": f"{charge.model}: {kind.describes}",
+            "ChargeDescription": f"{charge.model or charge.price_entry or charge.provider}: {kind.describes}",
             "BilledCost": femto_to_usd(billed.femto),
             "ListCost": cost,
             "ContractedCost": cost,
@@ -184,7 +186,7 @@ def usage_row(charge: Charge, billed: Billed, options: RowOptions) -> Row:
             "SkuMeter": kind.meter,
             "SkuPriceId": f"{sku}/{kind.key}/{charge.price_effective_from or 'any'}/{_rate_id(charge.rate)}",
             "x_ChargeKind": kind.key,
-            "x_Model": charge.model,
+            "x_Model": charge.model or None,
             "x_RunCount": charge.runs,
             "x_CallCount": charge.calls,
             "x_CalculatedCost": cost,
@@ -244,8 +246,9 @@ def unattributed_row(cell: BilledCell, period_end_s: int, options: RowOptions) -
 
 
 def allocated_row(share: AllocatedShare, options: RowOptions) -> Row:
-    """A pool's share placed on a consumer (FOCUS 1.3 data-generator split cost allocation)."""
-    kind = BY_KEY["allocated_share"]
+    """A pool's share placed on a consumer (FOCUS 1.3 data-generator split cost allocation); money
+    the pool had no consumer for is an ``unallocated_share`` row with no owner."""
+    kind = BY_KEY["unallocated_share" if share.unallocated else "allocated_share"]
     quantity = max(share.signal_quantity, 1)
     rate = Fraction(share.amount_femto, quantity)
     priced = price(share.amount_femto, quantity, rate, kind.unit)
@@ -290,7 +293,7 @@ def allocated_row(share: AllocatedShare, options: RowOptions) -> Row:
             "HostProviderName": None,
             "x_ChargeKind": kind.key,
             "x_Model": None,
-            "x_RunCount": 0,
+            "x_RunCount": share.runs,
             "x_CallCount": 0,
             "x_CalculatedCost": amount,
             "x_CostSource": "calculated",

@@ -21,7 +21,7 @@ from typing import Any
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import export as queries
 from otelspend.finance.billing.accounts import load_accounts
-from otelspend.finance.export.allocated import AllocationSource, NoAllocation
+from otelspend.finance.export.allocated import AllocationSource, NoAllocation, StoredAllocation
 from otelspend.finance.export.billed import BilledCell, BilledCosts, NoBilling, apply_billing
 from otelspend.finance.export.charges import TAG_KEYS, AccountOf, Charge, with_accounts
 from otelspend.finance.export.kinds import LEDGER_KINDS
@@ -141,6 +141,7 @@ def batches(store: Store, request: ExportRequest, totals: ExportTotals | None = 
     written (the store works while Python formats): at most two days are in memory.
     """
     busy = {int(row[0]) for row in store.rows(*queries.run_days(store.database, request.start_ns, request.end_ns))}
+    busy |= request.allocation.days(request.start_ns // NS, -(-request.end_ns // NS))
     days = [(a, b) for a, b in day_windows(request.start_ns, request.end_ns) if a // (DAY_S * NS) * DAY_S in busy]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="otelspend-export") as pool:
         pending = pool.submit(day_charges, store, request, *days[0]) if days else None
@@ -223,17 +224,21 @@ def request_from_settings(
     With a ``store``, BilledCost is the reconciled billed cost where billing has been imported
     and reconciled with true-up (``StoredBilling``); with ``billing_settings`` whose account
     mapping (``billing.accounts``) names accounts, rows are placed in those accounts, the ones
-    the true-up uses. Allocation has no source yet (issue 14): no allocated rows.
+    the true-up uses. With a ``store``, shared costs allocated by the cost pools (issue 14) are
+    rows of their own (``StoredAllocation``, by the export's sub-account).
     """
     options = RowOptions(sub_account=export_settings.sub_account, default_account=export_settings.billing_account)
     billing: BilledCosts = StoredBilling(store) if store is not None else NoBilling()
+    allocation: AllocationSource = (
+        StoredAllocation(store, export_settings.sub_account) if store is not None else NoAllocation()
+    )
     account_of: AccountOf | None = None
     accounts_path = getattr(billing_settings, "accounts", None)
     if accounts_path is not None:
         accounts = load_accounts(accounts_path)
         if accounts.configured:
             account_of = accounts.for_call
-    return ExportRequest(start_ns, end_ns, granularity, options, account_of, billing)
+    return ExportRequest(start_ns, end_ns, granularity, options, account_of, billing, allocation)
 
 
 def unpriced_calls(store: Store, start_ns: int, end_ns: int) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """Monthly chargeback statements per owner (team, cost center or tenant). Pure.
 
 A statement is what an owner is charged for one UTC calendar month: the direct (calculated)
-cost of its runs, its share of shared-cost pools (once allocation exists), the reconciled
+cost of its runs, its share of shared-cost pools (the allocation rollup, by pool), the reconciled
 billed cost and the variance with its confidence (once billing exists), its top workflows and
 features, and the change against the previous month. Money is integer femto-USD. Runs without
 the owner attribute are one explicit ``unattributed`` statement, so the statements of a month
@@ -56,7 +56,7 @@ class Line:
 
 @dataclass(frozen=True)
 class PoolShare:
-    """An owner's allocated share of one shared-cost pool (empty until allocation exists)."""
+    """An owner's allocated share of one shared-cost pool (issue 14's allocations, by run start)."""
 
     pool: str
     cost_femto: int
@@ -76,7 +76,7 @@ class Statement:
     top_workflows: tuple[Line, ...] = ()
     top_features: tuple[Line, ...] = ()
     allocated: tuple[PoolShare, ...] = ()
-    """Shares of shared-cost pools (empty until allocation exists)."""
+    """Shares of shared-cost pools, largest first (empty when no pool allocated to the owner)."""
     billed_femto: int | None = None
     """Reconciled billed cost (None until billing has been imported for the month)."""
     billed_calculated_femto: int | None = None
@@ -156,6 +156,16 @@ def _top(rows: Iterable[Mapping[str, Any]], owner: str, limit: int) -> tuple[Lin
 _CONFIDENCE = {1: "low", 2: "medium", 3: "high"}
 
 
+@dataclass(frozen=True)
+class OwnerMoney:
+    """An owner's money besides its direct cost, as the statement queries return it."""
+
+    billed: Sequence[Mapping[str, Any]] = ()
+    """Reconciled billed money per owner (``owner_billed``), empty without billing."""
+    allocated: Sequence[Mapping[str, Any]] = ()
+    """Shared costs per owner and pool (``owner_allocated``), empty without cost pools."""
+
+
 def build(
     month: str,
     by: str,
@@ -164,25 +174,28 @@ def build(
     workflows: Sequence[Mapping[str, Any]],
     features: Sequence[Mapping[str, Any]],
     *,
-    billed: Sequence[Mapping[str, Any]] = (),
+    money: OwnerMoney | None = None,
     top: int = 5,
 ) -> MonthStatements:
-    """Statements from the rollup query results (``clickhouse.queries.statements``); ``billed``:
-    reconciled billed money per owner (``owner_billed``), empty without billing."""
+    """Statements from the rollup query results (``clickhouse.queries.statements``); ``money``:
+    the owners' billed and allocated money, when there is any."""
+    money = money or OwnerMoney()
     before = {str(r["owner"]): _femto(r["cost_usd"]) for r in previous}
-    bills = {str(r["owner"]): r for r in billed}
+    bills = {str(r["owner"]): r for r in money.billed}
+    shares = _pool_shares(money.allocated)
     statements = []
     present = {str(r["owner"]) for r in totals}
     # An owner billed for money no run of the month carries (an unattributed share) still gets a
     # statement, and so does one that spent last month and nothing this month: its drop is news.
-    absent = sorted((set(bills) | {o for o, femto in before.items() if femto}) - present)
+    absent = sorted((set(bills) | set(shares) | {o for o, femto in before.items() if femto}) - present)
     rows = list(totals) + [
         {"owner": o, "cost_usd": 0, "runs": 0, "successful_runs": 0, "calls": 0, "unpriced_calls": 0} for o in absent
     ]
     for row in rows:
         owner = str(row["owner"])
         bill = bills.get(owner)
-        if int(row["runs"]) == 0 and _femto(row["cost_usd"]) == 0 and bill is None and not before.get(owner):
+        quiet = int(row["runs"]) == 0 and _femto(row["cost_usd"]) == 0 and owner not in shares
+        if quiet and bill is None and not before.get(owner):
             continue
         statements.append(
             Statement(
@@ -195,6 +208,7 @@ def build(
                 previous_femto=before.get(owner, 0),
                 top_workflows=_top(workflows, owner, top),
                 top_features=_top(features, owner, top),
+                allocated=shares.get(owner, ()),
                 billed_femto=None if bill is None else _femto(bill["billed_usd"]),
                 billed_calculated_femto=None if bill is None else _femto(bill["calculated_usd"]),
                 billed_confidence=None if bill is None else _CONFIDENCE.get(int(bill["confidence_rank"]), "low"),
@@ -210,6 +224,23 @@ def build(
         previous_month=previous_month(month),
         previous_month_femto=sum(before.values()),
     )
+
+
+def _pool_shares(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[PoolShare, ...]]:
+    """Per owner, its shares of each pool, largest first (pools with no net money left out)."""
+    sums: dict[str, dict[str, int]] = {}
+    for row in rows:
+        pools = sums.setdefault(str(row["owner"]), {})
+        pools[str(row["pool"])] = pools.get(str(row["pool"]), 0) + _femto(row["allocated_usd"])
+    found = {
+        owner: tuple(sorted((PoolShare(pool, femto) for pool, femto in pools.items() if femto), key=_largest))
+        for owner, pools in sums.items()
+    }
+    return {owner: shares for owner, shares in found.items() if shares}
+
+
+def _largest(share: PoolShare) -> tuple[int, str]:
+    return -share.cost_femto, share.pool
 
 
 def usd(femto: int | None) -> str | None:

@@ -11,6 +11,7 @@ from otelspend.clickhouse.queries import statements as queries
 from otelspend.finance.statements.model import (
     Line,
     MonthStatements,
+    OwnerMoney,
     PoolShare,
     Statement,
     build,
@@ -37,7 +38,10 @@ def monthly(store: Store, month: str, by: str, *, top: int = 5) -> MonthStatemen
         before,
         store.dicts(*queries.owner_breakdown(db, by, "workflow_type", start, end)),
         store.dicts(*queries.owner_breakdown(db, by, "feature", start, end)),
-        billed=store.dicts(*queries.owner_billed(db, by, start, end)),
+        money=OwnerMoney(
+            billed=store.dicts(*queries.owner_billed(db, by, start, end)),
+            allocated=store.dicts(*queries.owner_allocated(db, by, start, end)),
+        ),
         top=top,
     )
     result.check()
@@ -130,7 +134,8 @@ def from_json(document: dict[str, Any]) -> MonthStatements:
 
 
 CSV_COLUMNS = (
-    "month", "by", "owner", "direct_cost_usd", "allocated_cost_usd", "total_cost_usd", "billed_cost_usd",
+    "month", "by", "owner", "direct_cost_usd", "allocated_cost_usd", "allocated_by_pool", "total_cost_usd",
+    "billed_cost_usd",
     "variance_usd", "billed_confidence", "runs", "successful_runs", "calls", "unpriced_calls",
     "previous_month_cost_usd", "change_pct", "top_workflows", "top_features",
 )  # fmt: skip
@@ -146,6 +151,7 @@ def to_csv(result: MonthStatements) -> str:
         writer.writerow(
             [
                 result.month, result.by, statement.owner, item["direct_cost_usd"], item["allocated_cost_usd"],
+                "; ".join(f"{share['pool']}={share['cost_usd']}" for share in item["allocated"]),
                 item["total_cost_usd"], item["billed_cost_usd"] or "", item["variance_usd"] or "",
                 item["billed_confidence"] or "", statement.runs, statement.successful_runs, statement.calls,
                 statement.unpriced_calls, item["previous_month_cost_usd"], item["change_pct"] or "",

@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind
 
 from otelspend.app import OtelSpend
 from tests.conftest import Running, make_settings
+from tests.finance.loaded import Loaded, loaded_ledger
 from tests.otel import tracer_provider
 
 CALLS: tuple[dict[str, Any], ...] = (
@@ -101,3 +102,9 @@ def ledger(chdb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield Ledger(server, start, end, runs)
     finally:
         app.stop()
+
+
+@pytest.fixture(scope="package")
+def loaded(chdb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+    """A ledger with charge spans and two cost pools allocated (``tests/finance/loaded.py``)."""
+    yield from loaded_ledger(chdb_path, tmp_path_factory.mktemp("finance-loaded"))
