@@ -13,9 +13,7 @@ checks any FOCUS 1.2 / 1.3 file (CSV or Parquet) and exits 1 when a MUST rule is
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
-import json
 import sys
 import urllib.error
 import urllib.parse
@@ -25,7 +23,7 @@ from typing import Any
 
 from otelspend.commands import add_config_flags, settings_from_args, setup_logging
 from otelspend.commands.rates import parse_when, rfc3339
-from otelspend.commands.server_api import HTTP_TIMEOUT_SECONDS, ApiError, add_server_flags, default_api_url
+from otelspend.commands.server_api import ApiError, add_server_flags, open_server
 from otelspend.settings import Settings
 
 CHUNK = 1 << 20
@@ -83,26 +81,13 @@ def _download(args: argparse.Namespace, settings: Settings, fmt: str) -> tuple[s
     """Stream the server's export into ``args.out``; None when no server listens."""
     from otelspend.finance.export.schedule import write_atomically
 
-    url = (args.api or default_api_url(settings)).rstrip("/")
     query = urllib.parse.urlencode(
         {"from": rfc3339(args.start), "to": rfc3339(args.end), "granularity": args.granularity, "format": fmt}
     )
-    request = urllib.request.Request(f"{url}/v1/export/focus?{query}")
-    token = args.token or (settings.api.tokens[0].get_secret_value() if settings.api.tokens else None)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        response = urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS)
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        with contextlib.suppress(ValueError, AttributeError):
-            detail = json.loads(detail).get("detail", detail)
-        raise ApiError(f"{url} answered {exc.code}: {detail}") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
-            print(f"no otelspend server answers at {url}; exporting offline", file=sys.stderr)
-            return None
-        raise ApiError(f"{url} answered {exc.reason}") from None
+    opened = open_server(args, settings, f"/v1/export/focus?{query}", "exporting offline")
+    if opened is None:
+        return None
+    url, response = opened
     with response:
         unpriced_calls = response.headers.get("X-Otelspend-Unpriced-Calls", "0")
         try:

@@ -35,6 +35,37 @@ def default_api_url(settings: Settings) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def open_server(
+    args: argparse.Namespace,
+    settings: Settings,
+    path: str,
+    fallback: str,
+    *,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[str, Any] | None:
+    """Send a request for ``path`` (with its query; POST when ``data`` is given) to the server's
+    API with the bearer token: (base URL, the open response, closed by the caller), or None when
+    nothing listens (after saying ``fallback`` on stderr). Raises ApiError when the server refuses."""
+    url = (args.api or default_api_url(settings)).rstrip("/")
+    request = urllib.request.Request(f"{url}{path}", data=data, headers=headers or {})
+    token = args.token or (settings.api.tokens[0].get_secret_value() if settings.api.tokens else None)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        return url, urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        with contextlib.suppress(ValueError, AttributeError):
+            detail = json.loads(detail).get("detail", detail)
+        raise ApiError(f"{url} answered {exc.code}: {detail}") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):
+            print(f"no otelspend server answers at {url}; {fallback}", file=sys.stderr)
+            return None
+        raise ApiError(f"{url} answered {exc.reason}") from None
+
+
 def ask_server(
     args: argparse.Namespace,
     settings: Settings,
@@ -46,24 +77,12 @@ def ask_server(
     """POST ``body`` (JSON, or bytes sent with ``headers``, e.g. a CSV file) to the server's
     ``path``: (base URL, JSON answer), or None when nothing listens (after saying ``fallback``
     on stderr). Raises ApiError when the server refuses."""
-    url = (args.api or default_api_url(settings)).rstrip("/")
-    token = args.token or (settings.api.tokens[0].get_secret_value() if settings.api.tokens else None)
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{url}{path}", data=data, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
+    opened = open_server(
+        args, settings, path, fallback, data=data, headers={"Content-Type": "application/json", **(headers or {})}
     )
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-            return url, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        with contextlib.suppress(ValueError, AttributeError):
-            detail = json.loads(detail).get("detail", detail)
-        raise ApiError(f"{url} answered {exc.code}: {detail}") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
-            print(f"no otelspend server answers at {url}; {fallback}", file=sys.stderr)
-            return None
-        raise ApiError(f"{url} answered {exc.reason}") from None
+    if opened is None:
+        return None
+    url, response = opened
+    with response:
+        return url, json.loads(response.read())

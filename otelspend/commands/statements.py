@@ -11,7 +11,6 @@ headless Chromium; ``--csv FILE`` writes every owner's line. Without either, a s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import re
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from otelspend.commands import add_config_flags, settings_from_args, setup_logging
-from otelspend.commands.server_api import HTTP_TIMEOUT_SECONDS, ApiError, add_server_flags, default_api_url
+from otelspend.commands.server_api import ApiError, add_server_flags, open_server
 from otelspend.settings import Settings
 
 
@@ -41,25 +40,13 @@ def register(sub: Any) -> None:
 
 
 def _fetch(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | None:
-    url = (args.api or default_api_url(settings)).rstrip("/")
     query = {"month": args.month, "by": args.by, **({"owner": args.owner} if args.owner is not None else {})}
-    request = urllib.request.Request(f"{url}/v1/statements?{urllib.parse.urlencode(query)}")
-    token = args.token or (settings.api.tokens[0].get_secret_value() if settings.api.tokens else None)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-            return dict(json.loads(response.read()))
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        with contextlib.suppress(ValueError, AttributeError):
-            detail = json.loads(detail).get("detail", detail)
-        raise ApiError(f"{url} answered {exc.code}: {detail}") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
-            print(f"no otelspend server answers at {url}; reading the store offline", file=sys.stderr)
-            return None
-        raise ApiError(f"{url} answered {exc.reason}") from None
+    opened = open_server(args, settings, f"/v1/statements?{urllib.parse.urlencode(query)}", "reading the store offline")
+    if opened is None:
+        return None
+    _, response = opened
+    with response:
+        return dict(json.loads(response.read()))
 
 
 def _offline(args: argparse.Namespace, settings: Settings) -> Any:
