@@ -82,15 +82,18 @@ split over as an exact integer (femto-USD for direct cost, GPU-microseconds, tok
 
 _SIGNALS = """
 SELECT run_id, toUnixTimestamp64Nano(argMax(start_time, version)) AS start_ns,
-       argMax({by}, version) AS consumer, toInt128(argMax({weight}, version)) AS weight, {dims}
+       argMax({by}, version) AS consumer, toString(toInt128(argMax({weight}, version))) AS weight, {dims}
 FROM {db}.runs WHERE {where}
 {in_force}
+ORDER BY consumer, run_id
 """
 
 
 def signals(database: str, start_ns: int, end_ns: int, scope: Filters, by: str, signal: str) -> Query:
     """Every run in force that started in ``[start_ns, end_ns)`` and matches ``scope``: id, start,
-    its ``by`` value, its signal as an integer weight, and its attribution (``DIMENSIONS_CARRIED``)."""
+    its ``by`` value, its signal as an integer weight (a decimal string: Int128 has no Arrow type),
+    and its attribution (``DIMENSIONS_CARRIED``, columns ``d_<name>``); by consumer, then run id
+    (the order the split takes them in)."""
     if DIMENSIONS[by].level == "call":
         raise ValueError(f"{by} is a call-level dimension")
     params = Params()
