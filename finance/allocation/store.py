@@ -7,6 +7,11 @@ version) for every stored row that changed or went away and a new row (``sign = 
 version) for every row that changed or appeared. Unchanged rows are not touched, so a
 recomputation with nothing new writes nothing, and the rollups fed from ``allocations`` move
 by exactly the difference.
+
+A period with nothing stored (a first allocation: the common case, thirty of them when a pool
+is added) skips the row objects: the split runs over columns (``engine.split_shares``) and the
+runs' id, start and attribution go from the Arrow read straight into the insert, about half the
+CPU of the row path on a daily period of 46k runs (README, "Allocation and loaded metrics").
 """
 
 from __future__ import annotations
