@@ -174,6 +174,10 @@ class Store:
         """Raise unless the store answers a query (readiness)."""
         self.scalar("SELECT 1")
 
+    def arrow(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pa.Table:
+        """A query's result as an Arrow table (columns stay columns: no Python object per value)."""
+        return self.client().query_arrow(sql, parameters=dict(parameters or {}))
+
     def insert_arrow(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
         """Insert an Arrow table into ``table`` (nothing for an empty table)."""
         if data.num_rows:

@@ -25,7 +25,6 @@ give the same rows and a recomputation with nothing changed writes nothing.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
@@ -83,6 +82,32 @@ class Allocation(NamedTuple):
         return (self.pool_id, self.period_start_ns, self.consumer, self.run_id)
 
 
+class SignalColumns(NamedTuple):
+    """The runs in a pool's scope for one period as columns (position ``i`` is one run)."""
+
+    run_ids: Sequence[str]
+    starts: Sequence[int]
+    consumers: Sequence[str]
+    weights: Sequence[int]
+
+
+class Shares(NamedTuple):
+    """A pool-period's allocation rows as columns, in row order (what ``allocate`` returns as rows).
+
+    ``sources[i]`` is the position of row ``i``'s run among the input runs, or -1 for a row
+    without a run (a consumer's share nobody carried, or the unallocated amount); such a row's
+    run quantity is 0 and its attribution is its consumer alone."""
+
+    sources: list[int]
+    consumers: list[str]
+    amounts: list[int]
+    consumer_weights: list[int]
+    ratios: list[Decimal]
+    unallocated: bool
+    """Whether the one row is the whole amount kept unallocated (the period had no consumer)."""
+    pool_weight: int
+
+
 def allocate(
     pool: Pool,
     period: PoolPeriod,
@@ -91,40 +116,67 @@ def allocate(
     dimensions: Sequence[str],
 ) -> list[Allocation]:
     """The rows of one pool for one period (``dimensions`` names the positions of ``dims``)."""
-    by_index = list(dimensions).index(pool.by)
-    groups: dict[str, list[RunSignal]] = defaultdict(list)
-    for run in runs:
-        groups[run.consumer].append(run)
-    consumers, weights = _consumers(pool, groups)
-    pool_weight = sum(sum(run.weight for run in group) for group in groups.values())
-    base = _Row(pool, period, pool_weight, len(dimensions), by_index)
-    total_weight = sum(weights, Fraction(0))
-    if total_weight == 0:
-        return [base.unallocated(amount_femto)]  # no consumer: shown as not allocated, never lost
-    split = split_largest_remainder(amount_femto, weights)
+    columns = SignalColumns(
+        [run.run_id for run in runs], [run.start_ns for run in runs], [run.consumer for run in runs],
+        [run.weight for run in runs],
+    )  # fmt: skip
+    shares = split_shares(pool, amount_femto, columns)
+    base = _Row(pool, period, shares.pool_weight, len(dimensions), list(dimensions).index(pool.by))
+    if shares.unallocated:
+        return [base.unallocated(shares.amounts[0])]  # no consumer: shown as not allocated, never lost
     rows: list[Allocation] = []
-    for consumer, weight, share in zip(consumers, weights, split.shares, strict=True):
-        members = sorted((run for run in groups.get(consumer, ()) if run.weight > 0), key=lambda run: run.run_id)
-        ratio = _decimal(Fraction(weight) / total_weight)  # once per consumer, not per run
-        consumer_weight = sum(run.weight for run in members)
-        if not members:
-            rows.append(base.consumer_only(consumer, share, ratio))
-            continue
-        run_split = split_largest_remainder(share, [run.weight for run in members])
-        rows.extend(
-            base.of_run(run, consumer, part, consumer_weight, ratio)
-            for run, part in zip(members, run_split.shares, strict=True)
-        )
+    for source, consumer, amount, consumer_weight, ratio in zip(
+        shares.sources, shares.consumers, shares.amounts, shares.consumer_weights, shares.ratios, strict=True
+    ):
+        if source < 0:
+            rows.append(base.consumer_only(consumer, amount, ratio))
+        else:
+            rows.append(base.of_run(runs[source], consumer, amount, consumer_weight, ratio))
     return rows
 
 
-def _consumers(pool: Pool, groups: dict[str, list[RunSignal]]) -> tuple[list[str], list[int | Fraction]]:
+def split_shares(pool: Pool, amount_femto: int, runs: SignalColumns) -> Shares:
+    """The two exact splits of the module doc over columns of ints and strings: no object per
+    run (a daily period of a large ledger holds tens of thousands of runs)."""
+    weights = runs.weights
+    keys = list(zip(runs.consumers, runs.run_ids, strict=True))
+    # Consumers in sorted order, each one's runs by id (input already in this order sorts in linear time).
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    groups: dict[str, list[int]] = {}
+    for i in order:
+        groups.setdefault(keys[i][0], []).append(i)
+    pool_weight = sum(weights)
+    consumers, consumer_weights = _consumers(pool, {c: sum(weights[i] for i in g) for c, g in groups.items()})
+    total_weight = sum(consumer_weights, Fraction(0))
+    if total_weight == 0:
+        return Shares([-1], [UNALLOCATED], [amount_femto], [0], [_decimal(Fraction(0))], True, pool_weight)
+    split = split_largest_remainder(amount_femto, consumer_weights)
+    out = Shares([], [], [], [], [], False, pool_weight)
+    for consumer, weight, share in zip(consumers, consumer_weights, split.shares, strict=True):
+        members = [i for i in groups.get(consumer, ()) if weights[i] > 0]
+        ratio = _decimal(Fraction(weight) / total_weight)  # once per consumer, not per run
+        if not members:
+            out.sources.append(-1)
+            parts: Sequence[int] = (share,)
+            carried = 0
+        else:
+            out.sources.extend(members)
+            member_weights = [weights[i] for i in members]
+            parts = split_largest_remainder(share, member_weights).shares
+            carried = sum(member_weights)
+        out.amounts.extend(parts)
+        out.consumers.extend([consumer] * len(parts))
+        out.consumer_weights.extend([carried] * len(parts))
+        out.ratios.extend([ratio] * len(parts))
+    return out
+
+
+def _consumers(pool: Pool, totals: dict[str, int]) -> tuple[list[str], list[int | Fraction]]:
     """The consumers in sorted order and their weights under the pool's method."""
     if pool.method == "fixed":
         coefficients = pool.coefficients or {}
         names = sorted(name for name, pct in coefficients.items() if pct > 0)
         return names, [Fraction(coefficients[name]) for name in names]
-    totals = {consumer: sum(run.weight for run in group) for consumer, group in groups.items()}
     names = sorted(consumer for consumer, total in totals.items() if total > 0)
     if pool.method == "even":
         return names, [1] * len(names)

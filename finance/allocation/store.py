@@ -7,6 +7,11 @@ version) for every stored row that changed or went away and a new row (``sign = 
 version) for every row that changed or appeared. Unchanged rows are not touched, so a
 recomputation with nothing new writes nothing, and the rollups fed from ``allocations`` move
 by exactly the difference.
+
+A period with nothing stored (a first allocation: the common case, thirty of them when a pool
+is added) skips the row objects: the split runs over columns (``engine.split_shares``) and the
+runs' id, start and attribution go from the Arrow read straight into the insert, about half the
+CPU of the row path on a daily period of 46k runs (README, "Allocation and loaded metrics").
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import allocation as queries
-from otelspend.finance.allocation.engine import Allocation, RunSignal, allocate
+from otelspend.finance.allocation.engine import Allocation, RunSignal, Shares, SignalColumns, allocate, split_shares
 from otelspend.finance.allocation.periods import NS, PoolPeriod
 from otelspend.finance.allocation.pools import Pool
 from otelspend.record import FEMTO_PER_USD
@@ -58,11 +64,33 @@ class Restated:
     """Consumer -> (amount before, amount after), for consumers whose amount changed."""
 
 
+def read_signal_table(store: Store, pool: Pool, period: PoolPeriod) -> pa.Table:
+    """The runs in force in the pool's scope for this period, with their signal, as Arrow columns
+    (``queries.signals``): the attribution goes from here to the insert without Python objects."""
+    scope = tuple((name, values) for name, values in pool.scope_filter.items())
+    return store.arrow(*queries.signals(store.database, period.start_ns, period.end_ns, scope, pool.by, pool.signal))
+
+
 def read_signals(store: Store, pool: Pool, period: PoolPeriod) -> list[RunSignal]:
     """The runs in force in the pool's scope for this period, with their signal."""
-    scope = tuple((name, values) for name, values in pool.scope_filter.items())
-    query = queries.signals(store.database, period.start_ns, period.end_ns, scope, pool.by, pool.signal)
-    return [RunSignal(row[0], int(row[1]), row[2], int(row[3]), tuple(row[4:])) for row in store.rows(*query)]
+    table = read_signal_table(store, pool, period)
+    return _run_signals(table, _signal_columns(table))
+
+
+def _signal_columns(table: pa.Table) -> SignalColumns:
+    weights = [int(weight) for weight in table.column("weight").to_pylist()]
+    return SignalColumns(
+        table.column("run_id").to_pylist(), table.column("start_ns").to_pylist(),
+        table.column("consumer").to_pylist(), weights,
+    )  # fmt: skip
+
+
+def _run_signals(table: pa.Table, columns: SignalColumns) -> list[RunSignal]:
+    dims = zip(*(table.column(f"d_{name}").to_pylist() for name in DIMENSIONS), strict=True)
+    return [
+        RunSignal(run_id, start, consumer, weight, tuple(values))
+        for run_id, start, consumer, weight, values in zip(*columns, dims, strict=True)
+    ]
 
 
 def read_stored(
@@ -93,8 +121,20 @@ def restate(
     if amount is None:
         result.skipped = "amount not known yet (no imported bill lines for the period)"
         return result
-    desired = allocate(pool, period, amount, read_signals(store, pool, period), DIMENSIONS)
+    table = read_signal_table(store, pool, period)
+    columns = _signal_columns(table)
     stored = read_stored(store, pool.id, period)
+    if not stored:  # a first allocation: every row is new, written straight from columns
+        shares = split_shares(pool, amount, columns)
+        _fresh(result, shares)
+        if not dry_run:
+            version = now_ns or time.time_ns()
+            store.insert_arrow(
+                f"{store.database}.allocations",
+                _shares_table(pool, period, shares, table, columns.weights, version, node),
+            )
+        return result
+    desired = allocate(pool, period, amount, _run_signals(table, columns), DIMENSIONS)
     _diff(result, desired, stored)
     if not dry_run and (result.cancelled or result.inserted):
         write_delta(store, desired, stored, node=node, now_ns=now_ns)
@@ -138,6 +178,18 @@ def _diff(
         for consumer in sorted(before.keys() | after.keys())
         if before.get(consumer, 0) != after.get(consumer, 0)
     }
+
+
+def _fresh(result: Restated, shares: Shares) -> None:
+    """``_diff`` against nothing stored: every row is inserted."""
+    after: dict[str, int] = {}
+    for consumer, amount in zip(shares.consumers, shares.amounts, strict=True):
+        after[consumer] = after.get(consumer, 0) + amount
+    result.inserted = result.rows_in_force = len(shares.amounts)
+    result.moved_femto = sum(abs(amount) for amount in shares.amounts)
+    result.consumers = 0 if shares.unallocated else sum(1 for consumer in after if consumer)
+    result.unallocated_femto = shares.amounts[0] if shares.unallocated else 0
+    result.changes = {consumer: (0, after[consumer]) for consumer in sorted(after) if after[consumer] != 0}
 
 
 def _is_unallocated(rows: Sequence[Allocation], consumer: str) -> bool:
@@ -225,6 +277,52 @@ def _ratios(ratios: Sequence[Decimal]) -> pa.Array:
         return pa.array([scaled[ratio] for ratio in ratios], pa.int64()).cast(_D0).view(_D18)
     except (OverflowError, pa.ArrowInvalid):
         return pa.array(ratios, _D18)
+
+
+def _shares_table(
+    pool: Pool, period: PoolPeriod, shares: Shares, signals: pa.Table, weights: Sequence[int], version: int, node: str
+) -> pa.Table:
+    """A first allocation's rows (``sign = +1``) as an Arrow table in ``allocations`` column order:
+    the runs' id, start and attribution taken from the signal columns as read (a row without a
+    run: no id, the period's start, its consumer as the only attribution)."""
+    n = len(shares.sources)
+    taken = signals.take(pa.array([i if i >= 0 else None for i in shares.sources], pa.int64()))
+
+    def repeat(value: Any, kind: pa.DataType) -> pa.Array:
+        return pa.array([value] * n, kind)
+
+    def column(name: str, fill: Any) -> pa.Array:
+        return pc.coalesce(taken.column(name), fill).combine_chunks()
+
+    consumers = pa.array(shares.consumers, pa.string())
+    signal = [pool.signal] * n
+    columns: dict[str, pa.Array] = {
+        "pool": repeat(pool.id, pa.string()),
+        "period_start": repeat(period.start_ns // NS, pa.int64()).view(_SECONDS),
+        "consumer": consumers,
+        "run_id": column("run_id", ""),
+        "version": repeat(version, pa.uint64()),
+        "sign": repeat(1, pa.int8()),
+        "rule_version": repeat(pool.rule_version, pa.string()),
+        "period": repeat(period.kind, pa.string()),
+        "period_end": repeat(period.end_ns // NS, pa.int64()).view(_SECONDS),
+        "by": repeat(pool.by, pa.string()),
+        "method": repeat(pool.method, pa.string()),
+        "signal": pa.array(signal, pa.string()),
+        "cost_kind": repeat(pool.cost_kind, pa.string()),
+        "unallocated": repeat(int(shares.unallocated), pa.uint8()),
+        "start_time": column("start_ns", period.start_ns).view(_NANOS),
+        "amount_usd": _money(shares.amounts),
+        "run_quantity": _quantities([weights[i] if i >= 0 else 0 for i in shares.sources], signal),
+        "consumer_quantity": _quantities(shares.consumer_weights, signal),
+        "pool_quantity": _quantities([shares.pool_weight] * n, signal),
+        "consumer_ratio": _ratios(shares.ratios),
+    }
+    for name in DIMENSIONS:
+        columns[name] = column(f"d_{name}", consumers if name == pool.by else "")
+    columns["written_at"] = repeat(time.time_ns() // 1_000_000, pa.int64()).view(_MILLIS)
+    columns["node"] = repeat(node, pa.string())
+    return pa.Table.from_arrays([columns[name] for name in queries.FIELDS], names=list(queries.FIELDS))
 
 
 def _table(signed: Sequence[tuple[Allocation, int, int]], node: str, written_ns: int) -> pa.Table:
