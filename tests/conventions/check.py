@@ -94,8 +94,10 @@ def _check_each_call(calls: list[stored.StoredCall], seen: list[Seen]) -> None:
         assert not named or any(_same_model(call.model, s.call.model) for s in candidates), (
             f"{call.model}: no such ledger call"
         )
-        expected_costs = {s.reported.cost_femto() for s in candidates}
-        if call.failed or expected_costs == {None}:  # failed, or reported without usage: nothing to price
+        expected_costs = {
+            None if s.visibility.unpriced_success(s.call) else s.reported.cost_femto() for s in candidates
+        }
+        if call.failed or expected_costs == {None}:  # failed, without usage, or no provider: nothing priced
             assert call.cost_femto is None and expected_costs == {None}
         else:
             assert call.cost_femto is not None

@@ -213,6 +213,9 @@ class Visibility:
     which price list to look in and lists the call as unpriced (``no_model``)."""
     unrecognisable_failures: frozenset[str] = frozenset()
     """APIs whose failed calls the library reports in a span nothing identifies as a call."""
+    unpriced_apis: frozenset[str] = frozenset()
+    """APIs whose successful calls the library reports with usage but an empty provider and a
+    model no price list can be guessed from: stored with tokens, unpriced."""
     retries_visible: bool = False
     """Whether SDK retries show (``http.request.resend_count`` or per-attempt HTTP spans)."""
     alternatives: tuple[Visibility, ...] = ()
@@ -231,6 +234,11 @@ class Visibility:
             retries_visible=self.retries_visible or other.retries_visible,
             alternatives=(*self.alternatives, other),
         )
+
+    def unpriced_success(self, call: LedgerCall) -> bool:
+        """A successful call every report of which lacks the provider (see ``unpriced_apis``)."""
+        own = not call.failed and call.api in self.unpriced_apis
+        return own and all(v.unpriced_success(call) for v in self.alternatives)
 
     def unpriced_failure(self, call: LedgerCall) -> bool:
         """A failed call every report of which lacks the model (see ``unnamed_failures``)."""
@@ -314,10 +322,14 @@ class Expected:
             calls=len(seen),
             failed_calls=sum(item.call.failed for item in seen),
             tokens=tokens,
-            cost_femto=sum(item.reported.cost_femto() or 0 for item in seen),
+            cost_femto=sum(
+                item.reported.cost_femto() or 0 for item in seen if not item.visibility.unpriced_success(item.call)
+            ),
             retries=sum(item.retries for item in seen),
             unpriced=sum(
-                (not item.call.failed and item.reported.tokens is None) or item.visibility.unpriced_failure(item.call)
+                (not item.call.failed and item.reported.tokens is None)
+                or item.visibility.unpriced_failure(item.call)
+                or item.visibility.unpriced_success(item.call)
                 for item in seen
             ),
         )

@@ -41,11 +41,15 @@ def test_every_inference_span_reads_as_the_call_it_reports(library):
         assert inference, f"{call.api} {call.request_model}: no span classified as a call"
         where = f"{library} {call.api} {call.request_model}{' stream' if call.stream else ''}"
         for row in inference:
-            if row[F.provider] or lib.visibility.project(call).tokens is not None:  # LlamaIndex embeddings: neither
+            if call.api in lib.providerless_apis:
+                assert row[F.provider] == "", f"{where}: {row[F.provider]}"
+            elif row[F.provider] or lib.visibility.project(call).tokens is not None:  # LlamaIndex embeddings: neither
                 assert PROVIDER_IDS.get(row[F.provider], row[F.provider]) == call.provider, (
                     f"{where}: {row[F.provider]}"
                 )
-            assert row[F.operation] in OPERATIONS.get(call.api, {"chat"}), f"{where}: {row[F.operation]}"
+            own = dict(lib.operations).get(call.api)
+            wanted = {own} if own else OPERATIONS.get(call.api, {"chat"})
+            assert row[F.operation] in wanted, f"{where}: {row[F.operation]}"
             if row[F.model] or not call.failed:  # the Agents SDK's failed response span names no model
                 assert row[F.model] in (call.model, call.request_model), f"{where}: model {row[F.model]}"
             if row[F.response_id] and lib.provider_ids:

@@ -28,8 +28,10 @@ def test_each_call_is_stored_once_with_the_ledgers_tokens_and_cost(shared_server
     capture = lib.capture()
     seen = seen_by(visible_calls(lib, capture), lib.visibility)
     expected = replay_and_check(shared_server, capture, seen)
-    if lib.select is None:
-        assert expected.calls >= 5 and expected.failed_calls >= 1  # the scenario itself is what we think
+    if lib.select is None:  # the scenario itself is what we think (the LiteLLM proxy's failures: unrecognisable)
+        assert expected.calls >= 5 and (
+            expected.failed_calls >= 1 or "openai.chat" in lib.visibility.unrecognisable_failures
+        )
 
 
 @pytest.mark.parametrize("library", ALL)
@@ -65,3 +67,21 @@ def test_litellm_streams_land_as_runs_of_their_own_without_cache_tokens(shared_s
             want.output,
             0,
         )
+
+
+def test_the_litellm_proxy_shortfall_is_exactly_its_cache_tokens_and_failed_attempts():
+    # Through the proxy every call has its own span in the application's trace, but cache
+    # reads and writes are only in a Python-repr string, and a failed attempt's span is not a
+    # call: the stored run is the ledger minus exactly these (README "Known gaps").
+    lib = LIBRARIES["litellm-proxy"]
+    capture = lib.capture()
+    calls = logical_calls(capture.ledger, capture.runs)
+    seen = seen_by(visible_calls(lib, capture), lib.visibility)
+    assert (len(calls), sum(c.failed for c in calls), len(capture.ledger)) == (11, 1, 21)
+    assert [s.call for s in seen] == [c for c in calls if not c.failed]
+    billed = [c.tokens for c in calls if c.tokens is not None]
+    assert sum(t.cache_read for t in billed) == 14_192 and sum(t.cache_write for t in billed) == 1_000
+    assert sum(t.reasoning for t in billed) == 256
+    reported = [s.reported.tokens for s in seen if s.reported.tokens is not None]
+    assert sum(t.input for t in reported) == sum(t.input for t in billed) == 16_904
+    assert all((t.cache_read, t.cache_write, t.reasoning) == (0, 0, 0) for t in reported)

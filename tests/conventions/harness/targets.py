@@ -217,6 +217,45 @@ TARGETS: tuple[Target, ...] = (
         },
     ),
     Target(
+        "litellm-proxy",
+        "LiteLLM proxy (litellm --config, OpenAI and Anthropic models) with its own OpenTelemetry callback, "
+        "called with the OpenAI client (traceparent propagated)",
+        "both",
+        "litellm_proxy.py",
+        (
+            "litellm==1.110.2",
+            # litellm[proxy] needs litellm-proxy==1.110.2, which no index serves (pip: "No
+            # matching distribution"); the proxy's code is in the litellm wheel, and these are
+            # the extra's other packages plus what importing litellm.proxy.proxy_server asked for.
+            "gunicorn==23.0.0",
+            "uvicorn==0.55.0",
+            "uvloop==0.23.0",
+            "fastapi==0.165.0",
+            "starlette==1.10.0",
+            "backoff==2.2.1",
+            "rq==2.12.0",
+            "granian==2.8.9",
+            "websockets==17.4",
+            "orjson==3.13.0",
+            "APScheduler==3.11.3",
+            "PyJWT==2.15.1",
+            "semver==3.1.2",
+            "python-multipart==0.0.34",
+            "Expression==5.8.0",
+            "fastapi-sso==0.23.0",
+            "mcp==2.3.0",
+            "soundfile==0.14.0",
+            "PyNaCl==1.6.2",  # the proxy's /v1/responses answers 500 "No module named nacl" without it
+            *OTEL_PY,
+        ),
+        ("litellm", "fastapi", "uvicorn", "openai", "opentelemetry-sdk"),
+        {
+            "OTEL_EXPORTER": "otlp_http",
+            "OTEL_ENDPOINT": "{sink}/v1/traces",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download of the price list at start
+        },
+    ),
+    Target(
         "openai-agents",
         "OpenAI Agents SDK (Responses and Chat Completions models, a function tool, streamed run) with "
         "openinference-instrumentation-openai-agents",
