@@ -43,6 +43,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from otelspend.clickhouse.queries.allocation import BILL_COLUMNS
 from otelspend.clickhouse.queries.vocabulary import DIMENSIONS
 from otelspend.money import usd_to_femto
 from otelspend.yamltext import yaml_problem
@@ -78,23 +79,6 @@ Period = Literal["day", "month"]
 BY_LEVELS = frozenset({"run", "raw"})
 """A share is computed per value of a run attribute: a run has one tenant, but many models."""
 NOT_IN_SCOPE = frozenset({"pool"})
-BILL_FIELDS = frozenset(
-    {
-        "provider",
-        "account_id",
-        "project_id",
-        "workspace_id",
-        "api_key_id",
-        "model",
-        "model_billed",
-        "kind",
-        "charge",
-        "format",
-        "service_tier",
-        "description",
-    }
-)
-"""Columns of the normalised billing lines a bill filter may name."""
 ALLOCATING_FIELDS = frozenset(
     {
         "amount_usd",
@@ -219,7 +203,7 @@ class Pool(_Strict):
     def _billed(cls, value: Any) -> Filter | None:
         if value is None:
             return None
-        found = _filter(value, dict.fromkeys(BILL_FIELDS, ""), "billing line field")
+        found = _filter(value, dict.fromkeys(BILL_COLUMNS, ""), "billing line field")
         if not found:
             raise ValueError("name at least one billing line field (e.g. {provider: pinecone})")
         return found
