@@ -174,9 +174,12 @@ class Store:
         """Raise unless the store answers a query (readiness)."""
         self.scalar("SELECT 1")
 
-    def arrow(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pa.Table:
-        """A query's result as an Arrow table (columns stay columns: no Python object per value)."""
-        return self.client().query_arrow(sql, parameters=dict(parameters or {}))
+    def arrow(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
+    ) -> pa.Table:
+        """A query's result as an Arrow table (columns stay columns: no Python object per value);
+        ``settings``: ClickHouse settings of this query only."""
+        return self.client().query_arrow(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
 
     def insert_arrow(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
         """Insert an Arrow table into ``table`` (nothing for an empty table)."""

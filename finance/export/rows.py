@@ -33,7 +33,7 @@ from otelspend.finance.export.allocated import AllocatedShare
 from otelspend.finance.export.billed import Billed, BilledCell
 from otelspend.finance.export.charges import TAG_KEYS, Charge
 from otelspend.finance.export.kinds import BY_KEY
-from otelspend.finance.export.units import exact_decimal, price, render_decimal
+from otelspend.finance.export.units import exact_decimal, price, rate_form, render_decimal
 from otelspend.money import femto_to_usd
 
 Row = dict[str, Any]
@@ -165,38 +165,57 @@ def usage_row(charge: Charge, billed: Billed, options: RowOptions) -> Row:
     kind = BY_KEY[charge.kind]
     priced = price(charge.cost_femto, charge.quantity, charge.rate, kind.unit)
     cost = femto_to_usd(charge.cost_femto)
-    sku = charge.price_entry or f"{charge.provider}/{charge.model}"
     row = _common(charge.period_start_s, charge.period_end_s, charge.provider, charge.tags, charge.account, options)
-    if not charge.model and charge.price_entry:  # a charge (tool, retrieval, compute): named by its price entry
-        row["ServiceName"] = charge.price_entry
     row.update(
-        {
-            "ChargeDescription": f"{charge.model or charge.price_entry or charge.provider}: {kind.describes}",
-            "BilledCost": femto_to_usd(billed.femto),
-            "ListCost": cost,
-            "ContractedCost": cost,
-            "EffectiveCost": cost,
-            "ListUnitPrice": priced.unit_price,
-            "ContractedUnitPrice": priced.unit_price,
-            "PricingQuantity": priced.pricing_quantity,
-            "PricingUnit": priced.pricing_unit,
-            "ConsumedQuantity": priced.consumed_quantity,
-            "ConsumedUnit": priced.consumed_unit,
-            "SkuId": sku,
-            "SkuMeter": kind.meter,
-            "SkuPriceId": f"{sku}/{kind.key}/{charge.price_effective_from or 'any'}/{_rate_id(charge.rate)}",
-            "x_ChargeKind": kind.key,
-            "x_Model": charge.model or None,
-            "x_RunCount": charge.runs,
-            "x_CallCount": charge.calls,
-            "x_CalculatedCost": cost,
-            "x_CostSource": billed.source,
-            "x_BilledConfidence": billed.confidence,
-            "x_PriceSource": charge.price_source or None,
-            "x_PriceEffectiveFrom": charge.price_effective_from or None,
-        }
-    )
+        _priced_columns(
+            charge.provider, charge.model, charge.price_source, charge.price_entry, charge.price_effective_from,
+            charge.kind, charge.rate.numerator, charge.rate.denominator,
+        )
+    )  # fmt: skip
+    row["BilledCost"] = cost if billed.femto == charge.cost_femto else femto_to_usd(billed.femto)
+    row["ListCost"] = row["ContractedCost"] = row["EffectiveCost"] = row["x_CalculatedCost"] = cost
+    row["PricingQuantity"] = priced.pricing_quantity
+    row["ConsumedQuantity"] = priced.consumed_quantity
+    row["x_RunCount"] = charge.runs
+    row["x_CallCount"] = charge.calls
+    row["x_CostSource"] = billed.source
+    row["x_BilledConfidence"] = billed.confidence
     return row
+
+
+@functools.lru_cache(maxsize=65_536)
+def _priced_columns(
+    provider: str,
+    model: str,
+    price_source: str,
+    price_entry: str,
+    price_effective_from: str,
+    kind_key: str,
+    numerator: int,
+    denominator: int,
+) -> Row:
+    """The columns a usage row shares with every row of its price, kind and rate (built once
+    each; keyed by strings and integers, which hash fast)."""
+    kind = BY_KEY[kind_key]
+    form = rate_form(numerator, denominator, kind.unit)
+    sku = price_entry or f"{provider}/{model}"
+    columns: Row = {
+        "ChargeDescription": f"{model or price_entry or provider}: {kind.describes}",
+        "ListUnitPrice": form.unit_price,
+        "ContractedUnitPrice": form.unit_price,
+        "PricingUnit": form.pricing_unit,
+        "ConsumedUnit": form.consumed_unit,
+        "SkuId": sku,
+        "SkuMeter": kind.meter,
+        "SkuPriceId": f"{sku}/{kind.key}/{price_effective_from or 'any'}/{_rate_id(Fraction(numerator, denominator))}",
+        "x_ChargeKind": kind.key,
+        "x_Model": model or None,
+        "x_PriceSource": price_source or None,
+        "x_PriceEffectiveFrom": price_effective_from or None,
+    }
+    if not model and price_entry:  # a charge (tool, retrieval, compute): named by its price entry
+        columns["ServiceName"] = price_entry
+    return columns
 
 
 def _rate_id(rate: Fraction) -> str:

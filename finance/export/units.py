@@ -25,9 +25,10 @@ MAX_DECIMALS = 18
 """Decimal places a unit price or quantity may need (Parquet columns are decimal(38, 18))."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BaseUnit:
-    """What one unit of a charge kind's quantity is, and how it is shown."""
+    """What one unit of a charge kind's quantity is, and how it is shown (one constant per unit:
+    compared and hashed by identity, cheap as a cache key)."""
 
     plural: str
     """The base unit's FOCUS name (plural): "Tokens", "Requests", "GPU-Microseconds"."""
@@ -89,14 +90,15 @@ class RateForm:
 
 
 @functools.lru_cache(maxsize=65_536)
-def rate_form(rate: Fraction, unit: BaseUnit) -> RateForm:
-    """The unit and unit price a rate is shown with (see ``price``)."""
+def rate_form(numerator: int, denominator: int, unit: BaseUnit) -> RateForm:
+    """The unit and unit price the rate ``numerator / denominator`` (reduced) is shown with (see
+    ``price``); keyed by integers, which hash faster than a Fraction."""
+    rate = Fraction(numerator, denominator)
     shown_price = exact_decimal(rate * unit.display_scale / FEMTO_PER_USD)
     if shown_price is not None and exact_decimal(Fraction(1, unit.display_scale)) is not None:
         return RateForm(unit.display, shown_price, unit.display_scale, unit.consumed, unit.consumed_scale)
-    per = rate.denominator
-    name = unit.plural if per == 1 else f"{per} {unit.plural}"
-    return RateForm(name, Decimal(rate.numerator).scaleb(-15), per, unit.consumed, unit.consumed_scale)
+    name = unit.plural if denominator == 1 else f"{denominator} {unit.plural}"
+    return RateForm(name, Decimal(numerator).scaleb(-15), denominator, unit.consumed, unit.consumed_scale)
 
 
 def _scaled(quantity: int, scale: int) -> Decimal:
@@ -117,9 +119,10 @@ def price(cost_femto: int, quantity: int, rate: Fraction, unit: BaseUnit) -> Pri
     """
     if quantity <= 0:
         raise ValueError(f"a priced row needs a positive quantity, got {quantity}")
-    if rate.numerator * quantity != cost_femto * rate.denominator:
+    numerator, denominator = rate.numerator, rate.denominator
+    if numerator * quantity != cost_femto * denominator:
         raise ValueError(f"cost {cost_femto} femto-USD is not {rate} x {quantity}")
-    form = rate_form(rate, unit)
+    form = rate_form(numerator, denominator, unit)
     # When the displayed unit is a block of N base units (N the rate's denominator), N divides
     # every call's quantity (each call's cost is whole femto-USD), so the division is exact.
     return Priced(

@@ -13,10 +13,9 @@ a Parquet null; JSON columns as JSON text.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import io
-from collections.abc import Iterable, Iterator, Sequence
-from decimal import Decimal
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -33,56 +32,66 @@ ROW_GROUP_ROWS = 50_000
 Row = dict[str, Any]
 
 
-@functools.lru_cache(maxsize=4096)
-def _datetime_text(value: dt.datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 _NEEDS_QUOTES = frozenset(',"\r\n')
-
-
-@functools.lru_cache(maxsize=65_536)
-def _quoted(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"'
 
 
 def _text(value: Any) -> str:
     """A CSV field (RFC 4180): quoted only when it holds a comma, a quote or a line break."""
-    if value is None:
-        return ""
     text = str(value)
-    return _quoted(text) if not _NEEDS_QUOTES.isdisjoint(text) else text
+    return '"' + text.replace('"', '""') + '"' if not _NEEDS_QUOTES.isdisjoint(text) else text
 
 
-@functools.lru_cache(maxsize=65_536)
-def _decimal_cached(value: Decimal) -> str:
-    return render_decimal(value)
+def _datetime_text(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _decimal_text(value: Any) -> str:
-    return "" if value is None else _decimal_cached(value)
-
-
-def _moment_text(value: Any) -> str:
-    return "" if value is None else _datetime_text(value)
-
-
-def _integer_text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-_CSV_TEXT = {
-    "decimal": _decimal_text, "datetime": _moment_text, "string": _text, "json": _text, "integer": _integer_text,
+_CSV_TEXT: dict[ExportType, Callable[[Any], str]] = {
+    "decimal": render_decimal, "datetime": _datetime_text, "string": _text, "json": _text, "integer": str,
 }  # fmt: skip
+_CACHED_TEXTS = 65_536
+"""Distinct values remembered per type (then it starts over): bounds memory."""
+
+
+class _Texts(dict[Any, str]):
+    """The CSV text of the values of the columns of one type, rendered once per distinct value
+    (null: an empty field). Equal values of one type render alike (``Decimal('1.50')`` and
+    ``Decimal('1.5')`` are both ``1.5``), so they may share a key."""
+
+    def __init__(self, render: Callable[[Any], str]) -> None:
+        super().__init__({None: ""})
+        self.render = render
+
+    def __missing__(self, value: Any) -> str:
+        if len(self) >= _CACHED_TEXTS:
+            self.clear()
+            self[None] = ""
+        text = self[value] = self.render(value)
+        return text
+
+
+_ALL = operator.itemgetter(*NAMES)
+
+
+def _values(row: Row) -> tuple[Any, ...]:
+    """The row's values in column order (a column the row lacks is null)."""
+    try:
+        return _ALL(row)  # type: ignore[no-any-return]
+    except KeyError:
+        return tuple(map(row.get, NAMES))
 
 
 def csv_chunks(batches: Iterable[Sequence[Row]]) -> Iterator[bytes]:
-    """CSV (RFC 4180: CRLF line ends, header first) of every row, one chunk per batch."""
+    """CSV (RFC 4180: CRLF line ends, header first) of every row, one chunk per batch.
+
+    Most columns repeat a few values (provider, period, account) and the cost columns one
+    another, so each distinct value is rendered once per type and looked up after that."""
     yield (",".join(NAMES) + "\r\n").encode()
-    columns = [(name, _CSV_TEXT[kind]) for name, kind in COLUMNS]
+    by_kind = {kind: _Texts(render) for kind, render in _CSV_TEXT.items()}
+    texts = [by_kind[kind] for _, kind in COLUMNS]
+    text_of = dict.__getitem__  # (a column's texts, a value) -> its text: rendered on a miss
     for batch in batches:
         if batch:
-            lines = [",".join([text(row.get(name)) for name, text in columns]) for row in batch]
+            lines = [",".join(map(text_of, texts, _values(row))) for row in batch]
             yield ("\r\n".join(lines) + "\r\n").encode()
 
 
@@ -134,7 +143,8 @@ def parquet_chunks(batches: Iterable[Sequence[Row]], row_group_rows: int = ROW_G
     pending: list[Row] = []
 
     def flush() -> None:
-        columns = [_column([row.get(name) for row in pending], kind) for name, kind in COLUMNS]
+        values = zip(*map(_values, pending), strict=True)
+        columns = [_column(list(column), kind) for column, (_, kind) in zip(values, COLUMNS, strict=True)]
         writer.write_table(pa.Table.from_arrays(columns, schema=SCHEMA), row_group_size=row_group_rows)
         pending.clear()
 

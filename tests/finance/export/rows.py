@@ -18,7 +18,7 @@ def charge(**changes: object) -> Charge:
         tags=("support_triage", "acme", "chat", "support", "cc-100", "production"), kind="uncached_input",
         rate=Fraction(150_000_000), quantity=1_000, cost_femto=150_000_000_000, runs=2, calls=3,
     )  # fmt: skip
-    return Charge(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+    return base._replace(**changes)
 
 
 def row(**changes: object) -> Row:
