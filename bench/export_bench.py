@@ -7,6 +7,10 @@ with the machine. Appends them to bench/RESULTS.md.
 
     python -m bench.export_bench --spans 1000000 --path /tmp/otelspend-export-bench
     python -m bench.export_bench --path /tmp/otelspend-export-bench --reuse
+    python -m bench.export_bench --path /tmp/otelspend-export-bench --reuse --formats csv --days 8
+
+The engine is bounded as the server bounds it (``clickhouse.embedded_memory_mib``, 1 GiB by
+default); ``--days`` exports only the first days, to compare memory against window length.
 
 Target (issue 16): a 30-day export of the 10M-span ledger in under 60 s with bounded memory.
 """
@@ -28,7 +32,7 @@ from bench.machine import machine
 from otelspend.clickhouse.client import Store
 from otelspend.finance.export.service import ExportTotals, export, request_from_settings
 from otelspend.money import femto_to_usd
-from otelspend.settings import ExportSettings
+from otelspend.settings import ClickHouseSettings, ExportSettings
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 DAY_NS = 86_400 * 10**9
@@ -84,11 +88,19 @@ def main() -> None:
     parser.add_argument("--database", default="bench")
     parser.add_argument("--reuse", action="store_true", help="export the ledger already at --path")
     parser.add_argument("--formats", default="csv,parquet", help="comma-separated: csv, parquet")
+    parser.add_argument(
+        "--engine-memory-mib",
+        type=int,
+        default=ClickHouseSettings().embedded_memory_mib,
+        help="the embedded engine's memory limit (default: the server's)",
+    )
+    parser.add_argument("--days", type=int, help="export only the first N UTC days (memory against window length)")
     args = parser.parse_args()
     from bench.synth import generate
     from otelspend.clickhouse.migrate import migrate
 
-    store = Store(f"chdb://{args.path}", args.database)
+    # The engine bounded as the server bounds it (clickhouse.embedded_memory_mib).
+    store = Store(f"chdb://{args.path}", args.database, memory_limit_bytes=args.engine_memory_mib * 2**20)
     migrate(store)
     if not args.reuse:
         started = time.monotonic()
@@ -98,6 +110,8 @@ def main() -> None:
     first, last = store.rows(f"SELECT min(start_time), max(start_time) FROM {db}.runs")[0]
     start_ns = int(first.timestamp()) // 86_400 * DAY_NS
     end_ns = (int(last.timestamp()) // 86_400 + 1) * DAY_NS
+    if args.days:
+        end_ns = min(end_ns, start_ns + args.days * DAY_NS)
     counts = {t: store.scalar(f"SELECT count() FROM {db}.{t}") for t in ("spans", "runs", "billing_trueup")}
     load = " ".join(f"{v:.2f}" for v in psutil.getloadavg())
     results = [run(store, start_ns, end_ns, fmt) for fmt in args.formats.split(",")]
