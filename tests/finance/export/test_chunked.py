@@ -15,6 +15,7 @@ from otelspend.clickhouse.client import Store
 from otelspend.finance.export import service
 from otelspend.finance.export.service import ExportRequest, export
 from otelspend.finance.export.validate import validate_file
+from tests.finance.export import foreign
 
 FIRST = dt.datetime(2026, 10, 26, tzinfo=dt.UTC)
 DAYS = 10
@@ -56,13 +57,7 @@ def _ledger(store: Store) -> Decimal:
             runs.append([run, 1, 1, start, start + dt.timedelta(seconds=3), team, cost])
             spans.append([run, "a", 1, start, "call", "anthropic", "claude-sonnet-4-5", "anthropic/claude-sonnet-4-5",
                           cost, input_usd, output_usd, input_tokens, output_tokens])  # fmt: skip
-    store.insert_rows("runs", runs, ["run_id", "version", "sign", "start_time", "end_time", "team", "cost_usd"])
-    store.insert_rows(
-        "spans",
-        spans,
-        ["trace_id", "span_id", "version", "start_time", "call_role", "provider", "model", "price_entry", "cost_usd",
-         "cost_input_usd", "cost_output_usd", "input_tokens", "output_tokens"],
-    )  # fmt: skip
+    foreign.insert(store, runs, spans)
     return total
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from otelspend.clickhouse.client import Store
 from otelspend.finance.export.service import ExportRequest, export
 from otelspend.finance.export.validate import validate_file
+from tests.finance.export import foreign
 
 DAY = dt.datetime(2026, 11, 3, tzinfo=dt.UTC)
 NS = 10**9
@@ -23,12 +24,10 @@ def _ns(moment: dt.datetime) -> int:
 
 def test_cost_without_components_is_an_unitemized_row(store: Store, tmp_path: Path) -> None:
     start = DAY + dt.timedelta(hours=9)
-    store.insert_rows(
-        "runs",
-        [[f"run{i}", 1, 1, start + dt.timedelta(minutes=i), start + dt.timedelta(minutes=i, seconds=2), "search",
-          Decimal("0.0035")] for i in range(2)],
-        ["run_id", "version", "sign", "start_time", "end_time", "team", "cost_usd"],
-    )  # fmt: skip
+    runs = [
+        [f"run{i}", 1, 1, start + dt.timedelta(minutes=i), start + dt.timedelta(minutes=i, seconds=2), "search",
+         Decimal("0.0035")] for i in range(2)
+    ]  # fmt: skip
     spans = [
         # Itemized by the pricer: input and output make up the whole cost.
         ["run0", "a", 1, start, "call", "openai", "gpt-4o-mini", "openai/gpt-4o-mini", Decimal("0.0025"),
@@ -40,12 +39,7 @@ def test_cost_without_components_is_an_unitemized_row(store: Store, tmp_path: Pa
         ["run0", "c", 1, start + dt.timedelta(seconds=1), "call", "openai", "gpt-4o-mini", "openai/gpt-4o-mini",
          Decimal("0.001"), Decimal("0.0005"), None, 3_000, 0],
     ]  # fmt: skip
-    store.insert_rows(
-        "spans",
-        spans,
-        ["trace_id", "span_id", "version", "start_time", "call_role", "provider", "model", "price_entry", "cost_usd",
-         "cost_input_usd", "cost_output_usd", "input_tokens", "output_tokens"],
-    )  # fmt: skip
+    foreign.insert(store, runs, spans)
     path = tmp_path / "unitemized.csv"
     request = ExportRequest(_ns(DAY), _ns(DAY + dt.timedelta(days=1)), "day")
     path.write_bytes(b"".join(export(store, request, "csv")))
