@@ -154,7 +154,7 @@ def ledger_charges(store: Store, request: ExportRequest, start_ns: int, end_ns: 
     query = queries.charges(store.database, start_ns, end_ns, grain, span_end, owner_fields=mapped)
     # Embedded, the engine shares this process's cores with the Python that formats the rows
     # while the next query runs: one engine thread leaves it the other core (measured on two
-    # cores: 30 days in 63 s against 69 s with two engine threads).
+    # cores, 31 days of the 10M-span ledger: 63 s against 69 s with two engine threads).
     table = store.arrow(*query, settings={"max_threads": 1} if store.embedded else None)
     return LedgerCharges(table, table.column("period").to_pylist())
 
