@@ -375,25 +375,12 @@ def _allocated(
     dimension touched is its, the other whole hours from ``rollup_alloc_hourly`` when every one is
     its, the rest (edge hours, or everything for a raw dimension) from the signed ``allocations``
     rows; merged."""
-    parts: list[str] = []
     hourly_ok = touched <= ALLOCATION_HOURLY_DIMENSIONS
     hours = window.full_hours if hourly_ok else None
     days = window.full_days if hourly_ok and touched <= ALLOCATION_DAILY_DIMENSIONS and shape.bucket != "hour" else None
-    if days is not None:
-        clause = [_rollup_range("day", days, params), *where]
-        parts.append(_part(database, None, "alloc_daily", "day", shape, partials, clause))
-    if hours is not None:
-        ranges = [hours] if days is None else [r for r in ((hours[0], days[0]), (days[1], hours[1])) if r[0] < r[1]]
-        if ranges:
-            clause = ["(" + " OR ".join(_rollup_range("hour", r, params) for r in ranges) + ")", *where]
-            parts.append(_part(database, None, "alloc_hourly", "hour", shape, partials, clause))
     raw_ranges = window.edges if hourly_ok else [(window.start_ns, window.end_ns)]
-    if raw_ranges:
-        clause = [_raw_ranges(raw_ranges, params), *where]
-        parts.append(_part(database, None, "allocations", "start_time", shape, partials, clause))
-    merged = [*shape.groups, *(shape.group_aggregate(p) for p in partials)]
-    union = "\nUNION ALL\n".join(parts)
-    return f"SELECT {', '.join(merged)} FROM (\n{union}\n){shape.group_clause()}"
+    tiers = _Tiers(database, None, "alloc_daily", "alloc_hourly", "allocations")
+    return _tiered(tiers, days, hours, raw_ranges, shape, partials, where, params)
 
 
 def _revenue(
@@ -432,22 +419,48 @@ def _merged(
 ) -> str:
     """Partials per group: whole days from a daily rollup (when the plan allows), the other
     whole hours from the hourly rollup, the edges from raw rows; merged."""
-    parts: list[str] = []
     hours = None if plan.raw_only else window.full_hours
     days = plan.whole_days(window, shape.bucket)
+    raw_ranges = [(window.start_ns, window.end_ns)] if plan.raw_only else window.edges
+    tiers = _Tiers(database, plan, DAILY[plan.rollup][0], plan.rollup, plan.raw)
+    return _tiered(tiers, days, hours, raw_ranges, shape, partials, common_where, params)
+
+
+@dataclass(frozen=True)
+class _Tiers:
+    """The three sources of partials for one family: daily rollup, hourly rollup, raw rows."""
+
+    database: str
+    plan: Plan | None
+    daily: Source
+    hourly: Source
+    raw: Source
+
+
+def _tiered(
+    tiers: _Tiers,
+    days: tuple[int, int] | None,
+    hours: tuple[int, int] | None,
+    raw_ranges: Sequence[tuple[int, int]],
+    shape: _Shape,
+    partials: Sequence[str],
+    where: Sequence[str],
+    params: Params,
+) -> str:
+    """Partials per group: ``days`` from the daily rollup, the whole ``hours`` outside them from
+    the hourly rollup, ``raw_ranges`` from raw rows; merged."""
+    parts: list[str] = []
     if days is not None:
-        daily = DAILY[plan.rollup][0]
-        where = [_rollup_range("day", days, params), *common_where]
-        parts.append(_part(database, plan, daily, "day", shape, partials, where))
+        clause = [_rollup_range("day", days, params), *where]
+        parts.append(_part(tiers.database, tiers.plan, tiers.daily, "day", shape, partials, clause))
     if hours is not None:
         ranges = [hours] if days is None else [r for r in ((hours[0], days[0]), (days[1], hours[1])) if r[0] < r[1]]
         if ranges:
-            where = ["(" + " OR ".join(_rollup_range("hour", r, params) for r in ranges) + ")", *common_where]
-            parts.append(_part(database, plan, plan.rollup, "hour", shape, partials, where))
-    raw_ranges = [(window.start_ns, window.end_ns)] if plan.raw_only else window.edges
+            clause = ["(" + " OR ".join(_rollup_range("hour", r, params) for r in ranges) + ")", *where]
+            parts.append(_part(tiers.database, tiers.plan, tiers.hourly, "hour", shape, partials, clause))
     if raw_ranges:
-        where = [_raw_ranges(raw_ranges, params), *common_where]
-        parts.append(_part(database, plan, plan.raw, "start_time", shape, partials, where))
+        clause = [_raw_ranges(raw_ranges, params), *where]
+        parts.append(_part(tiers.database, tiers.plan, tiers.raw, "start_time", shape, partials, clause))
     merged = [*shape.groups, *(shape.group_aggregate(p) for p in partials)]
     union = "\nUNION ALL\n".join(parts)
     return f"SELECT {', '.join(merged)} FROM (\n{union}\n){shape.group_clause()}"
