@@ -5,14 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from otelspend.cli import main
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import revenue as queries
 from otelspend.finance.revenue import RevenueError, RevenueLine, parse_csv, parse_records, store_lines
+from tests import canary
+from tests.conftest import Running
 
 GOOD = """period,tenant,customer,feature,revenue_usd
 2026-11,acme,,,12000.00
@@ -105,3 +109,23 @@ def test_stored_days_add_up_and_a_reimport_replaces(store: Store) -> None:
     again = store.rows(*queries.totals(store.database, "2026-11-01", "2026-12-01"))
     assert Decimal(again[0][3]) == Decimal(9000)
     assert sum(Decimal(row[3]) for row in again) == Decimal("9080.25")
+
+
+def test_cli_imports_through_the_running_server_and_a_refusal_is_not_a_fallback(
+    server: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "revenue.csv"
+    path.write_text(GOOD)
+    api = ["--api", server.api_url]
+    assert main(["revenue", "import", str(path), *api, "--token", canary.API_TOKEN]) == 0
+    out = capsys.readouterr().out
+    assert f"imported revenue from {path} through the server at {server.api_url}" in out
+    assert "lines      2 (31 days, 2026-11-01 .. 2026-11-30)" in out and "revenue    12080.250000000000000 USD" in out
+    assert Decimal(server.scalar("SELECT sum(amount_usd) FROM {db}.revenue FINAL")) == Decimal("12080.25")
+    # A wrong token is the server refusing: exit 1 with its answer, never an offline import instead.
+    assert main(["revenue", "import", str(path), *api, "--token", canary.WRONG_TOKEN]) == 1
+    captured = capsys.readouterr()
+    assert (
+        f"otelspend: {server.api_url} answered 401: missing or invalid bearer token" in captured.err
+        and "imported" not in captured.out
+    )
