@@ -16,7 +16,7 @@ from typing import Any
 
 from otelspend.commands import add_config_flags, settings_from_args, setup_logging
 from otelspend.commands.rates import parse_when, rfc3339
-from otelspend.commands.server_api import ApiError, add_server_flags, ask_server
+from otelspend.commands.server_api import add_server_flags, answered_by_server
 from otelspend.settings import Settings
 
 
@@ -47,16 +47,19 @@ def run(args: argparse.Namespace) -> int:
     window = f"[{rfc3339(args.start)}, {rfc3339(args.end)})"
     if not args.offline:
         body = {"from": rfc3339(args.start), "to": rfc3339(args.end), "pools": args.pool, "dry_run": args.dry_run}
-        try:
-            asked = ask_server(args, settings, "/v1/admin/allocate", body, "allocating offline")
-        except ApiError as exc:
-            print(f"otelspend: {exc}", file=sys.stderr)
-            return 1
-        if asked is not None:
-            url, answer = asked
-            print(f"allocated the pool periods overlapping {window} through the server at {url}")
-            print("\n".join(summary_lines(answer, args.dry_run)))
-            return 0
+        code = answered_by_server(
+            args,
+            settings,
+            "/v1/admin/allocate",
+            body,
+            "allocating offline",
+            lambda url, answer: [
+                f"allocated the pool periods overlapping {window} through the server at {url}",
+                *summary_lines(answer, args.dry_run),
+            ],
+        )
+        if code is not None:
+            return code
     return _offline(settings, args, window)
 
 

@@ -20,7 +20,7 @@ from otelspend.clickhouse.queries.migrations import has_table
 from otelspend.clickhouse.runstore import RunStore
 from otelspend.commands import add_config_flags, settings_from_args, setup_logging
 from otelspend.commands.rates import parse_when, rfc3339
-from otelspend.commands.server_api import ApiError, add_server_flags, ask_server
+from otelspend.commands.server_api import add_server_flags, answered_by_server
 from otelspend.enrich.ownership import OwnershipRules, load_ownership
 from otelspend.enrich.pricing import PriceBook
 from otelspend.enrich.runs import RunOptions
@@ -50,16 +50,19 @@ def run(args: argparse.Namespace) -> int:
     window = f"[{rfc3339(args.start)}, {rfc3339(args.end)})"
     if not args.offline:
         body = {"from": rfc3339(args.start), "to": rfc3339(args.end), "dry_run": args.dry_run}
-        try:
-            asked = ask_server(args, settings, "/v1/admin/reprice", body, "re-pricing offline")
-        except ApiError as exc:
-            print(f"otelspend: {exc}", file=sys.stderr)
-            return 1
-        if asked is not None:
-            url, answer = asked
-            print(f"re-priced spans that started in {window} through the server at {url}")
-            print("\n".join(summary_lines(answer)))
-            return 0
+        code = answered_by_server(
+            args,
+            settings,
+            "/v1/admin/reprice",
+            body,
+            "re-pricing offline",
+            lambda url, answer: [
+                f"re-priced spans that started in {window} through the server at {url}",
+                *summary_lines(answer),
+            ],
+        )
+        if code is not None:
+            return code
     return _run_offline(settings, args, window)
 
 

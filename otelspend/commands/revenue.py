@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from otelspend.commands import add_config_flags, settings_from_args, setup_logging
-from otelspend.commands.server_api import ApiError, add_server_flags, ask_server
+from otelspend.commands.server_api import add_server_flags, answered_by_server
 
 
 def register(sub: Any) -> None:
@@ -49,16 +49,17 @@ def run_import(args: argparse.Namespace) -> int:
         return 1
     if not args.offline:
         headers = {"Content-Type": "text/csv", "X-Otelspend-File": path.name}
-        try:
-            asked = ask_server(args, settings, "/v1/revenue", data, "importing offline", headers)
-        except ApiError as exc:
-            print(f"otelspend: {exc}", file=sys.stderr)
-            return 1
-        if asked is not None:
-            url, answer = asked
-            print(f"imported revenue from {path} through the server at {url}")
-            print("\n".join(_lines(answer)))
-            return 0
+        code = answered_by_server(
+            args,
+            settings,
+            "/v1/revenue",
+            data,
+            "importing offline",
+            lambda url, answer: [f"imported revenue from {path} through the server at {url}", *_lines(answer)],
+            headers,
+        )
+        if code is not None:
+            return code
     from otelspend.clickhouse.client import Store
     from otelspend.finance.revenue import store_lines
 

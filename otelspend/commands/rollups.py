@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from otelspend.commands import add_config_flags, settings_from_args, setup_logging
-from otelspend.commands.server_api import ApiError, add_server_flags, ask_server
+from otelspend.commands.server_api import add_server_flags, answered_by_server
 from otelspend.settings import Settings
 
 
@@ -51,15 +51,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not args.offline:
         body = {"from": args.start.isoformat(), "to": args.end.isoformat()}
-        try:
-            asked = ask_server(args, settings, "/v1/admin/rollups/rebuild", body, "rebuilding offline")
-        except ApiError as exc:
-            print(f"otelspend: {exc}", file=sys.stderr)
-            return 1
-        if asked is not None:
-            url, answer = asked
-            print(f"rebuilt {answer['hours']} rollup hour(s) [{answer['from']}, {answer['to']}) through {url}")
-            return 0
+        code = answered_by_server(
+            args,
+            settings,
+            "/v1/admin/rollups/rebuild",
+            body,
+            "rebuilding offline",
+            lambda url, answer: [
+                f"rebuilt {answer['hours']} rollup hour(s) [{answer['from']}, {answer['to']}) through {url}"
+            ],
+        )
+        if code is not None:
+            return code
     return _run_offline(settings, args)
 
 

@@ -9,6 +9,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from otelspend.settings import Settings, split_address
@@ -86,3 +87,27 @@ def ask_server(
     url, response = opened
     with response:
         return url, json.loads(response.read())
+
+
+def answered_by_server(
+    args: argparse.Namespace,
+    settings: Settings,
+    path: str,
+    body: dict[str, Any] | bytes,
+    fallback: str,
+    report: Callable[[str, dict[str, Any]], list[str]],
+    headers: dict[str, str] | None = None,
+) -> int | None:
+    """``ask_server`` for a command: prints ``report(base URL, answer)`` and gives exit code 0,
+    prints the refusal and gives 1, or gives None when nothing listens (the command goes on
+    offline)."""
+    try:
+        asked = ask_server(args, settings, path, body, fallback, headers)
+    except ApiError as exc:
+        print(f"otelspend: {exc}", file=sys.stderr)
+        return 1
+    if asked is None:
+        return None
+    url, answer = asked
+    print("\n".join(report(url, answer)))
+    return 0
