@@ -13,27 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from otelspend.clickhouse.queries import billing
-from otelspend.clickhouse.queries.runs import RUNS_IN_FORCE, in_force, run_filters
+from otelspend.clickhouse.queries.runs import RUN_ATTRIBUTION, RUNS_IN_FORCE, in_force, run_filters
 from otelspend.clickhouse.queries.sql import Fragment, Params, Query, checked_columns, render
 from otelspend.clickhouse.queries.vocabulary import DIMENSIONS, Filters
-
-DIMENSIONS_CARRIED: tuple[str, ...] = (
-    "workflow_type",
-    "workflow_id",
-    "service",
-    "environment",
-    "tenant",
-    "customer",
-    "feature",
-    "user",
-    "team",
-    "cost_center",
-    "product",
-    "prompt_version",
-    "status",
-    "outcome",
-)
-"""The run's attribution each allocation row carries (run and raw dimensions), in table order."""
 
 FIELDS: tuple[str, ...] = (
     "pool",
@@ -56,7 +38,7 @@ FIELDS: tuple[str, ...] = (
     "consumer_quantity",
     "pool_quantity",
     "consumer_ratio",
-    *DIMENSIONS_CARRIED,
+    *RUN_ATTRIBUTION,
     "written_at",
     "node",
 )
@@ -92,13 +74,13 @@ ORDER BY consumer, run_id
 def signals(database: str, start_ns: int, end_ns: int, scope: Filters, by: str, signal: str) -> Query:
     """Every run in force that started in ``[start_ns, end_ns)`` and matches ``scope``: id, start,
     its ``by`` value, its signal as an integer weight (a decimal string: Int128 has no Arrow type),
-    and its attribution (``DIMENSIONS_CARRIED``, columns ``d_<name>``); by consumer, then run id
+    and its attribution (``RUN_ATTRIBUTION``, columns ``d_<name>``); by consumer, then run id
     (the order the split takes them in)."""
     if DIMENSIONS[by].level == "call":
         raise ValueError(f"{by} is a call-level dimension")
     params = Params()
     where = run_filters(database, start_ns, end_ns, scope, params)
-    dims = ", ".join(f"argMax({name}, version) AS d_{name}" for name in DIMENSIONS_CARRIED)
+    dims = ", ".join(f"argMax({name}, version) AS d_{name}" for name in RUN_ATTRIBUTION)
     sql = render(
         _SIGNALS,
         db=database,
@@ -128,7 +110,7 @@ def stored(database: str, pool: str, period_start_s: int) -> Query:
     cancel copy share every column, so ``any`` of the rest is exact); the last column is the
     row's version. Netting here rather than over fetched rows keeps a period restated many
     times as cheap to read as one written once."""
-    dims = ", ".join(f"any({name})" for name in DIMENSIONS_CARRIED)
+    dims = ", ".join(f"any({name})" for name in RUN_ATTRIBUTION)
     return Query(
         render(_STORED, db=database, dims=Fragment(dims), in_force=IN_FORCE),
         {"pool": pool, "period_start": period_start_s},

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from otelspend.clickhouse.queries.runs import RUNS_IN_FORCE
+from otelspend.clickhouse.queries.runs import RUN_ATTRIBUTION, RUNS_IN_FORCE
 from otelspend.clickhouse.queries.sql import Fragment, Params, Query, render
 
 _USD = pa.decimal128(38, 15)
@@ -124,22 +124,6 @@ OTHER_SCHEMA = pa.schema(
         ("line_ids", pa.list_(pa.string())),
     ]
 )
-RUN_DIMENSIONS: tuple[str, ...] = (
-    "workflow_id",
-    "workflow_type",
-    "tenant",
-    "customer",
-    "feature",
-    "user",
-    "team",
-    "cost_center",
-    "product",
-    "environment",
-    "prompt_version",
-    "service",
-    "status",
-    "outcome",
-)
 TRUEUP_SCHEMA = pa.schema(
     [
         ("day", pa.date32()),
@@ -156,7 +140,7 @@ TRUEUP_SCHEMA = pa.schema(
         ("calculated_usd", _USD),
         ("confidence", pa.string()),
         ("line_ids", pa.list_(pa.string())),
-        *((name, pa.string()) for name in RUN_DIMENSIONS),
+        *((name, pa.string()) for name in RUN_ATTRIBUTION),
     ]
 )
 
@@ -359,8 +343,8 @@ FROM {db}.runs WHERE run_id IN {ids:Array(String)}
 
 
 def run_attribution(database: str, run_ids: Sequence[str]) -> Query:
-    """run_id, start time (ns) and attribution (``RUN_DIMENSIONS``) of runs in force."""
-    columns = Fragment(", ".join(f"argMax({name}, version) AS {name}" for name in RUN_DIMENSIONS))
+    """run_id, start time (ns) and attribution (``RUN_ATTRIBUTION``) of runs in force."""
+    columns = Fragment(", ".join(f"argMax({name}, version) AS {name}" for name in RUN_ATTRIBUTION))
     sql = render(_RUN_ATTRIBUTION, db=database, columns=columns, in_force=RUNS_IN_FORCE)
     return Query(sql, {"ids": list(run_ids)})
 

@@ -20,6 +20,12 @@ from otelspend.record import CALL_DIMENSIONS, RUN_CALL_COLUMNS, RUN_COLUMNS
 RUN_FIELDS = frozenset(c.name for c in RUN_COLUMNS)
 CALL_FIELDS = frozenset(c.name for c in RUN_CALL_COLUMNS)
 BREAKDOWN_KEY = ("run_id", "version", *CALL_DIMENSIONS)
+RUN_ATTRIBUTION: tuple[str, ...] = (
+    "workflow_type", "workflow_id", "service", "environment", "tenant", "customer", "feature", "user", "team",
+    "cost_center", "product", "prompt_version", "status", "outcome",
+)  # fmt: skip
+"""The run's attribution a row derived from it carries (an allocation, a true-up share): its
+dimensions and outcome, in the allocations table's column order."""
 """The identity of a breakdown row: a re-emission rewrites only the rows that changed, so rows
 of earlier versions can stay in force beside newer ones."""
 

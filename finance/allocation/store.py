@@ -27,12 +27,13 @@ import pyarrow.compute as pc
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import allocation as queries
+from otelspend.clickhouse.queries.runs import RUN_ATTRIBUTION
 from otelspend.finance.allocation.engine import Allocation, RunSignal, Shares, SignalColumns, allocate, split_shares
 from otelspend.finance.allocation.periods import NS, PoolPeriod
 from otelspend.finance.allocation.pools import Pool
 from otelspend.record import FEMTO_PER_USD
 
-DIMENSIONS = queries.DIMENSIONS_CARRIED
+DIMENSIONS = RUN_ATTRIBUTION
 AmountOf = Callable[[Pool, PoolPeriod], int | None]
 """A pool's amount for a period in femto-USD, or None when it is not known yet (a bill not imported)."""
 

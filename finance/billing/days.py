@@ -19,6 +19,7 @@ from typing import Any
 
 from otelspend.clickhouse.client import Store
 from otelspend.clickhouse.queries import billing as sql
+from otelspend.clickhouse.queries.runs import RUN_ATTRIBUTION
 from otelspend.finance.billing import store as billing_store
 from otelspend.finance.billing.accounts import AccountMap, load_accounts
 from otelspend.finance.billing.lines import BillingLine, Charge, UsageKind
@@ -303,7 +304,7 @@ def _share_columns(store: Store, trueup: list[Share], day: dt.date, version: int
             "confidence": share.confidence,
             "line_ids": list(share.line_ids),
         }
-        for name in sql.RUN_DIMENSIONS:
+        for name in RUN_ATTRIBUTION:
             values[name] = UNATTRIBUTED_LABEL if share.unattributed else (run or {}).get(name, "") or ""
         for name, value in values.items():
             columns[name].append(value)
