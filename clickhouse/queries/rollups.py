@@ -327,6 +327,17 @@ def _sources(
     return joined
 
 
+def _joined_columns(shape: _Shape, family: Family, time_sql: str, partials: Sequence[str]) -> list[str]:
+    """The select list of a source joined to the ledger's groups: its group columns, the bucket of
+    ``time_sql`` and its partials (``a_<name>``)."""
+    columns = [f"{column_sql(name, family)} AS g{i}" for i, name in enumerate(shape.group_by)]
+    if shape.bucket:
+        unit = "toStartOfHour" if shape.bucket == "hour" else "toStartOfDay"
+        columns.append(f"toUnixTimestamp({unit}({time_sql})) AS b")
+    columns.extend(f"{PARTIALS[p].joined_raw} AS a_{p}" for p in partials)
+    return columns
+
+
 _BILLED = """
 SELECT {columns} FROM {db}.billing_trueup
 WHERE {current}
@@ -345,11 +356,7 @@ def _billed(
 ) -> str:
     """Billed-money partials per group from the current true-up shares of the runs that started
     in the window (``billing_trueup`` carries the run's dimensions, model and provider)."""
-    columns = [f"{column_sql(name, 'billing')} AS g{i}" for i, name in enumerate(shape.group_by)]
-    if shape.bucket:
-        unit = "toStartOfHour" if shape.bucket == "hour" else "toStartOfDay"
-        columns.append(f"toUnixTimestamp({unit}(run_start)) AS b")
-    columns.extend(f"{PARTIALS[p].joined_raw} AS a_{p}" for p in partials)
+    columns = _joined_columns(shape, "billing", "run_start", partials)
     return render(
         _BILLED,
         db=database,
@@ -393,11 +400,7 @@ def _revenue(
 ) -> str:
     """Revenue partials per group over the days whose start is in the window (``revenue FINAL``:
     the latest import of a day)."""
-    columns = [f"{column_sql(name, 'revenue')} AS g{i}" for i, name in enumerate(shape.group_by)]
-    if shape.bucket:
-        unit = "toStartOfHour" if shape.bucket == "hour" else "toStartOfDay"
-        columns.append(f"toUnixTimestamp({unit}(toDateTime(day, 'UTC'))) AS b")
-    columns.extend(f"{PARTIALS[p].joined_raw} AS a_{p}" for p in partials)
+    columns = _joined_columns(shape, "revenue", "toDateTime(day, 'UTC')", partials)
     clause = [
         f"toDateTime(day, 'UTC') >= toDateTime({params.bind('t', window.start_ns // 10**9, 'Int64')}, 'UTC')",
         f"toDateTime(day, 'UTC') < toDateTime({params.bind('t', -(-window.end_ns // 10**9), 'Int64')}, 'UTC')",
